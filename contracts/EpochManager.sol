@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+interface IValidatorSet {
+    function isActive(address validator) external view returns (bool);
+    function activeCount() external view returns (uint256);
+    function quorum() external view returns (uint256);
+    function slash(address validator, address prover) external returns (uint256);
+}
+
+interface IRewardDistributor {
+    function settle(uint64 epoch, bytes32 rewardsRoot, uint256 total) external;
+}
+
+/// @title EpochManager
+/// @notice Accepts one report per closed epoch, only when signed (EIP-712, domain "depin" v1 of this
+/// contract) by a quorum of distinct active validators. Signatures must come sorted by signer
+/// address, strictly ascending, so a signer cannot be counted twice; OpenZeppelin's ECDSA rejects
+/// malleable (high-s) signatures. Epochs strictly increase (an epoch that never settled may be
+/// skipped; its emission is then never minted). Anyone may submit a fully signed report. Anyone may
+/// prove equivocation — two different reports signed by one validator for one epoch — and the
+/// validator's bond is slashed. Loops run over signatures only, which the validator cap bounds.
+contract EpochManager is EIP712 {
+    struct EpochReport {
+        uint64 epoch;
+        bytes32 readingsRoot;
+        bytes32 rewardsRoot;
+        uint256 total;
+        uint32 accepted;
+    }
+
+    struct SettledEpoch {
+        bytes32 readingsRoot;
+        bytes32 rewardsRoot;
+        uint256 total;
+        uint32 accepted;
+        uint64 settledAt;
+    }
+
+    bytes32 public constant EPOCH_REPORT_TYPEHASH = keccak256(
+        "EpochReport(uint64 epoch,bytes32 readingsRoot,bytes32 rewardsRoot,uint256 total,uint32 accepted)"
+    );
+
+    error EpochNotIncreasing(uint64 epoch, uint64 nextEpoch);
+    error EpochNotClosed(uint64 epoch, uint64 closesAt);
+    error EpochZeroRoot();
+    error EpochNoValidators();
+    error EpochQuorumNotReached(uint256 signers, uint256 quorum);
+    error EpochSignersNotSorted(address signer, address previous);
+    error EpochSignerNotValidator(address signer);
+    error EpochInvalidSignature(uint256 index);
+    error EpochNotEquivocation();
+    error EpochInvalidConfig();
+
+    event ReportAccepted(
+        uint64 indexed epoch,
+        bytes32 readingsRoot,
+        bytes32 rewardsRoot,
+        uint256 total,
+        uint32 accepted,
+        uint256 signers,
+        address indexed submitter
+    );
+    event EquivocationProven(address indexed validator, uint64 indexed epoch, address indexed prover, uint256 slashed);
+
+    IValidatorSet private immutable _validators;
+    IRewardDistributor private immutable _distributor;
+    uint64 private immutable _genesisTime;
+    uint64 private immutable _epochLength;
+
+    uint64 private _nextEpoch;
+    bool private _hasSettled;
+    uint64 private _lastEpoch;
+    mapping(uint64 epoch => SettledEpoch) private _settled;
+
+    /// @param validators_ the ValidatorSet
+    /// @param distributor_ the RewardDistributor
+    /// @param genesisTime_ start of epoch 0 (unix seconds)
+    /// @param epochLength_ seconds per epoch (> 0)
+    constructor(IValidatorSet validators_, IRewardDistributor distributor_, uint64 genesisTime_, uint64 epochLength_)
+        EIP712("depin", "1")
+    {
+        if (epochLength_ == 0) revert EpochInvalidConfig();
+        _validators = validators_;
+        _distributor = distributor_;
+        _genesisTime = genesisTime_;
+        _epochLength = epochLength_;
+    }
+
+    /// @notice Accepts `report` if `signatures` (sorted by signer, ascending) come from a quorum of
+    /// distinct active validators; settles its rewards with the distributor.
+    /// @param report the epoch report every signer signed
+    /// @param signatures 65-byte ECDSA signatures over the report's EIP-712 digest
+    function submitReport(EpochReport calldata report, bytes[] calldata signatures) external {
+        if (report.epoch < _nextEpoch) revert EpochNotIncreasing(report.epoch, _nextEpoch);
+        uint64 closesAt = epochEnd(report.epoch);
+        if (block.timestamp < closesAt) revert EpochNotClosed(report.epoch, closesAt);
+        if (report.readingsRoot == bytes32(0) || report.rewardsRoot == bytes32(0)) revert EpochZeroRoot();
+        if (_validators.activeCount() == 0) revert EpochNoValidators();
+        uint256 needed = _validators.quorum();
+        if (signatures.length < needed) revert EpochQuorumNotReached(signatures.length, needed);
+
+        bytes32 digest = hashReport(report);
+        address previous = address(0);
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signatures[i]);
+            if (err != ECDSA.RecoverError.NoError) revert EpochInvalidSignature(i);
+            if (signer <= previous) revert EpochSignersNotSorted(signer, previous);
+            if (!_validators.isActive(signer)) revert EpochSignerNotValidator(signer);
+            previous = signer;
+        }
+
+        _nextEpoch = report.epoch + 1;
+        _lastEpoch = report.epoch;
+        _hasSettled = true;
+        _settled[report.epoch] = SettledEpoch({
+            readingsRoot: report.readingsRoot,
+            rewardsRoot: report.rewardsRoot,
+            total: report.total,
+            accepted: report.accepted,
+            settledAt: uint64(block.timestamp)
+        });
+        _distributor.settle(report.epoch, report.rewardsRoot, report.total);
+        emit ReportAccepted(
+            report.epoch,
+            report.readingsRoot,
+            report.rewardsRoot,
+            report.total,
+            report.accepted,
+            signatures.length,
+            msg.sender
+        );
+    }
+
+    /// @notice Slashes the validator that signed both `a` and `b`: two different reports for one epoch.
+    /// @return validator the slashed validator
+    function proveEquivocation(
+        EpochReport calldata a,
+        bytes calldata signatureA,
+        EpochReport calldata b,
+        bytes calldata signatureB
+    ) external returns (address validator) {
+        bytes32 digestA = hashReport(a);
+        bytes32 digestB = hashReport(b);
+        if (a.epoch != b.epoch || digestA == digestB) revert EpochNotEquivocation();
+        validator = ECDSA.recover(digestA, signatureA);
+        if (ECDSA.recover(digestB, signatureB) != validator) revert EpochNotEquivocation();
+        uint256 slashed = _validators.slash(validator, msg.sender);
+        emit EquivocationProven(validator, a.epoch, msg.sender, slashed);
+    }
+
+    /// @notice The EIP-712 digest validators sign for `report`.
+    function hashReport(EpochReport calldata report) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    EPOCH_REPORT_TYPEHASH,
+                    report.epoch,
+                    report.readingsRoot,
+                    report.rewardsRoot,
+                    report.total,
+                    report.accepted
+                )
+            )
+        );
+    }
+
+    /// @notice The epoch running at the current block time (0 before genesis).
+    function currentEpoch() external view returns (uint64) {
+        if (block.timestamp < _genesisTime) return 0;
+        return uint64((block.timestamp - _genesisTime) / _epochLength);
+    }
+
+    /// @notice The first second after `epoch`: its report is accepted from then on.
+    function epochEnd(uint64 epoch) public view returns (uint64) {
+        return _genesisTime + (epoch + 1) * _epochLength;
+    }
+
+    /// @notice The lowest epoch number a new report may carry.
+    function nextEpoch() external view returns (uint64) {
+        return _nextEpoch;
+    }
+
+    /// @notice The last settled epoch; `settled` is false before the first report.
+    function lastEpoch() external view returns (bool settled, uint64 epoch) {
+        return (_hasSettled, _lastEpoch);
+    }
+
+    /// @notice What was accepted for `epoch` (zero roots when it never settled).
+    function getEpoch(uint64 epoch) external view returns (SettledEpoch memory) {
+        return _settled[epoch];
+    }
+
+    function genesisTime() external view returns (uint64) {
+        return _genesisTime;
+    }
+
+    function epochLength() external view returns (uint64) {
+        return _epochLength;
+    }
+
+    function validatorSet() external view returns (IValidatorSet) {
+        return _validators;
+    }
+
+    function distributor() external view returns (IRewardDistributor) {
+        return _distributor;
+    }
+
+    /// @notice The EIP-712 domain separator of epoch reports.
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+}

@@ -1,0 +1,61 @@
+/**
+ * The EIP-712 types of the protocol, defined once. All share the name "depin" and version "1";
+ * the verifying contract tells them apart: DeviceRegistry for device registrations, maker
+ * attestations and readings; EpochManager for epoch reports.
+ */
+import type { Address } from 'viem'
+
+export const DOMAIN_NAME = 'depin'
+export const DOMAIN_VERSION = '1'
+
+export type DepinDomain = { name: string; version: string; chainId: number; verifyingContract: Address }
+
+/** The domain of a contract of the protocol on a chain. */
+export function depinDomain(chainId: number, verifyingContract: Address): DepinDomain {
+  return { name: DOMAIN_NAME, version: DOMAIN_VERSION, chainId, verifyingContract }
+}
+
+/** A device key's proof of possession: it agrees to be registered by `owner` in `deviceClass`. */
+export const deviceRegistrationTypes = {
+  DeviceRegistration: [
+    { name: 'owner', type: 'address' },
+    { name: 'deviceClass', type: 'uint32' },
+  ],
+} as const
+
+/** A registered maker vouches that `device` is genuine hardware of `deviceClass`. */
+export const makerAttestationTypes = {
+  MakerAttestation: [
+    { name: 'device', type: 'address' },
+    { name: 'deviceClass', type: 'uint32' },
+  ],
+} as const
+
+/** A validator's signed verdict on a closed epoch. */
+export const epochReportTypes = {
+  EpochReport: [
+    { name: 'epoch', type: 'uint64' },
+    { name: 'readingsRoot', type: 'bytes32' },
+    { name: 'rewardsRoot', type: 'bytes32' },
+    { name: 'total', type: 'uint256' },
+    { name: 'accepted', type: 'uint32' },
+  ],
+} as const
+
+/** A device's signed measurement: fixed-point integers in the blueprint's field order. */
+export const readingTypes = {
+  Reading: [
+    { name: 'device', type: 'address' },
+    { name: 'seq', type: 'uint64' },
+    { name: 'time', type: 'uint64' },
+    { name: 'values', type: 'int64[]' },
+  ],
+} as const
+
+export type EpochReport = {
+  epoch: bigint
+  readingsRoot: `0x${string}`
+  rewardsRoot: `0x${string}`
+  total: bigint
+  accepted: number
+}

@@ -1,0 +1,229 @@
+import { type Address, type Hex, zeroAddress } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { depinDomain, deviceRegistrationTypes, makerAttestationTypes } from '../../src/chain/typedData.ts'
+import { expectRevert, startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
+
+// Resolution-8 H3 cells (valid mode-1 indexes): Berlin and Lisbon.
+const BERLIN = 0x881f1d4887fffffn
+const LISBON = 0x88393362a1fffffn
+
+let net: TestNetwork
+let snapshot: Hex
+beforeAll(async () => {
+  net = await startTestNetwork()
+})
+afterAll(async () => net?.stop())
+beforeEach(async () => {
+  snapshot = await net.snapshot()
+})
+afterEach(async () => {
+  await net.revert(snapshot)
+})
+
+async function possession(
+  deviceKey: Hex,
+  owner: Address,
+  deviceClass: number,
+  chainId = net.chainId,
+  registry = net.deployment.contracts.deviceRegistry,
+) {
+  return privateKeyToAccount(deviceKey).signTypedData({
+    domain: depinDomain(chainId, registry),
+    types: deviceRegistrationTypes,
+    primaryType: 'DeviceRegistration',
+    message: { owner, deviceClass },
+  })
+}
+
+describe('DeviceRegistry', () => {
+  it('registers a device with a valid proof of possession and records it', async () => {
+    const owner = await net.actor()
+    const deviceKey = generatePrivateKey()
+    const device = privateKeyToAccount(deviceKey).address
+    const signature = await possession(deviceKey, owner.address, 1)
+    await net.send(
+      owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, signature, '0x']),
+      owner.clients,
+    )
+
+    const record = await net.contracts.deviceRegistry.read.getDevice([device])
+    expect(record.owner).toBe(owner.address)
+    expect(record.deviceClass).toBe(1)
+    expect(record.h3Cell).toBe(BERLIN)
+    expect(record.status).toBe(1)
+    expect(await net.contracts.deviceRegistry.read.isActive([device])).toBe(true)
+    expect(await net.contracts.deviceRegistry.read.activeDevices()).toBe(1n)
+    const events = await net.contracts.deviceRegistry.getEvents.DeviceRegistered({ device })
+    expect(events).toHaveLength(1)
+    expect(events[0]?.args.owner).toBe(owner.address)
+  })
+
+  it('rejects a forged proof: signed by another key, or for another owner', async () => {
+    const owner = await net.actor()
+    const thief = await net.actor()
+    const deviceKey = generatePrivateKey()
+    const device = privateKeyToAccount(deviceKey).address
+    const byOtherKey = await possession(generatePrivateKey(), owner.address, 1)
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, byOtherKey, '0x']),
+      'RegistryInvalidDeviceSignature',
+    )
+    // the device agreed to `owner`, so `thief` cannot use the signature
+    const forOwner = await possession(deviceKey, owner.address, 1)
+    await expectRevert(
+      thief.contracts.deviceRegistry.write.register([device, 1, BERLIN, forOwner, '0x']),
+      'RegistryInvalidDeviceSignature',
+    )
+    // a signature for another class does not register it in this one
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([device, 2, BERLIN, forOwner, '0x']),
+      'RegistryInvalidDeviceSignature',
+    )
+    expect(await net.contracts.deviceRegistry.read.isActive([device])).toBe(false)
+  })
+
+  it('rejects proofs made for another chain or another registry', async () => {
+    const owner = await net.actor()
+    const deviceKey = generatePrivateKey()
+    const device = privateKeyToAccount(deviceKey).address
+    for (const signature of [
+      await possession(deviceKey, owner.address, 1, net.chainId + 1),
+      await possession(deviceKey, owner.address, 1, net.chainId, net.deployment.contracts.epochManager),
+    ]) {
+      await expectRevert(
+        owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, signature, '0x']),
+        'RegistryInvalidDeviceSignature',
+      )
+    }
+  })
+
+  it('rejects a replayed registration, an unknown class, an invalid cell and a retired device', async () => {
+    const owner = await net.actor()
+    const deviceKey = generatePrivateKey()
+    const device = privateKeyToAccount(deviceKey).address
+    const signature = await possession(deviceKey, owner.address, 1)
+    await net.send(
+      owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, signature, '0x']),
+      owner.clients,
+    )
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, signature, '0x']),
+      'RegistryDeviceExists',
+    )
+    const other = generatePrivateKey()
+    const otherDevice = privateKeyToAccount(other).address
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([
+        otherDevice,
+        9,
+        BERLIN,
+        await possession(other, owner.address, 9),
+        '0x',
+      ]),
+      'RegistryUnknownClass',
+    )
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([
+        otherDevice,
+        1,
+        12345n,
+        await possession(other, owner.address, 1),
+        '0x',
+      ]),
+      'RegistryInvalidCell',
+    )
+    await net.send(owner.contracts.deviceRegistry.write.retire([device]), owner.clients)
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, signature, '0x']),
+      'RegistryDeviceRetired',
+    )
+  })
+
+  it('requires a registered maker attestation where the class says so', async () => {
+    const owner = await net.actor()
+    const maker = privateKeyToAccount(generatePrivateKey())
+    const deviceKey = generatePrivateKey()
+    const device = privateKeyToAccount(deviceKey).address
+    const proof = await possession(deviceKey, owner.address, 2)
+    const attest = (signer: typeof maker) =>
+      signer.signTypedData({
+        domain: depinDomain(net.chainId, net.deployment.contracts.deviceRegistry),
+        types: makerAttestationTypes,
+        primaryType: 'MakerAttestation',
+        message: { device, deviceClass: 2 },
+      })
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([device, 2, BERLIN, proof, '0x']),
+      'RegistryInvalidMakerAttestation',
+    )
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.register([device, 2, BERLIN, proof, await attest(maker)]),
+      'RegistryInvalidMakerAttestation',
+    )
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.setMaker([maker.address, 2, true]),
+      'OwnableUnauthorizedAccount',
+    )
+    await net.send(net.contracts.deviceRegistry.write.setMaker([maker.address, 2, true]))
+    await net.send(
+      owner.contracts.deviceRegistry.write.register([device, 2, BERLIN, proof, await attest(maker)]),
+      owner.clients,
+    )
+    const [event] = await net.contracts.deviceRegistry.getEvents.DeviceRegistered({ device })
+    expect(event?.args.maker).toBe(maker.address)
+  })
+
+  it('lets only the owner transfer, relocate (after the cooldown) and retire', async () => {
+    const owner = await net.actor()
+    const buyer = await net.actor()
+    const deviceKey = generatePrivateKey()
+    const device = privateKeyToAccount(deviceKey).address
+    await net.send(
+      owner.contracts.deviceRegistry.write.register([
+        device,
+        1,
+        BERLIN,
+        await possession(deviceKey, owner.address, 1),
+        '0x',
+      ]),
+      owner.clients,
+    )
+    await expectRevert(
+      buyer.contracts.deviceRegistry.write.transfer([device, buyer.address]),
+      'RegistryNotDeviceOwner',
+    )
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.transfer([device, zeroAddress]),
+      'RegistryInvalidOwner',
+    )
+    await net.send(owner.contracts.deviceRegistry.write.transfer([device, buyer.address]), owner.clients)
+    expect((await net.contracts.deviceRegistry.read.getDevice([device])).owner).toBe(buyer.address)
+    await expectRevert(owner.contracts.deviceRegistry.write.retire([device]), 'RegistryNotDeviceOwner')
+
+    await expectRevert(
+      buyer.contracts.deviceRegistry.write.relocate([device, LISBON]),
+      'RegistryRelocationCooldown',
+    )
+    await net.warp(3_600)
+    await net.send(buyer.contracts.deviceRegistry.write.relocate([device, LISBON]), buyer.clients)
+    expect((await net.contracts.deviceRegistry.read.getDevice([device])).h3Cell).toBe(LISBON)
+    const [moved] = await net.contracts.deviceRegistry.getEvents.DeviceRelocated({ device })
+    expect(moved?.args).toMatchObject({ fromCell: BERLIN, toCell: LISBON })
+    await expectRevert(
+      buyer.contracts.deviceRegistry.write.relocate([device, BERLIN]),
+      'RegistryRelocationCooldown',
+    )
+
+    await net.send(buyer.contracts.deviceRegistry.write.retire([device]), buyer.clients)
+    expect(await net.contracts.deviceRegistry.read.isActive([device])).toBe(false)
+    expect(await net.contracts.deviceRegistry.read.activeDevices()).toBe(0n)
+    await expectRevert(
+      buyer.contracts.deviceRegistry.write.transfer([device, owner.address]),
+      'RegistryDeviceRetired',
+    )
+    await expectRevert(buyer.contracts.deviceRegistry.write.retire([device]), 'RegistryDeviceRetired')
+    const unknown = privateKeyToAccount(generatePrivateKey()).address
+    await expectRevert(buyer.contracts.deviceRegistry.write.retire([unknown]), 'RegistryUnknownDevice')
+  })
+})
