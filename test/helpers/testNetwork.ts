@@ -10,7 +10,9 @@ import {
   createTestClient,
   type Hex,
   http,
+  keccak256,
   parseEther,
+  toHex,
 } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { expect } from 'vitest'
@@ -23,7 +25,9 @@ import {
 } from '../../src/chain/deployment.ts'
 import { type DepinContracts, getContracts } from '../../src/chain/getContracts.ts'
 import { sendTransaction } from '../../src/chain/sendTransaction.ts'
+import { orderSignatures, signEpochReport } from '../../src/chain/signEpochReport.ts'
 import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
+import type { EpochReport } from '../../src/chain/typedData.ts'
 
 export const WAD = 10n ** 18n
 
@@ -139,3 +143,29 @@ export function sortAddresses<T extends { address: Address }>(items: readonly T[
 
 export type { DepinContracts, Deployment }
 export { privateKeyToAccount }
+
+type Signer = { account: import('viem').Account }
+
+/** Signatures of `signers` over `report`, ordered as EpochManager requires. */
+export async function signReport(
+  net: TestNetwork,
+  signers: readonly Signer[],
+  report: EpochReport,
+): Promise<Hex[]> {
+  const signed = await Promise.all(
+    signers.map((s) =>
+      signEpochReport({
+        account: s.account,
+        chainId: net.chainId,
+        epochManager: net.deployment.contracts.epochManager,
+        report,
+      }),
+    ),
+  )
+  return orderSignatures(signed)
+}
+
+/** A report with non-zero roots derived from `epoch` and a label. */
+export function makeReport(epoch: bigint, rewardsRoot: Hex, total: bigint, label = 'readings'): EpochReport {
+  return { epoch, readingsRoot: keccak256(toHex(`${label}:${epoch}`)), rewardsRoot, total, accepted: 100 }
+}
