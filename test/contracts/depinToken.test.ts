@@ -1,12 +1,7 @@
 import { type Hex, parseSignature } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  expectRevert,
-  startTestNetwork,
-  type TestNetwork,
-  testParameters,
-  WAD,
-} from '../helpers/testNetwork.ts'
+import { expectRevert } from '../helpers/expectRevert.ts'
+import { startTestNetwork, type TestNetwork, testParameters, WAD } from '../helpers/testNetwork.ts'
 
 let net: TestNetwork
 beforeAll(async () => {

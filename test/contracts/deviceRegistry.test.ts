@@ -2,7 +2,8 @@ import { type Address, type Hex, zeroAddress } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { depinDomain, deviceRegistrationTypes, makerAttestationTypes } from '../../src/chain/typedData.ts'
-import { expectRevert, startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
+import { expectRevert } from '../helpers/expectRevert.ts'
+import { startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
 
 // Resolution-8 H3 cells (valid mode-1 indexes): Berlin and Lisbon.
 const BERLIN = 0x881f1d4887fffffn

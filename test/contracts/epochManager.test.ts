@@ -3,8 +3,8 @@ import { type Hex, hexToSignature, keccak256, signatureToHex, toHex, zeroHash } 
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { orderSignatures, signEpochReport } from '../../src/chain/signEpochReport.ts'
+import { expectRevert } from '../helpers/expectRevert.ts'
 import {
-  expectRevert,
   joinValidators,
   makeReport,
   signReport,

@@ -1,8 +1,8 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import type { Address, Hex } from 'viem'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { expectRevert } from '../helpers/expectRevert.ts'
 import {
-  expectRevert,
   joinValidators,
   makeReport,
   signReport,

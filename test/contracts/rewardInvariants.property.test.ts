@@ -8,8 +8,8 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import fc from 'fast-check'
 import type { Address, Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { expectRevert } from '../helpers/expectRevert.ts'
 import {
-  expectRevert,
   joinValidators,
   makeReport,
   signReport,
@@ -43,12 +43,27 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       type: fc.constant('report' as const),
-      increments: fc.array(fc.bigInt({ min: 0n, max: 40n * WAD }), { minLength: ACCOUNTS, maxLength: ACCOUNTS }),
+      increments: fc.array(fc.bigInt({ min: 0n, max: 40n * WAD }), {
+        minLength: ACCOUNTS,
+        maxLength: ACCOUNTS,
+      }),
       skip: fc.integer({ min: 0, max: 6 }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ type: fc.constant('fees' as const), amount: fc.bigInt({ min: 1n, max: 50n * WAD }) }) },
-  { weight: 3, arbitrary: fc.record({ type: fc.constant('claim' as const), who: fc.integer({ min: 0, max: ACCOUNTS - 1 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('fees' as const),
+      amount: fc.bigInt({ min: 1n, max: 50n * WAD }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      type: fc.constant('claim' as const),
+      who: fc.integer({ min: 0, max: ACCOUNTS - 1 }),
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -62,7 +77,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 describe('reward invariants under random reports and claims', () => {
   it('never pays more than reported, nor reports more than emission plus fees', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 10 }), async (steps) => {
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async (steps) => {
         const snapshot = await net.snapshot()
         try {
           await runSteps(steps)
@@ -70,7 +85,7 @@ describe('reward invariants under random reports and claims', () => {
           await net.revert(snapshot)
         }
       }),
-      { numRuns: 12 },
+      { numRuns: 40 },
     )
   })
 })

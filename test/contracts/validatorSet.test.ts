@@ -1,7 +1,7 @@
 import type { Hex } from 'viem'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { expectRevert } from '../helpers/expectRevert.ts'
 import {
-  expectRevert,
   joinValidators,
   startTestNetwork,
   type TestNetwork,

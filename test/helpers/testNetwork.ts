@@ -5,8 +5,6 @@
 import {
   type Account,
   type Address,
-  BaseError,
-  ContractFunctionRevertedError,
   createTestClient,
   type Hex,
   http,
@@ -15,7 +13,6 @@ import {
   toHex,
 } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { expect } from 'vitest'
 import { type ChainClients, createChainClients } from '../../src/chain/createChainClients.ts'
 import { deployContracts } from '../../src/chain/deployContracts.ts'
 import {
@@ -116,25 +113,6 @@ export async function joinValidators(net: TestNetwork, count: number, bond = 10n
     validators.push(v)
   }
   return validators
-}
-
-/** Asserts that `promise` fails with the custom error `errorName` of a contract. */
-export async function expectRevert(
-  promise: Promise<unknown>,
-  errorName: string,
-): Promise<readonly unknown[]> {
-  try {
-    await promise
-  } catch (error) {
-    if (!(error instanceof BaseError)) throw error
-    const revert = error.walk((e) => e instanceof ContractFunctionRevertedError)
-    expect(revert, `expected revert ${errorName}, got: ${error.shortMessage}`).toBeInstanceOf(
-      ContractFunctionRevertedError,
-    )
-    expect((revert as ContractFunctionRevertedError).data?.errorName).toBe(errorName)
-    return (revert as ContractFunctionRevertedError).data?.args ?? []
-  }
-  throw new Error(`expected revert ${errorName}, but the call succeeded`)
 }
 
 export function sortAddresses<T extends { address: Address }>(items: readonly T[]): T[] {

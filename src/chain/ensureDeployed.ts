@@ -1,0 +1,75 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError } from '../errors.ts'
+import type { ChainClients } from './createChainClients.ts'
+import { deployContracts } from './deployContracts.ts'
+import {
+  type Deployment,
+  defaultNetworkParameters,
+  type NetworkParameters,
+  networkParametersSchema,
+  readDeployment,
+  writeDeployment,
+} from './deployment.ts'
+
+export type EnsureDeployedParameters = {
+  clients: ChainClients
+  dataDir: string
+  parameters?: NetworkParameters
+  /** Deploy anew even when the data dir names a live deployment. */
+  force?: boolean
+  onProgress?: (message: string) => void
+}
+
+export type EnsureDeployedReturnType = { deployment: Deployment; path: string; deployed: boolean }
+
+/** The deployment file's place in a data dir. */
+export const deploymentPath = (dataDir: string) => join(dataDir, 'deployment.json')
+
+/**
+ * Reuses the deployment recorded in the data dir when its contracts are live on this chain,
+ * else deploys the protocol and records it. A recorded deployment whose contracts are gone
+ * (another chain, a wiped node) is an error unless `force` is set: silently deploying a second
+ * network would strand every device and reward of the first.
+ */
+export async function ensureDeployed({
+  clients,
+  dataDir,
+  parameters = defaultNetworkParameters,
+  force = false,
+  onProgress = () => {},
+}: EnsureDeployedParameters): Promise<EnsureDeployedReturnType> {
+  const path = deploymentPath(dataDir)
+  if (existsSync(path) && !force) {
+    const deployment = readDeployment(path)
+    const code = await clients.publicClient.getCode({ address: deployment.contracts.epochManager })
+    if (deployment.chainId === clients.chain.id && code !== undefined && code !== '0x') {
+      onProgress(`using the deployment in ${path} (chain ${deployment.chainId})`)
+      return { deployment, path, deployed: false }
+    }
+    throw new ConfigError(
+      'DEPLOYMENT_NOT_ON_CHAIN',
+      `${path} records contracts on chain ${deployment.chainId} that this chain (${clients.chain.id}) does not have; pass --force to deploy a new network`,
+    )
+  }
+  const deployment = await deployContracts({ clients, parameters, onProgress })
+  writeDeployment(path, deployment)
+  onProgress(`wrote ${path}`)
+  return { deployment, path, deployed: true }
+}
+
+/** Reads network parameters from a JSON file; errors name the file and the field. */
+export function readNetworkParameters(path: string): NetworkParameters {
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (cause) {
+    throw new ConfigError('PARAMETERS_INVALID', `cannot read network parameters from ${path}`, { cause })
+  }
+  const parsed = networkParametersSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ConfigError('PARAMETERS_INVALID', `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`)
+  }
+  return parsed.data
+}
