@@ -14,6 +14,8 @@ contract DepinToken is ERC20, ERC20Permit {
     error TokenUnauthorizedMinter(address caller);
     /// @notice Raised when a mint would take an epoch past its emission.
     error TokenEmissionExceeded(uint64 epoch, uint256 requested, uint256 remaining);
+    /// @notice Raised when minting for an epoch before the latest one minted.
+    error TokenEpochNotIncreasing(uint64 epoch, uint64 lastMintEpoch);
     /// @notice Raised when the schedule is not usable.
     error TokenInvalidSchedule();
 
@@ -23,7 +25,9 @@ contract DepinToken is ERC20, ERC20Permit {
     address private immutable _minter;
     uint256 private immutable _initialEpochEmission;
     uint64 private immutable _halvingInterval;
-    mapping(uint64 epoch => uint256) private _mintedInEpoch;
+    // Epochs are minted in increasing order, so one packed slot tracks the latest epoch's mint.
+    uint64 private _lastMintEpoch;
+    uint192 private _mintedInLastEpoch;
 
     /// @param name_ ERC-20 name (also the permit domain name)
     /// @param symbol_ ERC-20 symbol
@@ -41,7 +45,9 @@ contract DepinToken is ERC20, ERC20Permit {
         uint256 initialEpochEmission_,
         uint64 halvingInterval_
     ) ERC20(name_, symbol_) ERC20Permit(name_) {
-        if (halvingInterval_ == 0 || minter_ == address(0)) revert TokenInvalidSchedule();
+        if (halvingInterval_ == 0 || minter_ == address(0) || initialEpochEmission_ > type(uint192).max) {
+            revert TokenInvalidSchedule();
+        }
         _minter = minter_;
         _initialEpochEmission = initialEpochEmission_;
         _halvingInterval = halvingInterval_;
@@ -70,23 +76,27 @@ contract DepinToken is ERC20, ERC20Permit {
         return _initialEpochEmission >> halvings;
     }
 
-    /// @notice Tokens already minted for `epoch`.
+    /// @notice Tokens already minted for `epoch` (0 for any epoch other than the latest minted).
     function mintedInEpoch(uint64 epoch) external view returns (uint256) {
-        return _mintedInEpoch[epoch];
+        return epoch == _lastMintEpoch ? _mintedInLastEpoch : 0;
     }
 
-    /// @notice Mints `amount` of `epoch`'s emission to `to`. Only the reward distributor may call.
+    /// @notice Mints `amount` of `epoch`'s emission to `to`. Only the reward distributor may call,
+    /// for the latest epoch minted or a later one.
     /// @param epoch the epoch whose emission is used
     /// @param to receiver (the distributor itself, which pays claims)
     /// @param amount tokens to mint; with earlier mints for the epoch at most `emissionFor(epoch)`
     function mintEpochEmission(uint64 epoch, address to, uint256 amount) external {
         if (msg.sender != _minter) revert TokenUnauthorizedMinter(msg.sender);
-        uint256 minted = _mintedInEpoch[epoch];
+        uint64 last = _lastMintEpoch;
+        if (epoch < last) revert TokenEpochNotIncreasing(epoch, last);
+        uint256 minted = epoch == last ? _mintedInLastEpoch : 0;
         uint256 cap = emissionFor(epoch);
-        if (minted > cap || amount > cap - minted) {
-            revert TokenEmissionExceeded(epoch, amount, minted > cap ? 0 : cap - minted);
-        }
-        _mintedInEpoch[epoch] = minted + amount;
+        // minted <= cap always holds: every mint below checks it, and the cap of an epoch never changes
+        if (amount > cap - minted) revert TokenEmissionExceeded(epoch, amount, cap - minted);
+        // cap <= type(uint192).max is checked at construction, so the sum fits
+        _lastMintEpoch = epoch;
+        _mintedInLastEpoch = uint192(minted + amount);
         _mint(to, amount);
         emit EpochEmissionMinted(epoch, to, amount);
     }

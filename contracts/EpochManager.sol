@@ -32,14 +32,6 @@ contract EpochManager is EIP712 {
         uint32 accepted;
     }
 
-    struct SettledEpoch {
-        bytes32 readingsRoot;
-        bytes32 rewardsRoot;
-        uint256 total;
-        uint32 accepted;
-        uint64 settledAt;
-    }
-
     bytes32 public constant EPOCH_REPORT_TYPEHASH = keccak256(
         "EpochReport(uint64 epoch,bytes32 readingsRoot,bytes32 rewardsRoot,uint256 total,uint32 accepted)"
     );
@@ -74,7 +66,7 @@ contract EpochManager is EIP712 {
     uint64 private _nextEpoch;
     bool private _hasSettled;
     uint64 private _lastEpoch;
-    mapping(uint64 epoch => SettledEpoch) private _settled;
+    mapping(uint64 epoch => bytes32) private _readingsRoots;
 
     /// @param validators_ the ValidatorSet
     /// @param distributor_ the RewardDistributor
@@ -116,13 +108,7 @@ contract EpochManager is EIP712 {
         _nextEpoch = report.epoch + 1;
         _lastEpoch = report.epoch;
         _hasSettled = true;
-        _settled[report.epoch] = SettledEpoch({
-            readingsRoot: report.readingsRoot,
-            rewardsRoot: report.rewardsRoot,
-            total: report.total,
-            accepted: report.accepted,
-            settledAt: uint64(block.timestamp)
-        });
+        _readingsRoots[report.epoch] = report.readingsRoot;
         _distributor.settle(report.epoch, report.rewardsRoot, report.total);
         emit ReportAccepted(
             report.epoch,
@@ -189,9 +175,10 @@ contract EpochManager is EIP712 {
         return (_hasSettled, _lastEpoch);
     }
 
-    /// @notice What was accepted for `epoch` (zero roots when it never settled).
-    function getEpoch(uint64 epoch) external view returns (SettledEpoch memory) {
-        return _settled[epoch];
+    /// @notice The readings root accepted for `epoch` (zero when it never settled): what proofs of
+    /// inclusion of a reading are checked against. The rest of a report lives in its ReportAccepted event.
+    function readingsRootOf(uint64 epoch) external view returns (bytes32) {
+        return _readingsRoots[epoch];
     }
 
     function genesisTime() external view returns (uint64) {

@@ -62,7 +62,7 @@ describe('EpochManager.submitReport', () => {
     )
     expect(await net.contracts.depinToken.read.mintedInEpoch([1n])).toBe(50n * WAD)
     expect(await net.contracts.epochManager.read.lastEpoch()).toEqual([true, 1n])
-    expect((await net.contracts.epochManager.read.getEpoch([1n])).readingsRoot).toBe(report.readingsRoot)
+    expect(await net.contracts.epochManager.read.readingsRootOf([1n])).toBe(report.readingsRoot)
   })
 
   it('rejects one signature fewer than the quorum', async () => {
