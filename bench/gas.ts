@@ -108,7 +108,7 @@ async function main() {
     await net.send(
       net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
     )
-    const claimGas: bigint[] = []
+    const claimGas: number[] = []
     for (const position of [0, Math.floor(leafCount / 2), leafCount - 1]) {
       const leaf = tree.leafAt(position)
       const receipt = await net.send(
@@ -118,13 +118,13 @@ async function main() {
           tree.getProofAt(position),
         ]),
       )
-      claimGas.push(receipt.gasUsed)
+      claimGas.push(Number(receipt.gasUsed))
     }
-    const min = claimGas.reduce((a, b) => (a < b ? a : b))
-    const max = claimGas.reduce((a, b) => (a > b ? a : b))
+    const min = Math.min(...claimGas)
+    const max = Math.max(...claimGas)
     record(
       `claim, tree of ${leafCount.toLocaleString('en-US')} leaves (first claim of an account)`,
-      min === max ? min : `${min}–${max}`,
+      min === max ? String(min) : `${min}–${max}`,
     )
   } finally {
     await net.stop()

@@ -70,7 +70,10 @@ export function readOperatorKey(keyFile: string | undefined): Hex | undefined {
   }
   if (raw === undefined || raw === '') return undefined
   if (!/^0x[0-9a-fA-F]{64}$/.test(raw)) {
-    throw new ConfigError('KEY_INVALID', `the private key${keyFile ? ` in ${keyFile}` : ''} is not 0x + 64 hex digits`)
+    throw new ConfigError(
+      'KEY_INVALID',
+      `the private key${keyFile ? ` in ${keyFile}` : ''} is not 0x + 64 hex digits`,
+    )
   }
   return raw as Hex
 }

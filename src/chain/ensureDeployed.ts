@@ -69,7 +69,10 @@ export function readNetworkParameters(path: string): NetworkParameters {
   const parsed = networkParametersSchema.safeParse(raw)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    throw new ConfigError('PARAMETERS_INVALID', `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`)
+    throw new ConfigError(
+      'PARAMETERS_INVALID',
+      `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    )
   }
   return parsed.data
 }

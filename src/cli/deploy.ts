@@ -1,7 +1,13 @@
 import { connectChain } from '../chain/connectChain.ts'
 import { ensureDeployed, readNetworkParameters } from '../chain/ensureDeployed.ts'
 
-export type DeployOptions = { dataDir: string; rpcUrl?: string; keyFile?: string; params?: string; force: boolean }
+export type DeployOptions = {
+  dataDir: string
+  rpcUrl?: string
+  keyFile?: string
+  params?: string
+  force: boolean
+}
 
 /** `depin deploy`: deploys the protocol (or reuses the data dir's live deployment) and prints the addresses. */
 export async function runDeploy(options: DeployOptions): Promise<void> {
@@ -20,7 +26,8 @@ export async function runDeploy(options: DeployOptions): Promise<void> {
       force: options.force,
       onProgress: (line) => console.log(`  ${line}`),
     })
-    for (const [name, address] of Object.entries(deployment.contracts)) console.log(`${name.padEnd(18)} ${address}`)
+    for (const [name, address] of Object.entries(deployment.contracts))
+      console.log(`${name.padEnd(18)} ${address}`)
     console.log(`deployment: ${path}`)
   } finally {
     await chain.close()

@@ -1,6 +1,7 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
-import type { Address, Hex } from 'viem'
+import { type Address, type Hex, keccak256, toHex } from 'viem'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { buildRewardsTree, hashRewardLeaf } from '../../src/rewards/rewardsTree.ts'
 import { expectRevert } from '../helpers/expectRevert.ts'
 import {
   joinValidators,
@@ -172,5 +173,54 @@ describe('RewardDistributor.claim', () => {
       net.contracts.rewardDistributor.write.settle([1n, `0x${'11'.repeat(32)}`, 1n]),
       'DistributorUnauthorized',
     )
+  })
+})
+
+describe('the TypeScript rewards tree against the contract', () => {
+  it('fixed vector: a one-leaf tree is the double-hashed leaf, and the contract pays it with an empty proof', async () => {
+    const leaf = {
+      account: '0x1111111111111111111111111111111111111111' as Address,
+      cumulativeAmount: 10n ** 18n,
+    }
+    // keccak256(keccak256(abi.encode(0x1111…1111, 1e18))), as OpenZeppelin's StandardMerkleTree computes it
+    const expected = StandardMerkleTree.of(
+      [[leaf.account, leaf.cumulativeAmount]],
+      ['address', 'uint256'],
+    ).root
+    const tree = await buildRewardsTree([leaf])
+    expect(await hashRewardLeaf(leaf)).toBe(expected)
+    expect(tree.root).toBe(expected)
+    const report = makeReport(1n, tree.root, leaf.cumulativeAmount)
+    await net.send(
+      net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
+    )
+    await net.send(net.contracts.rewardDistributor.write.claim([leaf.account, leaf.cumulativeAmount, []]))
+    expect(await balance(leaf.account)).toBe(leaf.cumulativeAmount)
+  })
+
+  it('accepts proofs of the fast tree for every account of a 50-leaf epoch', async () => {
+    const leaves = Array.from({ length: 50 }, (_, i) => ({
+      account: keccak256(toHex(`account ${i}`)).slice(0, 42) as Address,
+      cumulativeAmount: BigInt(i + 1) * WAD,
+    }))
+    const tree = await buildRewardsTree(leaves)
+    const total = leaves.reduce((sum, l) => sum + l.cumulativeAmount, 0n)
+    const report = makeReport(1n, tree.root, total)
+    const emission = await net.contracts.depinToken.read.emissionFor([1n])
+    await net.send(
+      net.contracts.depinToken.write.approve([net.deployment.contracts.rewardDistributor, total]),
+    )
+    await net.send(net.contracts.rewardDistributor.write.depositFees([total - emission]))
+    await net.send(
+      net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
+    )
+    for (const leaf of leaves) {
+      const proof = tree.getProof(leaf.account)
+      if (!proof) throw new Error(`no proof for ${leaf.account}`)
+      await net.send(
+        net.contracts.rewardDistributor.write.claim([leaf.account, leaf.cumulativeAmount, proof]),
+      )
+    }
+    expect(await net.contracts.rewardDistributor.read.totalClaimed()).toBe(total)
   })
 })
