@@ -23,6 +23,7 @@ interface IRewardDistributor {
 /// skipped; its emission is then never minted). Anyone may submit a fully signed report. Anyone may
 /// prove equivocation — two different reports signed by one validator for one epoch — and the
 /// validator's bond is slashed. Loops run over signatures only, which the validator cap bounds.
+/// ReportAccepted names the signers: validators' rewards for an epoch go to them (in the next tree).
 contract EpochManager is EIP712 {
     struct EpochReport {
         uint64 epoch;
@@ -53,7 +54,7 @@ contract EpochManager is EIP712 {
         bytes32 rewardsRoot,
         uint256 total,
         uint32 accepted,
-        uint256 signers,
+        address[] signers,
         address indexed submitter
     );
     event EquivocationProven(address indexed validator, uint64 indexed epoch, address indexed prover, uint256 slashed);
@@ -97,12 +98,14 @@ contract EpochManager is EIP712 {
 
         bytes32 digest = hashReport(report);
         address previous = address(0);
+        address[] memory signers = new address[](signatures.length);
         for (uint256 i = 0; i < signatures.length; ++i) {
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signatures[i]);
             if (err != ECDSA.RecoverError.NoError) revert EpochInvalidSignature(i);
             if (signer <= previous) revert EpochSignersNotSorted(signer, previous);
             if (!_validators.isActive(signer)) revert EpochSignerNotValidator(signer);
             previous = signer;
+            signers[i] = signer;
         }
 
         _nextEpoch = report.epoch + 1;
@@ -116,7 +119,7 @@ contract EpochManager is EIP712 {
             report.rewardsRoot,
             report.total,
             report.accepted,
-            signatures.length,
+            signers,
             msg.sender
         );
     }
