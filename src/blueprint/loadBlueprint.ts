@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import type { NetworkParameters } from '../chain/deployment.ts'
+import { ConfigError } from '../errors.ts'
+import { blueprintSchema, type ParsedBlueprint, parseScaled } from './blueprintSchema.ts'
+
+/** A reading field with its bounds as fixed-point integers (value × 10^scale). */
+export type BlueprintField = { name: string; unit: string; scale: number; min: bigint; max: bigint }
+
+export type DeviceClassRules = {
+  id: number
+  name: string
+  requiresMaker: boolean
+  fields: BlueprintField[]
+  quality: {
+    minIntervalSeconds: bigint
+    stuckWindow: number
+    expectedReadingsPerEpoch: number
+    spatial: {
+      resolution: number
+      ringSize: number
+      minNeighbours: number
+      madMultiplier: bigint
+      /** Per field, fixed-point like the values. */
+      minDeviation: bigint[]
+    }
+  }
+}
+
+/** A validated blueprint, every quantity already an exact integer. */
+export type Blueprint = Omit<ParsedBlueprint, 'deviceClasses'> & {
+  deviceClasses: DeviceClassRules[]
+  /** The class rules by id. */
+  classById: ReadonlyMap<number, DeviceClassRules>
+}
+
+/** Validates a parsed blueprint object; errors name the field (`deviceClasses.0.fields.1.max: …`). */
+export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint {
+  const parsed = blueprintSchema.safeParse(raw)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    throw new ConfigError('BLUEPRINT_INVALID', `${source}: ${lines.join('; ')}`, {
+      details: { issues: parsed.error.issues },
+    })
+  }
+  const bp = parsed.data
+  const deviceClasses: DeviceClassRules[] = bp.deviceClasses.map((cls) => ({
+    id: cls.id,
+    name: cls.name,
+    requiresMaker: cls.requiresMaker,
+    fields: cls.fields.map((f) => ({
+      name: f.name,
+      unit: f.unit,
+      scale: f.scale,
+      min: parseScaled(f.min, f.scale),
+      max: parseScaled(f.max, f.scale),
+    })),
+    quality: {
+      minIntervalSeconds: BigInt(cls.quality.minIntervalSeconds),
+      stuckWindow: cls.quality.stuckWindow,
+      expectedReadingsPerEpoch: cls.quality.expectedReadingsPerEpoch,
+      spatial: {
+        ...cls.quality.spatial,
+        madMultiplier: BigInt(cls.quality.spatial.madMultiplier),
+        minDeviation: cls.quality.spatial.minDeviation.map((d, i) =>
+          parseScaled(d, cls.fields[i]?.scale ?? 0),
+        ),
+      },
+    },
+  }))
+  return { ...bp, deviceClasses, classById: new Map(deviceClasses.map((c) => [c.id, c])) }
+}
+
+/** Reads a YAML or JSON blueprint file and validates it. */
+export function loadBlueprint(path: string): Blueprint {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (cause) {
+    throw new ConfigError('BLUEPRINT_NOT_FOUND', `cannot read blueprint ${path}`, { cause })
+  }
+  let raw: unknown
+  try {
+    raw = parseYaml(text)
+  } catch (cause) {
+    const where = cause instanceof YAMLParseError ? ` (line ${cause.linePos?.[0].line})` : ''
+    throw new ConfigError('BLUEPRINT_INVALID', `${path}: not valid YAML${where}`, { cause })
+  }
+  return compileBlueprint(raw, path)
+}
+
+/** The contract parameters a blueprint fixes at deployment. */
+export function networkParametersOf(blueprint: Blueprint, genesisTime?: bigint): NetworkParameters {
+  return {
+    token: {
+      name: blueprint.token.name,
+      symbol: blueprint.token.symbol,
+      genesisSupply: blueprint.token.genesisSupply,
+      initialEpochEmission: blueprint.token.initialEpochEmission,
+      halvingInterval: BigInt(blueprint.token.halvingIntervalEpochs),
+    },
+    registry: {
+      relocationCooldown: BigInt(blueprint.registry.relocationCooldownSeconds),
+      deviceClasses: blueprint.deviceClasses.map((c) => ({ id: c.id, requiresMaker: c.requiresMaker })),
+    },
+    validators: {
+      minBond: blueprint.validators.minBond,
+      unbondingDelay: BigInt(blueprint.validators.unbondingDelaySeconds),
+      maxValidators: BigInt(blueprint.validators.maxValidators),
+      slashRewardBps: BigInt(blueprint.validators.slashRewardBps),
+    },
+    epochs: {
+      epochLength: BigInt(blueprint.epochs.lengthSeconds),
+      ...(genesisTime !== undefined ? { genesisTime } : {}),
+    },
+  }
+}
