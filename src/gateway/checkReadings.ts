@@ -1,0 +1,117 @@
+import type { Address, Hex } from 'viem'
+import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import type { Keccak256 } from '../crypto/keccak.ts'
+import type { ReadingHasher } from '../readings/createReadingHasher.ts'
+import { type SignedReading, signedReadingJsonSchema } from '../readings/reading.ts'
+import { recoverSigner } from '../readings/recoverReadingSigner.ts'
+
+/** What the gateway needs to know of a device: from the indexer's view of the registry. */
+export type DeviceLookup = {
+  getDevice(device: Address): { deviceClass: number; status: 'active' | 'retired' } | undefined
+}
+
+export type GatewayRejectReason =
+  | 'SCHEMA_INVALID'
+  | 'SCHEMA_MISMATCH'
+  | 'SIGNATURE_INVALID'
+  | 'SIGNATURE_MALLEABLE'
+  | 'SIGNATURE_MALFORMED'
+  | 'DEVICE_UNKNOWN'
+  | 'DEVICE_RETIRED'
+  | 'READING_REPLAYED'
+  | 'CLOCK_SKEW'
+  | 'EPOCH_SEALED'
+
+export type ReadingVerdict =
+  | { index: number; status: 'accepted'; duplicate?: true }
+  | { index: number; status: 'rejected'; reason: GatewayRejectReason; message: string }
+
+export type CheckReadingsContext = {
+  blueprint: Blueprint
+  devices: DeviceLookup
+  digest: ReadingHasher
+  keccak: Keccak256
+  /** Last accepted (seq, signature) per device (lower-case); read, never written here. */
+  lastAccepted: ReadonlyMap<string, { seq: bigint; signature: Hex }>
+  /** Gateway clock, unix seconds. */
+  now: bigint
+  genesisTime: bigint
+  epochLength: bigint
+  /** Epochs up to this one are sealed: readings for them are refused. */
+  sealedThrough: bigint | undefined
+}
+
+export type CheckReadingsReturnType = {
+  verdicts: ReadingVerdict[]
+  accepted: { epoch: bigint; reading: SignedReading }[]
+}
+
+/**
+ * Checks a batch of readings as they arrive, in order: wire schema, registration, class schema,
+ * signature (native recovery; it must recover to the device), clock skew, sealed epoch, and
+ * replay. Sequence numbers strictly increase per device; a reading equal in seq and signature to
+ * the last accepted one is a duplicate (acknowledged again, stored once), not a replay. Quality
+ * (ranges, stuck sensors, neighbours) is the validators' judgement, not the gateway's.
+ * Pure: the caller stores `accepted` and then advances its replay state.
+ */
+export function checkReadings(
+  raw: readonly unknown[],
+  context: CheckReadingsContext,
+): CheckReadingsReturnType {
+  const { blueprint, devices, digest, keccak, lastAccepted, now, genesisTime, epochLength, sealedThrough } =
+    context
+  const verdicts: ReadingVerdict[] = []
+  const accepted: { epoch: bigint; reading: SignedReading }[] = []
+  const batchLast = new Map<string, { seq: bigint; signature: Hex }>()
+  const latestAllowed = now + BigInt(blueprint.epochs.maxClockSkewSeconds)
+
+  raw.forEach((item, index) => {
+    const reject = (reason: GatewayRejectReason, message: string) =>
+      verdicts.push({ index, status: 'rejected', reason, message })
+    const parsed = signedReadingJsonSchema.safeParse(item)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      return reject('SCHEMA_INVALID', `${issue?.path.join('.') || 'reading'}: ${issue?.message}`)
+    }
+    const reading = parsed.data as SignedReading
+    const device = reading.device.toLowerCase()
+    const record = devices.getDevice(reading.device)
+    if (!record) return reject('DEVICE_UNKNOWN', `device ${reading.device} is not registered`)
+    if (record.status !== 'active') return reject('DEVICE_RETIRED', `device ${reading.device} is retired`)
+    const fields = blueprint.classById.get(record.deviceClass)?.fields.length
+    if (fields !== reading.values.length) {
+      return reject(
+        'SCHEMA_MISMATCH',
+        `class ${record.deviceClass} readings carry ${fields} values, not ${reading.values.length}`,
+      )
+    }
+    const recovered = recoverSigner(keccak, digest(reading), reading.signature)
+    if (recovered.type === 'invalid') return reject(recovered.reason, 'the signature cannot be verified')
+    if (recovered.address !== device) {
+      return reject('SIGNATURE_INVALID', `the signature was made by ${recovered.address}, not by the device`)
+    }
+    if (reading.time > latestAllowed) {
+      return reject(
+        'CLOCK_SKEW',
+        `time ${reading.time} is ahead of the gateway clock ${now} by more than the allowed skew`,
+      )
+    }
+    if (reading.time < genesisTime)
+      return reject('EPOCH_SEALED', `time ${reading.time} is before the network's genesis`)
+    const epoch = (reading.time - genesisTime) / epochLength
+    if (sealedThrough !== undefined && epoch <= sealedThrough) {
+      return reject('EPOCH_SEALED', `epoch ${epoch} of this reading is already sealed`)
+    }
+    const last = batchLast.get(device) ?? lastAccepted.get(device)
+    if (last && reading.seq <= last.seq) {
+      if (reading.seq === last.seq && reading.signature.toLowerCase() === last.signature.toLowerCase()) {
+        return verdicts.push({ index, status: 'accepted', duplicate: true })
+      }
+      return reject('READING_REPLAYED', `seq ${reading.seq} is not above the last accepted ${last.seq}`)
+    }
+    batchLast.set(device, { seq: reading.seq, signature: reading.signature })
+    accepted.push({ epoch, reading })
+    verdicts.push({ index, status: 'accepted' })
+  })
+  return { verdicts, accepted }
+}

@@ -1,0 +1,214 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Address, Hex } from 'viem'
+import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import type { Deployment } from '../chain/deployment.ts'
+import { loadKeccak256 } from '../crypto/keccak.ts'
+import { DepinError } from '../errors.ts'
+import { createReadingHasher } from '../readings/createReadingHasher.ts'
+import { encodeBatch } from './batchFormat.ts'
+import { checkReadings, type DeviceLookup } from './checkReadings.ts'
+import { createGatewayStore } from './gatewayStore.ts'
+
+export type CreateGatewayOptions = {
+  blueprint: Blueprint
+  deployment: Deployment
+  devices: DeviceLookup
+  /** SQLite file of this gateway. */
+  dbPath: string
+  host?: string
+  /** 0 (default) takes a free port. */
+  port?: number
+  /** Largest request body in bytes (default 1 MiB). */
+  bodyLimit?: number
+  /** Most readings in one request (default 1,000). */
+  maxBatch?: number
+  /** Unix seconds; defaults to the system clock. */
+  clock?: () => bigint
+  /** Milliseconds between checks for epochs to seal (default 250). */
+  sealIntervalMs?: number
+  onSealed?: (batch: { epoch: bigint; hash: Hex; count: number }) => void
+}
+
+export type Gateway = {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Base URL once started, e.g. http://127.0.0.1:43121 */
+  readonly url: string
+  readonly server: FastifyInstance
+  /** Seals every closed epoch not sealed yet (also runs on a timer). Returns the epochs sealed. */
+  sealClosedEpochs(): bigint[]
+  /** Readings accepted since start, and the running totals of rejections by reason. */
+  stats(): { accepted: number; duplicates: number; rejected: Record<string, number> }
+}
+
+const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
+
+/**
+ * The ingest gateway. `POST /v1/readings` takes `{ readings: [...] }` and answers per reading
+ * accepted or rejected with a machine-readable reason, only after the accepted ones are durable
+ * in SQLite. Each closed epoch (end + sealDelay passed) is sealed into a content-addressed batch
+ * that validators fetch: `GET /v1/batches/:epoch`, `GET /v1/batches/by-hash/:hash`, `GET /v1/batches`.
+ * A request that is not a batch at all (bad JSON, wrong shape, too large) gets a 4xx
+ * `{ error: { code, message, details } }` and changes nothing.
+ */
+export async function createGateway(options: CreateGatewayOptions): Promise<Gateway> {
+  const { blueprint, deployment, devices } = options
+  const clock = options.clock ?? systemClock
+  const maxBatch = options.maxBatch ?? 1_000
+  const keccak = await loadKeccak256()
+  const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+  const store = createGatewayStore(options.dbPath)
+  const lastAccepted = store.lastAccepted()
+  const { genesisTime, epochLength } = deployment
+  const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
+  const epochOf = (time: bigint) => (time < genesisTime ? -1n : (time - genesisTime) / epochLength)
+
+  // Epochs before the first start of this gateway are sealed (as nothing) from the outset.
+  let sealedThrough = store.lastSealedEpoch()
+  if (sealedThrough === undefined) {
+    const firstEpoch = BigInt(store.getMeta('first_epoch') ?? epochOf(clock()).toString())
+    store.setMeta('first_epoch', firstEpoch.toString())
+    sealedThrough = firstEpoch - 1n
+  }
+  const stats = { accepted: 0, duplicates: 0, rejected: {} as Record<string, number> }
+
+  const server = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, logger: false })
+  server.removeContentTypeParser('text/plain') // readings are JSON only: anything else is a 415
+  server.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
+    const code =
+      error instanceof DepinError
+        ? error.code
+        : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? 'BODY_TOO_LARGE'
+          : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+            ? 'UNSUPPORTED_MEDIA_TYPE'
+            : status < 500
+              ? 'INVALID_BODY'
+              : 'INTERNAL'
+    reply
+      .status(status)
+      .send({ error: { code, message: status < 500 ? error.message : 'internal error', details: {} } })
+  })
+
+  server.post('/v1/readings', async (request, reply) => {
+    const body = request.body as { readings?: unknown } | null
+    if (typeof body !== 'object' || body === null || !Array.isArray(body.readings)) {
+      return reply.status(400).send({
+        error: {
+          code: 'INVALID_BODY',
+          message: 'the body must be a JSON object { "readings": [ … ] }',
+          details: {},
+        },
+      })
+    }
+    if (body.readings.length === 0 || body.readings.length > maxBatch) {
+      return reply.status(body.readings.length === 0 ? 400 : 413).send({
+        error: {
+          code: body.readings.length === 0 ? 'BATCH_EMPTY' : 'BATCH_TOO_LARGE',
+          message: `a batch holds 1 to ${maxBatch} readings, this one ${body.readings.length}`,
+          details: { maxBatch, received: body.readings.length },
+        },
+      })
+    }
+    const { verdicts, accepted } = checkReadings(body.readings, {
+      blueprint,
+      devices,
+      digest,
+      keccak,
+      lastAccepted,
+      now: clock(),
+      genesisTime,
+      epochLength,
+      sealedThrough,
+    })
+    if (accepted.length > 0) store.append(accepted) // durable before we answer
+    for (const { reading } of accepted) {
+      lastAccepted.set(reading.device.toLowerCase(), { seq: reading.seq, signature: reading.signature })
+    }
+    let acceptedCount = 0
+    for (const v of verdicts) {
+      if (v.status === 'accepted') {
+        acceptedCount++
+        if (v.duplicate) stats.duplicates++
+      } else stats.rejected[v.reason] = (stats.rejected[v.reason] ?? 0) + 1
+    }
+    stats.accepted += accepted.length
+    return { results: verdicts, accepted: acceptedCount, rejected: verdicts.length - acceptedCount }
+  })
+
+  server.get('/v1/batches', async () => ({
+    batches: store
+      .batches()
+      .map((b) => ({ ...b, epoch: b.epoch.toString(), sealedAt: b.sealedAt.toString() })),
+  }))
+  const sendBatch = (
+    batch: ReturnType<typeof store.batch>,
+    reply: import('fastify').FastifyReply,
+    what: string,
+  ) => {
+    if (!batch) {
+      return reply
+        .status(404)
+        .send({ error: { code: 'BATCH_NOT_FOUND', message: `no sealed batch ${what}`, details: {} } })
+    }
+    return reply
+      .header('content-type', 'application/x-ndjson')
+      .header('x-batch-hash', batch.hash)
+      .header('x-batch-epoch', batch.epoch.toString())
+      .send(Buffer.from(batch.bytes))
+  }
+  server.get<{ Params: { epoch: string } }>('/v1/batches/:epoch', async (request, reply) => {
+    if (!/^\d{1,19}$/.test(request.params.epoch)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_EPOCH', message: 'epoch must be an integer', details: {} } })
+    }
+    return sendBatch(store.batch(BigInt(request.params.epoch)), reply, `for epoch ${request.params.epoch}`)
+  })
+  server.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
+    if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
+    }
+    return sendBatch(store.batchByHash(request.params.hash as Hex), reply, `with hash ${request.params.hash}`)
+  })
+  server.get('/v1/health', async () => ({ ok: true, sealedThrough: sealedThrough?.toString() ?? null }))
+
+  function sealClosedEpochs(): bigint[] {
+    const sealable = epochOf(clock() - sealDelay) - 1n // the last epoch whose end + delay has passed
+    const sealed: bigint[] = []
+    while (sealedThrough === undefined || sealedThrough < sealable) {
+      const epoch = (sealedThrough ?? -1n) + 1n
+      const batch = encodeBatch(keccak, epoch, store.epochReadings(epoch))
+      store.saveBatch(batch, clock())
+      sealedThrough = epoch
+      sealed.push(epoch)
+      options.onSealed?.({ epoch, hash: batch.hash, count: batch.count })
+    }
+    return sealed
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  let url = ''
+  return {
+    server,
+    get url() {
+      return url
+    },
+    sealClosedEpochs,
+    stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
+    async start() {
+      url = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })
+      timer = setInterval(sealClosedEpochs, options.sealIntervalMs ?? 250)
+    },
+    async stop() {
+      if (timer) clearInterval(timer)
+      await server.close()
+      store.close()
+    },
+  }
+}
+
+export type { Address }

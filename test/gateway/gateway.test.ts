@@ -1,0 +1,223 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Address, getAddress } from 'viem'
+import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
+import type { Deployment } from '../../src/chain/deployment.ts'
+import { loadKeccak256 } from '../../src/crypto/keccak.ts'
+import { decodeBatch } from '../../src/gateway/batchFormat.ts'
+import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
+import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { toReadingJson } from '../../src/readings/reading.ts'
+import { signReading } from '../../src/readings/signReading.ts'
+
+const blueprint: Blueprint = loadBlueprint('blueprints/environment.yaml')
+const GENESIS = 1_800_000_000n
+const deployment: Deployment = {
+  version: 1,
+  chainId: 31337,
+  deployer: getAddress('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266'),
+  startBlock: 1n,
+  genesisTime: GENESIS,
+  epochLength: 30n,
+  contracts: {
+    depinToken: getAddress('0x5fbdb2315678afecb367f032d93f642f64180aa3'),
+    deviceRegistry: getAddress('0xe7f1725e7734ce288f8367e1bb143e90bb3f0512'),
+    validatorSet: getAddress('0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0'),
+    epochManager: getAddress('0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9'),
+    rewardDistributor: getAddress('0xdc64a140aa3e981100a9beca4e685f962f0cf6c9'),
+  },
+}
+
+// The registry as the indexer would show it: an in-process lookup table of the test's devices.
+const registry = new Map<string, { deviceClass: number; status: 'active' | 'retired' }>()
+const devices = { getDevice: (d: Address) => registry.get(d.toLowerCase()) }
+
+let dir: string
+let now: bigint
+let gateway: Gateway
+const stations: PrivateKeyAccount[] = []
+
+async function startGateway() {
+  gateway = await createGateway({
+    blueprint,
+    deployment,
+    devices,
+    dbPath: join(dir, 'gateway.db'),
+    clock: () => now,
+  })
+  await gateway.start()
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'depin-gw-'))
+  now = GENESIS + 10n * 30n + 5n // 5 s into epoch 10
+  registry.clear()
+  stations.length = 0
+  for (let i = 0; i < 3; i++) {
+    const account = privateKeyToAccount(generatePrivateKey())
+    stations.push(account)
+    registry.set(account.address.toLowerCase(), { deviceClass: 1, status: 'active' })
+  }
+  await startGateway()
+})
+afterEach(async () => {
+  await gateway.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+afterAll(() => registry.clear())
+
+const sign = (account: PrivateKeyAccount, seq: bigint, time = now, values = [2150n, 5520n, 123n, 10132n]) =>
+  signReading({
+    account,
+    chainId: deployment.chainId,
+    deviceRegistry: deployment.contracts.deviceRegistry,
+    seq,
+    time,
+    values,
+  })
+
+async function post(body: unknown, raw?: string) {
+  const response = await fetch(`${gateway.url}/v1/readings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ?? JSON.stringify(body),
+  })
+  return {
+    status: response.status,
+    json: (await response.json()) as Record<string, unknown> & { results?: unknown[] },
+  }
+}
+
+function storedCount() {
+  const store = createGatewayStore(join(dir, 'gateway.db'))
+  try {
+    return store.readingCount()
+  } finally {
+    store.close()
+  }
+}
+
+describe('POST /v1/readings', () => {
+  it('accepts signed readings and stores them durably before answering', async () => {
+    const batch = await Promise.all(stations.map((s) => sign(s, 1n)))
+    const { status, json } = await post({ readings: batch.map(toReadingJson) })
+    expect(status).toBe(200)
+    expect(json).toEqual({
+      results: [0, 1, 2].map((index) => ({ index, status: 'accepted' })),
+      accepted: 3,
+      rejected: 0,
+    })
+    expect(storedCount()).toBe(3)
+  })
+
+  it('rejects each bad reading with its reason and keeps the good ones of the same batch', async () => {
+    const [a, b, c] = stations as [PrivateKeyAccount, PrivateKeyAccount, PrivateKeyAccount]
+    const stranger = privateKeyToAccount(generatePrivateKey())
+    registry.set(c.address.toLowerCase(), { deviceClass: 1, status: 'retired' })
+    const good = await sign(a, 5n)
+    const forged = { ...(await sign(stranger, 1n)), device: b.address }
+    const readings = [
+      toReadingJson(good),
+      toReadingJson(forged),
+      toReadingJson(await sign(stranger, 1n)),
+      toReadingJson(await sign(c, 1n)),
+      toReadingJson(await sign(b, 1n, now, [1n, 2n])),
+      toReadingJson(await sign(b, 2n, now + 3_600n)),
+      toReadingJson(await sign(b, 3n, GENESIS + 9n * 30n)),
+      { ...toReadingJson(await sign(b, 4n)), seq: '-4' },
+      toReadingJson(await sign(a, 5n, now, [1n, 1n, 1n, 1n])),
+      toReadingJson(good),
+      toReadingJson(await sign(a, 4n)),
+    ]
+    const { status, json } = await post({ readings })
+    expect(status).toBe(200)
+    const reasons = (json.results as { status: string; reason?: string; duplicate?: boolean }[]).map(
+      (r) => r.reason ?? (r.duplicate ? 'duplicate' : r.status),
+    )
+    expect(reasons).toEqual([
+      'accepted',
+      'SIGNATURE_INVALID',
+      'DEVICE_UNKNOWN',
+      'DEVICE_RETIRED',
+      'SCHEMA_MISMATCH',
+      'CLOCK_SKEW',
+      'EPOCH_SEALED',
+      'SCHEMA_INVALID',
+      'READING_REPLAYED',
+      'duplicate',
+      'READING_REPLAYED',
+    ])
+    expect(json).toMatchObject({ accepted: 2, rejected: 9 })
+    expect(storedCount()).toBe(1)
+  })
+
+  it('remembers the last sequence across a restart', async () => {
+    const [a] = stations as [PrivateKeyAccount]
+    expect((await post({ readings: [toReadingJson(await sign(a, 7n))] })).json.accepted).toBe(1)
+    await gateway.stop()
+    await startGateway()
+    const replay = await post({ readings: [toReadingJson(await sign(a, 7n, now + 1n))] })
+    expect(replay.json.results).toEqual([expect.objectContaining({ reason: 'READING_REPLAYED' })])
+    expect((await post({ readings: [toReadingJson(await sign(a, 8n))] })).json.accepted).toBe(1)
+    expect(storedCount()).toBe(2)
+  })
+
+  it('answers malformed, mistyped and oversized requests with a 4xx and changes nothing', async () => {
+    const good = toReadingJson(await sign(stations[0] as PrivateKeyAccount, 1n))
+    const cases: [number, string, string | undefined, unknown][] = [
+      [400, 'INVALID_BODY', '{"readings": [', undefined],
+      [400, 'INVALID_BODY', undefined, { readings: 'all of them' }],
+      [400, 'INVALID_BODY', undefined, [good]],
+      [400, 'BATCH_EMPTY', undefined, { readings: [] }],
+      [413, 'BATCH_TOO_LARGE', undefined, { readings: Array.from({ length: 10_000 }, () => ({})) }],
+      [413, 'BODY_TOO_LARGE', undefined, { readings: [good], padding: 'x'.repeat(2 * 1024 * 1024) }],
+    ]
+    for (const [status, code, raw, body] of cases) {
+      const response = await post(body, raw)
+      expect(response.status, code).toBe(status)
+      expect(response.json).toMatchObject({ error: { code, message: expect.any(String) } })
+    }
+    const wrongType = await fetch(`${gateway.url}/v1/readings`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+    })
+    expect(wrongType.status).toBe(415)
+    expect(await wrongType.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } })
+    expect(storedCount()).toBe(0)
+  })
+})
+
+describe('sealing epochs', () => {
+  it('seals a closed epoch into a canonical, content-addressed batch and refuses late readings', async () => {
+    const keccak = await loadKeccak256()
+    const readings = []
+    for (const s of [...stations].reverse()) readings.push(await sign(s, 2n), await sign(s, 1n, now - 1n))
+    expect((await post({ readings: readings.map(toReadingJson) })).json.accepted).toBe(3) // seq 1 after 2 is a replay
+
+    expect(gateway.sealClosedEpochs()).toEqual([]) // epoch 10 still open
+    now = GENESIS + 11n * 30n + BigInt(blueprint.epochs.sealDelaySeconds)
+    expect(gateway.sealClosedEpochs()).toEqual([10n])
+
+    const response = await fetch(`${gateway.url}/v1/batches/10`)
+    expect(response.status).toBe(200)
+    const hash = response.headers.get('x-batch-hash') as `0x${string}`
+    const batch = decodeBatch(keccak, new Uint8Array(await response.arrayBuffer()), hash)
+    expect(batch.epoch).toBe(10n)
+    expect(batch.readings.map((r) => r.device)).toEqual(stations.map((s) => s.address.toLowerCase()).sort())
+    const byHash = await fetch(`${gateway.url}/v1/batches/by-hash/${hash}`)
+    expect(byHash.headers.get('x-batch-epoch')).toBe('10')
+
+    const late = await post({
+      readings: [toReadingJson(await sign(stations[0] as PrivateKeyAccount, 9n, now - 20n))],
+    })
+    expect(late.json.results).toEqual([expect.objectContaining({ reason: 'EPOCH_SEALED' })])
+    expect((await fetch(`${gateway.url}/v1/batches/11`)).status).toBe(404)
+    expect(() =>
+      decodeBatch(keccak, batch.readings.length ? new Uint8Array([1, 2]) : new Uint8Array(), hash),
+    ).toThrow(/hashes to/)
+  })
+})
