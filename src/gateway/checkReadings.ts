@@ -65,9 +65,26 @@ export function checkReadings(
   const batchLast = new Map<string, { seq: bigint; signature: Hex }>()
   const latestAllowed = now + BigInt(blueprint.epochs.maxClockSkewSeconds)
 
-  raw.forEach((item, index) => {
-    const reject = (reason: GatewayRejectReason, message: string) =>
+  for (const [index, item] of raw.entries()) {
+    const reject = (reason: GatewayRejectReason, message: string) => {
       verdicts.push({ index, status: 'rejected', reason, message })
+    }
+    const verdict = checkOne(item)
+    if (verdict === 'accepted' || verdict === 'duplicate') {
+      verdicts.push(
+        verdict === 'accepted'
+          ? { index, status: 'accepted' }
+          : { index, status: 'accepted', duplicate: true },
+      )
+    } else reject(verdict[0], verdict[1])
+  }
+  return { verdicts, accepted }
+
+  function checkOne(item: unknown): 'accepted' | 'duplicate' | [GatewayRejectReason, string] {
+    const reject = (reason: GatewayRejectReason, message: string): [GatewayRejectReason, string] => [
+      reason,
+      message,
+    ]
     const parsed = signedReadingJsonSchema.safeParse(item)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
@@ -105,13 +122,12 @@ export function checkReadings(
     const last = batchLast.get(device) ?? lastAccepted.get(device)
     if (last && reading.seq <= last.seq) {
       if (reading.seq === last.seq && reading.signature.toLowerCase() === last.signature.toLowerCase()) {
-        return verdicts.push({ index, status: 'accepted', duplicate: true })
+        return 'duplicate'
       }
       return reject('READING_REPLAYED', `seq ${reading.seq} is not above the last accepted ${last.seq}`)
     }
     batchLast.set(device, { seq: reading.seq, signature: reading.signature })
     accepted.push({ epoch, reading })
-    verdicts.push({ index, status: 'accepted' })
-  })
-  return { verdicts, accepted }
+    return 'accepted'
+  }
 }
