@@ -66,17 +66,10 @@ export function checkReadings(
   const latestAllowed = now + BigInt(blueprint.epochs.maxClockSkewSeconds)
 
   for (const [index, item] of raw.entries()) {
-    const reject = (reason: GatewayRejectReason, message: string) => {
-      verdicts.push({ index, status: 'rejected', reason, message })
-    }
-    const verdict = checkOne(item)
-    if (verdict === 'accepted' || verdict === 'duplicate') {
-      verdicts.push(
-        verdict === 'accepted'
-          ? { index, status: 'accepted' }
-          : { index, status: 'accepted', duplicate: true },
-      )
-    } else reject(verdict[0], verdict[1])
+    const outcome = checkOne(item)
+    if (outcome === 'accepted') verdicts.push({ index, status: 'accepted' })
+    else if (outcome === 'duplicate') verdicts.push({ index, status: 'accepted', duplicate: true })
+    else verdicts.push({ index, status: 'rejected', reason: outcome[0], message: outcome[1] })
   }
   return { verdicts, accepted }
 
