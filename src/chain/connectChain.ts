@@ -14,6 +14,8 @@ export type ConnectChainParameters = {
   keyFile?: string
   /** Port for the embedded anvil (default: a free one). */
   port?: number
+  /** Seconds between blocks of the embedded anvil (default: automine, a block per transaction). */
+  blockTime?: number
 }
 
 export type ConnectChainReturnType = ChainClients & {
@@ -42,6 +44,7 @@ export async function connectChain(parameters: ConnectChainParameters): Promise<
   const anvil = await startAnvil({
     dataDir: join(parameters.dataDir, 'chain'),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
+    ...(parameters.blockTime !== undefined ? { blockTime: parameters.blockTime } : {}),
   })
   try {
     const clients = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[0] })

@@ -10,7 +10,11 @@ export type StartAnvilParameters = {
   /** Port on 127.0.0.1; 0 (default) takes a free one. */
   port?: number
   chainId?: number
-  /** Seconds between blocks; omit for automine (a block per transaction). */
+  /**
+   * Also mine an (empty if need be) block every this many seconds, so chain time advances
+   * without transactions. Transactions still mine at once (anvil's mixed mining). Omit for
+   * plain automine.
+   */
   blockTime?: number
   /** Seconds between state dumps to disk (default 2), so a crash loses at most that much. */
   stateInterval?: number
@@ -64,7 +68,7 @@ export function anvilBinaryPath(): string {
 export async function startAnvil(parameters: StartAnvilParameters = {}): Promise<StartAnvilReturnType> {
   const args = ['--host', '127.0.0.1', '--port', String(parameters.port ?? 0)]
   args.push('--chain-id', String(parameters.chainId ?? 31337))
-  if (parameters.blockTime !== undefined) args.push('--block-time', String(parameters.blockTime))
+  if (parameters.blockTime !== undefined) args.push('--block-time', String(parameters.blockTime), '--mixed-mining')
   if (parameters.dataDir !== undefined) {
     mkdirSync(parameters.dataDir, { recursive: true })
     args.push('--state', join(parameters.dataDir, 'anvil-state.json'))

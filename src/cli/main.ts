@@ -2,10 +2,12 @@
 /**
  * The `depin` command. Verbs:
  *   deploy   deploy the protocol contracts (embedded anvil by default, or --rpc-url)
- *   up       run the network embedded: chain + contracts, until Ctrl-C
+ *   up       run the whole network embedded until Ctrl-C
+ *   claim    claim an owner's rewards
  */
 import { Command } from 'commander'
 import { DepinError } from '../errors.ts'
+import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
 import { runUp } from './up.ts'
 
@@ -26,10 +28,26 @@ program
 
 program
   .command('up')
-  .description('run the network embedded until Ctrl-C: chain and contracts (reuses the data dir)')
+  .description('run the whole network in one process until Ctrl-C (a second run resumes the data dir)')
   .option('--data-dir <dir>', 'where the network keeps its state', '.data')
+  .option('--blueprint <file>', 'network definition', 'blueprints/environment.yaml')
   .option('--port <port>', 'port of the embedded chain RPC', '8545')
+  .option('--gateway-port <port>', 'port of the gateway (POST /v1/readings)', '8546')
+  .option('--api-port <port>', 'port of the API', '8547')
+  .option('--stations <n>', 'simulated weather stations', '50')
+  .option('--validators <n>', 'validators, each with its own key and store', '3')
+  .option('--seed <n>', 'seed of the simulated fleet', '1')
   .action(runUp)
+
+program
+  .command('claim')
+  .description("claim an owner's rewards with the proof the API serves")
+  .requiredOption('--owner <address>', 'the account whose rewards to claim (tokens always go to it)')
+  .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
+  .option('--rpc-url <url>', 'the chain', 'http://127.0.0.1:8545')
+  .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
+  .option('--key-file <file>', 'key paying the gas, mode 0600 (default on a local chain: anvil test key 0)')
+  .action(runClaim)
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof DepinError) {

@@ -1,36 +1,41 @@
-import { connectChain } from '../chain/connectChain.ts'
-import { ensureDeployed } from '../chain/ensureDeployed.ts'
-import { getReadOnlyContracts } from '../chain/getContracts.ts'
+import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
+import { startEmbeddedNetwork } from '../network/startEmbeddedNetwork.ts'
 
-export type UpOptions = { dataDir: string; port: string }
+export type UpOptions = {
+  dataDir: string
+  blueprint: string
+  port: string
+  gatewayPort: string
+  apiPort: string
+  stations: string
+  validators: string
+  seed: string
+}
 
-/**
- * `depin up`: runs the network embedded in this process until Ctrl-C. Today: the chain (anvil,
- * state kept in the data dir) with the protocol deployed; the gateway, validators, indexer and
- * simulated fleet join it as they land.
- */
+/** `depin up`: the whole network in one process until Ctrl-C; a second run resumes it. */
 export async function runUp(options: UpOptions): Promise<void> {
-  const chain = await connectChain({ dataDir: options.dataDir, port: Number(options.port) })
-  const { deployment, deployed } = await ensureDeployed({
-    clients: chain,
+  const blueprint = loadBlueprint(options.blueprint)
+  const started = Date.now()
+  const log = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`)
+  log(`starting network "${blueprint.name}" in ${options.dataDir}`)
+  const network = await startEmbeddedNetwork({
     dataDir: options.dataDir,
-    onProgress: (line) => console.log(`  ${line}`),
+    blueprint,
+    rpcPort: Number(options.port),
+    gatewayPort: Number(options.gatewayPort),
+    apiPort: Number(options.apiPort),
+    stations: Number(options.stations),
+    validators: Number(options.validators),
+    seed: Number(options.seed),
+    log,
   })
-  const contracts = getReadOnlyContracts(chain, deployment)
-  const [epoch, devices, validators] = await Promise.all([
-    contracts.epochManager.read.currentEpoch(),
-    contracts.deviceRegistry.read.activeDevices(),
-    contracts.validatorSet.read.activeCount(),
-  ])
-  console.log(
-    `${deployed ? 'started a new' : 'resumed the'} network: chain ${deployment.chainId} at ${chain.rpcUrl}, epoch ${epoch}, ${devices} devices, ${validators} validators`,
-  )
-  console.log('running; press Ctrl-C to stop')
+  log('running; Ctrl-C stops (the chain saves its state, a second `depin up` resumes)')
+  log(`claim an owner's rewards: npx depin claim --owner 0x70997970C51812dc3A010C7d01b50e0d17dc79C8`)
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
-  console.log('stopping: saving chain state…')
-  await chain.close()
-  console.log('stopped')
+  log('stopping…')
+  await network.stop()
+  log('stopped')
 }

@@ -1,0 +1,50 @@
+import { type Address, formatUnits, getAddress, isAddress } from 'viem'
+import { readOperatorKey } from '../chain/connectChain.ts'
+import { createChainClients } from '../chain/createChainClients.ts'
+import { anvilAccounts } from '../chain/startAnvil.ts'
+import { readDeployment } from '../chain/deployment.ts'
+import { deploymentPath } from '../chain/ensureDeployed.ts'
+import { getContracts } from '../chain/getContracts.ts'
+import { sendTransaction } from '../chain/sendTransaction.ts'
+import { ConfigError } from '../errors.ts'
+
+export type ClaimOptions = { owner: string; api: string; rpcUrl: string; dataDir: string; keyFile?: string }
+
+/**
+ * `depin claim --owner …`: asks the API for the owner's cumulative rewards and proof against the
+ * latest on-chain root, and submits the claim (any account may; the tokens go to the owner).
+ */
+export async function runClaim(options: ClaimOptions): Promise<void> {
+  if (!isAddress(options.owner)) throw new ConfigError('INVALID_ADDRESS', `--owner ${options.owner} is not an address`)
+  const owner = getAddress(options.owner)
+  const response = await fetch(`${options.api}/v1/rewards/${owner}`).catch((cause: unknown) => {
+    throw new ConfigError('API_UNREACHABLE', `no depin API answers at ${options.api}: is \`depin up\` running?`, { cause })
+  })
+  const rewards = (await response.json()) as {
+    cumulativeAmount: string
+    claimable: string
+    proof: Address[] | null
+    epoch: string | null
+  }
+  if (!rewards.proof || BigInt(rewards.claimable) <= 0n) {
+    console.log(`nothing to claim for ${owner} (cumulative ${rewards.cumulativeAmount}, epoch ${rewards.epoch ?? 'none'})`)
+    return
+  }
+  const deployment = readDeployment(deploymentPath(options.dataDir))
+  // anvil's first test key pays the gas on a local chain; elsewhere the submitter brings its own key
+  const privateKey = readOperatorKey(options.keyFile) ?? (deployment.chainId === 31337 ? anvilAccounts[0] : undefined)
+  if (!privateKey) throw new ConfigError('SIGNER_MISSING', 'a claim needs a key to pay its gas: --key-file or DEPIN_PRIVATE_KEY')
+  const chain = await createChainClients({ rpcUrl: options.rpcUrl, privateKey })
+  const contracts = getContracts(chain, deployment)
+  const before = await contracts.depinToken.read.balanceOf([owner])
+  const receipt = await sendTransaction(
+    chain.publicClient,
+    contracts.rewardDistributor.write.claim([owner, BigInt(rewards.cumulativeAmount), rewards.proof]),
+    'claim',
+  )
+  const after = await contracts.depinToken.read.balanceOf([owner])
+  const symbol = await contracts.depinToken.read.symbol()
+  console.log(
+    `claimed ${formatUnits(after - before, 18)} ${symbol} for ${owner} (cumulative ${formatUnits(BigInt(rewards.cumulativeAmount), 18)}, epoch ${rewards.epoch}), tx ${receipt.transactionHash}`,
+  )
+}

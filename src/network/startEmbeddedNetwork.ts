@@ -1,0 +1,206 @@
+import { join } from 'node:path'
+import { type Account, formatUnits, type Hex, parseEther } from 'viem'
+import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import { networkParametersOf } from '../blueprint/loadBlueprint.ts'
+import { connectChain } from '../chain/connectChain.ts'
+import { type ChainClients, createChainClients } from '../chain/createChainClients.ts'
+import type { Deployment } from '../chain/deployment.ts'
+import { ensureDeployed } from '../chain/ensureDeployed.ts'
+import { getContracts } from '../chain/getContracts.ts'
+import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
+import { sendTransaction } from '../chain/sendTransaction.ts'
+import { anvilAccounts } from '../chain/startAnvil.ts'
+import { createApiServer } from '../api/createApiServer.ts'
+import { createFleet, type FleetFaults } from '../device/simulator/createFleet.ts'
+import { registerFleet } from '../device/simulator/registerFleet.ts'
+import { runFleet } from '../device/simulator/runFleet.ts'
+import { createGateway } from '../gateway/createGateway.ts'
+import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
+import { createValidator, type Validator } from '../validator/createValidator.ts'
+import { createLocalReportExchange } from '../validator/reportExchange.ts'
+
+export type StartEmbeddedNetworkOptions = {
+  dataDir: string
+  blueprint: Blueprint
+  /** Ports on 127.0.0.1; 0 takes a free one. */
+  rpcPort?: number
+  gatewayPort?: number
+  apiPort?: number
+  stations?: number
+  validators?: number
+  /** Seed of the simulated fleet: the same seed gives the same stations and keys. */
+  seed?: number
+  faults?: FleetFaults
+  /** Seconds between two readings of a station (default: the blueprint's minimum interval + 1). */
+  readingIntervalSeconds?: number
+  /** Progress lines, one per step and one per settled epoch. */
+  log?: (line: string) => void
+}
+
+export type EmbeddedNetwork = {
+  rpcUrl: string
+  gatewayUrl: string
+  apiUrl: string
+  deployment: Deployment
+  validators: Validator[]
+  indexer: Indexer
+  stop(): Promise<void>
+}
+
+/**
+ * Runs every role of a network in this process, each with its own keys and store: the chain
+ * (embedded anvil, one block a second, state in the data dir), the contracts (deployed once), a
+ * gateway, validators that really sign and exchange their reports, indexers, the API and a
+ * simulated fleet. A second start with the same data dir resumes the same network.
+ */
+export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions): Promise<EmbeddedNetwork> {
+  const { dataDir, blueprint } = options
+  const log = options.log ?? (() => {})
+  const stopping: (() => Promise<void>)[] = []
+  const stopAll = async () => {
+    for (const stop of stopping.reverse()) await stop()
+  }
+  try {
+    const chain = await connectChain({ dataDir, port: options.rpcPort ?? 0, blockTime: 1 })
+    stopping.push(() => chain.close())
+    log(`chain ${chain.chain.id} at ${chain.rpcUrl} (embedded anvil, state in ${join(dataDir, 'chain')})`)
+    const { deployment, deployed } = await ensureDeployed({
+      clients: chain,
+      dataDir,
+      parameters: networkParametersOf(blueprint),
+      onProgress: (line) => log(`  ${line}`),
+    })
+    const admin = getContracts(chain, deployment)
+
+    // validators: own keys (0600 files), funded and bonded from the genesis allocation once
+    const validatorCount = options.validators ?? 3
+    const validatorClients: ChainClients[] = []
+    for (let i = 0; i < validatorCount; i++) {
+      const privateKey = loadOrCreateKey(join(dataDir, 'validators', `v${i}`, 'key'))
+      const clients = await createChainClients({ rpcUrl: chain.rpcUrl, privateKey, pollingInterval: 250 })
+      validatorClients.push(clients)
+      const address = (clients.account as Account).address
+      if (await admin.validatorSet.read.isActive([address])) continue
+      const bond = blueprint.validators.minBond
+      await sendTransaction(chain.publicClient, chain.walletClient!.sendTransaction({ to: address, value: parseEther('10') }))
+      await sendTransaction(chain.publicClient, admin.depinToken.write.transfer([address, bond]))
+      const own = getContracts(clients, deployment)
+      await sendTransaction(chain.publicClient, own.depinToken.write.approve([deployment.contracts.validatorSet, bond]))
+      await sendTransaction(chain.publicClient, own.validatorSet.write.join([bond]))
+      log(`  validator v${i} ${address} joined with a bond of ${formatUnits(bond, 18)} ${blueprint.token.symbol}`)
+    }
+
+    const startIndexer = async (dbPath: string) => {
+      const indexer = createIndexer({ publicClient: chain.publicClient, deployment, dbPath, pollIntervalMs: 500 })
+      await indexer.start()
+      stopping.push(() => indexer.stop())
+      return indexer
+    }
+
+    const gatewayIndexer = await startIndexer(join(dataDir, 'gateway', 'indexer.db'))
+    const gateway = await createGateway({
+      blueprint,
+      deployment,
+      devices: gatewayIndexer.store,
+      dbPath: join(dataDir, 'gateway', 'gateway.db'),
+      port: options.gatewayPort ?? 0,
+    })
+    await gateway.start()
+    stopping.push(() => gateway.stop())
+    log(`gateway at ${gateway.url} (POST /v1/readings)`)
+
+    const exchange = createLocalReportExchange()
+    const validators: Validator[] = []
+    for (const [i, clients] of validatorClients.entries()) {
+      const dir = join(dataDir, 'validators', `v${i}`)
+      const validator = await createValidator({
+        blueprint,
+        deployment,
+        clients,
+        indexer: await startIndexer(join(dir, 'indexer.db')),
+        dbPath: join(dir, 'validator.db'),
+        gatewayUrls: [gateway.url],
+        exchange,
+        onError: (error) => log(`validator v${i}: ${error instanceof Error ? error.message : String(error)}`),
+      })
+      await validator.start()
+      stopping.push(() => validator.stop())
+      validators.push(validator)
+    }
+
+    const api = createApiServer({
+      deployment,
+      indexer: gatewayIndexer.store,
+      rewards: (validators[0] as Validator).store,
+      port: options.apiPort ?? 0,
+    })
+    await api.start()
+    stopping.push(() => api.stop())
+    log(`api at ${api.url} (GET /v1/status, /v1/epochs, /v1/devices, /v1/validators, /v1/rewards/:account)`)
+
+    // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
+    const fleet = createFleet({
+      size: options.stations ?? 50,
+      blueprint,
+      seed: options.seed ?? 1,
+      ...(options.faults ? { faults: options.faults } : {}),
+    })
+    const owners = await Promise.all(
+      anvilAccounts.slice(1, 6).map((privateKey) => createChainClients({ rpcUrl: chain.rpcUrl, privateKey })),
+    )
+    const registered = await registerFleet({ fleet, ownerClients: owners, deployment })
+    log(`fleet: ${fleet.stations.length} stations (${registered} newly registered) owned by ${owners.length} accounts`)
+    await gatewayIndexer.syncOnce()
+    const running = runFleet({
+      fleet,
+      gatewayUrl: gateway.url,
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      intervalSeconds: options.readingIntervalSeconds ?? Number(blueprint.deviceClasses[0]?.quality.minIntervalSeconds ?? 5n) + 1,
+    })
+    stopping.push(() => running.stop())
+
+    // one line per settled epoch
+    let printed = gatewayIndexer.store.epochs(1)[0]?.epoch ?? -1n
+    const progress = setInterval(() => {
+      const latest = gatewayIndexer.store.epochs(5).reverse()
+      for (const epoch of latest) {
+        if (epoch.epoch <= printed) continue
+        printed = epoch.epoch
+        const judged = (validators[0] as Validator).store.result(epoch.epoch)
+        const rejected = Object.entries(judged?.rejectedByReason ?? {})
+          .filter(([, n]) => n > 0)
+          .map(([reason, n]) => `${reason} ${n}`)
+          .join(', ')
+        const gatewayRejected = Object.entries(gateway.stats().rejected)
+          .map(([reason, n]) => `${reason} ${n}`)
+          .join(', ')
+        log(
+          `epoch ${epoch.epoch} settled: ${epoch.accepted} readings accepted, rejected by validators: ${rejected || 'none'}` +
+            `${gatewayRejected ? `; at the gateway so far: ${gatewayRejected}` : ''}; minted ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol}` +
+            ` to ${epoch.signers.length} signers' report, tx ${epoch.txHash}`,
+        )
+      }
+    }, 1_000)
+    stopping.push(async () => clearInterval(progress))
+    log(
+      deployed
+        ? `new network up: first epoch settles ≈ ${blueprint.epochs.lengthSeconds + blueprint.epochs.sealDelaySeconds + 2} s after the current one ends`
+        : 'resumed the network from the data dir',
+    )
+    return {
+      rpcUrl: chain.rpcUrl,
+      gatewayUrl: gateway.url,
+      apiUrl: api.url,
+      deployment,
+      validators,
+      indexer: gatewayIndexer,
+      stop: stopAll,
+    }
+  } catch (error) {
+    await stopAll()
+    throw error
+  }
+}
+
+export type { Hex }

@@ -1,0 +1,123 @@
+import Database from 'better-sqlite3'
+import type { Hex } from 'viem'
+import type { EpochReport } from '../chain/typedData.ts'
+
+export type EpochResult = {
+  epoch: bigint
+  report: EpochReport
+  digest: Hex
+  signature: Hex
+  /** Cumulative rewards per account (lower-case) including this epoch. */
+  cumulative: Map<string, bigint>
+  rejectedByReason: Record<string, number>
+  batchHashes: Hex[]
+}
+
+export type StoredVerdict = { device: string; seq: bigint; status: 'accepted' | 'rejected'; reason: string | null }
+
+const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))
+
+/**
+ * A validator's own SQLite store: per epoch it judged, the report it signed, the cumulative
+ * rewards it computed and every reading's verdict. Nothing here is shared with other validators
+ * or with gateways.
+ */
+export function createValidatorStore(path: string) {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS epoch_results (
+      epoch INTEGER PRIMARY KEY,
+      report TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      signature TEXT NOT NULL,
+      cumulative TEXT NOT NULL,
+      rejected_by_reason TEXT NOT NULL,
+      batch_hashes TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS verdicts (
+      epoch INTEGER NOT NULL,
+      device TEXT NOT NULL,
+      seq TEXT NOT NULL,
+      status TEXT NOT NULL,
+      reason TEXT,
+      PRIMARY KEY (epoch, device, seq)
+    ) WITHOUT ROWID;
+  `)
+  db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')").run()
+  const insertResult = db.prepare(
+    'INSERT OR REPLACE INTO epoch_results (epoch, report, digest, signature, cumulative, rejected_by_reason, batch_hashes) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  )
+  const deleteVerdicts = db.prepare('DELETE FROM verdicts WHERE epoch = ?')
+  const insertVerdict = db.prepare('INSERT INTO verdicts (epoch, device, seq, status, reason) VALUES (?, ?, ?, ?, ?)')
+  const saveResult = db.transaction((result: EpochResult, verdicts: StoredVerdict[]) => {
+    insertResult.run(
+      result.epoch,
+      json(result.report),
+      result.digest,
+      result.signature,
+      json(Object.fromEntries(result.cumulative)),
+      json(result.rejectedByReason),
+      json(result.batchHashes),
+    )
+    deleteVerdicts.run(result.epoch)
+    for (const v of verdicts) insertVerdict.run(result.epoch, v.device, v.seq.toString(), v.status, v.reason)
+  })
+  type Row = {
+    epoch: number
+    report: string
+    digest: Hex
+    signature: Hex
+    cumulative: string
+    rejected_by_reason: string
+    batch_hashes: string
+  }
+  const toResult = (row: Row | undefined): EpochResult | undefined => {
+    if (!row) return undefined
+    const report = JSON.parse(row.report) as Record<string, string | number>
+    return {
+      epoch: BigInt(row.epoch),
+      report: {
+        epoch: BigInt(report.epoch as string),
+        readingsRoot: report.readingsRoot as Hex,
+        rewardsRoot: report.rewardsRoot as Hex,
+        total: BigInt(report.total as string),
+        accepted: Number(report.accepted),
+      },
+      digest: row.digest,
+      signature: row.signature,
+      cumulative: new Map(Object.entries(JSON.parse(row.cumulative) as Record<string, string>).map(([a, v]) => [a, BigInt(v)])),
+      rejectedByReason: JSON.parse(row.rejected_by_reason) as Record<string, number>,
+      batchHashes: JSON.parse(row.batch_hashes) as Hex[],
+    }
+  }
+  return {
+    /** Records an epoch's result and verdicts in one transaction. */
+    saveResult(result: EpochResult, verdicts: StoredVerdict[]): void {
+      saveResult(result, verdicts)
+    },
+    result(epoch: bigint): EpochResult | undefined {
+      return toResult(db.prepare('SELECT * FROM epoch_results WHERE epoch = ?').get(epoch) as Row | undefined)
+    },
+    lastJudgedEpoch(): bigint | undefined {
+      const row = db.prepare('SELECT MAX(epoch) AS epoch FROM epoch_results').get() as { epoch: number | null }
+      return row.epoch === null ? undefined : BigInt(row.epoch)
+    },
+    verdicts(epoch: bigint): StoredVerdict[] {
+      return (
+        db.prepare('SELECT device, seq, status, reason FROM verdicts WHERE epoch = ? ORDER BY device, seq').all(epoch) as {
+          device: string
+          seq: string
+          status: 'accepted' | 'rejected'
+          reason: string | null
+        }[]
+      ).map((v) => ({ ...v, seq: BigInt(v.seq) }))
+    },
+    close(): void {
+      db.close()
+    },
+  }
+}
+export type ValidatorStore = ReturnType<typeof createValidatorStore>
