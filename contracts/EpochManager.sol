@@ -46,6 +46,7 @@ contract EpochManager is EIP712 {
     error EpochSignerNotValidator(address signer);
     error EpochInvalidSignature(uint256 index);
     error EpochNotEquivocation();
+    error EpochAlreadyPunished(address validator, uint64 epoch);
     error EpochInvalidConfig();
 
     event ReportAccepted(
@@ -68,6 +69,7 @@ contract EpochManager is EIP712 {
     bool private _hasSettled;
     uint64 private _lastEpoch;
     mapping(uint64 epoch => bytes32) private _readingsRoots;
+    mapping(address validator => mapping(uint64 epoch => bool)) private _punished;
 
     /// @param validators_ the ValidatorSet
     /// @param distributor_ the RewardDistributor
@@ -112,7 +114,6 @@ contract EpochManager is EIP712 {
         _lastEpoch = report.epoch;
         _hasSettled = true;
         _readingsRoots[report.epoch] = report.readingsRoot;
-        _distributor.settle(report.epoch, report.rewardsRoot, report.total);
         emit ReportAccepted(
             report.epoch,
             report.readingsRoot,
@@ -122,6 +123,7 @@ contract EpochManager is EIP712 {
             signers,
             msg.sender
         );
+        _distributor.settle(report.epoch, report.rewardsRoot, report.total);
     }
 
     /// @notice Slashes the validator that signed both `a` and `b`: two different reports for one epoch.
@@ -137,6 +139,9 @@ contract EpochManager is EIP712 {
         if (a.epoch != b.epoch || digestA == digestB) revert EpochNotEquivocation();
         validator = ECDSA.recover(digestA, signatureA);
         if (ECDSA.recover(digestB, signatureB) != validator) revert EpochNotEquivocation();
+        // one offence, one punishment: the same proof cannot take a bond posted later
+        if (_punished[validator][a.epoch]) revert EpochAlreadyPunished(validator, a.epoch);
+        _punished[validator][a.epoch] = true;
         uint256 slashed = _validators.slash(validator, msg.sender);
         emit EquivocationProven(validator, a.epoch, msg.sender, slashed);
     }

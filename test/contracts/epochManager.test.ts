@@ -222,6 +222,25 @@ describe('EpochManager.proveEquivocation', () => {
     const [event] = await net.contracts.epochManager.getEvents.EquivocationProven()
     expect(event?.args).toMatchObject({ validator: cheat.address, epoch: 1n, slashed: bond })
 
+    // the same offence cannot be punished twice, not even after the validator bonded again
+    await net.send(net.contracts.depinToken.write.transfer([cheat.address, 10n * WAD]))
+    await net.send(
+      cheat.contracts.depinToken.write.approve([net.deployment.contracts.validatorSet, 10n * WAD]),
+      cheat.clients,
+    )
+    await net.send(cheat.contracts.validatorSet.write.join([10n * WAD]), cheat.clients)
+    await expectRevert(
+      prover.contracts.epochManager.write.proveEquivocation([
+        honest,
+        sigHonest as Hex,
+        other,
+        sigOther as Hex,
+      ]),
+      'EpochAlreadyPunished',
+    )
+    expect((await net.contracts.validatorSet.read.getValidator([cheat.address])).bond).toBe(10n * WAD)
+    await net.send(cheat.contracts.validatorSet.write.leave(), cheat.clients)
+
     // its signatures no longer count
     const next = makeReport(1n, root, 1n)
     await expectRevert(

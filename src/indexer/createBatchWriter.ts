@@ -1,0 +1,231 @@
+import type { Address } from 'viem'
+import { DepinError } from '../errors.ts'
+import type { IndexerCursor, IndexerDatabase } from './openIndexerDatabase.ts'
+import type { ProtocolEvent } from './readProtocolEvents.ts'
+
+export type Batch = {
+  /** The range's events in chain order. */
+  events: readonly ProtocolEvent[]
+  /** The range's last block: the new cursor. */
+  cursor: IndexerCursor
+}
+
+type DeviceState = {
+  owner: Address
+  class: bigint
+  cell: bigint
+  status: 'active' | 'retired'
+  registered_at: bigint
+}
+
+/**
+ * Returns a writer that applies a range's events and moves the cursor in ONE SQLite transaction,
+ * so a crash leaves the database at the previous cursor or at the new one, never in between.
+ * Events must follow the stored state (a transfer names the device's current owner, …); when
+ * they do not, events were missed and the writer throws (INDEXER_INCONSISTENT) instead of
+ * storing a state the chain never had.
+ */
+export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
+  const deviceState = db.prepare<[string], DeviceState>(
+    'SELECT owner, class, cell, status, registered_at FROM devices WHERE device = ?',
+  )
+  const insertDevice = db.prepare(
+    `INSERT INTO devices (device, owner, class, cell, status, registered_at, maker, updated_block)
+     VALUES (@device, @owner, @class, @cell, 'active', @registeredAt, @maker, @block)`,
+  )
+  const updateDevice = db.prepare(
+    `UPDATE devices SET owner = @owner, cell = @cell, status = @status, updated_block = @block WHERE device = @device`,
+  )
+  const insertDeviceEvent = db.prepare(
+    `INSERT INTO device_events (block, log_index, block_timestamp, tx_hash, device, kind, owner, class, cell, registered_at)
+     VALUES (@block, @logIndex, @blockTimestamp, @txHash, @device, @kind, @owner, @class, @cell, @registeredAt)`,
+  )
+  const joinValidator = db.prepare(
+    `INSERT INTO validators (validator, status, bond, joined_at, updated_block)
+     VALUES (@validator, 'active', @bond, @joinedAt, @block)
+     ON CONFLICT (validator) DO UPDATE SET
+       status = 'active', bond = excluded.bond, joined_at = excluded.joined_at, updated_block = excluded.updated_block`,
+  )
+  const setValidatorStatus = db.prepare(
+    'UPDATE validators SET status = @status, updated_block = @block WHERE validator = @validator',
+  )
+  const setValidatorStatusAndBond = db.prepare(
+    'UPDATE validators SET status = @status, bond = @bond, updated_block = @block WHERE validator = @validator',
+  )
+  const insertEpoch = db.prepare(
+    `INSERT INTO epochs (epoch, readings_root, rewards_root, total, accepted, signers, submitter, tx_hash, block, timestamp)
+     VALUES (@epoch, @readingsRoot, @rewardsRoot, @total, @accepted, @signers, @submitter, @txHash, @block, @timestamp)`,
+  )
+  const insertFunding = db.prepare(
+    `INSERT INTO epoch_funding (epoch, rewards_root, minted, from_fees, block)
+     VALUES (@epoch, @rewardsRoot, @minted, @fromFees, @block)`,
+  )
+  const insertEquivocation = db.prepare(
+    `INSERT INTO equivocations (block, log_index, validator, epoch, prover, slashed, tx_hash)
+     VALUES (@block, @logIndex, @validator, @epoch, @prover, @slashed, @txHash)`,
+  )
+  const insertClaim = db.prepare(
+    `INSERT INTO claims (block, log_index, account, amount, cumulative_amount, submitter, tx_hash)
+     VALUES (@block, @logIndex, @account, @amount, @cumulativeAmount, @submitter, @txHash)`,
+  )
+  const writeCursor = db.prepare(
+    `INSERT INTO cursor (id, block, hash, timestamp) VALUES (1, @block, @hash, @timestamp)
+     ON CONFLICT (id) DO UPDATE SET block = excluded.block, hash = excluded.hash, timestamp = excluded.timestamp`,
+  )
+
+  const existingDevice = (event: ProtocolEvent & { device: Address }): DeviceState => {
+    const state = deviceState.get(event.device)
+    if (!state) throw inconsistent(event, `device ${event.device} was never registered`)
+    if (state.status === 'retired') throw inconsistent(event, `device ${event.device} is retired`)
+    return state
+  }
+
+  const changeValidator = (
+    event: ProtocolEvent & { validator: Address },
+    status: 'unbonding' | 'withdrawn' | 'slashed',
+  ) => {
+    // the bond stays slashable while unbonding; withdrawn and slashed validators have none left
+    const bond = status === 'unbonding' ? undefined : '0'
+    const result =
+      bond === undefined
+        ? setValidatorStatus.run({ validator: event.validator, status, block: event.block })
+        : setValidatorStatusAndBond.run({ validator: event.validator, status, bond, block: event.block })
+    if (result.changes !== 1) throw inconsistent(event, `validator ${event.validator} never joined`)
+  }
+
+  const apply = (event: ProtocolEvent): void => {
+    const position = { block: event.block, logIndex: event.logIndex, txHash: event.txHash }
+    switch (event.type) {
+      case 'deviceRegistered': {
+        if (deviceState.get(event.device))
+          throw inconsistent(event, `device ${event.device} registered twice`)
+        const state = {
+          device: event.device,
+          owner: event.owner,
+          class: event.deviceClass,
+          cell: event.h3Cell,
+          registeredAt: event.blockTimestamp,
+        }
+        insertDevice.run({ ...state, maker: event.maker, block: event.block })
+        insertDeviceEvent.run({
+          ...position,
+          ...state,
+          blockTimestamp: event.blockTimestamp,
+          kind: 'registered',
+        })
+        return
+      }
+      case 'deviceTransferred':
+      case 'deviceRelocated':
+      case 'deviceRetired': {
+        const before = existingDevice(event)
+        const after = { ...before, status: 'active' as 'active' | 'retired' }
+        if (event.type === 'deviceTransferred') {
+          if (before.owner.toLowerCase() !== event.from.toLowerCase())
+            throw inconsistent(event, `device ${event.device} is not owned by ${event.from}`)
+          after.owner = event.to
+        } else if (event.type === 'deviceRelocated') {
+          if (before.cell !== event.fromCell)
+            throw inconsistent(event, `device ${event.device} is not in cell ${event.fromCell}`)
+          after.cell = event.toCell
+        } else {
+          after.status = 'retired'
+        }
+        const kind = {
+          deviceTransferred: 'transferred',
+          deviceRelocated: 'relocated',
+          deviceRetired: 'retired',
+        }[event.type]
+        updateDevice.run({
+          device: event.device,
+          owner: after.owner,
+          cell: after.cell,
+          status: after.status,
+          block: event.block,
+        })
+        insertDeviceEvent.run({
+          ...position,
+          blockTimestamp: event.blockTimestamp,
+          device: event.device,
+          kind,
+          owner: after.owner,
+          class: after.class,
+          cell: after.cell,
+          registeredAt: after.registered_at,
+        })
+        return
+      }
+      case 'validatorJoined':
+        joinValidator.run({
+          validator: event.validator,
+          bond: event.bond.toString(),
+          joinedAt: event.blockTimestamp,
+          block: event.block,
+        })
+        return
+      case 'validatorLeft':
+        changeValidator(event, 'unbonding')
+        return
+      case 'validatorWithdrew':
+        changeValidator(event, 'withdrawn')
+        return
+      case 'validatorSlashed':
+        changeValidator(event, 'slashed')
+        return
+      case 'reportAccepted':
+        insertEpoch.run({
+          epoch: event.epoch,
+          readingsRoot: event.readingsRoot,
+          rewardsRoot: event.rewardsRoot,
+          total: event.total.toString(),
+          accepted: event.accepted,
+          signers: JSON.stringify(event.signers),
+          submitter: event.submitter,
+          txHash: event.txHash,
+          block: event.block,
+          timestamp: event.blockTimestamp,
+        })
+        return
+      case 'epochFunded':
+        insertFunding.run({
+          epoch: event.epoch,
+          rewardsRoot: event.rewardsRoot,
+          minted: event.minted.toString(),
+          fromFees: event.fromFees.toString(),
+          block: event.block,
+        })
+        return
+      case 'equivocationProven':
+        insertEquivocation.run({
+          ...position,
+          validator: event.validator,
+          epoch: event.epoch,
+          prover: event.prover,
+          slashed: event.slashed.toString(),
+        })
+        return
+      case 'claimed':
+        insertClaim.run({
+          ...position,
+          account: event.account,
+          amount: event.amount.toString(),
+          cumulativeAmount: event.cumulativeAmount.toString(),
+          submitter: event.submitter,
+        })
+        return
+    }
+  }
+
+  return db.transaction((batch: Batch) => {
+    for (const event of batch.events) apply(event)
+    writeCursor.run({ block: batch.cursor.block, hash: batch.cursor.hash, timestamp: batch.cursor.timestamp })
+  })
+}
+
+function inconsistent(event: ProtocolEvent, reason: string): DepinError {
+  return new DepinError(
+    'INDEXER_INCONSISTENT',
+    `${event.type} at block ${event.block}, log ${event.logIndex} does not follow the stored state: ${reason}`,
+    { details: { block: String(event.block), logIndex: event.logIndex, txHash: event.txHash } },
+  )
+}

@@ -1,0 +1,175 @@
+import Database from 'better-sqlite3'
+import type { Hex } from 'viem'
+import { DepinError } from '../errors.ts'
+
+/** Bumped whenever a table changes; a database of a newer version is refused, an older one migrated. */
+export const INDEXER_SCHEMA_VERSION = 1
+
+export type IndexerDatabase = Database.Database
+
+/** The last block the indexer has fully processed; every event up to it is stored, none after it. */
+export type IndexerCursor = { block: bigint; hash: Hex; timestamp: bigint }
+
+/**
+ * Schema v1. Amounts (uint256) are decimal TEXT; block numbers, timestamps, epochs and H3 cells
+ * (< 2^60: the registry only accepts mode-1 indexes) fit SQLite's signed 64-bit INTEGER.
+ * Addresses are stored checksummed and compared case-insensitively.
+ */
+const schemaV1 = `
+CREATE TABLE IF NOT EXISTS cursor (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  block INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  timestamp INTEGER NOT NULL
+);
+-- append-only: one row per device event with the device's state right after it
+CREATE TABLE IF NOT EXISTS device_events (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  block_timestamp INTEGER NOT NULL,
+  tx_hash TEXT NOT NULL,
+  device TEXT NOT NULL COLLATE NOCASE,
+  kind TEXT NOT NULL CHECK (kind IN ('registered', 'transferred', 'relocated', 'retired')),
+  owner TEXT NOT NULL,
+  class INTEGER NOT NULL,
+  cell INTEGER NOT NULL,
+  registered_at INTEGER NOT NULL,
+  PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS device_events_by_time ON device_events (block_timestamp);
+-- latest state per device
+CREATE TABLE IF NOT EXISTS devices (
+  device TEXT PRIMARY KEY COLLATE NOCASE,
+  owner TEXT NOT NULL COLLATE NOCASE,
+  class INTEGER NOT NULL,
+  cell INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+  registered_at INTEGER NOT NULL,
+  maker TEXT NOT NULL,
+  updated_block INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS devices_by_owner ON devices (owner);
+CREATE TABLE IF NOT EXISTS validators (
+  validator TEXT PRIMARY KEY COLLATE NOCASE,
+  status TEXT NOT NULL CHECK (status IN ('active', 'unbonding', 'withdrawn', 'slashed')),
+  bond TEXT NOT NULL,
+  joined_at INTEGER NOT NULL,
+  updated_block INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+  epoch INTEGER PRIMARY KEY,
+  readings_root TEXT NOT NULL,
+  rewards_root TEXT NOT NULL,
+  total TEXT NOT NULL,
+  accepted INTEGER NOT NULL,
+  signers TEXT NOT NULL,
+  submitter TEXT NOT NULL,
+  tx_hash TEXT NOT NULL,
+  block INTEGER NOT NULL,
+  timestamp INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epoch_funding (
+  epoch INTEGER PRIMARY KEY,
+  rewards_root TEXT NOT NULL,
+  minted TEXT NOT NULL,
+  from_fees TEXT NOT NULL,
+  block INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS equivocations (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  validator TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  prover TEXT NOT NULL,
+  slashed TEXT NOT NULL,
+  tx_hash TEXT NOT NULL,
+  PRIMARY KEY (block, log_index)
+);
+CREATE TABLE IF NOT EXISTS claims (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  account TEXT NOT NULL COLLATE NOCASE,
+  amount TEXT NOT NULL,
+  cumulative_amount TEXT NOT NULL,
+  submitter TEXT NOT NULL,
+  tx_hash TEXT NOT NULL,
+  PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS claims_by_account ON claims (account);
+`
+
+export type OpenIndexerDatabaseOptions = {
+  /** Open an existing database for reading only (another process indexes into it). */
+  readonly?: boolean
+}
+
+/**
+ * Opens (creating when missing) the indexer's SQLite file in WAL mode and brings its schema to
+ * INDEXER_SCHEMA_VERSION. Integers are read as bigint.
+ */
+export function openIndexerDatabase(
+  dbPath: string,
+  options: OpenIndexerDatabaseOptions = {},
+): IndexerDatabase {
+  const db = options.readonly
+    ? new Database(dbPath, { readonly: true, fileMustExist: true })
+    : new Database(dbPath)
+  try {
+    db.defaultSafeIntegers(true)
+    if (!options.readonly) {
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+      migrate(db)
+    }
+    const version = schemaVersion(db)
+    if (version !== INDEXER_SCHEMA_VERSION) {
+      throw new DepinError(
+        'INDEXER_SCHEMA_MISMATCH',
+        `indexer database ${dbPath} has schema version ${version ?? 'none'}, this code reads version ${INDEXER_SCHEMA_VERSION}`,
+        { details: { dbPath, version, expected: INDEXER_SCHEMA_VERSION } },
+      )
+    }
+    return db
+  } catch (error) {
+    db.close()
+    throw error
+  }
+}
+
+function migrate(db: IndexerDatabase): void {
+  db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    const version = schemaVersion(db)
+    if (version !== undefined && version > INDEXER_SCHEMA_VERSION) return // refused by the caller
+    // v1 is the first version: there is nothing older to migrate from yet
+    db.exec(schemaV1)
+    writeMeta(db, 'schema_version', String(INDEXER_SCHEMA_VERSION))
+  }).immediate()
+}
+
+function schemaVersion(db: IndexerDatabase): number | undefined {
+  const value = readMeta(db, 'schema_version')
+  return value === undefined ? undefined : Number(value)
+}
+
+/** A value of the `meta` table (schema version, the deployment indexed). */
+export function readMeta(db: IndexerDatabase, key: string): string | undefined {
+  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)
+  return row?.value
+}
+
+export function writeMeta(db: IndexerDatabase, key: string, value: string): void {
+  db.prepare<[string, string]>(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  ).run(key, value)
+}
+
+/** The stored cursor, if any block was processed. */
+export function readCursor(db: IndexerDatabase): IndexerCursor | undefined {
+  const row = db
+    .prepare<[], { block: bigint; hash: Hex; timestamp: bigint }>(
+      'SELECT block, hash, timestamp FROM cursor WHERE id = 1',
+    )
+    .get()
+  return row && { block: row.block, hash: row.hash, timestamp: row.timestamp }
+}
