@@ -15,7 +15,12 @@ export type CreateApiServerOptions = {
   port?: number
 }
 
-export type ApiServer = { start(): Promise<void>; stop(): Promise<void>; readonly url: string; server: FastifyInstance }
+export type ApiServer = {
+  start(): Promise<void>
+  stop(): Promise<void>
+  readonly url: string
+  server: FastifyInstance
+}
 
 const toJson = (value: unknown) =>
   JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))) as unknown
@@ -28,7 +33,9 @@ const toJson = (value: unknown) =>
 export function createApiServer(options: CreateApiServerOptions): ApiServer {
   const { deployment, indexer, rewards } = options
   const server = Fastify({ logger: false })
-  let cachedTree: { epoch: bigint; tree: RewardsTree | undefined; cumulative: Map<string, bigint> } | undefined
+  let cachedTree:
+    | { epoch: bigint; tree: RewardsTree | undefined; cumulative: Map<string, bigint> }
+    | undefined
 
   const settledTree = async () => {
     const settled = indexer.epochs(1)[0]
@@ -55,7 +62,8 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
       chainId: deployment.chainId,
       contracts: deployment.contracts,
       epochLength: deployment.epochLength,
-      currentEpoch: now < deployment.genesisTime ? 0n : (now - deployment.genesisTime) / deployment.epochLength,
+      currentEpoch:
+        now < deployment.genesisTime ? 0n : (now - deployment.genesisTime) / deployment.epochLength,
       lastSettledEpoch: epochs[0] ?? null,
       devices: indexer.deviceCount(),
       validators: indexer.validators().filter((v) => v.status === 'active').length,
@@ -65,27 +73,36 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
   server.get<{ Querystring: { limit?: string } }>('/v1/epochs', async (request) =>
     toJson({ epochs: indexer.epochs(Math.min(Number(request.query.limit ?? 20) || 20, 500)) }),
   )
-  server.get<{ Querystring: { owner?: string; limit?: string; offset?: string } }>('/v1/devices', async (request, reply) => {
-    const { owner } = request.query
-    if (owner !== undefined && !isAddress(owner)) {
-      return reply.status(400).send({ error: { code: 'INVALID_ADDRESS', message: 'owner must be an address', details: {} } })
-    }
-    return toJson({
-      devices: indexer.listDevices({
-        ...(owner ? { owner: owner as Address } : {}),
-        limit: Math.min(Number(request.query.limit ?? 100) || 100, 1000),
-        offset: Number(request.query.offset ?? 0) || 0,
-      }),
-    })
-  })
+  server.get<{ Querystring: { owner?: string; limit?: string; offset?: string } }>(
+    '/v1/devices',
+    async (request, reply) => {
+      const { owner } = request.query
+      if (owner !== undefined && !isAddress(owner)) {
+        return reply
+          .status(400)
+          .send({ error: { code: 'INVALID_ADDRESS', message: 'owner must be an address', details: {} } })
+      }
+      return toJson({
+        devices: indexer.listDevices({
+          ...(owner ? { owner: owner as Address } : {}),
+          limit: Math.min(Number(request.query.limit ?? 100) || 100, 1000),
+          offset: Number(request.query.offset ?? 0) || 0,
+        }),
+      })
+    },
+  )
   server.get('/v1/validators', async () => toJson({ validators: indexer.validators() }))
   server.get<{ Params: { account: string } }>('/v1/rewards/:account', async (request, reply) => {
     if (!isAddress(request.params.account)) {
-      return reply.status(400).send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
     }
     const account = getAddress(request.params.account)
     const settled = await settledTree()
-    const claimed = indexer.claims(account).reduce((max, c) => (c.cumulativeAmount > max ? c.cumulativeAmount : max), 0n)
+    const claimed = indexer
+      .claims(account)
+      .reduce((max, c) => (c.cumulativeAmount > max ? c.cumulativeAmount : max), 0n)
     const cumulativeAmount = settled?.cumulative.get(account.toLowerCase()) ?? 0n
     return toJson({
       account,

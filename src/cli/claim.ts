@@ -1,11 +1,11 @@
 import { type Address, formatUnits, getAddress, isAddress } from 'viem'
 import { readOperatorKey } from '../chain/connectChain.ts'
 import { createChainClients } from '../chain/createChainClients.ts'
-import { anvilAccounts } from '../chain/startAnvil.ts'
 import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
+import { anvilAccounts } from '../chain/startAnvil.ts'
 import { ConfigError } from '../errors.ts'
 
 export type ClaimOptions = { owner: string; api: string; rpcUrl: string; dataDir: string; keyFile?: string }
@@ -15,10 +15,15 @@ export type ClaimOptions = { owner: string; api: string; rpcUrl: string; dataDir
  * latest on-chain root, and submits the claim (any account may; the tokens go to the owner).
  */
 export async function runClaim(options: ClaimOptions): Promise<void> {
-  if (!isAddress(options.owner)) throw new ConfigError('INVALID_ADDRESS', `--owner ${options.owner} is not an address`)
+  if (!isAddress(options.owner))
+    throw new ConfigError('INVALID_ADDRESS', `--owner ${options.owner} is not an address`)
   const owner = getAddress(options.owner)
   const response = await fetch(`${options.api}/v1/rewards/${owner}`).catch((cause: unknown) => {
-    throw new ConfigError('API_UNREACHABLE', `no depin API answers at ${options.api}: is \`depin up\` running?`, { cause })
+    throw new ConfigError(
+      'API_UNREACHABLE',
+      `no depin API answers at ${options.api}: is \`depin up\` running?`,
+      { cause },
+    )
   })
   const rewards = (await response.json()) as {
     cumulativeAmount: string
@@ -27,13 +32,20 @@ export async function runClaim(options: ClaimOptions): Promise<void> {
     epoch: string | null
   }
   if (!rewards.proof || BigInt(rewards.claimable) <= 0n) {
-    console.log(`nothing to claim for ${owner} (cumulative ${rewards.cumulativeAmount}, epoch ${rewards.epoch ?? 'none'})`)
+    console.log(
+      `nothing to claim for ${owner} (cumulative ${rewards.cumulativeAmount}, epoch ${rewards.epoch ?? 'none'})`,
+    )
     return
   }
   const deployment = readDeployment(deploymentPath(options.dataDir))
   // anvil's first test key pays the gas on a local chain; elsewhere the submitter brings its own key
-  const privateKey = readOperatorKey(options.keyFile) ?? (deployment.chainId === 31337 ? anvilAccounts[0] : undefined)
-  if (!privateKey) throw new ConfigError('SIGNER_MISSING', 'a claim needs a key to pay its gas: --key-file or DEPIN_PRIVATE_KEY')
+  const privateKey =
+    readOperatorKey(options.keyFile) ?? (deployment.chainId === 31337 ? anvilAccounts[0] : undefined)
+  if (!privateKey)
+    throw new ConfigError(
+      'SIGNER_MISSING',
+      'a claim needs a key to pay its gas: --key-file or DEPIN_PRIVATE_KEY',
+    )
   const chain = await createChainClients({ rpcUrl: options.rpcUrl, privateKey })
   const contracts = getContracts(chain, deployment)
   const before = await contracts.depinToken.read.balanceOf([owner])

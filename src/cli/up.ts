@@ -16,7 +16,8 @@ export type UpOptions = {
 export async function runUp(options: UpOptions): Promise<void> {
   const blueprint = loadBlueprint(options.blueprint)
   const started = Date.now()
-  const log = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`)
+  const log = (line: string) =>
+    console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`)
   log(`starting network "${blueprint.name}" in ${options.dataDir}`)
   const network = await startEmbeddedNetwork({
     dataDir: options.dataDir,

@@ -1,5 +1,7 @@
-import { join } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { type Account, formatUnits, type Hex, parseEther } from 'viem'
+import { createApiServer } from '../api/createApiServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { networkParametersOf } from '../blueprint/loadBlueprint.ts'
 import { connectChain } from '../chain/connectChain.ts'
@@ -10,10 +12,9 @@ import { getContracts } from '../chain/getContracts.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
-import { createApiServer } from '../api/createApiServer.ts'
-import { createFleet, type FleetFaults } from '../device/simulator/createFleet.ts'
+import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
 import { registerFleet } from '../device/simulator/registerFleet.ts'
-import { runFleet } from '../device/simulator/runFleet.ts'
+import { type FleetBatch, runFleet } from '../device/simulator/runFleet.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
 import { createValidator, type Validator } from '../validator/createValidator.ts'
@@ -31,8 +32,12 @@ export type StartEmbeddedNetworkOptions = {
   /** Seed of the simulated fleet: the same seed gives the same stations and keys. */
   seed?: number
   faults?: FleetFaults
+  /** A fleet built by the caller (tests); overrides stations, seed and faults. */
+  fleet?: Fleet
   /** Seconds between two readings of a station (default: the blueprint's minimum interval + 1). */
   readingIntervalSeconds?: number
+  /** Called with the gateway's answer to each batch the simulated fleet sends. */
+  onFleetBatch?: (batch: FleetBatch) => void
   /** Progress lines, one per step and one per settled epoch. */
   log?: (line: string) => void
 }
@@ -82,16 +87,30 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       const address = (clients.account as Account).address
       if (await admin.validatorSet.read.isActive([address])) continue
       const bond = blueprint.validators.minBond
-      await sendTransaction(chain.publicClient, chain.walletClient!.sendTransaction({ to: address, value: parseEther('10') }))
+      await sendTransaction(
+        chain.publicClient,
+        chain.walletClient!.sendTransaction({ to: address, value: parseEther('10') }),
+      )
       await sendTransaction(chain.publicClient, admin.depinToken.write.transfer([address, bond]))
       const own = getContracts(clients, deployment)
-      await sendTransaction(chain.publicClient, own.depinToken.write.approve([deployment.contracts.validatorSet, bond]))
+      await sendTransaction(
+        chain.publicClient,
+        own.depinToken.write.approve([deployment.contracts.validatorSet, bond]),
+      )
       await sendTransaction(chain.publicClient, own.validatorSet.write.join([bond]))
-      log(`  validator v${i} ${address} joined with a bond of ${formatUnits(bond, 18)} ${blueprint.token.symbol}`)
+      log(
+        `  validator v${i} ${address} joined with a bond of ${formatUnits(bond, 18)} ${blueprint.token.symbol}`,
+      )
     }
 
     const startIndexer = async (dbPath: string) => {
-      const indexer = createIndexer({ publicClient: chain.publicClient, deployment, dbPath, pollIntervalMs: 500 })
+      mkdirSync(dirname(dbPath), { recursive: true })
+      const indexer = createIndexer({
+        publicClient: chain.publicClient,
+        deployment,
+        dbPath,
+        pollIntervalMs: 500,
+      })
       await indexer.start()
       stopping.push(() => indexer.stop())
       return indexer
@@ -139,24 +158,33 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     log(`api at ${api.url} (GET /v1/status, /v1/epochs, /v1/devices, /v1/validators, /v1/rewards/:account)`)
 
     // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
-    const fleet = createFleet({
-      size: options.stations ?? 50,
-      blueprint,
-      seed: options.seed ?? 1,
-      ...(options.faults ? { faults: options.faults } : {}),
-    })
+    const fleet =
+      options.fleet ??
+      createFleet({
+        size: options.stations ?? 50,
+        blueprint,
+        seed: options.seed ?? 1,
+        ...(options.faults ? { faults: options.faults } : {}),
+      })
     const owners = await Promise.all(
       anvilAccounts.slice(1, 6).map((privateKey) => createChainClients({ rpcUrl: chain.rpcUrl, privateKey })),
     )
     const registered = await registerFleet({ fleet, ownerClients: owners, deployment })
-    log(`fleet: ${fleet.stations.length} stations (${registered} newly registered) owned by ${owners.length} accounts`)
+    const newlyRegistered = registered.filter((o) => o.type === 'registered').length
+    log(
+      `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${owners.length} accounts`,
+    )
     await gatewayIndexer.syncOnce()
     const running = runFleet({
       fleet,
       gatewayUrl: gateway.url,
       chainId: deployment.chainId,
       deviceRegistry: deployment.contracts.deviceRegistry,
-      intervalSeconds: options.readingIntervalSeconds ?? Number(blueprint.deviceClasses[0]?.quality.minIntervalSeconds ?? 5n) + 1,
+      stateDir: join(dataDir, 'fleet'),
+      ...(options.onFleetBatch ? { onBatch: options.onFleetBatch } : {}),
+      intervalSeconds:
+        options.readingIntervalSeconds ??
+        Number(blueprint.deviceClasses[0]?.quality.minIntervalSeconds ?? 5n) + 1,
     })
     stopping.push(() => running.stop())
 

@@ -3,7 +3,12 @@ import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
-import { hashEpochReport, orderSignatures, recoverReportSigner, signEpochReport } from '../chain/signEpochReport.ts'
+import {
+  hashEpochReport,
+  orderSignatures,
+  recoverReportSigner,
+  signEpochReport,
+} from '../chain/signEpochReport.ts'
 import type { EpochReport } from '../chain/typedData.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
@@ -63,7 +68,8 @@ const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
 export async function createValidator(options: CreateValidatorOptions): Promise<Validator> {
   const { blueprint, deployment, clients, indexer, exchange } = options
   const account = clients.account as Account
-  if (!account || !clients.walletClient) throw new DepinError('VALIDATOR_KEY_MISSING', 'a validator needs its own key')
+  if (!account || !clients.walletClient)
+    throw new DepinError('VALIDATOR_KEY_MISSING', 'a validator needs its own key')
   const clock = options.clock ?? systemClock
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
@@ -90,7 +96,9 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const batches = await fetchEpochBatches(keccak, options.gatewayUrls, epoch)
     if (batches.type === 'pending') return
 
-    const devices = new Map<string, DeviceRecord>(indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]))
+    const devices = new Map<string, DeviceRecord>(
+      indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]),
+    )
     // Build on the last epoch the chain settled before this one ended: the same base for every validator.
     const base = indexer.store.epochs().find((e) => e.epoch < epoch && e.timestamp < end)
     let previousCumulative = new Map<string, bigint>()
@@ -152,7 +160,13 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         reason: j.verdict.type === 'rejected' ? j.verdict.reason : null,
       })),
     )
-    await exchange.publish({ epoch, report, digest: result.digest, signer: account.address, signature: signed.signature })
+    await exchange.publish({
+      epoch,
+      report,
+      digest: result.digest,
+      signer: account.address,
+      signature: signed.signature,
+    })
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
   }
 
@@ -181,14 +195,20 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const agreeing = []
     for (const s of await exchange.collect(epoch)) {
       if (s.digest !== own.digest || !active.includes(s.signer.toLowerCase())) continue
-      const signer = await recoverReportSigner(deployment.chainId, deployment.contracts.epochManager, own.report, s.signature)
+      const signer = await recoverReportSigner(
+        deployment.chainId,
+        deployment.contracts.epochManager,
+        own.report,
+        s.signature,
+      )
       if (signer.toLowerCase() === s.signer.toLowerCase()) agreeing.push({ signer, signature: s.signature })
     }
     if (BigInt(agreeing.length) < quorum) return
     submitted.add(epoch)
     const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])
     const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
-    if (receipt.status !== 'success') throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
+    if (receipt.status !== 'success')
+      throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
     options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length })
   }
 

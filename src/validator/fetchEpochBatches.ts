@@ -33,11 +33,13 @@ export async function fetchEpochBatches(
       missing.push(url)
       continue
     }
-    if (!response.ok) throw new DepinError('BATCH_FETCH_FAILED', `${url} answered ${response.status} for epoch ${epoch}`)
+    if (!response.ok)
+      throw new DepinError('BATCH_FETCH_FAILED', `${url} answered ${response.status} for epoch ${epoch}`)
     const hash = response.headers.get('x-batch-hash') as Hex | null
     if (!hash) throw new DepinError('BATCH_INVALID', `${url} sent epoch ${epoch}'s batch without its hash`)
     const batch = decodeBatch(keccak, new Uint8Array(await response.arrayBuffer()), hash)
-    if (batch.epoch !== epoch) throw new DepinError('BATCH_INVALID', `${url} sent epoch ${batch.epoch} for ${epoch}`)
+    if (batch.epoch !== epoch)
+      throw new DepinError('BATCH_INVALID', `${url} sent epoch ${batch.epoch} for ${epoch}`)
     batchHashes.push(batch.hash)
     all.push(...batch.readings)
   }

@@ -2,7 +2,13 @@ import type { Address, Hex } from 'viem'
 import type { EpochReport } from '../chain/typedData.ts'
 
 /** One validator's signature over its report for an epoch. */
-export type SignedEpochReport = { epoch: bigint; report: EpochReport; digest: Hex; signer: Address; signature: Hex }
+export type SignedEpochReport = {
+  epoch: bigint
+  report: EpochReport
+  digest: Hex
+  signer: Address
+  signature: Hex
+}
 
 /**
  * How validators share their signed reports. Every validator publishes its own; the leader

@@ -13,7 +13,12 @@ export type EpochResult = {
   batchHashes: Hex[]
 }
 
-export type StoredVerdict = { device: string; seq: bigint; status: 'accepted' | 'rejected'; reason: string | null }
+export type StoredVerdict = {
+  device: string
+  seq: bigint
+  status: 'accepted' | 'rejected'
+  reason: string | null
+}
 
 const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))
 
@@ -51,7 +56,9 @@ export function createValidatorStore(path: string) {
     'INSERT OR REPLACE INTO epoch_results (epoch, report, digest, signature, cumulative, rejected_by_reason, batch_hashes) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
   const deleteVerdicts = db.prepare('DELETE FROM verdicts WHERE epoch = ?')
-  const insertVerdict = db.prepare('INSERT INTO verdicts (epoch, device, seq, status, reason) VALUES (?, ?, ?, ?, ?)')
+  const insertVerdict = db.prepare(
+    'INSERT INTO verdicts (epoch, device, seq, status, reason) VALUES (?, ?, ?, ?, ?)',
+  )
   const saveResult = db.transaction((result: EpochResult, verdicts: StoredVerdict[]) => {
     insertResult.run(
       result.epoch,
@@ -88,7 +95,9 @@ export function createValidatorStore(path: string) {
       },
       digest: row.digest,
       signature: row.signature,
-      cumulative: new Map(Object.entries(JSON.parse(row.cumulative) as Record<string, string>).map(([a, v]) => [a, BigInt(v)])),
+      cumulative: new Map(
+        Object.entries(JSON.parse(row.cumulative) as Record<string, string>).map(([a, v]) => [a, BigInt(v)]),
+      ),
       rejectedByReason: JSON.parse(row.rejected_by_reason) as Record<string, number>,
       batchHashes: JSON.parse(row.batch_hashes) as Hex[],
     }
@@ -102,12 +111,16 @@ export function createValidatorStore(path: string) {
       return toResult(db.prepare('SELECT * FROM epoch_results WHERE epoch = ?').get(epoch) as Row | undefined)
     },
     lastJudgedEpoch(): bigint | undefined {
-      const row = db.prepare('SELECT MAX(epoch) AS epoch FROM epoch_results').get() as { epoch: number | null }
+      const row = db.prepare('SELECT MAX(epoch) AS epoch FROM epoch_results').get() as {
+        epoch: number | null
+      }
       return row.epoch === null ? undefined : BigInt(row.epoch)
     },
     verdicts(epoch: bigint): StoredVerdict[] {
       return (
-        db.prepare('SELECT device, seq, status, reason FROM verdicts WHERE epoch = ? ORDER BY device, seq').all(epoch) as {
+        db
+          .prepare('SELECT device, seq, status, reason FROM verdicts WHERE epoch = ? ORDER BY device, seq')
+          .all(epoch) as {
           device: string
           seq: string
           status: 'accepted' | 'rejected'

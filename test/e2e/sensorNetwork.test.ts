@@ -1,0 +1,275 @@
+/**
+ * The sensor network end to end, on real components: anvil, the contracts, SQLite stores, the
+ * gateway over HTTP, three validators with their own keys and stores exchanging signatures, the
+ * indexers, the API, and a simulated fleet with one station per fault kind.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
+import { type Address, getAddress, type Hex } from 'viem'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { compileBlueprint } from '../../src/blueprint/loadBlueprint.ts'
+import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { getContracts } from '../../src/chain/getContracts.ts'
+import { anvilAccounts } from '../../src/chain/startAnvil.ts'
+import { runClaim } from '../../src/cli/claim.ts'
+import { loadKeccak256 } from '../../src/crypto/keccak.ts'
+import { createFleet, type FaultSpec } from '../../src/device/simulator/createFleet.ts'
+import type { FleetBatch } from '../../src/device/simulator/runFleet.ts'
+import { decodeBatch } from '../../src/gateway/batchFormat.ts'
+import type { EpochRecord } from '../../src/indexer/indexerStore.ts'
+import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
+import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
+import { toReadingJson } from '../../src/readings/reading.ts'
+import { judgeEpoch } from '../../src/validator/judge/judgeEpoch.ts'
+
+const raw = parse(readFileSync('blueprints/environment.yaml', 'utf8'))
+raw.epochs = { lengthSeconds: 10, maxClockSkewSeconds: 5, sealDelaySeconds: 2 }
+Object.assign(raw.deviceClasses[0].quality, {
+  minIntervalSeconds: 1,
+  stuckWindow: 3,
+  expectedReadingsPerEpoch: 5,
+})
+const blueprint = compileBlueprint(raw, 'test blueprint')
+
+const SEED = 7
+const SIZE = 24
+const faultKinds = ['stuck', 'outOfRange', 'drift', 'liar', 'replay', 'forged', 'clockSkew'] as const
+
+/** One faulty station per kind, each in a different city where possible, so each keeps honest neighbours. */
+function chooseFaults(): FaultSpec[] {
+  const probe = createFleet({ size: SIZE, blueprint, seed: SEED })
+  const byCity = new Map<string, number[]>()
+  for (const s of probe.stations) byCity.set(s.city.name, [...(byCity.get(s.city.name) ?? []), s.index])
+  const cities = [...byCity.values()]
+  return faultKinds.map((kind, i) => {
+    const city = cities[i % cities.length] as number[]
+    const station = city[city.length - 1 - Math.floor(i / cities.length)] as number
+    return kind === 'drift' ? { station, kind, perHour: '3600' } : { station, kind }
+  })
+}
+
+let dir: string
+let network: EmbeddedNetwork
+const faults = chooseFaults()
+const fleet = createFleet({ size: SIZE, blueprint, seed: SEED, faults })
+const deviceOf = (kind: (typeof faultKinds)[number]) =>
+  fleet.stations[
+    (faults.find((f) => f.kind === kind) as FaultSpec).station
+  ]?.account.address.toLowerCase() as string
+const batches: FleetBatch[] = []
+let settled: EpochRecord
+
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 120_000,
+) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'depin-e2e-'))
+  network = await startEmbeddedNetwork({
+    dataDir: dir,
+    blueprint,
+    fleet,
+    validators: 3,
+    readingIntervalSeconds: 2,
+    onFleetBatch: (batch) => batches.push(batch),
+  })
+  const firstTick = await waitFor('the first fleet batch', () => batches[0]?.time)
+  const { genesisTime, epochLength } = network.deployment
+  // the first epoch that the fleet covered from its start to its end
+  const firstFull = (firstTick - genesisTime) / epochLength + 1n
+  settled = await waitFor('a fully covered epoch to settle on-chain', () =>
+    network.indexer.store.epochs().find((e) => e.epoch >= firstFull && e.accepted > 0),
+  )
+}, 180_000)
+
+afterAll(async () => {
+  await network?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('an environmental sensor network, end to end', () => {
+  it('settles the epoch with one report that every validator computed bit for bit', async () => {
+    const results = network.validators.map((v) => v.store.result(settled.epoch))
+    for (const r of results) {
+      expect(r?.report).toEqual({
+        epoch: settled.epoch,
+        readingsRoot: settled.readingsRoot,
+        rewardsRoot: settled.rewardsRoot,
+        total: settled.total,
+        accepted: settled.accepted,
+      })
+    }
+    expect(settled.signers.length).toBeGreaterThanOrEqual(2)
+    const contracts = getContracts(
+      await createChainClients({ rpcUrl: network.rpcUrl, privateKey: anvilAccounts[0] }),
+      network.deployment,
+    )
+    expect(await contracts.epochManager.read.readingsRootOf([settled.epoch])).toBe(settled.readingsRoot)
+  })
+
+  it('rejects every faulty reading with the right reason and accepts honest stations', async () => {
+    const verdicts = (network.validators[0]?.store.verdicts(settled.epoch) ?? []).filter(Boolean)
+    const reasonsOf = (device: string) =>
+      verdicts.filter((v) => v.device === device).map((v) => v.reason ?? 'accepted')
+    expect(reasonsOf(deviceOf('outOfRange')).length).toBeGreaterThan(0)
+    expect(new Set(reasonsOf(deviceOf('outOfRange')))).toEqual(new Set(['OUT_OF_RANGE']))
+    expect(new Set(reasonsOf(deviceOf('liar')))).toEqual(new Set(['SPATIAL_OUTLIER']))
+    expect(reasonsOf(deviceOf('stuck'))).toContain('STUCK_VALUE')
+    expect(reasonsOf(deviceOf('drift'))).toContain('SPATIAL_OUTLIER')
+    // signed by another key, stamped in the future: refused at the gateway, never in a batch
+    expect(reasonsOf(deviceOf('forged'))).toEqual([])
+    expect(reasonsOf(deviceOf('clockSkew'))).toEqual([])
+    const gatewayReasons = (device: string) =>
+      batches.flatMap((b) =>
+        b.rejections.filter((r) => r.reading.device.toLowerCase() === device).map((r) => r.reason),
+      )
+    expect(new Set(gatewayReasons(deviceOf('forged')))).toEqual(new Set(['SIGNATURE_INVALID']))
+    expect(new Set(gatewayReasons(deviceOf('clockSkew')))).toEqual(new Set(['CLOCK_SKEW']))
+    expect(gatewayReasons(deviceOf('replay'))).toContain('READING_REPLAYED')
+
+    const faulty = new Set(faultKinds.map(deviceOf))
+    const honest = fleet.stations.map((s) => s.account.address.toLowerCase()).filter((d) => !faulty.has(d))
+    for (const device of [...honest, deviceOf('replay')]) {
+      expect(reasonsOf(device).length, device).toBeGreaterThan(0)
+      expect(new Set(reasonsOf(device)), device).toEqual(new Set(['accepted']))
+    }
+  })
+
+  it('matches an independent recomputation: verdicts from the sealed batch, rewards and the on-chain root', async () => {
+    const { deployment } = network
+    const keccak = await loadKeccak256()
+    const response = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
+    const batch = decodeBatch(
+      keccak,
+      new Uint8Array(await response.arrayBuffer()),
+      response.headers.get('x-batch-hash') as Hex,
+    )
+    const end = deployment.genesisTime + (settled.epoch + 1n) * deployment.epochLength
+    const devices = new Map(network.indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]))
+    const judged = judgeEpoch({
+      blueprint,
+      epoch: settled.epoch,
+      epochStart: end - deployment.epochLength,
+      epochEnd: end,
+      readings: batch.readings,
+      devices,
+      digest: await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry),
+      keccak,
+    })
+    expect(judged.readingsRoot).toBe(settled.readingsRoot)
+    expect(judged.accepted).toBe(settled.accepted)
+
+    // rewards, recomputed here from the published rule: quality-weighted accepted readings
+    const emission =
+      blueprint.token.initialEpochEmission >> (settled.epoch / BigInt(blueprint.token.halvingIntervalEpochs))
+    const devicePool = (emission * BigInt(blueprint.rewards.deviceShareBps)) / 10_000n
+    const perDevice = new Map<string, { accepted: bigint; submitted: bigint }>()
+    for (const j of judged.judged) {
+      const d = perDevice.get(j.reading.device.toLowerCase()) ?? { accepted: 0n, submitted: 0n }
+      d.submitted += 1n
+      if (j.verdict.type === 'accepted') d.accepted += 1n
+      perDevice.set(j.reading.device.toLowerCase(), d)
+    }
+    const weights = [...perDevice].map(
+      ([device, d]) => [device, d.accepted * ((d.accepted * 10_000n) / d.submitted)] as const,
+    )
+    const totalWeight = weights.reduce((sum, [, w]) => sum + w, 0n)
+    const increments = new Map<string, bigint>()
+    const credit = (account: string, amount: bigint) =>
+      increments.set(account.toLowerCase(), (increments.get(account.toLowerCase()) ?? 0n) + amount)
+    const deviceReward = new Map<string, bigint>()
+    for (const [device, weight] of weights) {
+      const reward = (devicePool * weight) / totalWeight
+      deviceReward.set(device, reward)
+      credit((devices.get(device) as { owner: Address }).owner, reward)
+    }
+    const base = network.indexer.store.epochs().find((e) => e.epoch < settled.epoch && e.timestamp < end)
+    const signers = [...new Set(base?.signers.map((s) => s.toLowerCase()) ?? [])]
+    for (const signer of signers) credit(signer, (emission - devicePool) / BigInt(signers.length))
+
+    const total = [...increments.values()].reduce((a, b) => a + b, 0n)
+    expect(total).toBe(settled.total)
+    const previous = base
+      ? (network.validators[0]?.store.result(base.epoch)?.cumulative ?? new Map())
+      : new Map()
+    const cumulative = new Map<string, bigint>(previous)
+    for (const [account, amount] of increments)
+      cumulative.set(account, (cumulative.get(account) ?? 0n) + amount)
+    const tree = StandardMerkleTree.of(
+      [...cumulative].filter(([, v]) => v > 0n).map(([a, v]) => [getAddress(a), v] as [Address, bigint]),
+      ['address', 'uint256'],
+    )
+    expect(tree.root).toBe(settled.rewardsRoot)
+
+    // honest stations earn; faulty ones earn less or nothing
+    const faulty = new Set(faultKinds.map(deviceOf))
+    const honestRewards = [...deviceReward].filter(([d]) => !faulty.has(d)).map(([, r]) => r)
+    const leastHonest = honestRewards.reduce((a, b) => (a < b ? a : b))
+    expect(leastHonest).toBeGreaterThan(0n)
+    for (const kind of ['stuck', 'outOfRange', 'drift', 'liar'] as const) {
+      expect(deviceReward.get(deviceOf(kind)) ?? 0n, kind).toBeLessThan(leastHonest)
+    }
+    expect(deviceReward.get(deviceOf('outOfRange')) ?? 0n).toBe(0n)
+    expect(deviceReward.get(deviceOf('liar')) ?? 0n).toBe(0n)
+  })
+
+  it('pays a claim of exactly the cumulative amount', async () => {
+    const owner = getAddress(
+      fleet.stations[0]?.account.address
+        ? (network.indexer.store.getDevice(fleet.stations[0].account.address)?.owner as Address)
+        : '0x',
+    )
+    const rewards = (await (await fetch(`${network.apiUrl}/v1/rewards/${owner}`)).json()) as {
+      cumulativeAmount: string
+      epoch: string
+    }
+    expect(BigInt(rewards.cumulativeAmount)).toBeGreaterThan(0n)
+    const contracts = getContracts(
+      await createChainClients({ rpcUrl: network.rpcUrl, privateKey: anvilAccounts[0] }),
+      network.deployment,
+    )
+    const before = await contracts.depinToken.read.balanceOf([owner])
+    await runClaim({ owner, api: network.apiUrl, rpcUrl: network.rpcUrl, dataDir: dir })
+    const after = await contracts.depinToken.read.balanceOf([owner])
+    expect(after - before).toBe(BigInt(rewards.cumulativeAmount))
+    expect(await contracts.rewardDistributor.read.claimed([owner])).toBe(BigInt(rewards.cumulativeAmount))
+  })
+
+  it('refuses a replayed batch and a forged signature', async () => {
+    const recent = batches[batches.length - 1] as FleetBatch
+    const honestReadings = recent.readings.filter((r) => !recent.rejections.some((x) => x.reading === r))
+    const post = async (readings: unknown[]) =>
+      (await (
+        await fetch(`${network.gatewayUrl}/v1/readings`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ readings }),
+        })
+      ).json()) as { results: { status: string; reason?: string; duplicate?: boolean }[] }
+    const replay = await post(honestReadings.map(toReadingJson))
+    for (const r of replay.results) {
+      // a resend of a device's last accepted reading is acknowledged as a duplicate and stored once
+      expect(r.status === 'rejected' ? r.reason : r.duplicate ? 'duplicate' : 'stored').toMatch(
+        /^(READING_REPLAYED|EPOCH_SEALED|duplicate)$/,
+      )
+    }
+    const victim = honestReadings[0]
+    if (!victim) throw new Error('no reading to forge')
+    const forged = { ...toReadingJson(victim), seq: (victim.seq + 1000n).toString() }
+    const answer = await post([forged])
+    expect(answer.results[0]).toMatchObject({ status: 'rejected', reason: 'SIGNATURE_INVALID' })
+  })
+})
