@@ -1,18 +1,16 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so `npx depin …` works from a checkout without a build step.
+// Runs the TypeScript CLI with the tsx loader in one node process (no wrapper process in between,
+// so Ctrl-C reaches depin once and it can stop everything cleanly).
 import { spawnSync } from 'node:child_process'
-import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const require = createRequire(import.meta.url)
+// The child gets the terminal's Ctrl-C itself; this wrapper waits for it to finish stopping.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => {})
 const here = dirname(fileURLToPath(import.meta.url))
-const tsx = join(dirname(require.resolve('tsx/package.json')), 'dist', 'cli.mjs')
 const result = spawnSync(
   process.execPath,
-  [tsx, join(here, '..', 'src', 'cli', 'main.ts'), ...process.argv.slice(2)],
-  {
-    stdio: 'inherit',
-  },
+  ['--import', 'tsx', join(here, '..', 'src', 'cli', 'main.ts'), ...process.argv.slice(2)],
+  { stdio: 'inherit', cwd: process.cwd() },
 )
 process.exit(result.status ?? 1)

@@ -75,7 +75,12 @@ export async function startAnvil(parameters: StartAnvilParameters = {}): Promise
     args.push('--state', join(parameters.dataDir, 'anvil-state.json'))
     args.push('--state-interval', String(parameters.stateInterval ?? 2))
   }
-  const child = spawn(anvilBinaryPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its own process group: a Ctrl-C meant for depin must not kill the chain before depin has
+  // stopped what uses it; depin stops anvil last, and kills it if depin itself exits.
+  const child = spawn(anvilBinaryPath(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  child.once('exit', () => process.off('exit', killOnExit))
   const port = await waitForListening(child)
   const rpcUrl = `http://127.0.0.1:${port}`
   return {

@@ -33,7 +33,7 @@ export async function runClaim(options: ClaimOptions): Promise<void> {
   }
   if (!rewards.proof || BigInt(rewards.claimable) <= 0n) {
     console.log(
-      `nothing to claim for ${owner} (cumulative ${rewards.cumulativeAmount}, epoch ${rewards.epoch ?? 'none'})`,
+      `nothing to claim for ${owner} (cumulative ${formatUnits(BigInt(rewards.cumulativeAmount), 18)}, already claimed; epoch ${rewards.epoch ?? 'none'})`,
     )
     return
   }

@@ -37,6 +37,11 @@ program
   .option('--stations <n>', 'simulated weather stations', '50')
   .option('--validators <n>', 'validators, each with its own key and store', '3')
   .option('--seed <n>', 'seed of the simulated fleet', '1')
+  .option(
+    '--faults <mix>',
+    'faulty stations: kind=count,… (stuck, outOfRange, drift, liar, replay, forged, clockSkew) or none',
+    'stuck=1,outOfRange=1,liar=1,replay=1,forged=1,clockSkew=1',
+  )
   .action(runUp)
 
 program

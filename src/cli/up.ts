@@ -1,4 +1,6 @@
 import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
+import { type FaultKind, type FaultMix, faultKinds } from '../device/simulator/faults.ts'
+import { ConfigError } from '../errors.ts'
 import { startEmbeddedNetwork } from '../network/startEmbeddedNetwork.ts'
 
 export type UpOptions = {
@@ -10,6 +12,24 @@ export type UpOptions = {
   stations: string
   validators: string
   seed: string
+  faults: string
+}
+
+/** Parses `stuck=1,liar=2` (or `none`) into a fault mix. */
+export function parseFaultMix(text: string): FaultMix {
+  if (text === 'none' || text === '') return {}
+  const mix: FaultMix = {}
+  for (const part of text.split(',')) {
+    const [kind, count] = part.split('=')
+    if (!faultKinds.includes(kind as FaultKind) || !/^\d+$/.test(count ?? '')) {
+      throw new ConfigError(
+        'FAULTS_INVALID',
+        `--faults: "${part}" is not kind=count with kind one of ${faultKinds.join(', ')}`,
+      )
+    }
+    mix[kind as FaultKind] = Number(count)
+  }
+  return mix
 }
 
 /** `depin up`: the whole network in one process until Ctrl-C; a second run resumes it. */
@@ -28,13 +48,21 @@ export async function runUp(options: UpOptions): Promise<void> {
     stations: Number(options.stations),
     validators: Number(options.validators),
     seed: Number(options.seed),
+    faults: parseFaultMix(options.faults),
     log,
   })
   log('running; Ctrl-C stops (the chain saves its state, a second `depin up` resumes)')
   log(`claim an owner's rewards: npx depin claim --owner 0x70997970C51812dc3A010C7d01b50e0d17dc79C8`)
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
+    let signals = 0
+    const onSignal = () => {
+      signals += 1
+      if (signals === 1) resolve()
+      else if (signals === 2) log('still stopping (saving state); Ctrl-C again to quit at once')
+      else process.exit(130)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
   })
   log('stopping…')
   await network.stop()

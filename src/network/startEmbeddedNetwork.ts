@@ -190,23 +190,26 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
 
     // one line per settled epoch
     let printed = gatewayIndexer.store.epochs(1)[0]?.epoch ?? -1n
+    let gatewaySeen: Record<string, number> = {}
+    const list = (counts: Record<string, number>) =>
+      Object.entries(counts)
+        .filter(([, n]) => n > 0)
+        .map(([reason, n]) => `${reason} ${n}`)
+        .join(', ') || 'none'
     const progress = setInterval(() => {
-      const latest = gatewayIndexer.store.epochs(5).reverse()
-      for (const epoch of latest) {
+      for (const epoch of gatewayIndexer.store.epochs(5).reverse()) {
         if (epoch.epoch <= printed) continue
         printed = epoch.epoch
         const judged = (validators[0] as Validator).store.result(epoch.epoch)
-        const rejected = Object.entries(judged?.rejectedByReason ?? {})
-          .filter(([, n]) => n > 0)
-          .map(([reason, n]) => `${reason} ${n}`)
-          .join(', ')
-        const gatewayRejected = Object.entries(gateway.stats().rejected)
-          .map(([reason, n]) => `${reason} ${n}`)
-          .join(', ')
+        const gatewayNow = gateway.stats().rejected
+        const gatewayNew = Object.fromEntries(
+          Object.entries(gatewayNow).map(([reason, n]) => [reason, n - (gatewaySeen[reason] ?? 0)]),
+        )
+        gatewaySeen = gatewayNow
         log(
-          `epoch ${epoch.epoch} settled: ${epoch.accepted} readings accepted, rejected by validators: ${rejected || 'none'}` +
-            `${gatewayRejected ? `; at the gateway so far: ${gatewayRejected}` : ''}; minted ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol}` +
-            ` to ${epoch.signers.length} signers' report, tx ${epoch.txHash}`,
+          `epoch ${epoch.epoch} settled in tx ${epoch.txHash.slice(0, 12)}…: ${epoch.accepted} readings accepted;` +
+            ` rejected by validators: ${list(judged?.rejectedByReason ?? {})}; by the gateway: ${list(gatewayNew)};` +
+            ` ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol} minted; ${epoch.signers.length} of ${validators.length} validators signed`,
         )
       }
     }, 1_000)

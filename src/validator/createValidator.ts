@@ -88,9 +88,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
 
   async function judgeNext(): Promise<void> {
     const last = store.lastJudgedEpoch()
-    const epoch = last === undefined ? (firstEpoch ?? 0n) : last + 1n
+    const next = last === undefined ? (firstEpoch ?? 0n) : last + 1n
+    // After downtime, skip to the newest sealable epoch: an epoch judged long after its successor
+    // closed could no longer build on the settlement before it (the chain moved on).
+    const now = clock()
+    const newestSealable = now < genesisTime + sealDelay ? -1n : (now - sealDelay - genesisTime) / epochLength - 1n
+    const epoch = next < newestSealable ? newestSealable : next
     const end = epochStart(epoch + 1n)
-    if (clock() < end + sealDelay) return
+    if (now < end + sealDelay) return
     const lastProcessed = indexer.store.lastProcessed()
     if (!lastProcessed || lastProcessed.timestamp < end) return // registry state at the epoch's end not final yet
     const batches = await fetchEpochBatches(keccak, options.gatewayUrls, epoch)
