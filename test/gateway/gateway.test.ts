@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Wallet } from 'ethers'
 import { type Address, getAddress } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -151,6 +152,39 @@ describe('POST /v1/readings', () => {
       'READING_REPLAYED',
     ])
     expect(json).toMatchObject({ accepted: 2, rejected: 9 })
+    expect(storedCount()).toBe(1)
+  })
+
+  it('accepts a reading signed by another EIP-712 implementation (ethers), from the documented typed data', async () => {
+    const wallet = Wallet.createRandom()
+    registry.set(wallet.address.toLowerCase(), { deviceClass: 1, status: 'active' })
+    const message = { device: wallet.address, seq: 1n, time: now, values: [2150n, -5n, 123n, 10132n] }
+    const signature = await wallet.signTypedData(
+      {
+        name: 'depin',
+        version: '1',
+        chainId: deployment.chainId,
+        verifyingContract: deployment.contracts.deviceRegistry,
+      },
+      {
+        Reading: [
+          { name: 'device', type: 'address' },
+          { name: 'seq', type: 'uint64' },
+          { name: 'time', type: 'uint64' },
+          { name: 'values', type: 'int64[]' },
+        ],
+      },
+      message,
+    )
+    const reading = {
+      device: wallet.address,
+      seq: '1',
+      time: now.toString(),
+      values: ['2150', '-5', '123', '10132'],
+      signature,
+    }
+    const { json } = await post({ readings: [reading] })
+    expect(json).toMatchObject({ accepted: 1, rejected: 0 })
     expect(storedCount()).toBe(1)
   })
 
