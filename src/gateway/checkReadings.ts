@@ -1,9 +1,7 @@
 import type { Address, Hex } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
-import type { Keccak256 } from '../crypto/keccak.ts'
-import type { ReadingHasher } from '../readings/createReadingHasher.ts'
 import { type SignedReading, signedReadingJsonSchema } from '../readings/reading.ts'
-import { recoverSigner } from '../readings/recoverReadingSigner.ts'
+import type { SignatureOutcome } from '../validator/judge/checkReadingSignatures.ts'
 
 /** What the gateway needs to know of a device: from the indexer's view of the registry. */
 export type DeviceLookup = {
@@ -29,8 +27,8 @@ export type ReadingVerdict =
 export type CheckReadingsContext = {
   blueprint: Blueprint
   devices: DeviceLookup
-  digest: ReadingHasher
-  keccak: Keccak256
+  /** The signature outcome of each parsed reading, by its index in the batch (see parseReadings). */
+  signatures: ReadonlyMap<number, SignatureOutcome>
   /** Last accepted (seq, signature) per device (lower-case); read, never written here. */
   lastAccepted: ReadonlyMap<string, { seq: bigint; signature: Hex }>
   /** Gateway clock, unix seconds. */
@@ -41,6 +39,28 @@ export type CheckReadingsContext = {
   sealedThrough: bigint | undefined
 }
 
+export type ParsedReadings = {
+  /** Readings that passed the wire schema, with their index in the batch. */
+  parsed: { index: number; reading: SignedReading }[]
+  /** Why the others failed it, by index. */
+  invalid: Map<number, string>
+}
+
+/** Applies the wire schema to each item of a batch. */
+export function parseReadings(raw: readonly unknown[]): ParsedReadings {
+  const parsed: ParsedReadings['parsed'] = []
+  const invalid = new Map<number, string>()
+  for (const [index, item] of raw.entries()) {
+    const result = signedReadingJsonSchema.safeParse(item)
+    if (result.success) parsed.push({ index, reading: result.data as SignedReading })
+    else {
+      const issue = result.error.issues[0]
+      invalid.set(index, `${issue?.path.join('.') || 'reading'}: ${issue?.message}`)
+    }
+  }
+  return { parsed, invalid }
+}
+
 export type CheckReadingsReturnType = {
   verdicts: ReadingVerdict[]
   accepted: { epoch: bigint; reading: SignedReading }[]
@@ -48,42 +68,43 @@ export type CheckReadingsReturnType = {
 
 /**
  * Checks a batch of readings as they arrive, in order: wire schema, registration, class schema,
- * signature (native recovery; it must recover to the device), clock skew, sealed epoch, and
- * replay. Sequence numbers strictly increase per device; a reading equal in seq and signature to
+ * signature (checked beforehand, in parallel: it must recover to the device), clock skew, sealed
+ * epoch, and replay. Sequence numbers strictly increase per device; a reading equal in seq and signature to
  * the last accepted one is a duplicate (acknowledged again, stored once), not a replay. Quality
  * (ranges, stuck sensors, neighbours) is the validators' judgement, not the gateway's.
  * Pure: the caller stores `accepted` and then advances its replay state.
  */
 export function checkReadings(
-  raw: readonly unknown[],
+  batch: ParsedReadings & { size: number },
   context: CheckReadingsContext,
 ): CheckReadingsReturnType {
-  const { blueprint, devices, digest, keccak, lastAccepted, now, genesisTime, epochLength, sealedThrough } =
+  const { blueprint, devices, signatures, lastAccepted, now, genesisTime, epochLength, sealedThrough } =
     context
   const verdicts: ReadingVerdict[] = []
   const accepted: { epoch: bigint; reading: SignedReading }[] = []
   const batchLast = new Map<string, { seq: bigint; signature: Hex }>()
   const latestAllowed = now + BigInt(blueprint.epochs.maxClockSkewSeconds)
+  const byIndex = new Map(batch.parsed.map(({ index, reading }) => [index, reading]))
 
-  for (const [index, item] of raw.entries()) {
-    const outcome = checkOne(item)
+  for (let index = 0; index < batch.size; index++) {
+    const reading = byIndex.get(index)
+    const outcome: ReturnType<typeof checkOne> = reading
+      ? checkOne(index, reading)
+      : ['SCHEMA_INVALID', batch.invalid.get(index) ?? '']
     if (outcome === 'accepted') verdicts.push({ index, status: 'accepted' })
     else if (outcome === 'duplicate') verdicts.push({ index, status: 'accepted', duplicate: true })
     else verdicts.push({ index, status: 'rejected', reason: outcome[0], message: outcome[1] })
   }
   return { verdicts, accepted }
 
-  function checkOne(item: unknown): 'accepted' | 'duplicate' | [GatewayRejectReason, string] {
+  function checkOne(
+    index: number,
+    reading: SignedReading,
+  ): 'accepted' | 'duplicate' | [GatewayRejectReason, string] {
     const reject = (reason: GatewayRejectReason, message: string): [GatewayRejectReason, string] => [
       reason,
       message,
     ]
-    const parsed = signedReadingJsonSchema.safeParse(item)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      return reject('SCHEMA_INVALID', `${issue?.path.join('.') || 'reading'}: ${issue?.message}`)
-    }
-    const reading = parsed.data as SignedReading
     const device = reading.device.toLowerCase()
     const record = devices.getDevice(reading.device)
     if (!record) return reject('DEVICE_UNKNOWN', `device ${reading.device} is not registered`)
@@ -95,10 +116,14 @@ export function checkReadings(
         `class ${record.deviceClass} readings carry ${fields} values, not ${reading.values.length}`,
       )
     }
-    const recovered = recoverSigner(keccak, digest(reading), reading.signature)
-    if (recovered.type === 'invalid') return reject(recovered.reason, 'the signature cannot be verified')
-    if (recovered.address !== device) {
-      return reject('SIGNATURE_INVALID', `the signature was made by ${recovered.address}, not by the device`)
+    const signature = signatures.get(index)
+    if (signature !== 'VALID') {
+      return reject(
+        signature ?? 'SIGNATURE_INVALID',
+        signature === 'SIGNATURE_INVALID'
+          ? 'the signature was not made by the device'
+          : 'the signature cannot be verified',
+      )
     }
     if (reading.time > latestAllowed) {
       return reject(

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Address, Hex } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
@@ -5,8 +6,14 @@ import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
+import {
+  checkReadingSignatures,
+  SIGNATURE_OUTCOMES,
+  type SignatureOutcome,
+} from '../validator/judge/checkReadingSignatures.ts'
+import { createSignatureCheckPool } from '../validator/judge/createSignatureCheckPool.ts'
 import { encodeBatch } from './batchFormat.ts'
-import { checkReadings, type DeviceLookup } from './checkReadings.ts'
+import { checkReadings, type DeviceLookup, parseReadings } from './checkReadings.ts'
 import { createGatewayStore } from './gatewayStore.ts'
 
 export type CreateGatewayOptions = {
@@ -27,6 +34,8 @@ export type CreateGatewayOptions = {
   /** Milliseconds between checks for epochs to seal (default 250). */
   sealIntervalMs?: number
   onSealed?: (batch: { epoch: bigint; hash: Hex; count: number }) => void
+  /** Worker threads checking signatures (default: one per core; 0 checks on the main thread). */
+  signatureThreads?: number
 }
 
 export type Gateway = {
@@ -58,6 +67,15 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
   const store = createGatewayStore(options.dbPath)
+  const threads = options.signatureThreads ?? availableParallelism()
+  const pool =
+    threads > 0
+      ? createSignatureCheckPool({
+          chainId: deployment.chainId,
+          deviceRegistry: deployment.contracts.deviceRegistry,
+          threads,
+        })
+      : undefined
   const lastAccepted = store.lastAccepted()
   const { genesisTime, epochLength } = deployment
   const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
@@ -111,17 +129,30 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         },
       })
     }
-    const { verdicts, accepted } = checkReadings(body.readings, {
-      blueprint,
-      devices,
-      digest,
-      keccak,
-      lastAccepted,
-      now: clock(),
-      genesisTime,
-      epochLength,
-      sealedThrough,
-    })
+    const batch = parseReadings(body.readings)
+    const readings = batch.parsed.map((p) => p.reading)
+    // signatures in parallel on the worker threads; everything after runs without yielding, so
+    // two requests never interleave between the replay check and the write
+    const checks = pool ? await pool.check(readings) : checkReadingSignatures(readings, digest, keccak)
+    const signatures = new Map(
+      batch.parsed.map(({ index }, i) => [
+        index,
+        SIGNATURE_OUTCOMES[checks.outcomes[i] as number] as SignatureOutcome,
+      ]),
+    )
+    const { verdicts, accepted } = checkReadings(
+      { ...batch, size: body.readings.length },
+      {
+        blueprint,
+        devices,
+        signatures,
+        lastAccepted,
+        now: clock(),
+        genesisTime,
+        epochLength,
+        sealedThrough,
+      },
+    )
     if (accepted.length > 0) store.append(accepted) // durable before we answer
     for (const { reading } of accepted) {
       lastAccepted.set(reading.device.toLowerCase(), { seq: reading.seq, signature: reading.signature })
@@ -206,6 +237,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     async stop() {
       if (timer) clearInterval(timer)
       await server.close()
+      await pool?.close()
       store.close()
     },
   }

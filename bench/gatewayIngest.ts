@@ -1,0 +1,127 @@
+/**
+ * Gateway ingest end to end: HTTP batches of signed readings → every check → durable SQLite
+ * write → acknowledgement. `npx tsx bench/gatewayIngest.ts [readings]` (default 60,000).
+ * The load comes from a worker thread posting pre-serialised batches over loopback, so the
+ * client costs the server as little as possible; the gateway runs in the main thread with its
+ * usual options. Signatures are made with libsecp256k1 directly (viem would take minutes).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { type Address, bytesToHex, getAddress } from 'viem'
+import { loadBlueprint } from '../src/blueprint/loadBlueprint.ts'
+import type { Deployment } from '../src/chain/deployment.ts'
+import { loadKeccak256 } from '../src/crypto/keccak.ts'
+import { createGateway } from '../src/gateway/createGateway.ts'
+import { createReadingHasher } from '../src/readings/createReadingHasher.ts'
+import { toReadingJson } from '../src/readings/reading.ts'
+
+type Secp256k1 = {
+  ecdsaSign(message: Uint8Array, privateKey: Uint8Array): { signature: Uint8Array; recid: number }
+  publicKeyCreate(privateKey: Uint8Array, compressed: boolean): Uint8Array
+}
+const secp256k1 = createRequire(import.meta.url)('secp256k1/bindings') as Secp256k1
+
+const NOW = 1_800_000_000n
+const deployment: Deployment = {
+  version: 1,
+  chainId: 31337,
+  deployer: getAddress('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266'),
+  startBlock: 1n,
+  genesisTime: NOW - 10n,
+  epochLength: 3600n,
+  contracts: {
+    depinToken: getAddress('0x5fbdb2315678afecb367f032d93f642f64180aa3'),
+    deviceRegistry: getAddress('0xe7f1725e7734ce288f8367e1bb143e90bb3f0512'),
+    validatorSet: getAddress('0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0'),
+    epochManager: getAddress('0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9'),
+    rewardDistributor: getAddress('0xdc64a140aa3e981100a9beca4e685f962f0cf6c9'),
+  },
+}
+
+export type GatewayIngestResult = { readings: number; seconds: number; perSecond: number; accepted: number }
+
+/** Measures readings/s through a real gateway (HTTP, checks, SQLite) for `count` readings. */
+export async function benchGatewayIngest(count = 60_000, batchSize = 500, clients = 4): Promise<GatewayIngestResult> {
+  const keccak = await loadKeccak256()
+  const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+  const devicesCount = Math.max(clients, Math.ceil(count / 50))
+  const keys: Uint8Array[] = []
+  const devices: Address[] = []
+  for (let d = 0; d < devicesCount; d++) {
+    const key = keccak(new TextEncoder().encode(`bench device ${d}`))
+    keys.push(key)
+    devices.push(getAddress(bytesToHex(keccak(secp256k1.publicKeyCreate(key, false).subarray(1)).subarray(12))))
+  }
+  // client c posts the readings of devices d ≡ c (mod clients), in sequence order
+  const bodies: string[][] = Array.from({ length: clients }, () => [])
+  const pending: ReturnType<typeof toReadingJson>[][] = Array.from({ length: clients }, () => [])
+  const perDevice = Math.ceil(count / devicesCount)
+  for (let seq = 1; seq <= perDevice; seq++) {
+    for (let d = 0; d < devicesCount; d++) {
+      const reading = { device: devices[d] as Address, seq: BigInt(seq), time: NOW, values: [2150n, 5520n, 123n, 10132n] }
+      const { signature, recid } = secp256k1.ecdsaSign(digest(reading), keys[d] as Uint8Array)
+      const sig = new Uint8Array(65)
+      sig.set(signature)
+      sig[64] = 27 + recid
+      const c = d % clients
+      const list = pending[c] as ReturnType<typeof toReadingJson>[]
+      list.push(toReadingJson({ ...reading, signature: bytesToHex(sig) }))
+      if (list.length === batchSize) {
+        bodies[c]?.push(JSON.stringify({ readings: list }))
+        pending[c] = []
+      }
+    }
+  }
+  pending.forEach((list, c) => {
+    if (list.length > 0) bodies[c]?.push(JSON.stringify({ readings: list }))
+  })
+  const total = bodies.flat().reduce((n, body) => n + JSON.parse(body).readings.length, 0)
+
+  const dir = mkdtempSync(join(tmpdir(), 'depin-bench-gw-'))
+  const registered = new Set(devices.map((d) => d.toLowerCase()))
+  const gateway = await createGateway({
+    blueprint: loadBlueprint('blueprints/environment.yaml'),
+    deployment,
+    devices: { getDevice: (d) => (registered.has(d.toLowerCase()) ? { deviceClass: 1, status: 'active' } : undefined) },
+    dbPath: join(dir, 'gateway.db'),
+    clock: () => NOW,
+  })
+  await gateway.start()
+  try {
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads')
+       ;(async () => {
+         const started = performance.now()
+         let accepted = 0
+         await Promise.all(workerData.bodies.map(async (list) => {
+           for (const body of list) {
+             const response = await fetch(workerData.url + '/v1/readings', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+             accepted += (await response.json()).accepted
+           }
+         }))
+         parentPort.postMessage({ seconds: (performance.now() - started) / 1000, accepted })
+       })()`,
+      { eval: true, workerData: { url: gateway.url, bodies } },
+    )
+    const { seconds, accepted } = await new Promise<{ seconds: number; accepted: number }>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    })
+    await worker.terminate()
+    return { readings: total, seconds, perSecond: total / seconds, accepted }
+  } finally {
+    await gateway.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const result = await benchGatewayIngest(Number(process.argv[2] ?? 60_000))
+  console.log(
+    `gateway ingest: ${result.readings.toLocaleString('en-US')} readings in ${result.seconds.toFixed(2)} s = ${Math.round(result.perSecond).toLocaleString('en-US')} readings/s (${result.accepted} accepted)`,
+  )
+}
