@@ -45,7 +45,11 @@ const deployment: Deployment = {
 export type GatewayIngestResult = { readings: number; seconds: number; perSecond: number; accepted: number }
 
 /** Measures readings/s through a real gateway (HTTP, checks, SQLite) for `count` readings. */
-export async function benchGatewayIngest(count = 60_000, batchSize = 500, clients = 4): Promise<GatewayIngestResult> {
+export async function benchGatewayIngest(
+  count = 60_000,
+  batchSize = 500,
+  clients = 4,
+): Promise<GatewayIngestResult> {
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
   const devicesCount = Math.max(clients, Math.ceil(count / 50))
@@ -54,7 +58,9 @@ export async function benchGatewayIngest(count = 60_000, batchSize = 500, client
   for (let d = 0; d < devicesCount; d++) {
     const key = keccak(new TextEncoder().encode(`bench device ${d}`))
     keys.push(key)
-    devices.push(getAddress(bytesToHex(keccak(secp256k1.publicKeyCreate(key, false).subarray(1)).subarray(12))))
+    devices.push(
+      getAddress(bytesToHex(keccak(secp256k1.publicKeyCreate(key, false).subarray(1)).subarray(12))),
+    )
   }
   // client c posts the readings of devices d ≡ c (mod clients), in sequence order
   const bodies: string[][] = Array.from({ length: clients }, () => [])
@@ -62,7 +68,12 @@ export async function benchGatewayIngest(count = 60_000, batchSize = 500, client
   const perDevice = Math.ceil(count / devicesCount)
   for (let seq = 1; seq <= perDevice; seq++) {
     for (let d = 0; d < devicesCount; d++) {
-      const reading = { device: devices[d] as Address, seq: BigInt(seq), time: NOW, values: [2150n, 5520n, 123n, 10132n] }
+      const reading = {
+        device: devices[d] as Address,
+        seq: BigInt(seq),
+        time: NOW,
+        values: [2150n, 5520n, 123n, 10132n],
+      }
       const { signature, recid } = secp256k1.ecdsaSign(digest(reading), keys[d] as Uint8Array)
       const sig = new Uint8Array(65)
       sig.set(signature)
@@ -86,7 +97,9 @@ export async function benchGatewayIngest(count = 60_000, batchSize = 500, client
   const gateway = await createGateway({
     blueprint: loadBlueprint('blueprints/environment.yaml'),
     deployment,
-    devices: { getDevice: (d) => (registered.has(d.toLowerCase()) ? { deviceClass: 1, status: 'active' } : undefined) },
+    devices: {
+      getDevice: (d) => (registered.has(d.toLowerCase()) ? { deviceClass: 1, status: 'active' } : undefined),
+    },
     dbPath: join(dir, 'gateway.db'),
     clock: () => NOW,
   })
@@ -107,10 +120,12 @@ export async function benchGatewayIngest(count = 60_000, batchSize = 500, client
        })()`,
       { eval: true, workerData: { url: gateway.url, bodies } },
     )
-    const { seconds, accepted } = await new Promise<{ seconds: number; accepted: number }>((resolve, reject) => {
-      worker.once('message', resolve)
-      worker.once('error', reject)
-    })
+    const { seconds, accepted } = await new Promise<{ seconds: number; accepted: number }>(
+      (resolve, reject) => {
+        worker.once('message', resolve)
+        worker.once('error', reject)
+      },
+    )
     await worker.terminate()
     return { readings: total, seconds, perSecond: total / seconds, accepted }
   } finally {

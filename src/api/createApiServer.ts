@@ -100,9 +100,8 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
     }
     const account = getAddress(request.params.account)
     const settled = await settledTree()
-    const claimed = indexer
-      .claims(account)
-      .reduce((max, c) => (c.cumulativeAmount > max ? c.cumulativeAmount : max), 0n)
+    // claims only ever raise an account's claimed total, so the latest claim holds it
+    const claimed = indexer.claims(account).at(-1)?.cumulativeAmount ?? 0n
     const cumulativeAmount = settled?.cumulative.get(account.toLowerCase()) ?? 0n
     return toJson({
       account,

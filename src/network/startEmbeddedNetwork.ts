@@ -89,7 +89,10 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       const bond = blueprint.validators.minBond
       await sendTransaction(
         chain.publicClient,
-        chain.walletClient!.sendTransaction({ to: address, value: parseEther('10') }),
+        (chain.walletClient as NonNullable<typeof chain.walletClient>).sendTransaction({
+          to: address,
+          value: parseEther('10'),
+        }),
       )
       await sendTransaction(chain.publicClient, admin.depinToken.write.transfer([address, bond]))
       const own = getContracts(clients, deployment)

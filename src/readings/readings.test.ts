@@ -72,7 +72,7 @@ describe('reading hashing and signatures', () => {
     const hash = await createReadingHasher(chainId, registry)
     const wallet = new Wallet(generatePrivateKey())
     const message = {
-      device: wallet.address,
+      device: wallet.address as `0x${string}`,
       seq: 11n,
       time: 1764200123n,
       values: [1999n, -40n, 55n, 10130n],

@@ -11,6 +11,7 @@ type Secp256k1Native = {
 // back to the package's pure-JS implementation.
 const secp256k1 = createRequire(import.meta.url)('secp256k1/bindings') as Secp256k1Native
 
+const SIGNATURE_HEX = /^0x[0-9a-fA-F]{130}$/
 const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
 
 export type RecoverSignerResult =
@@ -23,7 +24,7 @@ export type RecoverSignerResult =
  * like OpenZeppelin's ECDSA on-chain. v may be 27/28 or 0/1.
  */
 export function recoverSigner(keccak: Keccak256, digest: Uint8Array, signature: Hex): RecoverSignerResult {
-  if (signature.length !== 132) return { type: 'invalid', reason: 'SIGNATURE_MALFORMED' }
+  if (!SIGNATURE_HEX.test(signature)) return { type: 'invalid', reason: 'SIGNATURE_MALFORMED' }
   const bytes = hexToBytes(signature)
   const v = bytes[64] as number
   const recid = v >= 27 ? v - 27 : v

@@ -1,7 +1,7 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
-import { getAddress, keccak256, toHex } from 'viem'
+import { getAddress, keccak256, toBytes, toHex } from 'viem'
 import { describe, expect, it } from 'vitest'
-import { buildRewardsTree, hashRewardLeaf, type RewardLeaf } from './rewardsTree.ts'
+import { buildRewardsTree, EMPTY_REWARDS_ROOT, hashRewardLeaf, type RewardLeaf } from './rewardsTree.ts'
 
 const ENCODING = ['address', 'uint256']
 const MAX_UINT256 = (1n << 256n) - 1n
@@ -171,5 +171,12 @@ describe('buildRewardsTree input validation', () => {
     await expect(
       buildRewardsTree([{ account: `0x${'g'.repeat(40)}`, cumulativeAmount: 1n }]),
     ).rejects.toThrow(/0xggg/)
+  })
+})
+
+describe('EMPTY_REWARDS_ROOT', () => {
+  it('is keccak256("depin.rewards.empty"), never zero', () => {
+    expect(EMPTY_REWARDS_ROOT).toBe(keccak256(toBytes('depin.rewards.empty')))
+    expect(BigInt(EMPTY_REWARDS_ROOT)).not.toBe(0n)
   })
 })

@@ -92,7 +92,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     // After downtime, skip to the newest sealable epoch: an epoch judged long after its successor
     // closed could no longer build on the settlement before it (the chain moved on).
     const now = clock()
-    const newestSealable = now < genesisTime + sealDelay ? -1n : (now - sealDelay - genesisTime) / epochLength - 1n
+    const newestSealable =
+      now < genesisTime + sealDelay ? -1n : (now - sealDelay - genesisTime) / epochLength - 1n
     const epoch = next < newestSealable ? newestSealable : next
     const end = epochStart(epoch + 1n)
     if (now < end + sealDelay) return

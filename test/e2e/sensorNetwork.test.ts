@@ -217,7 +217,7 @@ describe('an environmental sensor network, end to end', () => {
     // honest stations earn; faulty ones earn less or nothing
     const faulty = new Set(faultKinds.map(deviceOf))
     const honestRewards = [...deviceReward].filter(([d]) => !faulty.has(d)).map(([, r]) => r)
-    const leastHonest = honestRewards.reduce((a, b) => (a < b ? a : b))
+    const leastHonest = [...honestRewards].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[0] ?? 0n
     expect(leastHonest).toBeGreaterThan(0n)
     for (const kind of ['stuck', 'outOfRange', 'drift', 'liar'] as const) {
       expect(deviceReward.get(deviceOf(kind)) ?? 0n, kind).toBeLessThan(leastHonest)

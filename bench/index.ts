@@ -1,0 +1,79 @@
+/**
+ * `npm run bench`: the speed figures of the issue, measured in one run and printed as ratios
+ * against the first line (the machine is shared and noisy, so ratios compare better than
+ * absolute rates). With --write-readme it replaces the table between the bench markers in
+ * README.md. Sizes can be lowered for a quick look: BENCH_JUDGE_READINGS, BENCH_INGEST_READINGS.
+ */
+import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { promisify } from 'node:util'
+import { benchGatewayIngest } from './gatewayIngest.ts'
+import { benchJudge } from './judge.ts'
+import { benchRewardsTree } from './rewardsTree.ts'
+
+const run = promisify(execFile)
+const cores = availableParallelism()
+const judgeReadings = Number(process.env.BENCH_JUDGE_READINGS ?? 1_000_000)
+const ingestReadings = Number(process.env.BENCH_INGEST_READINGS ?? 60_000)
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+const step = (line: string) => console.error(`… ${line}`)
+
+step(`raw signature recovery on ${cores} cores (one process per core)`)
+const rates = await Promise.all(
+  Array.from({ length: cores }, async () =>
+    Number((await run('node', ['--import', 'tsx', 'bench/recoverRate.ts', '3'])).stdout),
+  ),
+)
+const limit = rates.reduce((a, b) => a + b, 0)
+
+step(`gateway ingest of ${fmt(ingestReadings)} readings over HTTP`)
+const ingest = await benchGatewayIngest(ingestReadings)
+
+step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cached in /tmp)`)
+const judge = await benchJudge(judgeReadings)
+const judgeRate = judge.readings / (judge.parallelSeconds + judge.rewardsSeconds)
+
+step('settlement: rewards tree and every proof for 10,000 / 100,000 / 1,000,000 devices')
+const trees = await benchRewardsTree([10_000, 100_000, 1_000_000])
+
+const rows = [
+  ['1. signature recovery, libsecp256k1, all cores (the limit)', `${fmt(limit)} /s`, '1.00'],
+  [
+    `2. gateway ingest: HTTP batches of 500, every check, SQLite (synchronous FULL), ack`,
+    `${fmt(ingest.perSecond)} /s`,
+    (ingest.perSecond / limit).toFixed(2),
+  ],
+  [
+    `3. validator judging ${fmt(judge.readings)} readings: re-verify, rules, both roots, rewards`,
+    `${fmt(judgeRate)} /s`,
+    (judgeRate / limit).toFixed(2),
+  ],
+  ...trees.map((t) => [
+    `4. settle ${fmt(t.leaves)} devices: rewards tree + every proof`,
+    `${(t.buildSeconds + t.proofsSeconds).toFixed(2)} s, ${t.peakRssMB} MB peak`,
+    '',
+  ]),
+]
+const table = [
+  '| measurement | figure | ratio to line 1 |',
+  '| --- | ---: | ---: |',
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+].join('\n')
+console.log(table)
+console.log(
+  `\njudge detail: ${judge.threads} threads; signatures ${judge.phases.signaturesSeconds.toFixed(2)} s, rules ${judge.phases.rulesSeconds.toFixed(2)} s, ordering ${judge.phases.orderSeconds.toFixed(2)} s, rewards ${judge.rewardsSeconds.toFixed(2)} s; peak RSS ${judge.peakRssMB} MB`,
+)
+
+if (process.argv.includes('--write-readme')) {
+  const readme = readFileSync('README.md', 'utf8')
+  const marked = /<!-- bench:start -->[\s\S]*<!-- bench:end -->/
+  if (!marked.test(readme))
+    throw new Error('README.md has no <!-- bench:start --> … <!-- bench:end --> markers')
+  const stamp = `Measured by \`npm run bench -- --write-readme\` on ${new Date().toISOString().slice(0, 10)}, ${cores} cores, Node ${process.version}. The gas of settling does not depend on the number of devices or readings: see the gas table.`
+  writeFileSync(
+    'README.md',
+    readme.replace(marked, `<!-- bench:start -->\n${stamp}\n\n${table}\n<!-- bench:end -->`),
+  )
+  console.error('updated README.md')
+}

@@ -1,0 +1,171 @@
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import type { Address } from 'viem'
+import { DepinError } from '../../errors.ts'
+import type { SignedReading } from '../../readings/reading.ts'
+import type { SignatureChecks } from './checkReadingSignatures.ts'
+import type {
+  SignatureCheckJob,
+  SignatureCheckReply,
+  SignatureCheckWorkerData,
+} from './signatureCheckWorker.ts'
+
+export type CreateSignatureCheckPoolOptions = {
+  /** The domain readings are signed in: chain id and DeviceRegistry. */
+  chainId: number
+  deviceRegistry: Address
+  /** Worker threads (default: os.availableParallelism()). */
+  threads?: number
+  /**
+   * Most readings per job sent to a worker (default 1024). Batches are cut into at least 16 jobs
+   * per worker so that no worker idles long at the end while another finishes a big job.
+   */
+  chunkSize?: number
+}
+
+export type SignatureCheckPool = {
+  readonly threads: number
+  /**
+   * The same result checkReadingSignatures gives, computed on the worker threads.
+   * @param visitOrder a permutation of the readings' indices: the order they are handed to the
+   * workers in (results are by index all the same). Default: index order. Visiting them in the order
+   * they lie in memory (arrival order) keeps the main thread's serialization from missing the cache
+   * on every reading, which at 10^6 readings takes as long as several workers' recoveries.
+   */
+  check(readings: readonly SignedReading[], visitOrder?: Uint32Array): Promise<SignatureChecks>
+  /** Stops the workers; pending checks fail. */
+  close(): Promise<void>
+}
+
+/** Jobs a worker holds at once: one running, one queued, so it never waits for the main thread. */
+const JOBS_PER_WORKER = 2
+
+type PendingJob = { job: SignatureCheckJob; done: (error?: Error) => void }
+
+/**
+ * Worker threads that check reading signatures (EIP-712 digest + libsecp256k1 recovery, the
+ * judge's dominant cost) in parallel. Deterministic: each reading's outcome depends on that reading
+ * alone and lands at its own index in shared buffers, whichever worker checked it. Create one per
+ * validator and reuse it: a worker takes ≈ 0.5 s to start.
+ */
+export function createSignatureCheckPool(options: CreateSignatureCheckPoolOptions): SignatureCheckPool {
+  const threads = options.threads ?? availableParallelism()
+  const maxChunk = options.chunkSize ?? 1024
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`threads must be a positive integer: ${threads}`)
+  if (!Number.isInteger(maxChunk) || maxChunk < 1)
+    throw new RangeError(`chunkSize must be a positive integer: ${maxChunk}`)
+
+  const queue: PendingJob[] = []
+  const running = new Map<number, PendingJob>()
+  const workers: { worker: Worker; jobs: Set<number> }[] = []
+  let nextId = 0
+  let failure: Error | undefined
+
+  const fail = (error: Error): void => {
+    failure ??= error
+    for (const pending of [...running.values(), ...queue]) pending.done(failure)
+    running.clear()
+    queue.length = 0
+  }
+  const dispatch = (): void => {
+    for (const slot of workers) {
+      while (slot.jobs.size < JOBS_PER_WORKER && queue.length > 0) {
+        const pending = queue.shift() as PendingJob
+        running.set(pending.job.id, pending)
+        slot.jobs.add(pending.job.id)
+        slot.worker.postMessage(pending.job)
+      }
+    }
+  }
+
+  const workerData: SignatureCheckWorkerData = {
+    chainId: options.chainId,
+    deviceRegistry: options.deviceRegistry,
+  }
+  for (let t = 0; t < threads; t++) {
+    const slot = { worker: spawnWorker(workerData), jobs: new Set<number>() }
+    slot.worker.on('message', (reply: SignatureCheckReply) => {
+      slot.jobs.delete(reply.id)
+      const pending = running.get(reply.id)
+      running.delete(reply.id)
+      pending?.done(
+        reply.error === undefined ? undefined : new DepinError('JUDGE_WORKER_FAILED', reply.error),
+      )
+      dispatch()
+    })
+    slot.worker.on('error', (cause) =>
+      fail(new DepinError('JUDGE_WORKER_FAILED', 'a signature worker failed', { cause })),
+    )
+    slot.worker.on('exit', (code) => {
+      if (failure === undefined)
+        fail(new DepinError('JUDGE_WORKER_EXITED', `a signature worker exited (code ${code})`))
+    })
+    workers.push(slot)
+  }
+
+  return {
+    threads,
+    check: (readings, visitOrder) => {
+      if (failure !== undefined) return Promise.reject(failure)
+      const n = readings.length
+      if (visitOrder !== undefined && visitOrder.length !== n) {
+        return Promise.reject(new RangeError(`visitOrder has ${visitOrder.length} indices for ${n} readings`))
+      }
+      const digests = new SharedArrayBuffer(n * 32)
+      const leafHashes = new SharedArrayBuffer(n * 32)
+      const outcomes = new SharedArrayBuffer(n)
+      const checks: SignatureChecks = {
+        digests: new Uint8Array(digests),
+        leafHashes: new Uint8Array(leafHashes),
+        outcomes: new Uint8Array(outcomes),
+      }
+      if (n === 0) return Promise.resolve(checks)
+      const chunkSize = Math.min(maxChunk, Math.max(64, Math.ceil(n / (threads * 16))))
+      return new Promise((resolve, reject) => {
+        let left = Math.ceil(n / chunkSize)
+        let rejected = false
+        const done = (error?: Error): void => {
+          if (rejected) return
+          if (error !== undefined) {
+            rejected = true
+            reject(error)
+          } else if (--left === 0) resolve(checks)
+        }
+        for (let offset = 0; offset < n; offset += chunkSize) {
+          const end = Math.min(n, offset + chunkSize)
+          const indices = new Uint32Array(end - offset)
+          for (let j = 0; j < indices.length; j++) indices[j] = visitOrder?.[offset + j] ?? offset + j
+          const job = {
+            id: nextId++,
+            readings: Array.from(indices, (i) => readings[i] as SignedReading),
+            indices,
+            digests,
+            leafHashes,
+            outcomes,
+          }
+          queue.push({ job, done })
+        }
+        dispatch()
+      })
+    },
+    close: async () => {
+      failure ??= new DepinError('JUDGE_POOL_CLOSED', 'the signature check pool is closed')
+      fail(failure)
+      await Promise.all(workers.map((slot) => slot.worker.terminate()))
+    },
+  }
+}
+
+/**
+ * Starts a worker on signatureCheckWorker. From TypeScript sources (tsx, vitest) the worker first
+ * registers tsx's loader in its own thread: Node 20 workers do not inherit the parent's.
+ */
+function spawnWorker(workerData: SignatureCheckWorkerData): Worker {
+  const source = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+  const entry = new URL(`./signatureCheckWorker${source}`, import.meta.url)
+  if (source === '.js') return new Worker(entry, { workerData })
+  const tsx = import.meta.resolve('tsx/esm/api')
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}) })`
+  return new Worker(bootstrap, { eval: true, workerData })
+}

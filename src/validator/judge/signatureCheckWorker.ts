@@ -1,0 +1,48 @@
+/**
+ * Worker thread of createSignatureCheckPool: checks jobs of readings with its own hasher and keccak,
+ * writing digests, leaf hashes and outcomes straight into the pool's shared buffers, at each
+ * reading's index.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import type { Address } from 'viem'
+import { loadKeccak256 } from '../../crypto/keccak.ts'
+import { createReadingHasher } from '../../readings/createReadingHasher.ts'
+import type { SignedReading } from '../../readings/reading.ts'
+import { checkReadingSignature } from './checkReadingSignatures.ts'
+
+export type SignatureCheckWorkerData = { chainId: number; deviceRegistry: Address }
+
+export type SignatureCheckJob = {
+  id: number
+  readings: SignedReading[]
+  /** Where each reading's results go in the shared buffers. */
+  indices: Uint32Array
+  digests: SharedArrayBuffer
+  leafHashes: SharedArrayBuffer
+  outcomes: SharedArrayBuffer
+}
+
+export type SignatureCheckReply = { id: number; error?: string }
+
+const port = parentPort
+if (port === null) throw new Error('signatureCheckWorker runs only as a worker thread')
+const { chainId, deviceRegistry } = workerData as SignatureCheckWorkerData
+const keccak = await loadKeccak256()
+const digest = await createReadingHasher(chainId, deviceRegistry)
+
+port.on('message', (job: SignatureCheckJob) => {
+  let reply: SignatureCheckReply = { id: job.id }
+  try {
+    const checks = {
+      digests: new Uint8Array(job.digests),
+      leafHashes: new Uint8Array(job.leafHashes),
+      outcomes: new Uint8Array(job.outcomes),
+    }
+    job.readings.forEach((reading, j) => {
+      checkReadingSignature(reading, digest, keccak, checks, job.indices[j] as number)
+    })
+  } catch (error) {
+    reply = { id: job.id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }
+  }
+  port.postMessage(reply)
+})
