@@ -5,12 +5,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { type Address, type Hex, keccak256, toHex } from 'viem'
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { depinDomain, deviceRegistrationTypes } from '../src/chain/typedData.ts'
 import { buildRewardsTree } from '../src/rewards/rewardsTree.ts'
 import {
   joinValidators,
   makeReport,
+  registerNewDevice,
   signReport,
   startTestNetwork,
   type TestNetwork,
@@ -24,22 +23,6 @@ const record = (operation: string, gas: bigint | string) => {
   console.error(`  ${operation}: ${gas}`)
 }
 
-async function registerDevice(net: TestNetwork, owner: Awaited<ReturnType<TestNetwork['actor']>>) {
-  const deviceKey = generatePrivateKey()
-  const device = privateKeyToAccount(deviceKey).address
-  const signature = await privateKeyToAccount(deviceKey).signTypedData({
-    domain: depinDomain(net.chainId, net.deployment.contracts.deviceRegistry),
-    types: deviceRegistrationTypes,
-    primaryType: 'DeviceRegistration',
-    message: { owner: owner.address, deviceClass: 1 },
-  })
-  const receipt = await net.send(
-    owner.contracts.deviceRegistry.write.register([device, 1, BERLIN, signature, '0x']),
-    owner.clients,
-  )
-  return { device, gas: receipt.gasUsed }
-}
-
 async function main() {
   const leafCount = Number(process.env.GAS_CLAIM_LEAVES ?? 1_000_000)
   const net = await startTestNetwork({
@@ -50,9 +33,9 @@ async function main() {
     console.error('measuring device registry…')
     const owner = await net.actor()
     const buyer = await net.actor()
-    const first = await registerDevice(net, owner)
-    record('register (device, proof of possession)', first.gas)
-    const { device } = await registerDevice(net, owner)
+    const first = await registerNewDevice(net, owner, BERLIN)
+    record('register (device, proof of possession)', first.receipt.gasUsed)
+    const { device } = await registerNewDevice(net, owner, BERLIN)
     record(
       'transfer device',
       (await net.send(owner.contracts.deviceRegistry.write.transfer([device, buyer.address]), owner.clients))

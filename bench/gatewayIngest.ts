@@ -13,11 +13,11 @@ import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { type Address, bytesToHex, getAddress } from 'viem'
 import { loadBlueprint } from '../src/blueprint/loadBlueprint.ts'
-import type { Deployment } from '../src/chain/deployment.ts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
 import { createGateway } from '../src/gateway/createGateway.ts'
 import { createReadingHasher } from '../src/readings/createReadingHasher.ts'
 import { toReadingJson } from '../src/readings/reading.ts'
+import { offChainDeployment } from '../test/helpers/offChainDeployment.ts'
 
 type Secp256k1 = {
   ecdsaSign(message: Uint8Array, privateKey: Uint8Array): { signature: Uint8Array; recid: number }
@@ -26,21 +26,7 @@ type Secp256k1 = {
 const secp256k1 = createRequire(import.meta.url)('secp256k1/bindings') as Secp256k1
 
 const NOW = 1_800_000_000n
-const deployment: Deployment = {
-  version: 1,
-  chainId: 31337,
-  deployer: getAddress('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266'),
-  startBlock: 1n,
-  genesisTime: NOW - 10n,
-  epochLength: 3600n,
-  contracts: {
-    depinToken: getAddress('0x5fbdb2315678afecb367f032d93f642f64180aa3'),
-    deviceRegistry: getAddress('0xe7f1725e7734ce288f8367e1bb143e90bb3f0512'),
-    validatorSet: getAddress('0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0'),
-    epochManager: getAddress('0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9'),
-    rewardDistributor: getAddress('0xdc64a140aa3e981100a9beca4e685f962f0cf6c9'),
-  },
-}
+const deployment = offChainDeployment(NOW - 10n, 3600n)
 
 export type GatewayIngestResult = { readings: number; seconds: number; perSecond: number; accepted: number }
 

@@ -8,11 +8,16 @@ import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { promisify } from 'node:util'
-import { benchGatewayIngest } from './gatewayIngest.ts'
-import { benchJudge } from './judge.ts'
-import { benchRewardsTree } from './rewardsTree.ts'
+import type { GatewayIngestResult } from './gatewayIngest.ts'
+import type { BenchJudgeResult } from './judge.ts'
 
 const run = promisify(execFile)
+/** One part in a fresh process (see runPart.ts). */
+const part = async <T>(name: string, size: number): Promise<T> =>
+  JSON.parse(
+    (await run('node', ['--import', 'tsx', 'bench/runPart.ts', name, String(size)], { maxBuffer: 1 << 24 }))
+      .stdout,
+  ) as T
 const cores = availableParallelism()
 const judgeReadings = Number(process.env.BENCH_JUDGE_READINGS ?? 1_000_000)
 const ingestReadings = Number(process.env.BENCH_INGEST_READINGS ?? 60_000)
@@ -28,14 +33,16 @@ const rates = await Promise.all(
 const limit = rates.reduce((a, b) => a + b, 0)
 
 step(`gateway ingest of ${fmt(ingestReadings)} readings over HTTP`)
-const ingest = await benchGatewayIngest(ingestReadings)
+const ingest = await part<GatewayIngestResult>('ingest', ingestReadings)
 
 step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cached in /tmp)`)
-const judge = await benchJudge(judgeReadings)
+const judge = await part<BenchJudgeResult>('judge', judgeReadings)
 const judgeRate = judge.readings / (judge.parallelSeconds + judge.rewardsSeconds)
 
 step('settlement: rewards tree and every proof for 10,000 / 100,000 / 1,000,000 devices')
-const trees = await benchRewardsTree([10_000, 100_000, 1_000_000])
+type TreeResult = { leaves: number; buildSeconds: number; proofsSeconds: number; peakRssMB: number }
+const trees: TreeResult[] = []
+for (const size of [10_000, 100_000, 1_000_000]) trees.push(...(await part<TreeResult[]>('trees', size)))
 
 const rows = [
   ['1. signature recovery, libsecp256k1, all cores (the limit)', `${fmt(limit)} /s`, '1.00'],

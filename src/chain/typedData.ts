@@ -15,6 +15,16 @@ export function depinDomain(chainId: number, verifyingContract: Address): DepinD
   return { name: DOMAIN_NAME, version: DOMAIN_VERSION, chainId, verifyingContract }
 }
 
+/** The EIP712Domain type of every depin domain (name, version, chainId, verifyingContract). */
+export const eip712DomainTypes = {
+  EIP712Domain: [
+    { name: 'name', type: 'string' },
+    { name: 'version', type: 'string' },
+    { name: 'chainId', type: 'uint256' },
+    { name: 'verifyingContract', type: 'address' },
+  ],
+} as const
+
 /** A device key's proof of possession: it agrees to be registered by `owner` in `deviceClass`. */
 export const deviceRegistrationTypes = {
   DeviceRegistration: [

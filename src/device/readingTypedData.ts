@@ -1,5 +1,5 @@
 import type { Address } from 'viem'
-import { depinDomain, readingTypes } from '../chain/typedData.ts'
+import { depinDomain, eip712DomainTypes, readingTypes } from '../chain/typedData.ts'
 import type { Reading } from '../readings/reading.ts'
 
 export type ReadingTypedDataParameters = { chainId: number; deviceRegistry: Address; reading: Reading }
@@ -27,12 +27,7 @@ export function readingTypedData({
 }: ReadingTypedDataParameters): ReadingTypedData {
   return {
     types: {
-      EIP712Domain: [
-        { name: 'name', type: 'string' },
-        { name: 'version', type: 'string' },
-        { name: 'chainId', type: 'uint256' },
-        { name: 'verifyingContract', type: 'address' },
-      ],
+      EIP712Domain: eip712DomainTypes.EIP712Domain.map((f) => ({ ...f })),
       Reading: readingTypes.Reading.map((f) => ({ ...f })),
     },
     primaryType: 'Reading',

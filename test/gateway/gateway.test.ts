@@ -2,35 +2,21 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
-import { type Address, getAddress } from 'viem'
+import type { Address } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
-import type { Deployment } from '../../src/chain/deployment.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { decodeBatch } from '../../src/gateway/batchFormat.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
 import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { toReadingJson } from '../../src/readings/reading.ts'
 import { signReading } from '../../src/readings/signReading.ts'
+import { offChainDeployment } from '../helpers/offChainDeployment.ts'
 
 const blueprint: Blueprint = loadBlueprint('blueprints/environment.yaml')
 const GENESIS = 1_800_000_000n
-const deployment: Deployment = {
-  version: 1,
-  chainId: 31337,
-  deployer: getAddress('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266'),
-  startBlock: 1n,
-  genesisTime: GENESIS,
-  epochLength: 30n,
-  contracts: {
-    depinToken: getAddress('0x5fbdb2315678afecb367f032d93f642f64180aa3'),
-    deviceRegistry: getAddress('0xe7f1725e7734ce288f8367e1bb143e90bb3f0512'),
-    validatorSet: getAddress('0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0'),
-    epochManager: getAddress('0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9'),
-    rewardDistributor: getAddress('0xdc64a140aa3e981100a9beca4e685f962f0cf6c9'),
-  },
-}
+const deployment = offChainDeployment(GENESIS, 30n)
 
 // The registry as the indexer would show it: an in-process lookup table of the test's devices.
 const registry = new Map<string, { deviceClass: number; status: 'active' | 'retired' }>()

@@ -24,7 +24,7 @@ import { type DepinContracts, getContracts } from '../../src/chain/getContracts.
 import { sendTransaction } from '../../src/chain/sendTransaction.ts'
 import { orderSignatures, signEpochReport } from '../../src/chain/signEpochReport.ts'
 import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
-import type { EpochReport } from '../../src/chain/typedData.ts'
+import { depinDomain, deviceRegistrationTypes, type EpochReport } from '../../src/chain/typedData.ts'
 
 export const WAD = 10n ** 18n
 
@@ -146,4 +146,26 @@ export async function signReport(
 /** A report with non-zero roots derived from `epoch` and a label. */
 export function makeReport(epoch: bigint, rewardsRoot: Hex, total: bigint, label = 'readings'): EpochReport {
   return { epoch, readingsRoot: keccak256(toHex(`${label}:${epoch}`)), rewardsRoot, total, accepted: 100 }
+}
+
+/** Registers a new device key to `owner` at `cell` with its proof of possession; returns it and the receipt. */
+export async function registerNewDevice(
+  net: TestNetwork,
+  owner: Awaited<ReturnType<TestNetwork['actor']>>,
+  cell: bigint,
+  deviceClass = 1,
+) {
+  const deviceKey = generatePrivateKey()
+  const device = privateKeyToAccount(deviceKey).address
+  const signature = await privateKeyToAccount(deviceKey).signTypedData({
+    domain: depinDomain(net.chainId, net.deployment.contracts.deviceRegistry),
+    types: deviceRegistrationTypes,
+    primaryType: 'DeviceRegistration',
+    message: { owner: owner.address, deviceClass },
+  })
+  const receipt = await net.send(
+    owner.contracts.deviceRegistry.write.register([device, deviceClass, cell, signature, '0x']),
+    owner.clients,
+  )
+  return { device, receipt }
 }

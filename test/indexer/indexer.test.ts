@@ -6,7 +6,6 @@ import Database from 'better-sqlite3'
 import { type Address, type Hex, keccak256, type TransactionReceipt, toHex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { depinDomain, deviceRegistrationTypes } from '../../src/chain/typedData.ts'
 import { DepinError } from '../../src/errors.ts'
 import {
   type CreateIndexerOptions,
@@ -18,6 +17,7 @@ import { openIndexerStore } from '../../src/indexer/indexerStore.ts'
 import {
   joinValidators,
   makeReport,
+  registerNewDevice,
   signReport,
   sortAddresses,
   startTestNetwork,
@@ -73,18 +73,7 @@ async function timestampOf(receipt: TransactionReceipt): Promise<bigint> {
 
 /** Registers a new device key to `owner` in class 1 at `cell`, with its proof of possession. */
 async function registerDevice(owner: Actor, cell: bigint) {
-  const deviceKey = generatePrivateKey()
-  const device = privateKeyToAccount(deviceKey).address
-  const signature = await privateKeyToAccount(deviceKey).signTypedData({
-    domain: depinDomain(net.chainId, net.deployment.contracts.deviceRegistry),
-    types: deviceRegistrationTypes,
-    primaryType: 'DeviceRegistration',
-    message: { owner: owner.address, deviceClass: 1 },
-  })
-  const receipt = await net.send(
-    owner.contracts.deviceRegistry.write.register([device, 1, cell, signature, '0x']),
-    owner.clients,
-  )
+  const { device, receipt } = await registerNewDevice(net, owner, cell)
   return { device, registeredAt: await timestampOf(receipt) }
 }
 

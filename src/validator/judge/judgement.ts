@@ -4,16 +4,11 @@
  * alike from the same batch and registry state.
  */
 import type { Address } from 'viem'
+import type { DeviceRecord as IndexerDeviceRecord } from '../../indexer/indexerStore.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 
-/** A device as the registry holds it at the epoch's end. */
-export type DeviceRecord = {
-  device: Address
-  owner: Address
-  deviceClass: number
-  h3Cell: bigint
-  status: 'active' | 'retired'
-}
+/** A device as the registry holds it at the epoch's end (the indexer's record; the judge needs no more). */
+export type DeviceRecord = Omit<IndexerDeviceRecord, 'registeredAt'>
 
 /** Why a reading was rejected, in the order the rules run. */
 export const REJECT_REASONS = [
