@@ -12,7 +12,6 @@ import {
   registerNewDevice,
   signReport,
   startTestNetwork,
-  type TestNetwork,
   testParameters,
 } from '../test/helpers/testNetwork.ts'
 
