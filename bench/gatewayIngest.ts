@@ -99,7 +99,11 @@ export async function benchGatewayIngest(
          await Promise.all(workerData.bodies.map(async (list) => {
            for (const body of list) {
              const response = await fetch(workerData.url + '/v1/readings', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-             accepted += (await response.json()).accepted
+             // the load generator only counts: parsing 500 verdicts would eat the server's CPU
+             const text = await response.text()
+             const at = text.lastIndexOf('"accepted":')
+             if (at < 0) throw new Error('unexpected answer: ' + text.slice(0, 300))
+             accepted += Number.parseInt(text.slice(at + 11), 10)
            }
          }))
          parentPort.postMessage({ seconds: (performance.now() - started) / 1000, accepted })

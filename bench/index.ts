@@ -25,11 +25,7 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const step = (line: string) => console.error(`… ${line}`)
 
 step(`raw signature recovery on ${cores} cores (one process per core)`)
-const rates = await Promise.all(
-  Array.from({ length: cores }, async () =>
-    Number((await run('node', ['--import', 'tsx', 'bench/recoverRate.ts', '3'])).stdout),
-  ),
-)
+const rates = await Promise.all(Array.from({ length: cores }, () => part<number>('recover', 3)))
 const limit = rates.reduce((a, b) => a + b, 0)
 
 step(`gateway ingest of ${fmt(ingestReadings)} readings over HTTP`)
