@@ -20,7 +20,7 @@ const part = async <T>(name: string, size: number): Promise<T> =>
   ) as T
 const cores = availableParallelism()
 const judgeReadings = Number(process.env.BENCH_JUDGE_READINGS ?? 1_000_000)
-const ingestReadings = Number(process.env.BENCH_INGEST_READINGS ?? 60_000)
+const ingestReadings = Number(process.env.BENCH_INGEST_READINGS ?? 120_000)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const step = (line: string) => console.error(`… ${line}`)
 
