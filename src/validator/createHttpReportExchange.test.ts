@@ -1,0 +1,308 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
+import { afterEach, describe, expect, it } from 'vitest'
+import { hashEpochReport, signEpochReport } from '../chain/signEpochReport.ts'
+import type { EpochReport } from '../chain/typedData.ts'
+import {
+  createHttpReportExchange,
+  type HttpReportExchange,
+  toSignedEpochReportJson,
+} from './createHttpReportExchange.ts'
+import type { SignedEpochReport } from './reportExchange.ts'
+
+const chainId = 31337
+const epochManager = '0x5FbDB2315678afecb367f032d93F642f64180aa3'
+const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+
+const started: { stop(): Promise<void> }[] = []
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((s) => s.stop()))
+})
+
+function reportFor(epoch: bigint, variant = 1): EpochReport {
+  const byte = variant.toString(16).padStart(2, '0')
+  return {
+    epoch,
+    readingsRoot: `0x${byte.repeat(32)}`,
+    rewardsRoot: `0x${'ab'.repeat(31)}${byte}`,
+    total: 900_000_000_000_000_000_000n + BigInt(variant),
+    accepted: 1_000 + variant,
+  }
+}
+
+async function sign(account: PrivateKeyAccount, report: EpochReport): Promise<SignedEpochReport> {
+  const { signer, signature } = await signEpochReport({ account, chainId, epochManager, report })
+  return {
+    epoch: report.epoch,
+    report,
+    digest: hashEpochReport(chainId, epochManager, report),
+    signer,
+    signature,
+  }
+}
+
+const newAccount = () => privateKeyToAccount(generatePrivateKey())
+
+/** Ports free right now: the exchanges need each other's URLs before they start. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Server>((resolve) => {
+          const server = createServer()
+          server.listen(0, '127.0.0.1', () => resolve(server))
+        }),
+    ),
+  )
+  const ports = servers.map((s) => (s.address() as AddressInfo).port)
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
+  return ports
+}
+
+async function startExchange(
+  options: Partial<Parameters<typeof createHttpReportExchange>[0]> = {},
+): Promise<HttpReportExchange> {
+  const exchange = createHttpReportExchange({ chainId, epochManager, peers: [], ...options })
+  await exchange.start()
+  started.push(exchange)
+  return exchange
+}
+
+/** Three exchanges, each peered with the other two. */
+async function startTrio(timeoutMs = 2_000): Promise<HttpReportExchange[]> {
+  const ports = await freePorts(3)
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`)
+  return Promise.all(
+    ports.map((port, i) => startExchange({ port, timeoutMs, peers: urls.filter((_, j) => j !== i) })),
+  )
+}
+
+type ResponseBody = {
+  result?: string
+  reason?: string
+  error: { code: string; message: string; details: { recovered?: string; issues?: { path: string }[] } }
+}
+
+async function post(url: string, body: unknown, raw = false) {
+  const response = await fetch(`${url}/v1/reports`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ? (body as string) : JSON.stringify(body),
+  })
+  return { status: response.status, body: (await response.json()) as ResponseBody }
+}
+
+async function held(url: string, epoch: bigint) {
+  const response = await fetch(`${url}/v1/reports/${epoch}`)
+  return ((await response.json()) as { reports: unknown[] }).reports
+}
+
+describe('createHttpReportExchange', () => {
+  it('delivers a report published on one exchange to the others', async () => {
+    const [a, b, c] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    const signed = await sign(newAccount(), reportFor(7n))
+    await a.publish(signed)
+
+    for (const exchange of [a, b, c]) {
+      const collected = await exchange.collect(7n)
+      expect(collected).toEqual([signed])
+    }
+    // pushed, not only pulled: b holds it without having collected from a
+    expect(await held(b.url, 7n)).toEqual([toSignedEpochReportJson(signed)])
+    expect(await a.collect(8n)).toEqual([])
+  })
+
+  it('merges reports signed by several validators, without duplicates', async () => {
+    const [a, b, c] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    const report = reportFor(3n)
+    const signed = await Promise.all([
+      sign(newAccount(), report),
+      sign(newAccount(), report),
+      sign(newAccount(), report),
+    ])
+    await Promise.all([a.publish(signed[0]), b.publish(signed[1]), c.publish(signed[2])])
+    await a.publish(signed[0]) // again: still one
+    const collected = await c.collect(3n)
+    expect(collected).toHaveLength(3)
+    expect(new Set(collected.map((s) => s.signer))).toEqual(new Set(signed.map((s) => s.signer)))
+    expect(new Set(collected.map((s) => s.digest)).size).toBe(1)
+  })
+
+  it('keeps working when a peer is stopped, unreachable or never answers', async () => {
+    const [a, b, c] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    await c.stop()
+    const signed = await sign(newAccount(), reportFor(11n))
+    await expect(a.publish(signed)).resolves.toBeUndefined()
+    expect(await b.collect(11n)).toEqual([signed])
+
+    // a peer that accepts connections and never answers: bounded by the timeout
+    const silent = createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    started.push({
+      stop: () =>
+        new Promise<void>((resolve) => {
+          silent.closeAllConnections()
+          silent.close(() => resolve())
+        }),
+    })
+    const [closedPort] = await freePorts(1)
+    const errors: string[] = []
+    const lonely = await startExchange({
+      timeoutMs: 200,
+      peers: [
+        `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+        `http://127.0.0.1:${closedPort}`,
+        b.url,
+      ],
+      onPeerError: ({ peer, action }) => errors.push(`${action} ${peer}`),
+    })
+    const other = await sign(newAccount(), reportFor(11n, 2))
+    await expect(lonely.publish(other)).resolves.toBeUndefined()
+    const collected = await lonely.collect(11n)
+    expect(new Set(collected.map((s) => s.digest))).toEqual(new Set([signed.digest, other.digest]))
+    expect(errors).toHaveLength(4) // two peers failed, on publish and on collect
+  })
+
+  it('refuses forged and malformed reports with 400 and stores nothing', async () => {
+    const exchange = await startExchange()
+    const validator = newAccount()
+    const signed = await sign(validator, reportFor(5n))
+    const json = toSignedEpochReportJson(signed)
+
+    // signed by another key, claiming to be the validator
+    const impostor = await sign(newAccount(), reportFor(5n))
+    const byOtherKey = await post(exchange.url, { ...json, signature: impostor.signature })
+    expect(byOtherKey.status).toBe(400)
+    expect(byOtherKey.body.error.code).toBe('REPORT_INVALID')
+    expect(byOtherKey.body.error.details.recovered).toBe(impostor.signer)
+
+    // a digest that is not the report's
+    const otherDigest = hashEpochReport(chainId, epochManager, reportFor(5n, 2))
+    const wrongDigest = await post(exchange.url, { ...json, digest: otherDigest })
+    expect(wrongDigest.status).toBe(400)
+    expect(wrongDigest.body.error.code).toBe('REPORT_INVALID')
+
+    // the report altered after signing (digest recomputed by the forger)
+    const altered = { ...json.report, total: '1' }
+    const alteredReport = { ...reportFor(5n), total: 1n }
+    const tampered = await post(exchange.url, {
+      ...json,
+      report: altered,
+      digest: hashEpochReport(chainId, epochManager, alteredReport),
+    })
+    expect(tampered.status).toBe(400)
+    expect(tampered.body.error.code).toBe('REPORT_INVALID')
+
+    // the outer epoch does not match the report's
+    const otherEpoch = await post(exchange.url, { ...json, epoch: '6' })
+    expect(otherEpoch.status).toBe(400)
+    expect(otherEpoch.body.error.code).toBe('REPORT_INVALID')
+
+    // the malleated twin (high s) recovers to the same signer but the contract would refuse it
+    const s = BigInt(`0x${json.signature.slice(66, 130)}`)
+    const v = Number.parseInt(json.signature.slice(130), 16)
+    const malleated = `${json.signature.slice(0, 66)}${(N - s).toString(16).padStart(64, '0')}${(v === 27 ? 28 : 27).toString(16)}`
+    const highS = await post(exchange.url, { ...json, signature: malleated })
+    expect(highS.status).toBe(400)
+    expect(highS.body.error.code).toBe('REPORT_INVALID')
+
+    // not a report at all
+    const badJson = await post(exchange.url, '{"epoch": "5", ', true)
+    expect(badJson.status).toBe(400)
+    expect(badJson.body.error.code).toBe('INVALID_BODY')
+    const wrongShape = await post(exchange.url, { ...json, epoch: 5, signer: 'me' })
+    expect(wrongShape.status).toBe(400)
+    expect(wrongShape.body.error.code).toBe('INVALID_BODY')
+    expect(wrongShape.body.error.details.issues?.map((i) => i.path)).toEqual(['epoch', 'signer'])
+    const tooLarge = await post(exchange.url, { ...json, padding: 'x'.repeat(70_000) })
+    expect(tooLarge.status).toBe(413)
+    expect(tooLarge.body.error.code).toBe('BODY_TOO_LARGE')
+    const badEpoch = await fetch(`${exchange.url}/v1/reports/-1`)
+    expect(badEpoch.status).toBe(400)
+
+    expect(await held(exchange.url, 5n)).toEqual([])
+    expect(await exchange.collect(5n)).toEqual([])
+    await expect(exchange.publish({ ...signed, signature: impostor.signature })).rejects.toMatchObject({
+      code: 'REPORT_INVALID',
+    })
+    expect(await exchange.collect(5n)).toEqual([])
+
+    // and the genuine one is stored
+    expect((await post(exchange.url, json)).body).toEqual({ result: 'stored' })
+    expect((await post(exchange.url, json)).body).toEqual({ result: 'duplicate' })
+    expect(await exchange.collect(5n)).toEqual([signed])
+  })
+
+  it('checks what it collects from a peer before keeping it', async () => {
+    const good = await sign(newAccount(), reportFor(9n))
+    const forged = {
+      ...toSignedEpochReportJson(await sign(newAccount(), reportFor(9n, 2))),
+      signer: good.signer,
+    }
+    const wrongEpoch = toSignedEpochReportJson(await sign(newAccount(), reportFor(10n)))
+    const liar = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json')
+      response.end(
+        JSON.stringify({ reports: [forged, toSignedEpochReportJson(good), wrongEpoch, { nonsense: true }] }),
+      )
+    })
+    await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve))
+    started.push({ stop: () => new Promise<void>((resolve) => liar.close(() => resolve())) })
+    const exchange = await startExchange({
+      peers: [`http://127.0.0.1:${(liar.address() as AddressInfo).port}`],
+    })
+    expect(await exchange.collect(9n)).toEqual([good])
+    expect(await held(exchange.url, 9n)).toEqual([toSignedEpochReportJson(good)])
+    expect(exchange.equivocations(9n)).toEqual([])
+  })
+
+  it('keeps two different reports by one signer and reports the equivocation', async () => {
+    const [a, b] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    const twoFaced = newAccount()
+    const honest = await sign(newAccount(), reportFor(12n))
+    const first = await sign(twoFaced, reportFor(12n, 1))
+    const second = await sign(twoFaced, reportFor(12n, 2))
+    await a.publish(honest)
+    await a.publish(first)
+    await b.publish(second)
+
+    const collected = await a.collect(12n)
+    expect(collected).toHaveLength(3)
+    expect(collected.filter((s) => s.signer === twoFaced.address)).toHaveLength(2)
+
+    const found = a.equivocations(12n)
+    expect(found).toHaveLength(1)
+    expect(found[0]?.signer).toBe(twoFaced.address)
+    expect(new Set([found[0]?.a.digest, found[0]?.b.digest])).toEqual(new Set([first.digest, second.digest]))
+    expect(found[0]?.a.signature).not.toBe(found[0]?.b.signature)
+    // pushed to b as well: b sees it without collecting
+    expect(b.equivocations(12n)).toHaveLength(1)
+    expect(a.equivocations(13n)).toEqual([])
+  })
+
+  it('drops the oldest epochs beyond keepEpochs', async () => {
+    const exchange = await startExchange({ keepEpochs: 2 })
+    const validator = newAccount()
+    const signed = new Map<bigint, SignedEpochReport>()
+    for (const epoch of [1n, 2n, 3n]) {
+      signed.set(epoch, await sign(validator, reportFor(epoch)))
+      await exchange.publish(signed.get(epoch) as SignedEpochReport)
+    }
+    expect(await exchange.collect(1n)).toEqual([])
+    expect(await exchange.collect(2n)).toEqual([signed.get(2n)])
+    expect(await exchange.collect(3n)).toEqual([signed.get(3n)])
+
+    // a report older than every epoch kept is not stored
+    const late = await post(exchange.url, toSignedEpochReportJson(signed.get(1n) as SignedEpochReport))
+    expect(late.body).toEqual({ result: 'dropped', reason: 'EPOCH_TOO_OLD' })
+    expect(await held(exchange.url, 1n)).toEqual([])
+
+    // a newer epoch pushes out the oldest kept one
+    await exchange.publish(await sign(validator, reportFor(4n)))
+    expect(await held(exchange.url, 2n)).toEqual([])
+    expect(await held(exchange.url, 3n)).toHaveLength(1)
+    expect(await held(exchange.url, 4n)).toHaveLength(1)
+  })
+})
