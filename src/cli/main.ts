@@ -4,12 +4,14 @@
  *   deploy   deploy the protocol contracts (embedded anvil by default, or --rpc-url)
  *   up       run the whole network embedded until Ctrl-C
  *   claim    claim an owner's rewards
+ *   validator run   one validator as its own process
  */
 import { Command } from 'commander'
 import { DepinError } from '../errors.ts'
 import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
 import { runUp } from './up.ts'
+import { runValidator } from './validatorRun.ts'
 
 const program = new Command()
   .name('depin')
@@ -53,6 +55,14 @@ program
   .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
   .option('--key-file <file>', 'key paying the gas, mode 0600 (default on a local chain: anvil test key 0)')
   .action(runClaim)
+
+program
+  .command('validator')
+  .description('run one role of the network as a process of its own')
+  .command('run')
+  .description('run a validator: its own key, store, indexer and report exchange (GET/POST /v1/reports)')
+  .requiredOption('--config <file>', 'validator config JSON (see src/cli/validatorRun.ts)')
+  .action(runValidator)
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof DepinError) {

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { type Account, formatUnits, type Hex, parseEther } from 'viem'
+import { type Account, formatUnits, type Hex } from 'viem'
 import { createApiServer } from '../api/createApiServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { networkParametersOf } from '../blueprint/loadBlueprint.ts'
@@ -8,9 +8,8 @@ import { connectChain } from '../chain/connectChain.ts'
 import { type ChainClients, createChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { ensureDeployed } from '../chain/ensureDeployed.ts'
-import { getContracts } from '../chain/getContracts.ts'
+import { joinAsValidator } from '../chain/joinAsValidator.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
-import { sendTransaction } from '../chain/sendTransaction.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
 import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
 import { registerFleet } from '../device/simulator/registerFleet.ts'
@@ -75,7 +74,6 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       parameters: networkParametersOf(blueprint),
       onProgress: (line) => log(`  ${line}`),
     })
-    const admin = getContracts(chain, deployment)
 
     // validators: own keys (0600 files), funded and bonded from the genesis allocation once
     const validatorCount = options.validators ?? 3
@@ -85,22 +83,8 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       const clients = await createChainClients({ rpcUrl: chain.rpcUrl, privateKey, pollingInterval: 250 })
       validatorClients.push(clients)
       const address = (clients.account as Account).address
-      if (await admin.validatorSet.read.isActive([address])) continue
       const bond = blueprint.validators.minBond
-      await sendTransaction(
-        chain.publicClient,
-        (chain.walletClient as NonNullable<typeof chain.walletClient>).sendTransaction({
-          to: address,
-          value: parseEther('10'),
-        }),
-      )
-      await sendTransaction(chain.publicClient, admin.depinToken.write.transfer([address, bond]))
-      const own = getContracts(clients, deployment)
-      await sendTransaction(
-        chain.publicClient,
-        own.depinToken.write.approve([deployment.contracts.validatorSet, bond]),
-      )
-      await sendTransaction(chain.publicClient, own.validatorSet.write.join([bond]))
+      if (!(await joinAsValidator({ sponsor: chain, validator: clients, deployment, bond }))) continue
       log(
         `  validator v${i} ${address} joined with a bond of ${formatUnits(bond, 18)} ${blueprint.token.symbol}`,
       )

@@ -3,14 +3,12 @@
  * gateway over HTTP, three validators with their own keys and stores exchanging signatures, the
  * indexers, the API, and a simulated fleet with one station per fault kind.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Address, getAddress, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parse } from 'yaml'
-import { compileBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { getContracts } from '../../src/chain/getContracts.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
@@ -24,15 +22,9 @@ import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/st
 import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import { toReadingJson } from '../../src/readings/reading.ts'
 import { judgeEpoch } from '../../src/validator/judge/judgeEpoch.ts'
+import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
-const raw = parse(readFileSync('blueprints/environment.yaml', 'utf8'))
-raw.epochs = { lengthSeconds: 10, maxClockSkewSeconds: 5, sealDelaySeconds: 2 }
-Object.assign(raw.deviceClasses[0].quality, {
-  minIntervalSeconds: 1,
-  stuckWindow: 3,
-  expectedReadingsPerEpoch: 5,
-})
-const blueprint = compileBlueprint(raw, 'test blueprint')
+const { blueprint } = shortEpochBlueprint()
 
 const SEED = 7
 const SIZE = 24
@@ -61,20 +53,6 @@ const deviceOf = (kind: (typeof faultKinds)[number]) =>
   ]?.account.address.toLowerCase() as string
 const batches: FleetBatch[] = []
 let settled: EpochRecord
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 120_000,
-) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-e2e-'))

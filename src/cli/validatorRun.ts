@@ -1,0 +1,137 @@
+import { mkdirSync, readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { z } from 'zod'
+import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
+import { readOperatorKey } from '../chain/connectChain.ts'
+import { createChainClients } from '../chain/createChainClients.ts'
+import { readDeployment } from '../chain/deployment.ts'
+import { ConfigError } from '../errors.ts'
+import { createIndexer } from '../indexer/createIndexer.ts'
+import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
+import { createValidator } from '../validator/createValidator.ts'
+
+/** The config file of one validator process; relative paths are relative to the file. */
+export const validatorConfigSchema = z.object({
+  /** This validator's own directory: its SQLite store and indexer live here. */
+  dataDir: z.string(),
+  /** The validator's key file (0x + 64 hex, mode 0600). */
+  keyFile: z.string(),
+  rpcUrl: z.string().url(),
+  blueprint: z.string(),
+  /** The deployment file of the network. */
+  deployment: z.string(),
+  /** Gateways whose sealed batches it judges. */
+  gateways: z.array(z.string().url()).min(1),
+  /** The other validators' report exchanges. */
+  peers: z.array(z.string().url()).default([]),
+  host: z.string().default('127.0.0.1'),
+  /** Port of this validator's report exchange (GET/POST /v1/reports). */
+  port: z.number().int().min(0).max(65535),
+  /** Milliseconds a leader has before the next validator takes over. */
+  leaderTimeoutMs: z.number().int().positive().default(10_000),
+})
+export type ValidatorConfig = z.output<typeof validatorConfigSchema>
+
+/** Reads and validates a validator config file; errors name the file and the field. */
+export function readValidatorConfig(path: string): ValidatorConfig {
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (cause) {
+    throw new ConfigError('VALIDATOR_CONFIG_INVALID', `cannot read validator config ${path}`, { cause })
+  }
+  const parsed = validatorConfigSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ConfigError(
+      'VALIDATOR_CONFIG_INVALID',
+      `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    )
+  }
+  const base = dirname(resolve(path))
+  const at = (p: string) => resolve(base, p)
+  const config = parsed.data
+  return {
+    ...config,
+    dataDir: at(config.dataDir),
+    keyFile: at(config.keyFile),
+    blueprint: at(config.blueprint),
+    deployment: at(config.deployment),
+  }
+}
+
+const line = (event: string, fields: Record<string, unknown>) =>
+  console.log(
+    JSON.stringify({ time: new Date().toISOString(), event, ...fields }, (_, v) =>
+      typeof v === 'bigint' ? v.toString() : v,
+    ),
+  )
+
+/**
+ * `depin validator run --config FILE`: one validator as a process of its own, with its own key,
+ * SQLite store, indexer and HTTP report exchange, that can run on another machine. Logs one JSON
+ * line per event (never the key). Stops cleanly on SIGINT/SIGTERM.
+ */
+export async function runValidator(options: { config: string }): Promise<void> {
+  const config = readValidatorConfig(options.config)
+  const blueprint = loadBlueprint(config.blueprint)
+  const deployment = readDeployment(config.deployment)
+  const privateKey = readOperatorKey(config.keyFile)
+  if (!privateKey) throw new ConfigError('KEY_FILE_EMPTY', `key file ${config.keyFile} is empty`)
+  const clients = await createChainClients({ rpcUrl: config.rpcUrl, privateKey, pollingInterval: 250 })
+  mkdirSync(config.dataDir, { recursive: true })
+
+  const exchange = createHttpReportExchange({
+    chainId: deployment.chainId,
+    epochManager: deployment.contracts.epochManager,
+    peers: config.peers,
+    host: config.host,
+    port: config.port,
+    onPeerError: ({ peer, action, error }) =>
+      line('peer_unreachable', {
+        peer,
+        action,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+  })
+  await exchange.start()
+  const indexer = createIndexer({
+    publicClient: clients.publicClient,
+    deployment,
+    dbPath: join(config.dataDir, 'indexer.db'),
+    pollIntervalMs: 500,
+  })
+  await indexer.start()
+  const validator = await createValidator({
+    blueprint,
+    deployment,
+    clients,
+    indexer,
+    dbPath: join(config.dataDir, 'validator.db'),
+    gatewayUrls: config.gateways,
+    exchange,
+    leaderTimeoutMs: config.leaderTimeoutMs,
+    onJudged: (r) =>
+      line('epoch_judged', {
+        epoch: r.epoch,
+        readings: r.judgedReadings,
+        accepted: r.report.accepted,
+        rewardsRoot: r.report.rewardsRoot,
+        total: r.report.total,
+      }),
+    onSubmitted: (s) => line('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
+    onError: (error) => line('error', { error: error instanceof Error ? error.message : String(error) }),
+  })
+  await validator.start()
+  line('validator_started', { address: validator.address, exchange: exchange.url, gateways: config.gateways })
+
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', resolveStop)
+    process.once('SIGTERM', resolveStop)
+  })
+  line('validator_stopping', {})
+  await validator.stop()
+  await indexer.stop()
+  await exchange.stop()
+  line('validator_stopped', {})
+}
