@@ -118,9 +118,13 @@ function waitForListening(child: ChildProcess): Promise<number> {
     child.once('exit', (code) => {
       clearTimeout(timer)
       reject(
-        new ChainError('ANVIL_EXITED', `anvil exited with code ${code} before listening`, {
-          details: { output },
-        }),
+        new ChainError(
+          'ANVIL_EXITED',
+          `anvil exited with code ${code} before listening: ${output.trim().split('\n').at(-1) ?? ''}`,
+          {
+            details: { output },
+          },
+        ),
       )
     })
   })
