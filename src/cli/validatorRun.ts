@@ -120,6 +120,8 @@ export async function runValidator(options: { config: string }): Promise<void> {
         total: r.report.total,
       }),
     onSubmitted: (s) => line('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
+    onEquivocationProven: (e) =>
+      line('equivocation_proven', { validator: e.validator, epoch: e.epoch, tx: e.txHash }),
     onError: (error) => line('error', { error: error instanceof Error ? error.message : String(error) }),
   })
   await validator.start()

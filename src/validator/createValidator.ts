@@ -1,4 +1,4 @@
-import type { Account, Address, Hex } from 'viem'
+import { type Account, type Address, BaseError, ContractFunctionRevertedError, type Hex } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
@@ -15,6 +15,7 @@ import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
 import type { DeviceRecord } from '../indexer/indexerStore.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
+import type { ReportEquivocation } from './createHttpReportExchange.ts'
 import { fetchEpochBatches } from './fetchEpochBatches.ts'
 import { computeEpochRewards } from './judge/computeEpochRewards.ts'
 import { judgeEpoch } from './judge/judgeEpoch.ts'
@@ -41,6 +42,8 @@ export type CreateValidatorOptions = {
   clock?: () => bigint
   onJudged?: (result: EpochResult & { judgedReadings: number }) => void
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number }) => void
+  /** Called after this validator proved an equivocation on-chain. */
+  onEquivocationProven?: (event: { validator: Address; epoch: bigint; txHash: Hex }) => void
   onError?: (error: unknown) => void
 }
 
@@ -218,11 +221,57 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length })
   }
 
+  /**
+   * Two different reports signed by one validator for one epoch are proof of equivocation: when
+   * the exchange holds such a pair (an HTTP exchange keeps them), submit it to the EpochManager,
+   * which slashes the signer's bond. Another honest validator may win the race: that revert
+   * (EpochAlreadyPunished) is expected and ignored.
+   */
+  const proven = new Set<string>()
+  async function proveEquivocations(): Promise<void> {
+    if (!('equivocations' in exchange) || typeof exchange.equivocations !== 'function') return
+    const held = exchange.equivocations as (epoch: bigint) => ReportEquivocation[]
+    const last = store.lastJudgedEpoch() ?? firstEpoch ?? 0n
+    const punished = new Set(
+      indexer.store.equivocations().map((e) => `${e.validator.toLowerCase()}:${e.epoch}`),
+    )
+    for (let epoch = last > 4n ? last - 4n : 0n; epoch <= last + 2n; epoch++) {
+      for (const { signer, a, b } of held(epoch)) {
+        const key = `${signer.toLowerCase()}:${epoch}`
+        if (punished.has(key) || proven.has(key)) continue
+        proven.add(key)
+        try {
+          const hash = await contracts.epochManager.write.proveEquivocation([
+            a.report,
+            a.signature,
+            b.report,
+            b.signature,
+          ])
+          const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
+          if (receipt.status === 'success')
+            options.onEquivocationProven?.({ validator: signer, epoch, txHash: hash })
+        } catch (error) {
+          const revert =
+            error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null
+          if (
+            !(
+              revert instanceof ContractFunctionRevertedError &&
+              revert.data?.errorName === 'EpochAlreadyPunished'
+            )
+          ) {
+            throw error
+          }
+        }
+      }
+    }
+  }
+
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
   async function tick(): Promise<void> {
     await judgeNext()
     await submitIfLeading()
+    await proveEquivocations()
   }
   return {
     address: account.address,

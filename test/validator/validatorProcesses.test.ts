@@ -8,20 +8,24 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Account } from 'viem'
+import { type Account, type Hex, keccak256, toHex } from 'viem'
+import { generatePrivateKey } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { networkParametersOf } from '../../src/blueprint/loadBlueprint.ts'
-import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { type ChainClients, createChainClients } from '../../src/chain/createChainClients.ts'
 import { deployContracts } from '../../src/chain/deployContracts.ts'
-import { writeDeployment } from '../../src/chain/deployment.ts'
+import { type Deployment, writeDeployment } from '../../src/chain/deployment.ts'
+import { getContracts } from '../../src/chain/getContracts.ts'
 import { joinAsValidator } from '../../src/chain/joinAsValidator.ts'
 import { loadOrCreateKey } from '../../src/chain/loadOrCreateKey.ts'
+import { hashEpochReport, signEpochReport } from '../../src/chain/signEpochReport.ts'
 import { anvilAccounts, type StartAnvilReturnType, startAnvil } from '../../src/chain/startAnvil.ts'
 import { createFleet } from '../../src/device/simulator/createFleet.ts'
 import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
 import { runFleet } from '../../src/device/simulator/runFleet.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
 import { createIndexer, type Indexer } from '../../src/indexer/createIndexer.ts'
+import { toSignedEpochReportJson } from '../../src/validator/createHttpReportExchange.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
 const { raw, blueprint } = shortEpochBlueprint()
@@ -39,6 +43,9 @@ async function freePort(): Promise<number> {
 }
 
 let dir: string
+let admin: ChainClients
+let deployment: Deployment
+let ports: number[]
 let anvil: StartAnvilReturnType
 let gateway: Gateway
 let indexer: Indexer
@@ -48,8 +55,8 @@ const processes: { child: ChildProcess; address: string; output: string[] }[] = 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-validators-'))
   anvil = await startAnvil({ blockTime: 1 })
-  const admin = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[0] })
-  const deployment = await deployContracts({ clients: admin, parameters: networkParametersOf(blueprint) })
+  admin = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[0] })
+  deployment = await deployContracts({ clients: admin, parameters: networkParametersOf(blueprint) })
   writeDeployment(join(dir, 'deployment.json'), deployment)
   writeFileSync(join(dir, 'blueprint.json'), JSON.stringify(raw))
 
@@ -67,7 +74,7 @@ beforeAll(async () => {
   })
   await gateway.start()
 
-  const ports = [await freePort(), await freePort(), await freePort()]
+  ports = [await freePort(), await freePort(), await freePort()]
   for (const [i, port] of ports.entries()) {
     const keyFile = join(dir, `v${i}`, 'key')
     mkdirSync(join(dir, `v${i}`), { recursive: true })
@@ -141,6 +148,56 @@ describe('validators as separate processes', () => {
     expect(settled.signers.length).toBeGreaterThanOrEqual(2)
     for (const signer of settled.signers) expect(addresses().has(signer.toLowerCase())).toBe(true)
     expect(addresses().has(settled.submitter.toLowerCase())).toBe(true)
+  })
+
+  it('slash a validator that signs two different reports for one epoch, proven by an honest validator', async () => {
+    const cheat = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: generatePrivateKey() })
+    const cheatAddress = (cheat.account as Account).address
+    await joinAsValidator({
+      sponsor: admin,
+      validator: cheat,
+      deployment,
+      bond: blueprint.validators.minBond,
+    })
+    const epoch = ((await indexer.store.epochs(1)[0]?.epoch) ?? 0n) + 1n
+    const sign = (rewardsRoot: Hex) => {
+      const report = {
+        epoch,
+        readingsRoot: keccak256(toHex('readings')),
+        rewardsRoot,
+        total: 1n,
+        accepted: 1,
+      }
+      return signEpochReport({
+        account: cheat.account as Account,
+        chainId: deployment.chainId,
+        epochManager: deployment.contracts.epochManager,
+        report,
+      }).then((signed) => ({
+        epoch,
+        report,
+        digest: hashEpochReport(deployment.chainId, deployment.contracts.epochManager, report),
+        signer: signed.signer,
+        signature: signed.signature,
+      }))
+    }
+    // the cheat tells one honest validator two different stories
+    for (const rewardsRoot of [keccak256(toHex('story one')), keccak256(toHex('story two'))]) {
+      const response = await fetch(`http://127.0.0.1:${ports[1]}/v1/reports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(toSignedEpochReportJson(await sign(rewardsRoot))),
+      })
+      expect(response.status).toBe(200)
+    }
+    const proof = await waitFor('the equivocation to be proven on-chain', () =>
+      indexer.store.equivocations().find((e) => e.validator.toLowerCase() === cheatAddress.toLowerCase()),
+    )
+    expect(proof.epoch).toBe(epoch)
+    expect(proof.slashed).toBe(blueprint.validators.minBond)
+    expect(addresses().has(proof.prover.toLowerCase())).toBe(true)
+    const contracts = getContracts(admin, deployment)
+    expect(await contracts.validatorSet.read.isActive([cheatAddress])).toBe(false)
   })
 
   it('still settle when one of three is killed, and the others stop cleanly', async () => {
