@@ -159,7 +159,7 @@ describe('validators as separate processes', () => {
       deployment,
       bond: blueprint.validators.minBond,
     })
-    const epoch = ((await indexer.store.epochs(1)[0]?.epoch) ?? 0n) + 1n
+    const epoch = (indexer.store.epochs(1)[0]?.epoch ?? 0n) + 1n
     const sign = (rewardsRoot: Hex) => {
       const report = {
         epoch,
