@@ -15,6 +15,7 @@ import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
 import type { DeviceRecord } from '../indexer/indexerStore.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
+import { recoverSigner } from '../readings/recoverReadingSigner.ts'
 import type { ReportEquivocation } from './createHttpReportExchange.ts'
 import { fetchEpochBatches } from './fetchEpochBatches.ts'
 import { computeEpochRewards } from './judge/computeEpochRewards.ts'
@@ -102,7 +103,10 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (now < end + sealDelay) return
     const lastProcessed = indexer.store.lastProcessed()
     if (!lastProcessed || lastProcessed.timestamp < end) return // registry state at the epoch's end not final yet
-    const batches = await fetchEpochBatches(keccak, options.gatewayUrls, epoch)
+    const batches = await fetchEpochBatches(keccak, options.gatewayUrls, epoch, (reading) => {
+      const signer = recoverSigner(keccak, digest(reading), reading.signature)
+      return signer.type === 'recovered' && signer.address === reading.device.toLowerCase()
+    })
     if (batches.type === 'pending') return
 
     const devices = new Map<string, DeviceRecord>(
