@@ -44,6 +44,7 @@ program
     'faulty stations: kind=count,… (stuck, outOfRange, drift, liar, replay, forged, clockSkew) or none',
     'stuck=1,outOfRange=1,liar=1,replay=1,forged=1,clockSkew=1',
   )
+  .option('--no-validator-processes', 'run the validators inside this process instead of one process each')
   .action(runUp)
 
 program

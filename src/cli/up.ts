@@ -13,6 +13,7 @@ export type UpOptions = {
   validators: string
   seed: string
   faults: string
+  validatorProcesses: boolean
 }
 
 /** Parses `stuck=1,liar=2` (or `none`) into a fault mix. */
@@ -49,6 +50,8 @@ export async function runUp(options: UpOptions): Promise<void> {
     validators: Number(options.validators),
     seed: Number(options.seed),
     faults: parseFaultMix(options.faults),
+    validatorProcesses: options.validatorProcesses,
+    blueprintPath: options.blueprint,
     log,
   })
   log('running; Ctrl-C stops (the chain saves its state, a second `depin up` resumes)')

@@ -7,17 +7,20 @@ import { networkParametersOf } from '../blueprint/loadBlueprint.ts'
 import { connectChain } from '../chain/connectChain.ts'
 import { type ChainClients, createChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
-import { ensureDeployed } from '../chain/ensureDeployed.ts'
+import { deploymentPath, ensureDeployed } from '../chain/ensureDeployed.ts'
 import { joinAsValidator } from '../chain/joinAsValidator.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
 import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
 import { registerFleet } from '../device/simulator/registerFleet.ts'
 import { type FleetBatch, runFleet } from '../device/simulator/runFleet.ts'
+import { ConfigError } from '../errors.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
 import { createValidator, type Validator } from '../validator/createValidator.ts'
 import { createLocalReportExchange } from '../validator/reportExchange.ts'
+import { createValidatorStore, type ValidatorStore } from '../validator/validatorStore.ts'
+import { spawnValidatorProcesses } from './spawnValidatorProcesses.ts'
 
 export type StartEmbeddedNetworkOptions = {
   dataDir: string
@@ -31,6 +34,10 @@ export type StartEmbeddedNetworkOptions = {
   /** Seed of the simulated fleet: the same seed gives the same stations and keys. */
   seed?: number
   faults?: FleetFaults
+  /** Run each validator as a process of its own (`depin validator run`) instead of in this one. */
+  validatorProcesses?: boolean
+  /** The blueprint's file, which validator processes load. */
+  blueprintPath?: string
   /** A fleet built by the caller (tests); overrides stations, seed and faults. */
   fleet?: Fleet
   /** Seconds between two readings of a station (default: the blueprint's minimum interval + 1). */
@@ -46,6 +53,7 @@ export type EmbeddedNetwork = {
   gatewayUrl: string
   apiUrl: string
   deployment: Deployment
+  /** The validators running in this process (none when they run as processes of their own). */
   validators: Validator[]
   indexer: Indexer
   stop(): Promise<void>
@@ -115,29 +123,55 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     stopping.push(() => gateway.stop())
     log(`gateway at ${gateway.url} (POST /v1/readings)`)
 
-    const exchange = createLocalReportExchange()
     const validators: Validator[] = []
-    for (const [i, clients] of validatorClients.entries()) {
-      const dir = join(dataDir, 'validators', `v${i}`)
-      const validator = await createValidator({
-        blueprint,
-        deployment,
-        clients,
-        indexer: await startIndexer(join(dir, 'indexer.db')),
-        dbPath: join(dir, 'validator.db'),
+    let rewardsStore: ValidatorStore
+    if (options.validatorProcesses) {
+      // each validator a process of its own, sharing reports over HTTP (`depin validator run`)
+      if (!options.blueprintPath)
+        throw new ConfigError('BLUEPRINT_PATH_MISSING', 'validator processes need the blueprint file')
+      const dirs = validatorClients.map((_, i) => join(dataDir, 'validators', `v${i}`))
+      const processes = await spawnValidatorProcesses({
+        validatorDirs: dirs,
+        rpcUrl: chain.rpcUrl,
+        blueprintPath: options.blueprintPath,
+        deploymentPath: deploymentPath(dataDir),
         gatewayUrls: [gateway.url],
-        exchange,
-        onError: (error) => log(`validator v${i}: ${error instanceof Error ? error.message : String(error)}`),
+        onEvent: (i, event) => {
+          if (event.event === 'error' || event.event === 'equivocation_proven') {
+            log(`validator v${i}: ${event.event} ${String(event.error ?? event.validator ?? '')}`)
+          }
+        },
       })
-      await validator.start()
-      stopping.push(() => validator.stop())
-      validators.push(validator)
+      stopping.push(() => processes.stop())
+      log(`validators: ${processes.urls.length} processes, report exchanges at ${processes.urls.join(', ')}`)
+      rewardsStore = createValidatorStore(join(dirs[0] as string, 'validator.db'))
+      stopping.push(async () => rewardsStore.close())
+    } else {
+      const exchange = createLocalReportExchange()
+      for (const [i, clients] of validatorClients.entries()) {
+        const dir = join(dataDir, 'validators', `v${i}`)
+        const validator = await createValidator({
+          blueprint,
+          deployment,
+          clients,
+          indexer: await startIndexer(join(dir, 'indexer.db')),
+          dbPath: join(dir, 'validator.db'),
+          gatewayUrls: [gateway.url],
+          exchange,
+          onError: (error) =>
+            log(`validator v${i}: ${error instanceof Error ? error.message : String(error)}`),
+        })
+        await validator.start()
+        stopping.push(() => validator.stop())
+        validators.push(validator)
+      }
+      rewardsStore = (validators[0] as Validator).store
     }
 
     const api = createApiServer({
       deployment,
       indexer: gatewayIndexer.store,
-      rewards: (validators[0] as Validator).store,
+      rewards: rewardsStore,
       port: options.apiPort ?? 0,
     })
     await api.start()
@@ -187,7 +221,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       for (const epoch of gatewayIndexer.store.epochs(5).reverse()) {
         if (epoch.epoch <= printed) continue
         printed = epoch.epoch
-        const judged = (validators[0] as Validator).store.result(epoch.epoch)
+        const judged = rewardsStore.result(epoch.epoch)
         const gatewayNow = gateway.stats().rejected
         const gatewayNew = Object.fromEntries(
           Object.entries(gatewayNow).map(([reason, n]) => [reason, n - (gatewaySeen[reason] ?? 0)]),
@@ -196,14 +230,14 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
         log(
           `epoch ${epoch.epoch} settled in tx ${epoch.txHash.slice(0, 12)}…: ${epoch.accepted} readings accepted;` +
             ` rejected by validators: ${list(judged?.rejectedByReason ?? {})}; by the gateway: ${list(gatewayNew)};` +
-            ` ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol} minted; ${epoch.signers.length} of ${validators.length} validators signed`,
+            ` ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol} minted; ${epoch.signers.length} of ${validatorClients.length} validators signed`,
         )
       }
     }, 1_000)
     stopping.push(async () => clearInterval(progress))
     log(
       deployed
-        ? `new network up: first epoch settles ≈ ${blueprint.epochs.lengthSeconds + blueprint.epochs.sealDelaySeconds + 2} s after the current one ends`
+        ? `new network up: the first epoch settles within ≈ ${blueprint.epochs.lengthSeconds + blueprint.epochs.sealDelaySeconds + 5} s`
         : 'resumed the network from the data dir',
     )
     return {
