@@ -22,6 +22,9 @@ export type ApiServer = {
   server: FastifyInstance
 }
 
+/** Settled epochs looked at for each validator's agreement with the quorum. */
+const LIVENESS_WINDOW = 20
+
 const toJson = (value: unknown) =>
   JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))) as unknown
 
@@ -91,7 +94,35 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
       })
     },
   )
-  server.get('/v1/validators', async () => toJson({ validators: indexer.validators() }))
+  server.get('/v1/validators', async () => {
+    // liveness and agreement, from the chain alone: which of the last settled reports each signed
+    const recent = indexer.epochs(LIVENESS_WINDOW)
+    const lastSettled = recent[0]?.epoch
+    return toJson({
+      window: recent.length,
+      lastSettledEpoch: lastSettled ?? null,
+      validators: indexer.validators().map((v) => {
+        const signed = recent.filter((e) =>
+          e.signers.some((s) => s.toLowerCase() === v.validator.toLowerCase()),
+        )
+        const lastSigned = indexer
+          .epochs()
+          .find((e) => e.signers.some((s) => s.toLowerCase() === v.validator.toLowerCase()))?.epoch
+        return {
+          ...v,
+          lastSignedEpoch: lastSigned ?? null,
+          signedRecent: signed.length,
+          /** Share of the last settled reports it signed, in basis points. */
+          agreementBps: recent.length === 0 ? 0 : Math.floor((signed.length * 10_000) / recent.length),
+          live:
+            v.status === 'active' &&
+            lastSigned !== undefined &&
+            lastSettled !== undefined &&
+            lastSettled - lastSigned < 3n,
+        }
+      }),
+    })
+  })
   server.get<{ Params: { account: string } }>('/v1/rewards/:account', async (request, reply) => {
     if (!isAddress(request.params.account)) {
       return reply

@@ -4,12 +4,14 @@
  *   deploy   deploy the protocol contracts (embedded anvil by default, or --rpc-url)
  *   up       run the whole network embedded until Ctrl-C
  *   claim    claim an owner's rewards
+ *   status   epochs, devices and validators' liveness
  *   validator run   one validator as its own process
  */
 import { Command } from 'commander'
 import { DepinError } from '../errors.ts'
 import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
+import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
 import { runValidator } from './validatorRun.ts'
 
@@ -56,6 +58,14 @@ program
   .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
   .option('--key-file <file>', 'key paying the gas, mode 0600 (default on a local chain: anvil test key 0)')
   .action(runClaim)
+
+program
+  .command('status')
+  .description(
+    "the network at a glance: epochs, devices, each validator's stake, last signed epoch and liveness",
+  )
+  .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
+  .action(runStatus)
 
 program
   .command('validator')

@@ -98,6 +98,27 @@ describe('an environmental sensor network, end to end', () => {
     expect(await contracts.epochManager.read.readingsRootOf([settled.epoch])).toBe(settled.readingsRoot)
   })
 
+  it("shows each validator's stake, last signed epoch and liveness", async () => {
+    const answer = (await (await fetch(`${network.apiUrl}/v1/validators`)).json()) as {
+      validators: {
+        validator: string
+        status: string
+        bond: string
+        lastSignedEpoch: string | null
+        live: boolean
+      }[]
+    }
+    expect(answer.validators).toHaveLength(3)
+    for (const v of answer.validators) {
+      expect(v).toMatchObject({ status: 'active', bond: blueprint.validators.minBond.toString() })
+    }
+    for (const signer of settled.signers) {
+      const v = answer.validators.find((x) => x.validator.toLowerCase() === signer.toLowerCase())
+      expect(BigInt(v?.lastSignedEpoch ?? -1)).toBeGreaterThanOrEqual(settled.epoch)
+      expect(v?.live).toBe(true)
+    }
+  })
+
   it('rejects every faulty reading with the right reason and accepts honest stations', async () => {
     const verdicts = (network.validators[0]?.store.verdicts(settled.epoch) ?? []).filter(Boolean)
     const reasonsOf = (device: string) =>

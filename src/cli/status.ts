@@ -1,0 +1,55 @@
+import { formatUnits } from 'viem'
+import { ConfigError } from '../errors.ts'
+
+type ValidatorsAnswer = {
+  window: number
+  lastSettledEpoch: string | null
+  validators: {
+    validator: string
+    status: string
+    bond: string
+    lastSignedEpoch: string | null
+    signedRecent: number
+    agreementBps: number
+    live: boolean
+  }[]
+}
+
+/** `depin status`: the network at a glance, from the API: epochs, devices, and each validator's liveness. */
+export async function runStatus(options: { api: string }): Promise<void> {
+  const get = async <T>(path: string): Promise<T> => {
+    try {
+      return (await (await fetch(`${options.api}${path}`)).json()) as T
+    } catch (cause) {
+      throw new ConfigError(
+        'API_UNREACHABLE',
+        `no depin API answers at ${options.api}: is \`depin up\` running?`,
+        {
+          cause,
+        },
+      )
+    }
+  }
+  const status = await get<{
+    chainId: number
+    currentEpoch: string
+    devices: number
+    lastSettledEpoch: { epoch: string; accepted: number; total: string; txHash: string } | null
+  }>('/v1/status')
+  const { validators, window } = await get<ValidatorsAnswer>('/v1/validators')
+  const last = status.lastSettledEpoch
+  console.log(
+    `chain ${status.chainId}, epoch ${status.currentEpoch} running, ${status.devices} devices registered`,
+  )
+  console.log(
+    last
+      ? `last settled epoch ${last.epoch}: ${last.accepted} readings accepted, ${formatUnits(BigInt(last.total), 18)} tokens, tx ${last.txHash}`
+      : 'no epoch settled yet',
+  )
+  console.log(`validators (agreement = share of the last ${window} settled reports signed):`)
+  for (const v of validators) {
+    console.log(
+      `  ${v.validator}  ${v.status.padEnd(9)} stake ${formatUnits(BigInt(v.bond), 18).padStart(8)}  last signed ${v.lastSignedEpoch ?? '-'}  agreement ${(v.agreementBps / 100).toFixed(0)} %  ${v.live ? 'live' : 'NOT LIVE'}`,
+    )
+  }
+}
