@@ -29,6 +29,8 @@ export const validatorConfigSchema = z.object({
   port: z.number().int().min(0).max(65535),
   /** Milliseconds a leader has before the next validator takes over. */
   leaderTimeoutMs: z.number().int().positive().default(10_000),
+  /** Fault tests only: make this validator Byzantine (see createValidator). */
+  simulateFault: z.enum(['wrongRewardsRoot', 'equivocate']).optional(),
 })
 export type ValidatorConfig = z.output<typeof validatorConfigSchema>
 
@@ -111,6 +113,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
     gatewayUrls: config.gateways,
     exchange,
     leaderTimeoutMs: config.leaderTimeoutMs,
+    ...(config.simulateFault ? { simulateFault: config.simulateFault } : {}),
     onJudged: (r) =>
       line('epoch_judged', {
         epoch: r.epoch,

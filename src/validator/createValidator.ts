@@ -1,4 +1,11 @@
-import { type Account, type Address, BaseError, ContractFunctionRevertedError, type Hex } from 'viem'
+import {
+  type Account,
+  type Address,
+  BaseError,
+  ContractFunctionRevertedError,
+  type Hex,
+  keccak256,
+} from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
@@ -43,6 +50,12 @@ export type CreateValidatorOptions = {
   clock?: () => bigint
   onJudged?: (result: EpochResult & { judgedReadings: number }) => void
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number }) => void
+  /**
+   * Makes this validator Byzantine, for fault tests and demonstrations: `wrongRewardsRoot` signs
+   * only a report with a rewards root of its own making; `equivocate` signs both the honest one
+   * and that one (two different reports for one epoch: slashable).
+   */
+  simulateFault?: 'wrongRewardsRoot' | 'equivocate'
   /** Called after this validator proved an equivocation on-chain. */
   onEquivocationProven?: (event: { validator: Address; epoch: bigint; txHash: Hex }) => void
   onError?: (error: unknown) => void
@@ -173,13 +186,32 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         reason: j.verdict.type === 'rejected' ? j.verdict.reason : null,
       })),
     )
-    await exchange.publish({
-      epoch,
-      report,
-      digest: result.digest,
-      signer: account.address,
-      signature: signed.signature,
-    })
+    if (options.simulateFault !== 'wrongRewardsRoot') {
+      await exchange.publish({
+        epoch,
+        report,
+        digest: result.digest,
+        signer: account.address,
+        signature: signed.signature,
+      })
+    }
+    if (options.simulateFault) {
+      // a Byzantine validator for fault tests: it signs a rewards root of its own making
+      const lie: EpochReport = { ...report, rewardsRoot: keccak256(report.rewardsRoot) }
+      const lieSigned = await signEpochReport({
+        account,
+        chainId: deployment.chainId,
+        epochManager: deployment.contracts.epochManager,
+        report: lie,
+      })
+      await exchange.publish({
+        epoch,
+        report: lie,
+        digest: hashEpochReport(deployment.chainId, deployment.contracts.epochManager, lie),
+        signer: account.address,
+        signature: lieSigned.signature,
+      })
+    }
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
   }
 

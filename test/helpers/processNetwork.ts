@@ -1,0 +1,157 @@
+/**
+ * A network whose validators are processes of their own (`depin validator run`), on real anvil,
+ * with a real gateway, its indexer and a small simulated fleet in this process.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Account } from 'viem'
+import { networkParametersOf } from '../../src/blueprint/loadBlueprint.ts'
+import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { deployContracts } from '../../src/chain/deployContracts.ts'
+import { writeDeployment } from '../../src/chain/deployment.ts'
+import { joinAsValidator } from '../../src/chain/joinAsValidator.ts'
+import { loadOrCreateKey } from '../../src/chain/loadOrCreateKey.ts'
+import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
+import { createFleet } from '../../src/device/simulator/createFleet.ts'
+import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
+import { runFleet } from '../../src/device/simulator/runFleet.ts'
+import { createGateway } from '../../src/gateway/createGateway.ts'
+import { createIndexer } from '../../src/indexer/createIndexer.ts'
+import { shortEpochBlueprint, waitFor } from './testBlueprint.ts'
+
+/** A port that was free a moment ago (the OS picks it), for configs written before the process starts. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export type ValidatorProcess = { child: ChildProcess; address: string; output: string[]; config: string }
+
+export async function startProcessNetwork(options: {
+  validators: number
+  faults?: Record<number, 'wrongRewardsRoot' | 'equivocate'>
+  stations?: number
+}) {
+  const { raw, blueprint } = shortEpochBlueprint()
+  const dir = mkdtempSync(join(tmpdir(), 'depin-validators-'))
+  const anvil = await startAnvil({ blockTime: 1 })
+  const admin = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[0] })
+  const deployment = await deployContracts({ clients: admin, parameters: networkParametersOf(blueprint) })
+  writeDeployment(join(dir, 'deployment.json'), deployment)
+  writeFileSync(join(dir, 'blueprint.json'), JSON.stringify(raw))
+
+  const indexer = createIndexer({
+    publicClient: admin.publicClient,
+    deployment,
+    dbPath: join(dir, 'gateway-indexer.db'),
+  })
+  await indexer.start()
+  const gateway = await createGateway({
+    blueprint,
+    deployment,
+    devices: indexer.store,
+    dbPath: join(dir, 'gateway.db'),
+  })
+  await gateway.start()
+
+  const ports: number[] = []
+  for (let i = 0; i < options.validators; i++) ports.push(await freePort())
+  const processes: ValidatorProcess[] = []
+  const spawnValidator = (config: string, address: string): ValidatorProcess => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'validator', 'run', '--config', config],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const output: string[] = []
+    child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
+    child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
+    return { child, address, output, config }
+  }
+  for (const [i, port] of ports.entries()) {
+    const keyFile = join(dir, `v${i}`, 'key')
+    mkdirSync(join(dir, `v${i}`), { recursive: true })
+    const clients = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: loadOrCreateKey(keyFile) })
+    await joinAsValidator({
+      sponsor: admin,
+      validator: clients,
+      deployment,
+      bond: blueprint.validators.minBond,
+    })
+    const config = join(dir, `v${i}`, 'config.json')
+    const fault = options.faults?.[i]
+    writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir: '.',
+        keyFile: 'key',
+        rpcUrl: anvil.rpcUrl,
+        blueprint: '../blueprint.json',
+        deployment: '../deployment.json',
+        gateways: [gateway.url],
+        peers: ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`),
+        port,
+        leaderTimeoutMs: 3_000,
+        ...(fault ? { simulateFault: fault } : {}),
+      }),
+    )
+    processes.push(spawnValidator(config, (clients.account as Account).address))
+  }
+  const untilStarted = (p: ValidatorProcess) =>
+    waitFor(`validator ${p.address} to start`, () =>
+      p.output.join('').includes('validator_started') ? true : undefined,
+    )
+  for (const p of processes) await untilStarted(p)
+
+  const fleet = createFleet({ size: options.stations ?? 8, blueprint, seed: 3 })
+  const owners = [await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[1] })]
+  await registerFleet({ fleet, ownerClients: owners, deployment })
+  await indexer.syncOnce()
+  const fleetRun = runFleet({
+    fleet,
+    gatewayUrl: gateway.url,
+    chainId: deployment.chainId,
+    deviceRegistry: deployment.contracts.deviceRegistry,
+    intervalSeconds: 2,
+  })
+
+  return {
+    blueprint,
+    anvil,
+    admin,
+    deployment,
+    gateway,
+    indexer,
+    ports,
+    processes,
+    /** Starts validator `i` again (same key, store and config) and waits until it runs. */
+    async restart(i: number) {
+      const old = processes[i] as ValidatorProcess
+      const fresh = spawnValidator(old.config, old.address)
+      processes[i] = fresh
+      await untilStarted(fresh)
+    },
+    addresses: () => new Set(processes.map((p) => p.address.toLowerCase())),
+    async stop() {
+      for (const p of processes)
+        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+      await fleetRun.stop()
+      await gateway.stop()
+      await indexer.stop()
+      await anvil.stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+export type ProcessNetwork = Awaited<ReturnType<typeof startProcessNetwork>>
