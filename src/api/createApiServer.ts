@@ -1,9 +1,10 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { type Address, getAddress, isAddress } from 'viem'
 import type { Deployment } from '../chain/deployment.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
 import type { ValidatorStore } from '../validator/validatorStore.ts'
+import { createJsonServer } from './createJsonServer.ts'
 
 export type CreateApiServerOptions = {
   deployment: Deployment
@@ -35,7 +36,7 @@ const toJson = (value: unknown) =>
  */
 export function createApiServer(options: CreateApiServerOptions): ApiServer {
   const { deployment, indexer, rewards } = options
-  const server = Fastify({ logger: false })
+  const server = createJsonServer(64 * 1024)
   let cachedTree:
     | { epoch: bigint; tree: RewardsTree | undefined; cumulative: Map<string, bigint> }
     | undefined

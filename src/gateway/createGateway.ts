@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Address, Hex } from 'viem'
+import { createJsonServer } from '../api/createJsonServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
-import { DepinError } from '../errors.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import {
   checkReadingSignatures,
@@ -90,24 +90,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   }
   const stats = { accepted: 0, duplicates: 0, rejected: {} as Record<string, number> }
 
-  const server = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, logger: false })
-  server.removeContentTypeParser('text/plain') // readings are JSON only: anything else is a 415
-  server.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
-    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
-    const code =
-      error instanceof DepinError
-        ? error.code
-        : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-          ? 'BODY_TOO_LARGE'
-          : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-            ? 'UNSUPPORTED_MEDIA_TYPE'
-            : status < 500
-              ? 'INVALID_BODY'
-              : 'INTERNAL'
-    reply
-      .status(status)
-      .send({ error: { code, message: status < 500 ? error.message : 'internal error', details: {} } })
-  })
+  const server = createJsonServer(options.bodyLimit ?? 1024 * 1024) // readings are JSON only
 
   server.post('/v1/readings', async (request, reply) => {
     const body = request.body as { readings?: unknown } | null

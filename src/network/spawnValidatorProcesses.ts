@@ -27,7 +27,7 @@ export type ValidatorProcesses = {
 const mainScript = fileURLToPath(new URL('../cli/main.ts', import.meta.url))
 
 /** A port the OS just handed out, for a config written before its process listens. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer()
     server.once('error', reject)

@@ -10,9 +10,10 @@
  * the signer being an active validator: whoever submits checks that against the chain.
  * Two different reports by one signer for one epoch are both kept: that is equivocation evidence.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { type Address, getAddress, type Hex } from 'viem'
 import { z } from 'zod'
+import { createJsonServer } from '../api/createJsonServer.ts'
 import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.ts'
 import type { EpochReport } from '../chain/typedData.ts'
 import { DepinError } from '../errors.ts'
@@ -281,24 +282,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     }
   }
 
-  const server = Fastify({ bodyLimit: 64 * 1024, logger: false })
-  server.removeContentTypeParser('text/plain') // reports are JSON only: anything else is a 415
-  server.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
-    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
-    const code =
-      error instanceof DepinError
-        ? error.code
-        : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-          ? 'BODY_TOO_LARGE'
-          : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-            ? 'UNSUPPORTED_MEDIA_TYPE'
-            : status < 500
-              ? 'INVALID_BODY'
-              : 'INTERNAL'
-    reply
-      .status(status)
-      .send({ error: { code, message: status < 500 ? error.message : 'internal error', details: {} } })
-  })
+  const server = createJsonServer(64 * 1024) // reports are JSON only
 
   server.post('/v1/reports', async (request, reply) => {
     const parsed = signedEpochReportJsonSchema.safeParse(request.body)

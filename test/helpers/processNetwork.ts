@@ -4,7 +4,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Account } from 'viem'
@@ -20,19 +19,8 @@ import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
 import { runFleet } from '../../src/device/simulator/runFleet.ts'
 import { createGateway } from '../../src/gateway/createGateway.ts'
 import { createIndexer } from '../../src/indexer/createIndexer.ts'
+import { freePort } from '../../src/network/spawnValidatorProcesses.ts'
 import { shortEpochBlueprint, waitFor } from './testBlueprint.ts'
-
-/** A port that was free a moment ago (the OS picks it), for configs written before the process starts. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 export type ValidatorProcess = { child: ChildProcess; address: string; output: string[]; config: string }
 
