@@ -33,7 +33,7 @@ const ingest = await part<GatewayIngestResult>('ingest', ingestReadings)
 
 step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cached in /tmp)`)
 const judge = await part<BenchJudgeResult>('judge', judgeReadings)
-const judgeRate = judge.readings / (judge.parallelSeconds + judge.rewardsSeconds)
+const judgeRate = judge.readingsPerSecond
 
 step('settlement: rewards tree and every proof for 10,000 / 100,000 / 1,000,000 devices')
 type TreeResult = { leaves: number; buildSeconds: number; proofsSeconds: number; peakRssMB: number }
