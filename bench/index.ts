@@ -15,8 +15,11 @@ const run = promisify(execFile)
 /** One part in a fresh process (see runPart.ts). */
 const part = async <T>(name: string, size: number): Promise<T> =>
   JSON.parse(
-    (await run('node', ['--import', 'tsx', 'bench/runPart.ts', name, String(size)], { maxBuffer: 1 << 24 }))
-      .stdout,
+    (
+      await run('node', ['--expose-gc', '--import', 'tsx', 'bench/runPart.ts', name, String(size)], {
+        maxBuffer: 1 << 24,
+      })
+    ).stdout,
   ) as T
 const cores = availableParallelism()
 const judgeReadings = Number(process.env.BENCH_JUDGE_READINGS ?? 1_000_000)
