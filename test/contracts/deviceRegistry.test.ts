@@ -1,8 +1,9 @@
 import { type Address, type Hex, zeroAddress } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { depinDomain, deviceRegistrationTypes, makerAttestationTypes } from '../../src/chain/typedData.ts'
 import { expectRevert } from '../helpers/expectRevert.ts'
+import { revertAfterEachTest } from '../helpers/revertAfterEachTest.ts'
 import { startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
 
 // Resolution-8 H3 cells (valid mode-1 indexes): Berlin and Lisbon.
@@ -10,17 +11,11 @@ const BERLIN = 0x881f1d4887fffffn
 const LISBON = 0x88393362a1fffffn
 
 let net: TestNetwork
-let snapshot: Hex
 beforeAll(async () => {
   net = await startTestNetwork()
 })
 afterAll(async () => net?.stop())
-beforeEach(async () => {
-  snapshot = await net.snapshot()
-})
-afterEach(async () => {
-  await net.revert(snapshot)
-})
+revertAfterEachTest(() => net)
 
 async function possession(
   deviceKey: Hex,

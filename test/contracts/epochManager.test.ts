@@ -1,9 +1,10 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Hex, hexToSignature, keccak256, signatureToHex, toHex, zeroHash } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { orderSignatures, signEpochReport } from '../../src/chain/signEpochReport.ts'
 import { expectRevert } from '../helpers/expectRevert.ts'
+import { revertAfterEachTest } from '../helpers/revertAfterEachTest.ts'
 import {
   joinValidators,
   makeReport,
@@ -18,7 +19,6 @@ const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0
 
 let net: TestNetwork
 let validators: Awaited<ReturnType<typeof joinValidators>>
-let snapshot: Hex
 const root = StandardMerkleTree.of(
   [['0x1111111111111111111111111111111111111111', 50n * WAD]],
   ['address', 'uint256'],
@@ -30,12 +30,7 @@ beforeAll(async () => {
   await net.closeEpoch(3n)
 })
 afterAll(async () => net?.stop())
-beforeEach(async () => {
-  snapshot = await net.snapshot()
-})
-afterEach(async () => {
-  await net.revert(snapshot)
-})
+revertAfterEachTest(() => net)
 
 describe('EpochManager.submitReport', () => {
   it('needs ceil(2n/3): 3 of 4 validators', async () => {

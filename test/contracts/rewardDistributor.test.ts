@@ -1,8 +1,9 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Address, type Hex, keccak256, toHex } from 'viem'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildRewardsTree, hashRewardLeaf } from '../../src/rewards/rewardsTree.ts'
 import { expectRevert } from '../helpers/expectRevert.ts'
+import { revertAfterEachTest } from '../helpers/revertAfterEachTest.ts'
 import {
   joinValidators,
   makeReport,
@@ -14,7 +15,6 @@ import {
 
 let net: TestNetwork
 let validators: Awaited<ReturnType<typeof joinValidators>>
-let snapshot: Hex
 let alice: Address
 let bob: Address
 let carol: Address
@@ -30,12 +30,7 @@ beforeAll(async () => {
   await net.closeEpoch(2n)
 })
 afterAll(async () => net?.stop())
-beforeEach(async () => {
-  snapshot = await net.snapshot()
-})
-afterEach(async () => {
-  await net.revert(snapshot)
-})
+revertAfterEachTest(() => net)
 
 /** Settles `epoch` with a tree of cumulative amounts; returns the OpenZeppelin tree (the reference). */
 async function settle(epoch: bigint, cumulative: [Address, bigint][], total: bigint) {

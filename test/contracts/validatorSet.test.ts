@@ -1,6 +1,6 @@
-import type { Hex } from 'viem'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { expectRevert } from '../helpers/expectRevert.ts'
+import { revertAfterEachTest } from '../helpers/revertAfterEachTest.ts'
 import {
   joinValidators,
   startTestNetwork,
@@ -10,17 +10,11 @@ import {
 } from '../helpers/testNetwork.ts'
 
 let net: TestNetwork
-let snapshot: Hex
 beforeAll(async () => {
   net = await startTestNetwork()
 })
 afterAll(async () => net?.stop())
-beforeEach(async () => {
-  snapshot = await net.snapshot()
-})
-afterEach(async () => {
-  await net.revert(snapshot)
-})
+revertAfterEachTest(() => net)
 
 describe('ValidatorSet', () => {
   it('joins with at least the minimum bond, once', async () => {
