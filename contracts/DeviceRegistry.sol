@@ -12,6 +12,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 /// registry only. A device class may require an attestation from a maker registered for it.
 /// Owners transfer, relocate (with a cooldown) and retire their devices; retirement is final.
 /// The EIP-712 domain (name "depin", version "1") is also the domain of device readings.
+/// Governance also keeps the list of the network's gateways (at most MAX_GATEWAYS), each with the
+/// URL validators fetch its sealed epoch batches from; a gateway may change its URL or leave.
 contract DeviceRegistry is Ownable, EIP712 {
     enum DeviceStatus {
         None,
@@ -59,6 +61,16 @@ contract DeviceRegistry is Ownable, EIP712 {
     error RegistryRelocationCooldown(address device, uint64 availableAt);
     /// @notice Raised when transferring to the zero address.
     error RegistryInvalidOwner(address owner);
+    /// @notice Raised when adding a gateway that is already listed.
+    error RegistryGatewayExists(address gateway);
+    /// @notice Raised when a gateway is not listed.
+    error RegistryUnknownGateway(address gateway);
+    /// @notice Raised when adding a gateway to a full list.
+    error RegistryGatewayLimit(uint256 maxGateways);
+    /// @notice Raised when a gateway URL is empty or longer than MAX_GATEWAY_URL_BYTES.
+    error RegistryInvalidGatewayUrl(uint256 length);
+    /// @notice Raised when the caller is neither governance nor the gateway itself.
+    error RegistryNotGatewayOrOwner(address gateway, address caller);
 
     event DeviceClassAdded(uint32 indexed deviceClass, bool requiresMaker);
     event MakerSet(address indexed maker, uint32 indexed deviceClass, bool allowed);
@@ -68,12 +80,23 @@ contract DeviceRegistry is Ownable, EIP712 {
     event DeviceTransferred(address indexed device, address indexed from, address indexed to);
     event DeviceRelocated(address indexed device, uint64 fromCell, uint64 toCell);
     event DeviceRetired(address indexed device, address indexed owner);
+    event GatewayAdded(address indexed gateway, string url);
+    event GatewayUrlChanged(address indexed gateway, string url);
+    event GatewayRemoved(address indexed gateway);
+
+    /// @notice Gateways listed at most: every validator fetches from each of them every epoch.
+    uint256 public constant MAX_GATEWAYS = 32;
+    /// @notice Longest gateway URL, in bytes.
+    uint256 public constant MAX_GATEWAY_URL_BYTES = 256;
 
     uint64 private immutable _relocationCooldown;
     mapping(address device => Device) private _devices;
     mapping(uint32 deviceClass => DeviceClass) private _classes;
     mapping(address maker => mapping(uint32 deviceClass => bool)) private _makers;
     uint256 private _activeDevices;
+    address[] private _gateways;
+    mapping(address gateway => string) private _gatewayUrls;
+    mapping(address gateway => uint256) private _gatewayIndexPlusOne;
 
     /// @param admin_ may add device classes and makers (the network's governance)
     /// @param relocationCooldown_ seconds a device must wait between two relocations
@@ -95,6 +118,38 @@ contract DeviceRegistry is Ownable, EIP712 {
         if (!_classes[deviceClass].exists) revert RegistryUnknownClass(deviceClass);
         _makers[maker][deviceClass] = allowed;
         emit MakerSet(maker, deviceClass, allowed);
+    }
+
+    /// @notice Lists `gateway` (its operator's address) with the URL of its batch API.
+    function addGateway(address gateway, string calldata url) external onlyOwner {
+        if (_gatewayIndexPlusOne[gateway] != 0) revert RegistryGatewayExists(gateway);
+        if (_gateways.length >= MAX_GATEWAYS) revert RegistryGatewayLimit(MAX_GATEWAYS);
+        _requireValidUrl(url);
+        _gateways.push(gateway);
+        _gatewayIndexPlusOne[gateway] = _gateways.length;
+        _gatewayUrls[gateway] = url;
+        emit GatewayAdded(gateway, url);
+    }
+
+    /// @notice Changes a listed gateway's URL; by governance or the gateway itself.
+    function setGatewayUrl(address gateway, string calldata url) external {
+        _requireGatewayOrOwner(gateway);
+        _requireValidUrl(url);
+        _gatewayUrls[gateway] = url;
+        emit GatewayUrlChanged(gateway, url);
+    }
+
+    /// @notice Takes a gateway off the list; by governance or the gateway itself.
+    function removeGateway(address gateway) external {
+        _requireGatewayOrOwner(gateway);
+        uint256 index = _gatewayIndexPlusOne[gateway] - 1;
+        address last = _gateways[_gateways.length - 1];
+        _gateways[index] = last;
+        _gatewayIndexPlusOne[last] = index + 1;
+        _gateways.pop();
+        delete _gatewayIndexPlusOne[gateway];
+        delete _gatewayUrls[gateway];
+        emit GatewayRemoved(gateway);
     }
 
     // ---------------------------------------------------------------- owners
@@ -193,6 +248,15 @@ contract DeviceRegistry is Ownable, EIP712 {
         return _activeDevices;
     }
 
+    /// @notice The listed gateways and their URLs, in list order.
+    function gateways() external view returns (address[] memory ids, string[] memory urls) {
+        ids = _gateways;
+        urls = new string[](ids.length);
+        for (uint256 i = 0; i < ids.length; i++) {
+            urls[i] = _gatewayUrls[ids[i]];
+        }
+    }
+
     /// @notice Seconds between two relocations of one device.
     function relocationCooldown() external view returns (uint64) {
         return _relocationCooldown;
@@ -233,6 +297,16 @@ contract DeviceRegistry is Ownable, EIP712 {
         if (d.status == DeviceStatus.None) revert RegistryUnknownDevice(device);
         if (d.status == DeviceStatus.Retired) revert RegistryDeviceRetired(device);
         if (d.owner != msg.sender) revert RegistryNotDeviceOwner(device, msg.sender);
+    }
+
+    function _requireGatewayOrOwner(address gateway) private view {
+        if (_gatewayIndexPlusOne[gateway] == 0) revert RegistryUnknownGateway(gateway);
+        if (msg.sender != gateway && msg.sender != owner()) revert RegistryNotGatewayOrOwner(gateway, msg.sender);
+    }
+
+    function _requireValidUrl(string calldata url) private pure {
+        uint256 length = bytes(url).length;
+        if (length == 0 || length > MAX_GATEWAY_URL_BYTES) revert RegistryInvalidGatewayUrl(length);
     }
 
     /// @dev An H3 cell index has its reserved high bit 0 and mode (bits 59..62) 1.

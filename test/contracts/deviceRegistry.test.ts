@@ -222,4 +222,60 @@ describe('DeviceRegistry', () => {
     const unknown = privateKeyToAccount(generatePrivateKey()).address
     await expectRevert(buyer.contracts.deviceRegistry.write.retire([unknown]), 'RegistryUnknownDevice')
   })
+
+  it('keeps the gateway list: governance adds, the gateway or governance changes its URL and removes it', async () => {
+    const registry = net.contracts.deviceRegistry
+    const gateway = await net.actor()
+    const stranger = await net.actor()
+    await net.send(registry.write.addGateway([gateway.address, 'http://127.0.0.1:8546']))
+    await expectRevert(
+      registry.write.addGateway([gateway.address, 'http://elsewhere']),
+      'RegistryGatewayExists',
+    )
+    await expectRevert(
+      stranger.contracts.deviceRegistry.write.addGateway([stranger.address, 'http://x']),
+      'OwnableUnauthorizedAccount',
+    )
+    await expectRevert(registry.write.addGateway([stranger.address, '']), 'RegistryInvalidGatewayUrl')
+    await expectRevert(
+      registry.write.addGateway([stranger.address, `http://${'a'.repeat(250)}`]),
+      'RegistryInvalidGatewayUrl',
+    )
+    expect(await registry.read.gateways()).toEqual([[gateway.address], ['http://127.0.0.1:8546']])
+
+    await expectRevert(
+      stranger.contracts.deviceRegistry.write.setGatewayUrl([gateway.address, 'http://evil']),
+      'RegistryNotGatewayOrOwner',
+    )
+    await net.send(
+      gateway.contracts.deviceRegistry.write.setGatewayUrl([gateway.address, 'https://gw.example']),
+      gateway.clients,
+    )
+    const [changed] = await registry.getEvents.GatewayUrlChanged({ gateway: gateway.address })
+    expect(changed?.args.url).toBe('https://gw.example')
+
+    const second = await net.actor()
+    await net.send(registry.write.addGateway([second.address, 'http://second']))
+    await expectRevert(
+      stranger.contracts.deviceRegistry.write.removeGateway([gateway.address]),
+      'RegistryNotGatewayOrOwner',
+    )
+    await net.send(gateway.contracts.deviceRegistry.write.removeGateway([gateway.address]), gateway.clients)
+    expect(await registry.read.gateways()).toEqual([[second.address], ['http://second']])
+    await expectRevert(registry.write.removeGateway([gateway.address]), 'RegistryUnknownGateway')
+    await net.send(registry.write.removeGateway([second.address]))
+    expect(await registry.read.gateways()).toEqual([[], []])
+  })
+
+  it('caps the gateway list', async () => {
+    const registry = net.contracts.deviceRegistry
+    const max = await registry.read.MAX_GATEWAYS()
+    for (let i = 0n; i < max; i++) {
+      await net.send(registry.write.addGateway([privateKeyToAccount(generatePrivateKey()).address, `http://g${i}`]))
+    }
+    await expectRevert(
+      registry.write.addGateway([privateKeyToAccount(generatePrivateKey()).address, 'http://one-more']),
+      'RegistryGatewayLimit',
+    )
+  })
 })
