@@ -40,6 +40,13 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
     `INSERT INTO device_events (block, log_index, block_timestamp, tx_hash, device, kind, owner, class, cell, registered_at)
      VALUES (@block, @logIndex, @blockTimestamp, @txHash, @device, @kind, @owner, @class, @cell, @registeredAt)`,
   )
+  const gatewayListed = db.prepare<[string], { kind: string }>(
+    'SELECT kind FROM gateway_events WHERE gateway = ? ORDER BY block DESC, log_index DESC LIMIT 1',
+  )
+  const insertGatewayEvent = db.prepare(
+    `INSERT INTO gateway_events (block, log_index, block_timestamp, tx_hash, gateway, kind, url)
+     VALUES (@block, @logIndex, @blockTimestamp, @txHash, @gateway, @kind, @url)`,
+  )
   const joinValidator = db.prepare(
     `INSERT INTO validators (validator, status, bond, joined_at, updated_block)
      VALUES (@validator, 'active', @bond, @joinedAt, @block)
@@ -152,6 +159,24 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
           class: after.class,
           cell: after.cell,
           registeredAt: after.registered_at,
+        })
+        return
+      }
+      case 'gatewayAdded':
+      case 'gatewayUrlChanged':
+      case 'gatewayRemoved': {
+        const listed = (gatewayListed.get(event.gateway)?.kind ?? 'removed') !== 'removed'
+        if (listed === (event.type === 'gatewayAdded'))
+          throw inconsistent(event, `gateway ${event.gateway} is ${listed ? 'already' : 'not'} listed`)
+        const kind = { gatewayAdded: 'added', gatewayUrlChanged: 'url_changed', gatewayRemoved: 'removed' }[
+          event.type
+        ]
+        insertGatewayEvent.run({
+          ...position,
+          blockTimestamp: event.blockTimestamp,
+          gateway: event.gateway,
+          kind,
+          url: event.type === 'gatewayRemoved' ? '' : event.url,
         })
         return
       }

@@ -12,6 +12,9 @@ export type DeviceRecord = {
   registeredAt: bigint
 }
 
+/** A gateway on the registry's list, with the URL of its batch API. */
+export type GatewayRecord = { gateway: Address; url: string }
+
 export type ValidatorRecord = {
   validator: Address
   status: 'active' | 'unbonding' | 'withdrawn' | 'slashed'
@@ -71,6 +74,11 @@ export type IndexerStore = {
    * timestamps < `before` could still come and the answer would not be final.
    */
   devicesAt(before: bigint): DeviceRecord[]
+  /**
+   * The gateway list as of time `before` (blocks with timestamp < `before`), sorted by gateway
+   * address ascending; final, like `devicesAt`, only once a block at or after `before` was processed.
+   */
+  gatewaysAt(before: bigint): GatewayRecord[]
   /** Devices ever registered (active and retired). */
   deviceCount(): number
   /** Devices sorted by address ascending; all of them unless `limit` is given. */
@@ -138,6 +146,13 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
      )
      WHERE latest = 1 ORDER BY device COLLATE NOCASE`,
   )
+  const gatewaysAt = db.prepare<[bigint], GatewayRecord>(
+    `SELECT gateway, url FROM (
+       SELECT *, ROW_NUMBER() OVER (PARTITION BY gateway ORDER BY block DESC, log_index DESC) AS latest
+       FROM gateway_events WHERE block_timestamp < ?
+     )
+     WHERE latest = 1 AND kind != 'removed' ORDER BY gateway COLLATE NOCASE`,
+  )
   const deviceCount = db.prepare<[], { n: bigint }>('SELECT COUNT(*) AS n FROM devices')
   const listDevices = db.prepare<[number, number], DeviceRow>(
     `SELECT device, owner, class, cell, status, registered_at FROM devices
@@ -173,18 +188,12 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
       return row && toDevice(row)
     },
     devicesAt(before) {
-      const processed = readCursor(db)
-      if (!processed || processed.timestamp < before) {
-        throw new DepinError(
-          'INDEXER_BEHIND',
-          `the indexer has not yet processed a block at or after time ${before} (last: ${processed?.timestamp ?? 'none'})`,
-          {
-            details: { before: String(before), lastTimestamp: processed?.timestamp.toString() },
-            retryable: true,
-          },
-        )
-      }
+      requireProcessed(db, before)
       return devicesAt.all(before).map(toDevice)
+    },
+    gatewaysAt(before) {
+      requireProcessed(db, before)
+      return gatewaysAt.all(before)
     },
     deviceCount() {
       return Number(deviceCount.get()?.n ?? 0n)
@@ -245,6 +254,21 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
  */
 export function openIndexerStore(dbPath: string): IndexerStore {
   return createIndexerStore(openIndexerDatabase(dbPath, { readonly: true }))
+}
+
+/** Throws INDEXER_BEHIND until a block with timestamp >= `before` has been processed. */
+function requireProcessed(db: IndexerDatabase, before: bigint): void {
+  const processed = readCursor(db)
+  if (!processed || processed.timestamp < before) {
+    throw new DepinError(
+      'INDEXER_BEHIND',
+      `the indexer has not yet processed a block at or after time ${before} (last: ${processed?.timestamp ?? 'none'})`,
+      {
+        details: { before: String(before), lastTimestamp: processed?.timestamp.toString() },
+        retryable: true,
+      },
+    )
+  }
 }
 
 function toDevice(row: DeviceRow): DeviceRecord {

@@ -3,7 +3,7 @@ import type { Hex } from 'viem'
 import { DepinError } from '../errors.ts'
 
 /** Bumped whenever a table changes; a database of a newer version is refused, an older one migrated. */
-export const INDEXER_SCHEMA_VERSION = 1
+export const INDEXER_SCHEMA_VERSION = 2
 
 export type IndexerDatabase = Database.Database
 
@@ -98,6 +98,21 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE INDEX IF NOT EXISTS claims_by_account ON claims (account);
 `
 
+/** Schema v2 adds the gateway list's history (DeviceRegistry's gateway events). */
+const schemaV2 = `
+-- append-only: one row per gateway event; url is the gateway's URL after it ('' once removed)
+CREATE TABLE IF NOT EXISTS gateway_events (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  block_timestamp INTEGER NOT NULL,
+  tx_hash TEXT NOT NULL,
+  gateway TEXT NOT NULL COLLATE NOCASE,
+  kind TEXT NOT NULL CHECK (kind IN ('added', 'url_changed', 'removed')),
+  url TEXT NOT NULL,
+  PRIMARY KEY (block, log_index)
+);
+`
+
 export type OpenIndexerDatabaseOptions = {
   /** Open an existing database for reading only (another process indexes into it). */
   readonly?: boolean
@@ -141,8 +156,9 @@ function migrate(db: IndexerDatabase): void {
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
     const version = schemaVersion(db)
     if (version !== undefined && version > INDEXER_SCHEMA_VERSION) return // refused by the caller
-    // v1 is the first version: there is nothing older to migrate from yet
     db.exec(schemaV1)
+    // v1 databases come from contracts without gateway events: v2 only adds their table
+    db.exec(schemaV2)
     writeMeta(db, 'schema_version', String(INDEXER_SCHEMA_VERSION))
   }).immediate()
 }

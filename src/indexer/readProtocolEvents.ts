@@ -33,6 +33,9 @@ export type ProtocolEvent = EventPosition &
     | { type: 'deviceTransferred'; device: Address; from: Address; to: Address }
     | { type: 'deviceRelocated'; device: Address; fromCell: bigint; toCell: bigint }
     | { type: 'deviceRetired'; device: Address; owner: Address }
+    | { type: 'gatewayAdded'; gateway: Address; url: string }
+    | { type: 'gatewayUrlChanged'; gateway: Address; url: string }
+    | { type: 'gatewayRemoved'; gateway: Address }
     | { type: 'validatorJoined'; validator: Address; bond: bigint }
     | { type: 'validatorLeft'; validator: Address; unbondingEnds: bigint }
     | { type: 'validatorWithdrew'; validator: Address; bond: bigint }
@@ -143,6 +146,12 @@ function decodeProtocolLog(
           return { ...at, type: 'deviceRelocated', ...e.args }
         case 'DeviceRetired':
           return { ...at, type: 'deviceRetired', ...e.args }
+        case 'GatewayAdded':
+          return { ...at, type: 'gatewayAdded', ...e.args }
+        case 'GatewayUrlChanged':
+          return { ...at, type: 'gatewayUrlChanged', ...e.args }
+        case 'GatewayRemoved':
+          return { ...at, type: 'gatewayRemoved', ...e.args }
         default:
           return undefined
       }

@@ -339,6 +339,36 @@ describe('createIndexer', () => {
     }
   })
 
+  it('answers gatewaysAt(before) with the gateway list as of that time', async () => {
+    const registry = net.contracts.deviceRegistry
+    const [a, b] = sortAddresses([0, 1].map(() => privateKeyToAccount(generatePrivateKey()))).map(
+      (account) => account.address,
+    ) as [Address, Address]
+    const at = async (write: Promise<Hex>) => {
+      const receipt = await net.send(write)
+      return (await net.admin.publicClient.getBlock({ blockNumber: receipt.blockNumber })).timestamp
+    }
+    const added = await at(registry.write.addGateway([b, 'http://b']))
+    await net.warp(5)
+    await at(registry.write.addGateway([a, 'http://a']))
+    await net.warp(5)
+    const changed = await at(registry.write.setGatewayUrl([b, 'http://b2']))
+    await net.warp(5)
+    const removed = await at(registry.write.removeGateway([a]))
+    await net.warp(5)
+    const ix = indexer()
+    await ix.syncOnce()
+    const list = (before: bigint) => ix.store.gatewaysAt(before).map((g) => `${g.gateway} ${g.url}`)
+
+    expect(list(added)).toEqual([])
+    expect(list(added + 1n)).toEqual([`${b} http://b`])
+    expect(list(changed)).toEqual([`${a} http://a`, `${b} http://b`])
+    expect(list(changed + 1n)).toEqual([`${a} http://a`, `${b} http://b2`])
+    expect(list(removed + 1n)).toEqual([`${b} http://b2`])
+    const last = ix.store.lastProcessed()?.timestamp as bigint
+    expect(() => ix.store.gatewaysAt(last + 1n)).toThrow(expect.objectContaining({ code: 'INDEXER_BEHIND' }))
+  })
+
   it('resumes from its cursor after a restart, without duplicates', async () => {
     const owner = await net.actor()
     const first = await registerDevice(owner, BERLIN)
