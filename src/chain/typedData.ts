@@ -52,6 +52,18 @@ export const epochReportTypes = {
   ],
 } as const
 
+/**
+ * A validator's announcement of the sealed batches it holds for an epoch (content addresses,
+ * ascending), exchanged before anyone signs the epoch's report. Off-chain only, in the
+ * EpochManager's domain so that it cannot be replayed on another network.
+ */
+export const batchSetTypes = {
+  BatchSet: [
+    { name: 'epoch', type: 'uint64' },
+    { name: 'batches', type: 'bytes32[]' },
+  ],
+} as const
+
 /** A device's signed measurement: fixed-point integers in the blueprint's field order. */
 export const readingTypes = {
   Reading: [

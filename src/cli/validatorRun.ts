@@ -20,8 +20,6 @@ export const validatorConfigSchema = z.object({
   blueprint: z.string(),
   /** The deployment file of the network. */
   deployment: z.string(),
-  /** Gateways whose sealed batches it judges. */
-  gateways: z.array(z.string().url()).min(1),
   /** The other validators' report exchanges. */
   peers: z.array(z.string().url()).default([]),
   host: z.string().default('127.0.0.1'),
@@ -29,6 +27,8 @@ export const validatorConfigSchema = z.object({
   port: z.number().int().min(0).max(65535),
   /** Milliseconds a leader has before the next validator takes over. */
   leaderTimeoutMs: z.number().int().positive().default(10_000),
+  /** Milliseconds after sealing for agreeing with the peers on an epoch's batches. */
+  agreementTimeoutMs: z.number().int().positive().default(4_000),
   /** Fault tests only: make this validator Byzantine (see createValidator). */
   simulateFault: z.enum(['wrongRewardsRoot', 'equivocate']).optional(),
 })
@@ -83,18 +83,20 @@ export async function runValidator(options: { config: string }): Promise<void> {
   const clients = await createChainClients({ rpcUrl: config.rpcUrl, privateKey, pollingInterval: 250 })
   mkdirSync(config.dataDir, { recursive: true })
 
+  const peerErrorLogged = new Map<string, number>()
   const exchange = createHttpReportExchange({
     chainId: deployment.chainId,
     epochManager: deployment.contracts.epochManager,
     peers: config.peers,
     host: config.host,
     port: config.port,
-    onPeerError: ({ peer, action, error }) =>
-      line('peer_unreachable', {
-        peer,
-        action,
-        error: error instanceof Error ? error.message : String(error),
-      }),
+    onPeerError: ({ peer, action, error }) => {
+      // a peer that is down fails every tick: say so once per peer and action every 30 s
+      const key = `${peer} ${action}`
+      if (Date.now() - (peerErrorLogged.get(key) ?? 0) < 30_000) return
+      peerErrorLogged.set(key, Date.now())
+      line('peer_unreachable', { peer, action, error: error instanceof Error ? error.message : String(error) })
+    },
   })
   await exchange.start()
   const indexer = createIndexer({
@@ -110,9 +112,9 @@ export async function runValidator(options: { config: string }): Promise<void> {
     clients,
     indexer,
     dbPath: join(config.dataDir, 'validator.db'),
-    gatewayUrls: config.gateways,
     exchange,
     leaderTimeoutMs: config.leaderTimeoutMs,
+    agreementTimeoutMs: config.agreementTimeoutMs,
     ...(config.simulateFault ? { simulateFault: config.simulateFault } : {}),
     onJudged: (r) =>
       line('epoch_judged', {
@@ -122,13 +124,16 @@ export async function runValidator(options: { config: string }): Promise<void> {
         rewardsRoot: r.report.rewardsRoot,
         total: r.report.total,
       }),
+    onGatewayInvalid: (g) =>
+      line('gateway_invalid', { epoch: g.epoch, gateway: g.gateway, reason: g.reason }),
+    onBatchRecovered: (b) => line('batch_recovered', { epoch: b.epoch, batch: b.hash, from: b.from }),
     onSubmitted: (s) => line('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
     onEquivocationProven: (e) =>
       line('equivocation_proven', { validator: e.validator, epoch: e.epoch, tx: e.txHash }),
     onError: (error) => line('error', { error: error instanceof Error ? error.message : String(error) }),
   })
   await validator.start()
-  line('validator_started', { address: validator.address, exchange: exchange.url, gateways: config.gateways })
+  line('validator_started', { address: validator.address, exchange: exchange.url })
 
   await new Promise<void>((resolveStop) => {
     process.once('SIGINT', resolveStop)

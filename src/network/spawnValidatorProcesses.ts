@@ -11,7 +11,6 @@ export type SpawnValidatorProcessesParameters = {
   rpcUrl: string
   blueprintPath: string
   deploymentPath: string
-  gatewayUrls: readonly string[]
   leaderTimeoutMs?: number
   /** Each JSON event line a validator prints, with the validator's index. */
   onEvent?: (index: number, event: Record<string, unknown>) => void
@@ -60,7 +59,6 @@ export async function spawnValidatorProcesses(
           rpcUrl: parameters.rpcUrl,
           blueprint: resolve(parameters.blueprintPath),
           deployment: resolve(parameters.deploymentPath),
-          gateways: parameters.gatewayUrls,
           peers: urls.filter((_, i) => i !== index),
           port: ports[index],
           leaderTimeoutMs: parameters.leaderTimeoutMs ?? 10_000,

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { type Account, formatUnits, type Hex } from 'viem'
+import { privateKeyToAddress } from 'viem/accounts'
 import { createApiServer } from '../api/createApiServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { networkParametersOf } from '../blueprint/loadBlueprint.ts'
@@ -9,6 +10,7 @@ import { type ChainClients, createChainClients } from '../chain/createChainClien
 import type { Deployment } from '../chain/deployment.ts'
 import { deploymentPath, ensureDeployed } from '../chain/ensureDeployed.ts'
 import { joinAsValidator } from '../chain/joinAsValidator.ts'
+import { listGateway } from '../chain/listGateway.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
 import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
@@ -121,7 +123,12 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     })
     await gateway.start()
     stopping.push(() => gateway.stop())
-    log(`gateway at ${gateway.url} (POST /v1/readings)`)
+    // on the registry's list, where validators find it; its id is its operator key's address
+    const gatewayId = privateKeyToAddress(loadOrCreateKey(join(dataDir, 'gateway', 'key')))
+    const listed = await listGateway({ governance: chain, deployment, gateway: gatewayId, url: gateway.url })
+    log(
+      `gateway ${gatewayId} at ${gateway.url} (POST /v1/readings), ${listed === 'unchanged' ? 'listed' : `${listed} on the registry's list`}`,
+    )
 
     const validators: Validator[] = []
     let rewardsStore: ValidatorStore
@@ -135,7 +142,6 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
         rpcUrl: chain.rpcUrl,
         blueprintPath: options.blueprintPath,
         deploymentPath: deploymentPath(dataDir),
-        gatewayUrls: [gateway.url],
         onEvent: (i, event) => {
           if (event.event === 'error' || event.event === 'equivocation_proven') {
             log(`validator v${i}: ${event.event} ${String(event.error ?? event.validator ?? '')}`)
@@ -156,7 +162,6 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
           clients,
           indexer: await startIndexer(join(dir, 'indexer.db')),
           dbPath: join(dir, 'validator.db'),
-          gatewayUrls: [gateway.url],
           exchange,
           onError: (error) =>
             log(`validator v${i}: ${error instanceof Error ? error.message : String(error)}`),

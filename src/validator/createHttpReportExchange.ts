@@ -1,8 +1,11 @@
 /**
- * Validators sharing their signed epoch reports over HTTP, between separate processes.
+ * Validators talking to each other over HTTP, between separate processes.
  *
- * In: `POST /v1/reports` — one signed report from a peer (or anyone). Out: `GET /v1/reports/:epoch`
- * — every signed report held for the epoch. Stored: in memory only, the last `keepEpochs` epochs.
+ * In: `POST /v1/reports` — one signed report from a peer (or anyone); `POST /v1/batch-sets` — one
+ * signed batch set (the batches a validator holds for an epoch). Out: `GET /v1/reports/:epoch`,
+ * `GET /v1/batch-sets/:epoch` — every one held for the epoch; `GET /v1/batches/by-hash/:hash` —
+ * a sealed batch this validator holds, by content address. Stored: reports and batch sets in
+ * memory only, the last `keepEpochs` epochs; batches come from the validator's own store.
  *
  * A report is kept only when it is self-consistent: its digest is the EIP-712 digest of its report
  * in this chain's EpochManager domain, its epoch is the report's epoch, and its signature (65 bytes,
@@ -10,14 +13,17 @@
  * the signer being an active validator: whoever submits checks that against the chain.
  * Two different reports by one signer for one epoch are both kept: that is equivocation evidence.
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { type Address, getAddress, type Hex } from 'viem'
 import { z } from 'zod'
 import { createJsonServer } from '../api/createJsonServer.ts'
 import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.ts'
 import type { EpochReport } from '../chain/typedData.ts'
+import { signatureShapeProblem } from '../crypto/signatureShape.ts'
 import { DepinError } from '../errors.ts'
-import type { ReportExchange, SignedEpochReport } from './reportExchange.ts'
+import { type BatchSetAnnouncement, batchSetJsonSchema, toBatchSetJson, verifyBatchSet } from './batchSets.ts'
+import type { BatchSource, ReportExchange, SignedEpochReport } from './reportExchange.ts'
+import { createSignedBoard } from './signedBoard.ts'
 
 export type CreateHttpReportExchangeOptions = {
   chainId: number
@@ -31,18 +37,19 @@ export type CreateHttpReportExchangeOptions = {
   timeoutMs?: number
   /** Epochs kept in memory (default 64): older ones are dropped. */
   keepEpochs?: number
+  /** Milliseconds to fetch one batch from a peer (default 60,000). */
+  batchTimeoutMs?: number
+  /** Largest batch accepted from a peer, in bytes (default 256 MiB). */
+  maxBatchBytes?: number
   /** Called when a peer is down, too slow or answers an error (the peer is skipped). */
-  onPeerError?: (event: { peer: string; action: 'publish' | 'collect'; error: unknown }) => void
+  onPeerError?: (event: { peer: string; action: PeerAction; error: unknown }) => void
 }
+
+/** What this exchange was doing with a peer when it failed. */
+export type PeerAction = 'publish' | 'collect' | 'announce' | 'fetchBatch'
 
 /** Two different reports signed by one validator for one epoch (for EpochManager.proveEquivocation). */
 export type ReportEquivocation = { signer: Address; a: SignedEpochReport; b: SignedEpochReport }
-
-/** What happened to a report offered to the store. */
-export type StoreReportResult =
-  | { type: 'stored' }
-  | { type: 'duplicate' }
-  | { type: 'dropped'; reason: 'EPOCH_TOO_OLD' | 'EPOCH_FULL' | 'SIGNER_FULL' }
 
 export type HttpReportExchange = ReportExchange & {
   start(): Promise<void>
@@ -65,8 +72,6 @@ export type SignedEpochReportJson = {
 
 const UINT64_MAX = (1n << 64n) - 1n
 const UINT256_MAX = (1n << 256n) - 1n
-/** secp256k1 group order / 2: a larger s is the malleated twin of a valid signature. */
-const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
 /** The active set is capped at 31; room for inactive or departing signers, never unbounded. */
 const MAX_SIGNERS_PER_EPOCH = 128
 /** Two different reports are proof enough of equivocation; more would only take memory. */
@@ -150,10 +155,8 @@ export async function verifySignedEpochReport(
   if (digest !== signed.digest.toLowerCase())
     throw invalid('the digest is not the digest of the report', { expected: digest, received: signed.digest })
   const signature = signed.signature.toLowerCase() as Hex
-  if (!/^0x[0-9a-f]{130}$/.test(signature)) throw invalid('the signature is not 65 bytes')
-  const v = Number.parseInt(signature.slice(130, 132), 16)
-  if (v !== 27 && v !== 28) throw invalid(`the signature's v is ${v}, not 27 or 28`)
-  if (BigInt(`0x${signature.slice(66, 130)}`) > HALF_N) throw invalid("the signature's s is not low")
+  const problem = signatureShapeProblem(signature)
+  if (problem) throw invalid(problem)
   let recovered: Address
   try {
     recovered = await recoverReportSigner(chainId, epochManager, report, signature)
@@ -188,53 +191,36 @@ const compareReports = (x: SignedEpochReport, y: SignedEpochReport) => {
 export function createHttpReportExchange(options: CreateHttpReportExchangeOptions): HttpReportExchange {
   const { chainId, epochManager } = options
   const timeoutMs = options.timeoutMs ?? 2_000
+  const batchTimeoutMs = options.batchTimeoutMs ?? 60_000
+  const maxBatchBytes = options.maxBatchBytes ?? 256 * 1024 * 1024
   const keepEpochs = options.keepEpochs ?? 64
   if (!Number.isInteger(keepEpochs) || keepEpochs < 1)
     throw new DepinError('CONFIG_INVALID', `keepEpochs must be a positive integer, not ${keepEpochs}`)
   const peers = options.peers.map((peer) => peer.replace(/\/+$/, ''))
 
-  /** epoch → lowercase signer → digest → report; at most keepEpochs epochs, the newest. */
-  const board = new Map<bigint, Map<string, Map<Hex, SignedEpochReport>>>()
+  const reports = createSignedBoard<SignedEpochReport>({
+    keepEpochs,
+    maxSigners: MAX_SIGNERS_PER_EPOCH,
+    maxPerSigner: MAX_REPORTS_PER_SIGNER,
+    key: (signed) => signed.digest,
+  })
+  const held = (epoch: bigint) => reports.bySigner(epoch).flat().sort(compareReports)
+  const batchSets = createSignedBoard<BatchSetAnnouncement>({
+    keepEpochs,
+    maxSigners: MAX_SIGNERS_PER_EPOCH,
+    maxPerSigner: MAX_REPORTS_PER_SIGNER,
+    key: (announcement) => announcement.signature,
+  })
+  const heldBatchSets = (epoch: bigint) => batchSets.bySigner(epoch).flat().sort(compareBatchSets)
+  let batchSource: BatchSource = () => undefined
 
-  /** Stores a report already verified. Runs without awaiting, so requests never interleave in it. */
-  function keep(signed: SignedEpochReport): StoreReportResult {
-    let byEpoch = board.get(signed.epoch)
-    if (!byEpoch) {
-      if (board.size >= keepEpochs) {
-        let oldest = signed.epoch
-        for (const epoch of board.keys()) if (epoch < oldest) oldest = epoch
-        if (oldest === signed.epoch) return { type: 'dropped', reason: 'EPOCH_TOO_OLD' }
-        board.delete(oldest)
-      }
-      byEpoch = new Map()
-      board.set(signed.epoch, byEpoch)
-    }
-    const signer = signed.signer.toLowerCase()
-    let bySigner = byEpoch.get(signer)
-    if (!bySigner) {
-      if (byEpoch.size >= MAX_SIGNERS_PER_EPOCH) return { type: 'dropped', reason: 'EPOCH_FULL' }
-      bySigner = new Map()
-      byEpoch.set(signer, bySigner)
-    }
-    if (bySigner.has(signed.digest)) return { type: 'duplicate' }
-    if (bySigner.size >= MAX_REPORTS_PER_SIGNER) return { type: 'dropped', reason: 'SIGNER_FULL' }
-    bySigner.set(signed.digest, signed)
-    return { type: 'stored' }
-  }
-
-  function held(epoch: bigint): SignedEpochReport[] {
-    const all: SignedEpochReport[] = []
-    for (const bySigner of board.get(epoch)?.values() ?? []) all.push(...bySigner.values())
-    return all.sort(compareReports)
-  }
-
-  const reportError = (peer: string, action: 'publish' | 'collect', error: unknown) => {
+  const reportError = (peer: string, action: PeerAction, error: unknown) => {
     options.onPeerError?.({ peer, action, error })
   }
 
-  async function postToPeer(peer: string, body: string): Promise<void> {
+  async function postToPeer(peer: string, path: string, body: string, action: PeerAction): Promise<void> {
     try {
-      const response = await fetch(`${peer}/v1/reports`, {
+      const response = await fetch(`${peer}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -242,37 +228,36 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       })
       await response.body?.cancel()
       if (!response.ok)
-        reportError(peer, 'publish', new DepinError('PEER_REFUSED', `${peer} answered ${response.status}`))
+        reportError(peer, action, new DepinError('PEER_REFUSED', `${peer} answered ${response.status}`))
     } catch (error) {
-      reportError(peer, 'publish', error)
+      reportError(peer, action, error)
     }
   }
 
-  async function fetchFromPeer(peer: string, epoch: bigint): Promise<SignedEpochReport[]> {
+  /** GETs a JSON list from a peer, keeping the items that parse and verify; [] when the peer fails. */
+  async function listFromPeer<T extends { epoch: bigint }>(
+    peer: string,
+    epoch: bigint,
+    list: { path: string; field: string; schema: z.ZodType<T>; verify: (item: T) => Promise<T> },
+  ): Promise<T[]> {
     try {
-      const signal = AbortSignal.timeout(timeoutMs)
-      const response = await fetch(`${peer}/v1/reports/${epoch}`, { signal })
+      const response = await fetch(`${peer}${list.path}/${epoch}`, { signal: AbortSignal.timeout(timeoutMs) })
       if (!response.ok) {
         await response.body?.cancel()
         throw new DepinError('PEER_REFUSED', `${peer} answered ${response.status}`)
       }
-      const body = JSON.parse(await readCapped(response, MAX_PEER_RESPONSE_BYTES)) as { reports?: unknown }
-      if (!Array.isArray(body?.reports))
-        throw new DepinError('PEER_INVALID', `${peer} did not answer { reports: [...] }`)
-      const verified: SignedEpochReport[] = []
-      for (const item of body.reports.slice(0, MAX_SIGNERS_PER_EPOCH * MAX_REPORTS_PER_SIGNER)) {
-        const parsed = signedEpochReportJsonSchema.safeParse(item)
+      const body = JSON.parse(await readCapped(response, MAX_PEER_RESPONSE_BYTES)) as Record<string, unknown>
+      const items = body?.[list.field]
+      if (!Array.isArray(items))
+        throw new DepinError('PEER_INVALID', `${peer} did not answer { ${list.field}: [...] }`)
+      const verified: T[] = []
+      for (const item of items.slice(0, MAX_SIGNERS_PER_EPOCH * MAX_REPORTS_PER_SIGNER)) {
+        const parsed = list.schema.safeParse(item)
         if (!parsed.success || parsed.data.epoch !== epoch) continue
-        // already held, checked: skip the signature recovery (collect runs on every leader tick)
-        const own = board.get(epoch)?.get(parsed.data.signer.toLowerCase())?.get(parsed.data.digest)
-        if (own) {
-          verified.push(own)
-          continue
-        }
         try {
-          verified.push(await verifySignedEpochReport(chainId, epochManager, parsed.data))
+          verified.push(await list.verify(parsed.data))
         } catch {
-          // a peer passing on a bad report is not trusted for it; the others still count
+          // a peer passing on a bad item is not trusted for it; the others still count
         }
       }
       return verified
@@ -282,45 +267,104 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     }
   }
 
-  const server = createJsonServer(64 * 1024) // reports are JSON only
+  // already held, so checked: skip the signature recovery (collecting runs on every tick)
+  const verifyReport = async (signed: SignedEpochReport) =>
+    reports.get(signed.epoch, signed.signer, signed.digest) ??
+    verifySignedEpochReport(chainId, epochManager, signed)
+  const verifyAnnouncement = async (announcement: BatchSetAnnouncement) =>
+    batchSets.get(announcement.epoch, announcement.signer, announcement.signature) ??
+    verifyBatchSet(chainId, epochManager, announcement)
+
+  /** Keeps what peers hold and returns it merged with what is held here, each item once. */
+  function merge<T>(
+    local: readonly T[],
+    fromPeers: readonly T[][],
+    key: (item: T) => string,
+    keep: (item: T) => unknown,
+  ) {
+    for (const items of fromPeers) for (const item of items) keep(item)
+    // items of an epoch no longer kept here are still returned, deduplicated
+    const merged = new Map<string, T>()
+    for (const item of [...local, ...fromPeers.flat()])
+      if (!merged.has(key(item))) merged.set(key(item), item)
+    return [...merged.values()]
+  }
+
+  const server = createJsonServer(64 * 1024) // reports and batch sets are JSON only
+  const invalidBody = (reply: FastifyReply, what: string, issues: z.core.$ZodIssue[]) =>
+    reply.status(400).send({
+      error: {
+        code: 'INVALID_BODY',
+        message: `the body must be ${what}`,
+        details: {
+          issues: issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+        },
+      },
+    })
+  const invalidItem = (reply: FastifyReply, error: unknown) => {
+    if (!(error instanceof DepinError)) throw error
+    return reply
+      .status(400)
+      .send({ error: { code: error.code, message: error.message, details: error.details } })
+  }
+  const epochParam = (reply: FastifyReply, raw: string): bigint | undefined => {
+    if (/^\d{1,20}$/.test(raw) && BigInt(raw) <= UINT64_MAX) return BigInt(raw)
+    reply
+      .status(400)
+      .send({ error: { code: 'INVALID_EPOCH', message: 'epoch must be a uint64 integer', details: {} } })
+    return undefined
+  }
 
   server.post('/v1/reports', async (request, reply) => {
     const parsed = signedEpochReportJsonSchema.safeParse(request.body)
-    if (!parsed.success) {
-      return reply.status(400).send({
-        error: {
-          code: 'INVALID_BODY',
-          message: 'the body must be one signed epoch report, bigints as decimal strings',
-          details: {
-            issues: parsed.error.issues.map((issue) => ({
-              path: issue.path.join('.'),
-              message: issue.message,
-            })),
-          },
-        },
+    if (!parsed.success)
+      return invalidBody(reply, 'one signed epoch report, bigints as decimal strings', parsed.error.issues)
+    try {
+      const { type, ...rest } = reports.keep(
+        await verifySignedEpochReport(chainId, epochManager, parsed.data),
+      )
+      return { result: type, ...rest }
+    } catch (error) {
+      return invalidItem(reply, error)
+    }
+  })
+  server.get<{ Params: { epoch: string } }>('/v1/reports/:epoch', async (request, reply) => {
+    const epoch = epochParam(reply, request.params.epoch)
+    if (epoch === undefined) return reply
+    return { epoch: epoch.toString(), reports: held(epoch).map(toSignedEpochReportJson) }
+  })
+  server.post('/v1/batch-sets', async (request, reply) => {
+    const parsed = batchSetJsonSchema.safeParse(request.body)
+    if (!parsed.success)
+      return invalidBody(reply, 'one signed batch set, the epoch as a decimal string', parsed.error.issues)
+    try {
+      const { type, ...rest } = batchSets.keep(await verifyBatchSet(chainId, epochManager, parsed.data))
+      return { result: type, ...rest }
+    } catch (error) {
+      return invalidItem(reply, error)
+    }
+  })
+  server.get<{ Params: { epoch: string } }>('/v1/batch-sets/:epoch', async (request, reply) => {
+    const epoch = epochParam(reply, request.params.epoch)
+    if (epoch === undefined) return reply
+    return { epoch: epoch.toString(), batchSets: heldBatchSets(epoch).map(toBatchSetJson) }
+  })
+  server.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
+    if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
+    }
+    const bytes = batchSource(request.params.hash.toLowerCase() as Hex)
+    if (!bytes) {
+      return reply.status(404).send({
+        error: { code: 'BATCH_NOT_FOUND', message: `no batch with hash ${request.params.hash}`, details: {} },
       })
     }
-    let verified: SignedEpochReport
-    try {
-      verified = await verifySignedEpochReport(chainId, epochManager, parsed.data)
-    } catch (error) {
-      if (!(error instanceof DepinError)) throw error
-      return reply
-        .status(400)
-        .send({ error: { code: error.code, message: error.message, details: error.details } })
-    }
-    const { type, ...rest } = keep(verified)
-    return { result: type, ...rest }
-  })
-
-  server.get<{ Params: { epoch: string } }>('/v1/reports/:epoch', async (request, reply) => {
-    if (!/^\d{1,20}$/.test(request.params.epoch) || BigInt(request.params.epoch) > UINT64_MAX) {
-      return reply
-        .status(400)
-        .send({ error: { code: 'INVALID_EPOCH', message: 'epoch must be a uint64 integer', details: {} } })
-    }
-    const epoch = BigInt(request.params.epoch)
-    return { epoch: epoch.toString(), reports: held(epoch).map(toSignedEpochReportJson) }
+    return reply
+      .header('content-type', 'application/x-ndjson')
+      .header('x-batch-hash', request.params.hash.toLowerCase())
+      .send(Buffer.from(bytes))
   })
 
   let url = ''
@@ -331,29 +375,84 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     },
     async publish(signed) {
       const verified = await verifySignedEpochReport(chainId, epochManager, signed) // our own: a bug if not
-      keep(verified)
+      reports.keep(verified)
       const body = JSON.stringify(toSignedEpochReportJson(verified))
-      await Promise.all(peers.map((peer) => postToPeer(peer, body)))
+      await Promise.all(peers.map((peer) => postToPeer(peer, '/v1/reports', body, 'publish')))
     },
     async collect(epoch) {
-      const fromPeers = await Promise.all(peers.map((peer) => fetchFromPeer(peer, epoch)))
-      for (const reports of fromPeers) for (const signed of reports) keep(signed)
-      // Reports of an epoch this exchange no longer keeps are still returned, deduplicated.
-      const merged = new Map<string, SignedEpochReport>()
-      for (const signed of [...held(epoch), ...fromPeers.flat()]) {
-        const key = `${signed.signer.toLowerCase()}${signed.digest}`
-        if (!merged.has(key)) merged.set(key, signed)
+      const fromPeers = await Promise.all(
+        peers.map((peer) =>
+          listFromPeer(peer, epoch, {
+            path: '/v1/reports',
+            field: 'reports',
+            schema: signedEpochReportJsonSchema,
+            verify: verifyReport,
+          }),
+        ),
+      )
+      const key = (signed: SignedEpochReport) => `${signed.signer.toLowerCase()}${signed.digest}`
+      return merge(held(epoch), fromPeers, key, reports.keep).sort(compareReports)
+    },
+    async announceBatches(announcement) {
+      const verified = await verifyBatchSet(chainId, epochManager, announcement) // our own: a bug if not
+      batchSets.keep(verified)
+      const body = JSON.stringify(toBatchSetJson(verified))
+      await Promise.all(peers.map((peer) => postToPeer(peer, '/v1/batch-sets', body, 'announce')))
+    },
+    async collectBatchSets(epoch) {
+      const fromPeers = await Promise.all(
+        peers.map((peer) =>
+          listFromPeer(peer, epoch, {
+            path: '/v1/batch-sets',
+            field: 'batchSets',
+            schema: batchSetJsonSchema,
+            verify: verifyAnnouncement,
+          }),
+        ),
+      )
+      const key = (a: BatchSetAnnouncement) => `${a.signer.toLowerCase()}${a.signature}`
+      return merge(heldBatchSets(epoch), fromPeers, key, batchSets.keep).sort(compareBatchSets)
+    },
+    serveBatches(source) {
+      batchSource = source
+    },
+    async fetchBatch(hash, check) {
+      for (const peer of peers) {
+        try {
+          const response = await fetch(`${peer}/v1/batches/by-hash/${hash}`, {
+            signal: AbortSignal.timeout(batchTimeoutMs),
+          })
+          if (!response.ok) {
+            await response.body?.cancel()
+            if (response.status !== 404)
+              reportError(
+                peer,
+                'fetchBatch',
+                new DepinError('PEER_REFUSED', `${peer} answered ${response.status}`),
+              )
+            continue
+          }
+          const bytes = await readCappedBytes(response, maxBatchBytes)
+          if (check(bytes)) return bytes
+          reportError(
+            peer,
+            'fetchBatch',
+            new DepinError('PEER_INVALID', `${peer} sent bytes that are not batch ${hash}`),
+          )
+        } catch (error) {
+          reportError(peer, 'fetchBatch', error)
+        }
       }
-      return [...merged.values()].sort(compareReports)
+      return undefined
     },
     equivocations(epoch) {
       const found: ReportEquivocation[] = []
-      for (const bySigner of board.get(epoch)?.values() ?? []) {
-        const reports = [...bySigner.values()].sort(compareReports)
-        for (let i = 0; i < reports.length; i++) {
-          for (let j = i + 1; j < reports.length; j++) {
-            const a = reports[i] as SignedEpochReport
-            const b = reports[j] as SignedEpochReport
+      for (const bySigner of reports.bySigner(epoch)) {
+        const sorted = bySigner.sort(compareReports)
+        for (let i = 0; i < sorted.length; i++) {
+          for (let j = i + 1; j < sorted.length; j++) {
+            const a = sorted[i] as SignedEpochReport
+            const b = sorted[j] as SignedEpochReport
             found.push({ signer: a.signer, a, b })
           }
         }
@@ -369,9 +468,20 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   }
 }
 
+const compareBatchSets = (x: BatchSetAnnouncement, y: BatchSetAnnouncement) => {
+  const a = `${x.signer.toLowerCase()}${x.signature}`
+  const b = `${y.signer.toLowerCase()}${y.signature}`
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
 /** Reads a response body as text, refusing one larger than `limit` bytes. */
 async function readCapped(response: Response, limit: number): Promise<string> {
-  if (!response.body) return ''
+  return Buffer.from(await readCappedBytes(response, limit)).toString('utf8')
+}
+
+/** Reads a response body, refusing one larger than `limit` bytes. */
+async function readCappedBytes(response: Response, limit: number): Promise<Uint8Array> {
+  if (!response.body) return new Uint8Array()
   const reader = response.body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
@@ -385,5 +495,5 @@ async function readCapped(response: Response, limit: number): Promise<string> {
     }
     chunks.push(value)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  return Buffer.concat(chunks)
 }

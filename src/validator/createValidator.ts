@@ -2,6 +2,7 @@ import {
   type Account,
   type Address,
   BaseError,
+  bytesToHex,
   ContractFunctionRevertedError,
   type Hex,
   keccak256,
@@ -22,9 +23,17 @@ import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
 import type { DeviceRecord } from '../indexer/indexerStore.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
+import type { SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
+import { agreedBatches, announcersAmong, signBatchSet } from './batchSets.ts'
 import type { ReportEquivocation } from './createHttpReportExchange.ts'
-import { fetchEpochBatches } from './fetchEpochBatches.ts'
+import {
+  type CheckedBatch,
+  checkBatch,
+  fetchBatchByHash,
+  fetchGatewayBatch,
+  mergeBatches,
+} from './epochBatches.ts'
 import { computeEpochRewards } from './judge/computeEpochRewards.ts'
 import { judgeEpoch } from './judge/judgeEpoch.ts'
 import type { ReportExchange } from './reportExchange.ts'
@@ -39,8 +48,13 @@ export type CreateValidatorOptions = {
   indexer: Indexer
   /** This validator's own SQLite file. */
   dbPath: string
-  gatewayUrls: readonly string[]
   exchange: ReportExchange
+  /**
+   * Milliseconds after an epoch is sealed for agreeing on its batches (default 4,000): the first
+   * half for gateways that have not answered, then up to the whole for every active validator's
+   * batch set. Whoever is still silent then is left out.
+   */
+  agreementTimeoutMs?: number
   /** The first epoch to judge (default: the epoch running at start, for a validator with an empty store). */
   firstEpoch?: bigint
   /** Milliseconds a leader has before the next validator in order takes over (default 10,000). */
@@ -49,6 +63,10 @@ export type CreateValidatorOptions = {
   /** Unix seconds; defaults to the system clock. */
   clock?: () => bigint
   onJudged?: (result: EpochResult & { judgedReadings: number }) => void
+  /** A gateway sent a batch that is not what it claims to be (it is left out for the epoch). */
+  onGatewayInvalid?: (event: { epoch: bigint; gateway: Address; url: string; reason: string }) => void
+  /** A batch that counts was missing here and came from a peer validator or a gateway, by content address. */
+  onBatchRecovered?: (event: { epoch: bigint; hash: Hex; from: 'peer' | 'gateway' }) => void
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number }) => void
   /**
    * Makes this validator Byzantine, for fault tests and demonstrations: `wrongRewardsRoot` signs
@@ -70,14 +88,19 @@ export type Validator = {
   readonly store: ReturnType<typeof createValidatorStore>
 }
 
+/** Epochs of sealed batches a validator keeps for its peers. */
+const KEEP_BATCH_EPOCHS = 64n
+
 const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
 
 /**
- * A validator node. Per closed epoch it fetches the sealed batches of every gateway (checking
- * their content address), re-verifies every signature itself, judges the readings by the
- * blueprint's quality rules against the registry as of the epoch's end, computes rewards on top
- * of the cumulative amounts of the last epoch settled before this one ended, signs the report,
- * and publishes it. The leader of an epoch (rotating over the active set by address; the next
+ * A validator node. Per closed epoch it agrees with its peers on the input: it fetches the sealed
+ * batch of every gateway on the registry's list (checking its content address), announces the
+ * batches it holds, and judges the union of those at least f + 1 active validators announced,
+ * fetching any it lacks from a peer (see batchSets.ts). It re-verifies every signature itself,
+ * judges the readings by the blueprint's quality rules against the registry as of the epoch's
+ * end, computes rewards on top of the cumulative amounts of the last epoch settled before this
+ * one ended, signs the report, and publishes it. The leader of an epoch (rotating over the active set by address; the next
  * one takes over after `leaderTimeoutMs`) submits once a quorum signed the same report.
  * Everything that decides the report is integer math over chain data and content-addressed
  * batches, so honest validators agree bit for bit.
@@ -95,6 +118,20 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   const { genesisTime, epochLength } = deployment
   const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
   const leaderTimeout = BigInt(Math.ceil((options.leaderTimeoutMs ?? 10_000) / 1000))
+  const agreementWait = BigInt(Math.ceil((options.agreementTimeoutMs ?? 4_000) / 1000))
+  const gatewayWait = (agreementWait + 1n) / 2n
+  const asking = { headers: { 'x-depin-validator': account.address } }
+  exchange.serveBatches((hash) => store.batch(hash))
+  const isAuthentic = (reading: SignedReading) => {
+    const signer = recoverSigner(keccak, digest(reading), reading.signature)
+    return signer.type === 'recovered' && signer.address === reading.device.toLowerCase()
+  }
+  const activeValidators = () =>
+    indexer.store
+      .validators()
+      .filter((v) => v.status === 'active')
+      .map((v) => v.validator.toLowerCase())
+      .sort()
   const epochStart = (epoch: bigint) => genesisTime + epoch * epochLength
   let firstEpoch = options.firstEpoch
   if (firstEpoch === undefined && store.lastJudgedEpoch() === undefined) {
@@ -116,11 +153,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (now < end + sealDelay) return
     const lastProcessed = indexer.store.lastProcessed()
     if (!lastProcessed || lastProcessed.timestamp < end) return // registry state at the epoch's end not final yet
-    const batches = await fetchEpochBatches(keccak, options.gatewayUrls, epoch, (reading) => {
-      const signer = recoverSigner(keccak, digest(reading), reading.signature)
-      return signer.type === 'recovered' && signer.address === reading.device.toLowerCase()
-    })
-    if (batches.type === 'pending') return
+    const readings = await agreeOnReadings(epoch, end)
+    if (!readings) return
 
     const devices = new Map<string, DeviceRecord>(
       indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]),
@@ -143,7 +177,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       epoch,
       epochStart: epochStart(epoch),
       epochEnd: end,
-      readings: batches.readings,
+      readings: readings.readings,
       devices,
       digest,
       keccak,
@@ -175,7 +209,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       signature: signed.signature,
       cumulative: rewards.cumulative,
       rejectedByReason: judged.rejectedByReason,
-      batchHashes: batches.batchHashes,
+      batchHashes: readings.batchHashes,
     }
     store.saveResult(
       result,
@@ -215,6 +249,87 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
   }
 
+  /** The batches held for the epoch being agreed on, and how far the agreement got. */
+  let gathering:
+    | { epoch: bigint; batches: Map<Hex, CheckedBatch>; answered: Set<string>; announced: boolean }
+    | undefined
+
+  /**
+   * One step of agreeing on an epoch's readings; undefined until done. Fetches the batch of each
+   * gateway listed at the epoch's end (until each answered, or half the agreement time), announces
+   * the batches held, waits for every active validator's batch set (or the agreement time), then
+   * fetches the batches that count and it lacks from a peer or a gateway, by content address.
+   */
+  async function agreeOnReadings(
+    epoch: bigint,
+    end: bigint,
+  ): Promise<{ readings: SignedReading[]; batchHashes: Hex[] } | undefined> {
+    const sealedAt = end + sealDelay
+    if (gathering?.epoch !== epoch)
+      gathering = { epoch, batches: new Map(), answered: new Set(), announced: false }
+    const held = gathering
+    const gateways = indexer.store.gatewaysAt(end).filter((g) => /^https?:\/\//.test(g.url))
+    await Promise.all(
+      gateways
+        .filter((g) => !held.answered.has(g.url))
+        .map(async (g) => {
+          const result = await fetchGatewayBatch(keccak, g.url, epoch, asking)
+          if (result.type === 'unavailable') return
+          held.answered.add(g.url)
+          if (result.type === 'invalid') {
+            options.onGatewayInvalid?.({ epoch, gateway: g.gateway, url: g.url, reason: result.reason })
+            return
+          }
+          held.batches.set(result.batch.hash, result.batch)
+          store.saveBatch(result.batch)
+        }),
+    )
+    if (!held.announced) {
+      if (held.answered.size < gateways.length && clock() < sealedAt + gatewayWait) return undefined
+      await exchange.announceBatches(
+        await signBatchSet({
+          account,
+          chainId: deployment.chainId,
+          epochManager: deployment.contracts.epochManager,
+          epoch,
+          batches: [...held.batches.keys()],
+        }),
+      )
+      held.announced = true
+    }
+    const active = activeValidators()
+    const announcements = await exchange.collectBatchSets(epoch)
+    if (
+      announcersAmong(announcements, active as Address[]).size < active.length &&
+      clock() < sealedAt + agreementWait
+    )
+      return undefined
+    const agreed = agreedBatches(announcements, active as Address[])
+    for (const hash of agreed) {
+      if (held.batches.has(hash)) continue
+      const fromPeer = await exchange.fetchBatch(hash, (bytes) => bytesToHex(keccak(bytes)) === hash)
+      const batch = fromPeer
+        ? checkBatch(keccak, fromPeer, hash, epoch)
+        : await fetchBatchByHash(
+            keccak,
+            gateways.map((g) => g.url),
+            hash,
+            epoch,
+            asking,
+          )
+      if (!batch) return undefined // every holder is down or slow: again at the next tick
+      held.batches.set(hash, batch)
+      store.saveBatch(batch)
+      options.onBatchRecovered?.({ epoch, hash, from: fromPeer ? 'peer' : 'gateway' })
+    }
+    const readings = mergeBatches(
+      agreed.map((hash) => held.batches.get(hash) as CheckedBatch),
+      isAuthentic,
+    )
+    store.pruneBatches(epoch - KEEP_BATCH_EPOCHS)
+    return { readings, batchHashes: agreed }
+  }
+
   async function submitIfLeading(): Promise<void> {
     const last = store.lastJudgedEpoch()
     if (last === undefined || submitted.has(last)) return
@@ -223,14 +338,10 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       submitted.add(epoch)
       return
     }
-    const active = indexer.store
-      .validators()
-      .filter((v) => v.status === 'active')
-      .map((v) => v.validator.toLowerCase())
-      .sort()
+    const active = activeValidators()
     const position = active.indexOf(account.address.toLowerCase())
     if (position < 0) return
-    const sinceSeal = clock() - (epochStart(epoch + 1n) + sealDelay)
+    const sinceSeal = clock() - (epochStart(epoch + 1n) + sealDelay + agreementWait)
     const turn = sinceSeal < 0n ? 0n : sinceSeal / leaderTimeout
     if (BigInt(position) !== (epoch + turn) % BigInt(active.length)) return
 

@@ -1,5 +1,6 @@
 import type { Address, Hex } from 'viem'
 import type { EpochReport } from '../chain/typedData.ts'
+import type { BatchSetAnnouncement } from './batchSets.ts'
 
 /** One validator's signature over its report for an epoch. */
 export type SignedEpochReport = {
@@ -10,28 +11,64 @@ export type SignedEpochReport = {
   signature: Hex
 }
 
+/** Returns a validator's sealed batch by content address, when it holds it. */
+export type BatchSource = (hash: Hex) => Uint8Array | undefined
+
 /**
- * How validators share their signed reports. Every validator publishes its own; the leader
- * (and anyone else) collects them and submits the report once a quorum signed the same digest.
- * Signatures are checked by whoever uses them (the contract re-checks everything anyway).
+ * How validators talk to each other. Before signing, each announces the batches it holds for the
+ * epoch (`announceBatches`), reads everyone's (`collectBatchSets`) and fetches those it lacks from
+ * a peer by content address (`fetchBatch`, served from each one's `serveBatches` source). Then
+ * each publishes its signed report; the leader (and anyone else) collects them and submits the
+ * report once a quorum signed the same digest. Signatures are checked by whoever uses them (the
+ * contract re-checks reports anyway).
  */
 export type ReportExchange = {
   publish(signed: SignedEpochReport): Promise<void>
   collect(epoch: bigint): Promise<SignedEpochReport[]>
+  announceBatches(announcement: BatchSetAnnouncement): Promise<void>
+  collectBatchSets(epoch: bigint): Promise<BatchSetAnnouncement[]>
+  /** Makes this validator's batches fetchable by its peers. */
+  serveBatches(source: BatchSource): void
+  /** The first peer's bytes for `hash` that pass `check` (the content address), or undefined. */
+  fetchBatch(hash: Hex, check: (bytes: Uint8Array) => boolean): Promise<Uint8Array | undefined>
 }
 
 /** An exchange inside one process: validators with their own keys and stores, sharing a board. */
 export function createLocalReportExchange(): ReportExchange {
-  const board = new Map<bigint, Map<string, SignedEpochReport>>()
+  const reports = new Map<bigint, Map<string, SignedEpochReport>>()
+  const batchSets = new Map<bigint, Map<string, BatchSetAnnouncement>>()
+  const sources: BatchSource[] = []
+  const post = <T extends { epoch: bigint; signer: Address }>(
+    board: Map<bigint, Map<string, T>>,
+    item: T,
+  ) => {
+    const byEpoch = board.get(item.epoch) ?? new Map<string, T>()
+    byEpoch.set(item.signer.toLowerCase(), item)
+    board.set(item.epoch, byEpoch)
+    for (const epoch of board.keys()) if (epoch < item.epoch - 16n) board.delete(epoch)
+  }
   return {
     async publish(signed) {
-      const byEpoch = board.get(signed.epoch) ?? new Map<string, SignedEpochReport>()
-      byEpoch.set(signed.signer.toLowerCase(), signed)
-      board.set(signed.epoch, byEpoch)
-      for (const epoch of board.keys()) if (epoch < signed.epoch - 16n) board.delete(epoch)
+      post(reports, signed)
     },
     async collect(epoch) {
-      return [...(board.get(epoch)?.values() ?? [])]
+      return [...(reports.get(epoch)?.values() ?? [])]
+    },
+    async announceBatches(announcement) {
+      post(batchSets, announcement)
+    },
+    async collectBatchSets(epoch) {
+      return [...(batchSets.get(epoch)?.values() ?? [])]
+    },
+    serveBatches(source) {
+      sources.push(source)
+    },
+    async fetchBatch(hash, check) {
+      for (const source of sources) {
+        const bytes = source(hash)
+        if (bytes && check(bytes)) return bytes
+      }
+      return undefined
     },
   }
 }

@@ -24,8 +24,8 @@ const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === '
 
 /**
  * A validator's own SQLite store: per epoch it judged, the report it signed, the cumulative
- * rewards it computed and every reading's verdict. Nothing here is shared with other validators
- * or with gateways.
+ * rewards it computed and every reading's verdict; and the sealed batches it holds, which it
+ * serves to its peers by content address.
  */
 export function createValidatorStore(path: string) {
   const db = new Database(path)
@@ -42,6 +42,13 @@ export function createValidatorStore(path: string) {
       rejected_by_reason TEXT NOT NULL,
       batch_hashes TEXT NOT NULL
     );
+    -- sealed batches held (fetched from gateways or peers), served to peers by content address
+    CREATE TABLE IF NOT EXISTS batches (
+      hash TEXT PRIMARY KEY,
+      epoch INTEGER NOT NULL,
+      bytes BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS batches_by_epoch ON batches (epoch);
     CREATE TABLE IF NOT EXISTS verdicts (
       epoch INTEGER NOT NULL,
       device TEXT NOT NULL,
@@ -72,6 +79,9 @@ export function createValidatorStore(path: string) {
     deleteVerdicts.run(result.epoch)
     for (const v of verdicts) insertVerdict.run(result.epoch, v.device, v.seq.toString(), v.status, v.reason)
   })
+  const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (hash, epoch, bytes) VALUES (?, ?, ?)')
+  const selectBatch = db.prepare<[string], { bytes: Buffer }>('SELECT bytes FROM batches WHERE hash = ?')
+  const deleteBatchesBefore = db.prepare('DELETE FROM batches WHERE epoch < ?')
   type Row = {
     epoch: number
     report: string
@@ -109,6 +119,18 @@ export function createValidatorStore(path: string) {
     },
     result(epoch: bigint): EpochResult | undefined {
       return toResult(db.prepare('SELECT * FROM epoch_results WHERE epoch = ?').get(epoch) as Row | undefined)
+    },
+    /** Keeps a sealed batch (already checked against its content address). */
+    saveBatch(batch: { hash: Hex; epoch: bigint; bytes: Uint8Array }): void {
+      insertBatch.run(batch.hash.toLowerCase(), batch.epoch, Buffer.from(batch.bytes))
+    },
+    batch(hash: Hex): Uint8Array | undefined {
+      const row = selectBatch.get(hash.toLowerCase())
+      return row && new Uint8Array(row.bytes)
+    },
+    /** Drops the batches of epochs before `epoch`. */
+    pruneBatches(epoch: bigint): void {
+      deleteBatchesBefore.run(epoch)
     },
     lastJudgedEpoch(): bigint | undefined {
       const row = db.prepare('SELECT MAX(epoch) AS epoch FROM epoch_results').get() as {

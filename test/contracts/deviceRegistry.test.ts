@@ -271,7 +271,9 @@ describe('DeviceRegistry', () => {
     const registry = net.contracts.deviceRegistry
     const max = await registry.read.MAX_GATEWAYS()
     for (let i = 0n; i < max; i++) {
-      await net.send(registry.write.addGateway([privateKeyToAccount(generatePrivateKey()).address, `http://g${i}`]))
+      await net.send(
+        registry.write.addGateway([privateKeyToAccount(generatePrivateKey()).address, `http://g${i}`]),
+      )
     }
     await expectRevert(
       registry.write.addGateway([privateKeyToAccount(generatePrivateKey()).address, 'http://one-more']),

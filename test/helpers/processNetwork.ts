@@ -7,11 +7,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Account } from 'viem'
+import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts'
 import { networkParametersOf } from '../../src/blueprint/loadBlueprint.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { deployContracts } from '../../src/chain/deployContracts.ts'
 import { writeDeployment } from '../../src/chain/deployment.ts'
 import { joinAsValidator } from '../../src/chain/joinAsValidator.ts'
+import { listGateway } from '../../src/chain/listGateway.ts'
 import { loadOrCreateKey } from '../../src/chain/loadOrCreateKey.ts'
 import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
 import { createFleet } from '../../src/device/simulator/createFleet.ts'
@@ -24,10 +26,18 @@ import { shortEpochBlueprint, waitFor } from './testBlueprint.ts'
 
 export type ValidatorProcess = { child: ChildProcess; address: string; output: string[]; config: string }
 
+/**
+ * How validator `i` misbehaves: `silent` is bonded on-chain but its process is killed as soon
+ * as it is spawned (it never signs, never leads); the others are the validator's `simulateFault`.
+ */
+export type ValidatorFault = 'silent' | 'wrongRewardsRoot' | 'equivocate'
+
 export async function startProcessNetwork(options: {
   validators: number
-  faults?: Record<number, 'wrongRewardsRoot' | 'equivocate'>
+  faults?: Record<number, ValidatorFault>
   stations?: number
+  /** Puts something in front of the gateway (tests of misbehaving gateways): returns the URL to list. */
+  wrapGateway?: (url: string) => Promise<string>
 }) {
   const { raw, blueprint } = shortEpochBlueprint()
   const dir = mkdtempSync(join(tmpdir(), 'depin-validators-'))
@@ -50,6 +60,13 @@ export async function startProcessNetwork(options: {
     dbPath: join(dir, 'gateway.db'),
   })
   await gateway.start()
+  const listedUrl = options.wrapGateway ? await options.wrapGateway(gateway.url) : gateway.url
+  await listGateway({
+    governance: admin,
+    deployment,
+    gateway: privateKeyToAddress(generatePrivateKey()),
+    url: listedUrl,
+  })
 
   const ports: number[] = []
   for (let i = 0; i < options.validators; i++) ports.push(await freePort())
@@ -87,20 +104,25 @@ export async function startProcessNetwork(options: {
         rpcUrl: anvil.rpcUrl,
         blueprint: '../blueprint.json',
         deployment: '../deployment.json',
-        gateways: [gateway.url],
         peers: ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`),
         port,
         leaderTimeoutMs: 3_000,
-        ...(fault ? { simulateFault: fault } : {}),
+        ...(fault && fault !== 'silent' ? { simulateFault: fault } : {}),
       }),
     )
-    processes.push(spawnValidator(config, (clients.account as Account).address))
+    const spawned = spawnValidator(config, (clients.account as Account).address)
+    if (fault === 'silent') {
+      const exited = new Promise((resolve) => spawned.child.once('exit', resolve))
+      spawned.child.kill('SIGKILL')
+      await exited
+    }
+    processes.push(spawned)
   }
   const untilStarted = (p: ValidatorProcess) =>
     waitFor(`validator ${p.address} to start`, () =>
       p.output.join('').includes('validator_started') ? true : undefined,
     )
-  for (const p of processes) await untilStarted(p)
+  for (const [i, p] of processes.entries()) if (options.faults?.[i] !== 'silent') await untilStarted(p)
 
   const fleet = createFleet({ size: options.stations ?? 8, blueprint, seed: 3 })
   const owners = [await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[1] })]

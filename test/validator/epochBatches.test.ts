@@ -8,7 +8,12 @@ import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import type { SignedReading } from '../../src/readings/reading.ts'
 import { recoverSigner } from '../../src/readings/recoverReadingSigner.ts'
 import { signReading } from '../../src/readings/signReading.ts'
-import { fetchEpochBatches } from '../../src/validator/fetchEpochBatches.ts'
+import {
+  type CheckedBatch,
+  fetchBatchByHash,
+  fetchGatewayBatch,
+  mergeBatches,
+} from '../../src/validator/epochBatches.ts'
 
 const chainId = 31337
 const deviceRegistry = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512'
@@ -26,7 +31,10 @@ async function serveBatch(
   const keccak = await loadKeccak256()
   const batch = readings && encodeBatch(keccak, epoch, [...readings].sort(compareReadings))
   const server = createServer((request, response) => {
-    if (!batch || request.url !== `/v1/batches/${epoch}`) {
+    if (
+      !batch ||
+      (request.url !== `/v1/batches/${epoch}` && request.url !== `/v1/batches/by-hash/${batch.hash}`)
+    ) {
       response.writeHead(404).end('{}')
       return
     }
@@ -38,8 +46,15 @@ async function serveBatch(
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`
 }
 
-describe('fetchEpochBatches', () => {
-  it('unions the gateways, keeps identical readings once, and keeps the authentic twin of a forged one', async () => {
+/** Fetches a stand-in gateway's batch, failing the test when it is not sealed and valid. */
+async function sealed(url: string, epoch: bigint): Promise<CheckedBatch> {
+  const result = await fetchGatewayBatch(await loadKeccak256(), url, epoch)
+  if (result.type !== 'sealed') throw new Error(`expected a sealed batch, got ${JSON.stringify(result)}`)
+  return result.batch
+}
+
+describe('epoch batches', () => {
+  it('merges batches: identical readings once, and the authentic twin of a forged one', async () => {
     const keccak = await loadKeccak256()
     const digest = await createReadingHasher(chainId, deviceRegistry)
     const isAuthentic = (r: SignedReading) => {
@@ -55,33 +70,38 @@ describe('fetchEpochBatches', () => {
     const forged: SignedReading = { ...real, values: [9n, 9n], signature: `0x00${'11'.repeat(64)}` as Hex }
     const second = await sign(device, 2n)
     const others = await sign(other, 1n)
-    const a = await serveBatch(7n, [real, second])
-    const b = await serveBatch(7n, [forged, second, others])
+    const a = await sealed(await serveBatch(7n, [real, second]), 7n)
+    const b = await sealed(await serveBatch(7n, [forged, second, others]), 7n)
 
-    const result = await fetchEpochBatches(keccak, [a, b], 7n, isAuthentic)
-    if (result.type !== 'ready') throw new Error('expected the batches')
-    expect(result.batchHashes).toHaveLength(2)
     // batches carry addresses and signatures in lower case
     const canonical = (r: SignedReading) => ({
       ...r,
       device: r.device.toLowerCase() as Hex,
       signature: r.signature.toLowerCase() as Hex,
     })
-    expect(result.readings).toEqual([real, second, others].map(canonical).sort(compareReadings))
+    const expected = [real, second, others].map(canonical).sort(compareReadings)
+    expect(mergeBatches([a, b], isAuthentic)).toEqual(expected)
+    expect(mergeBatches([b, a], isAuthentic)).toEqual(expected)
     // without the authenticity check, both twins reach the judge (which would keep the lower signature)
-    const unchecked = await fetchEpochBatches(keccak, [a, b], 7n)
-    expect(unchecked.type === 'ready' && unchecked.readings).toHaveLength(4)
+    expect(mergeBatches([a, b])).toHaveLength(4)
   })
 
-  it('waits for a gateway that has not sealed, and refuses bytes that do not match their hash', async () => {
+  it('tells an unsealed gateway from one sending bytes that do not match their hash, and fetches by hash', async () => {
     const keccak = await loadKeccak256()
-    const sealed = await serveBatch(3n, [])
-    const unsealed = await serveBatch(3n, undefined)
-    expect(await fetchEpochBatches(keccak, [sealed, unsealed], 3n)).toEqual({
-      type: 'pending',
-      missing: [unsealed],
-    })
-    const liar = await serveBatch(3n, [], true)
-    await expect(fetchEpochBatches(keccak, [sealed, liar], 3n)).rejects.toThrow(/hashes to/)
+    const url = await serveBatch(3n, [])
+    const batch = await sealed(url, 3n)
+    const unsealed = await fetchGatewayBatch(keccak, await serveBatch(3n, undefined), 3n)
+    expect(unsealed.type).toBe('unavailable')
+    const down = await fetchGatewayBatch(keccak, 'http://127.0.0.1:1', 3n)
+    expect(down.type).toBe('unavailable')
+    const liar = await fetchGatewayBatch(keccak, await serveBatch(3n, [], true), 3n)
+    expect(liar).toMatchObject({ type: 'invalid', reason: expect.stringMatching(/hashes to/) })
+    // another epoch's batch is not this epoch's
+    expect((await fetchGatewayBatch(keccak, url, 4n)).type).toBe('unavailable')
+
+    const byHash = await fetchBatchByHash(keccak, ['http://127.0.0.1:1', url], batch.hash, 3n)
+    expect(byHash?.hash).toBe(batch.hash)
+    expect(await fetchBatchByHash(keccak, [url], batch.hash, 4n)).toBeUndefined()
+    expect(await fetchBatchByHash(keccak, [url], `0x${'ab'.repeat(32)}`, 3n)).toBeUndefined()
   })
 })

@@ -1,0 +1,126 @@
+/**
+ * A validator's side of sealed epoch batches: fetching them from gateways (by epoch or by
+ * content address), checking each against its content address, and merging the batches that
+ * count into the one canonical list of readings it judges.
+ */
+import type { Hex } from 'viem'
+import type { Keccak256 } from '../crypto/keccak.ts'
+import { DepinError } from '../errors.ts'
+import { compareReadings, decodeBatch } from '../gateway/batchFormat.ts'
+import type { SignedReading } from '../readings/reading.ts'
+
+/** A batch checked against its content address. */
+export type CheckedBatch = { epoch: bigint; hash: Hex; readings: SignedReading[]; bytes: Uint8Array }
+
+export type GatewayBatchResult =
+  | { type: 'sealed'; batch: CheckedBatch }
+  /** Not sealed (404), down, too slow or answering an error: ask again later. */
+  | { type: 'unavailable'; reason: string }
+  /** Bytes that are not what they claim to be: the gateway misbehaves. */
+  | { type: 'invalid'; reason: string }
+
+export type FetchBatchOptions = {
+  /** Milliseconds for the whole request (default 10,000). */
+  timeoutMs?: number
+  /** Sent with the request, e.g. who is asking. */
+  headers?: Record<string, string>
+}
+
+/** Decodes bytes as epoch `epoch`'s batch with content address `hash`; throws BATCH_INVALID otherwise. */
+export function checkBatch(keccak: Keccak256, bytes: Uint8Array, hash: Hex, epoch: bigint): CheckedBatch {
+  const decoded = decodeBatch(keccak, bytes, hash)
+  if (decoded.epoch !== epoch)
+    throw new DepinError('BATCH_INVALID', `batch ${hash} is epoch ${decoded.epoch}'s, not ${epoch}'s`)
+  return { ...decoded, bytes }
+}
+
+/** Fetches a gateway's sealed batch of an epoch (`GET /v1/batches/:epoch`). Never throws for the gateway's faults. */
+export async function fetchGatewayBatch(
+  keccak: Keccak256,
+  url: string,
+  epoch: bigint,
+  options: FetchBatchOptions = {},
+): Promise<GatewayBatchResult> {
+  let response: Response
+  try {
+    response = await fetch(`${url}/v1/batches/${epoch}`, {
+      headers: options.headers ?? {},
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    })
+  } catch (error) {
+    return { type: 'unavailable', reason: error instanceof Error ? error.message : String(error) }
+  }
+  if (!response.ok) {
+    await response.body?.cancel()
+    return { type: 'unavailable', reason: `${url} answered ${response.status} for epoch ${epoch}` }
+  }
+  const hash = response.headers.get('x-batch-hash') as Hex | null
+  try {
+    const bytes = new Uint8Array(await response.arrayBuffer())
+    if (!hash) throw new DepinError('BATCH_INVALID', `${url} sent epoch ${epoch}'s batch without its hash`)
+    return { type: 'sealed', batch: checkBatch(keccak, bytes, hash, epoch) }
+  } catch (error) {
+    if (error instanceof DepinError) return { type: 'invalid', reason: `${url}: ${error.message}` }
+    return { type: 'unavailable', reason: error instanceof Error ? error.message : String(error) }
+  }
+}
+
+/** Fetches a batch by content address from the first of `urls` that has it (`GET /v1/batches/by-hash/:hash`). */
+export async function fetchBatchByHash(
+  keccak: Keccak256,
+  urls: readonly string[],
+  hash: Hex,
+  epoch: bigint,
+  options: FetchBatchOptions = {},
+): Promise<CheckedBatch | undefined> {
+  for (const url of urls) {
+    try {
+      const response = await fetch(`${url}/v1/batches/by-hash/${hash}`, {
+        headers: options.headers ?? {},
+        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+      })
+      if (!response.ok) {
+        await response.body?.cancel()
+        continue
+      }
+      return checkBatch(keccak, new Uint8Array(await response.arrayBuffer()), hash, epoch)
+    } catch {
+      // down, slow or lying: the next source will do
+    }
+  }
+  return undefined
+}
+
+/**
+ * The union of an epoch's batches in canonical order, identical readings once. Where batches
+ * disagree on a (device, seq) — different contents or signatures — only the authentic ones are
+ * kept when there are any (`isAuthentic`: the signature recovers to the device), so that nobody
+ * able to add to a batch can push out a device's real reading with a forged twin; the judge
+ * breaks any tie left.
+ */
+export function mergeBatches(
+  batches: readonly CheckedBatch[],
+  isAuthentic: (reading: SignedReading) => boolean = () => true,
+): SignedReading[] {
+  const all = batches.flatMap((batch) => batch.readings)
+  const bySignature = (a: SignedReading, b: SignedReading) => {
+    const [x, y] = [a.signature.toLowerCase(), b.signature.toLowerCase()]
+    return x < y ? -1 : x > y ? 1 : 0
+  }
+  all.sort((a, b) => compareReadings(a, b) || bySignature(a, b))
+  const unique = all.filter((r, i) => {
+    const previous = all[i - 1]
+    return !previous || compareReadings(previous, r) !== 0 || bySignature(previous, r) !== 0
+  })
+  const readings: SignedReading[] = []
+  for (let i = 0; i < unique.length; ) {
+    let j = i + 1
+    while (j < unique.length && compareReadings(unique[i] as SignedReading, unique[j] as SignedReading) === 0)
+      j++
+    const twins = unique.slice(i, j)
+    const authentic = twins.length > 1 ? twins.filter(isAuthentic) : twins
+    readings.push(...(authentic.length > 0 ? authentic : twins))
+    i = j
+  }
+  return readings
+}
