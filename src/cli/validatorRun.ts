@@ -95,7 +95,11 @@ export async function runValidator(options: { config: string }): Promise<void> {
       const key = `${peer} ${action}`
       if (Date.now() - (peerErrorLogged.get(key) ?? 0) < 30_000) return
       peerErrorLogged.set(key, Date.now())
-      line('peer_unreachable', { peer, action, error: error instanceof Error ? error.message : String(error) })
+      line('peer_unreachable', {
+        peer,
+        action,
+        error: error instanceof Error ? error.message : String(error),
+      })
     },
   })
   await exchange.start()

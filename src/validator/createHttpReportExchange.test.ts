@@ -1,9 +1,11 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Hex } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { afterEach, describe, expect, it } from 'vitest'
 import { hashEpochReport, signEpochReport } from '../chain/signEpochReport.ts'
 import type { EpochReport } from '../chain/typedData.ts'
+import { signBatchSet, toBatchSetJson } from './batchSets.ts'
 import {
   createHttpReportExchange,
   type HttpReportExchange,
@@ -304,5 +306,57 @@ describe('createHttpReportExchange', () => {
     expect(await held(exchange.url, 2n)).toEqual([])
     expect(await held(exchange.url, 3n)).toHaveLength(1)
     expect(await held(exchange.url, 4n)).toHaveLength(1)
+  })
+
+  it('shares signed batch sets between peers and refuses forged or malformed ones', async () => {
+    const [a, b, c] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    const hashes = [`0x${'01'.repeat(32)}`, `0x${'02'.repeat(32)}`] as Hex[]
+    const mine = await signBatchSet({
+      account: newAccount(),
+      chainId,
+      epochManager,
+      epoch: 4n,
+      batches: hashes,
+    })
+    await a.announceBatches(mine)
+    for (const exchange of [a, b, c]) expect(await exchange.collectBatchSets(4n)).toEqual([mine])
+    expect(await b.collectBatchSets(5n)).toEqual([])
+
+    const postSet = (body: unknown) =>
+      fetch(`${b.url}/v1/batch-sets`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+    const forged = { ...toBatchSetJson(mine), batches: [hashes[0]] }
+    const refused = await postSet(forged)
+    expect(refused.status).toBe(400)
+    expect(((await refused.json()) as ResponseBody).error.code).toBe('BATCH_SET_INVALID')
+    const malformed = await postSet({ ...toBatchSetJson(mine), epoch: -1 })
+    expect(malformed.status).toBe(400)
+    expect(((await malformed.json()) as ResponseBody).error.code).toBe('INVALID_BODY')
+    const tooMany = await postSet({
+      ...toBatchSetJson(mine),
+      batches: Array.from({ length: 65 }, (_, i) => `0x${i.toString(16).padStart(64, '0')}`),
+    })
+    expect(tooMany.status).toBe(400)
+    expect(await b.collectBatchSets(4n)).toEqual([mine])
+    const badEpoch = await fetch(`${b.url}/v1/batch-sets/x`)
+    expect(badEpoch.status).toBe(400)
+  })
+
+  it('serves its batches by content address to peers, who check them', async () => {
+    const [a, b] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    const bytes = new TextEncoder().encode('a sealed batch\n')
+    const hash = `0x${'cd'.repeat(32)}` as Hex
+    a.serveBatches((wanted) => (wanted === hash ? bytes : undefined))
+    expect(await b.fetchBatch(hash, () => true)).toEqual(bytes)
+    // bytes that fail the caller's check (the content address) are not returned
+    expect(await b.fetchBatch(hash, () => false)).toBeUndefined()
+    expect(await b.fetchBatch(`0x${'ef'.repeat(32)}`, () => true)).toBeUndefined()
+    const response = await fetch(`${a.url}/v1/batches/by-hash/${hash}`)
+    expect(response.headers.get('x-batch-hash')).toBe(hash)
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes)
+    expect((await fetch(`${a.url}/v1/batches/by-hash/0x12`)).status).toBe(400)
   })
 })

@@ -495,5 +495,6 @@ async function readCappedBytes(response: Response, limit: number): Promise<Uint8
     }
     chunks.push(value)
   }
-  return Buffer.concat(chunks)
+  const all = Buffer.concat(chunks)
+  return new Uint8Array(all.buffer, all.byteOffset, all.byteLength)
 }
