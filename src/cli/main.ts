@@ -5,12 +5,14 @@
  *   up       run the whole network embedded until Ctrl-C
  *   claim    claim an owner's rewards
  *   status   epochs, devices and validators' liveness
+ *   gateway list|set|remove   the registry's gateway list
  *   validator run   one validator as its own process
  */
 import { Command } from 'commander'
 import { DepinError } from '../errors.ts'
 import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
+import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
 import { runValidator } from './validatorRun.ts'
@@ -66,6 +68,29 @@ program
   )
   .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
   .action(runStatus)
+
+const gateway = program
+  .command('gateway')
+  .description("the registry's gateway list, from which validators fetch each epoch's batches")
+const chainOptions = (command: Command) =>
+  command
+    .option('--rpc-url <url>', 'the chain', 'http://127.0.0.1:8545')
+    .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
+    .option('--key-file <file>', "governance's key, mode 0600 (default on a local chain: anvil test key 0)")
+chainOptions(gateway.command('list').description('the listed gateways and their URLs')).action(runGatewayList)
+chainOptions(
+  gateway
+    .command('set')
+    .description('list a gateway, or change its URL')
+    .requiredOption('--id <address>', "the gateway's id (its operator's address)")
+    .requiredOption('--url <url>', 'where validators fetch its sealed batches'),
+).action(runGatewaySet)
+chainOptions(
+  gateway
+    .command('remove')
+    .description('take a gateway off the list')
+    .requiredOption('--id <address>', "the gateway's id"),
+).action(runGatewayRemove)
 
 program
   .command('validator')
