@@ -84,6 +84,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
   mkdirSync(config.dataDir, { recursive: true })
 
   const peerErrorLogged = new Map<string, number>()
+  let lastError = { message: '', at: 0 }
   const exchange = createHttpReportExchange({
     chainId: deployment.chainId,
     epochManager: deployment.contracts.epochManager,
@@ -130,11 +131,18 @@ export async function runValidator(options: { config: string }): Promise<void> {
       }),
     onGatewayInvalid: (g) =>
       line('gateway_invalid', { epoch: g.epoch, gateway: g.gateway, reason: g.reason }),
+    onBaseAdopted: (b) => line('base_adopted', { epoch: b.epoch, accounts: b.accounts }),
     onBatchRecovered: (b) => line('batch_recovered', { epoch: b.epoch, batch: b.hash, from: b.from }),
     onSubmitted: (s) => line('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
     onEquivocationProven: (e) =>
       line('equivocation_proven', { validator: e.validator, epoch: e.epoch, tx: e.txHash }),
-    onError: (error) => line('error', { error: error instanceof Error ? error.message : String(error) }),
+    onError: (error) => {
+      // a condition that persists (a peer not caught up yet, …) fails every tick: once per 30 s
+      const message = error instanceof Error ? error.message : String(error)
+      if (message === lastError.message && Date.now() - lastError.at < 30_000) return
+      lastError = { message, at: Date.now() }
+      line('error', { error: message })
+    },
   })
   await validator.start()
   line('validator_started', { address: validator.address, exchange: exchange.url })

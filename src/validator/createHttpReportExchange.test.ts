@@ -359,4 +359,17 @@ describe('createHttpReportExchange', () => {
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes)
     expect((await fetch(`${a.url}/v1/batches/by-hash/0x12`)).status).toBe(400)
   })
+
+  it('serves the cumulative rewards it holds, and a peer keeps only amounts that pass its check', async () => {
+    const [a, b] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
+    const amounts = new Map([
+      [`0x${'aa'.repeat(20)}`, 10n ** 30n],
+      [`0x${'bb'.repeat(20)}`, 1n],
+    ])
+    a.serveCumulative((epoch) => (epoch === 9n ? amounts : undefined))
+    expect(await b.fetchCumulative(9n, () => true)).toEqual(amounts)
+    expect(await b.fetchCumulative(9n, (m) => m.get(`0x${'bb'.repeat(20)}`) === 2n)).toBeUndefined()
+    expect(await b.fetchCumulative(8n, () => true)).toBeUndefined()
+    expect((await fetch(`${a.url}/v1/cumulative/8`)).status).toBe(404)
+  })
 })

@@ -4,7 +4,8 @@
  * In: `POST /v1/reports` — one signed report from a peer (or anyone); `POST /v1/batch-sets` — one
  * signed batch set (the batches a validator holds for an epoch). Out: `GET /v1/reports/:epoch`,
  * `GET /v1/batch-sets/:epoch` — every one held for the epoch; `GET /v1/batches/by-hash/:hash` —
- * a sealed batch this validator holds, by content address. Stored: reports and batch sets in
+ * a sealed batch this validator holds, by content address; `GET /v1/cumulative/:epoch` — the
+ * cumulative rewards it holds after an epoch (checked by the asker against the settled root). Stored: reports and batch sets in
  * memory only, the last `keepEpochs` epochs; batches come from the validator's own store.
  *
  * A report is kept only when it is self-consistent: its digest is the EIP-712 digest of its report
@@ -22,7 +23,7 @@ import type { EpochReport } from '../chain/typedData.ts'
 import { signatureShapeProblem } from '../crypto/signatureShape.ts'
 import { DepinError } from '../errors.ts'
 import { type BatchSetAnnouncement, batchSetJsonSchema, toBatchSetJson, verifyBatchSet } from './batchSets.ts'
-import type { BatchSource, ReportExchange, SignedEpochReport } from './reportExchange.ts'
+import type { BatchSource, CumulativeSource, ReportExchange, SignedEpochReport } from './reportExchange.ts'
 import { createSignedBoard } from './signedBoard.ts'
 
 export type CreateHttpReportExchangeOptions = {
@@ -46,7 +47,25 @@ export type CreateHttpReportExchangeOptions = {
 }
 
 /** What this exchange was doing with a peer when it failed. */
-export type PeerAction = 'publish' | 'collect' | 'announce' | 'fetchBatch'
+export type PeerAction = 'publish' | 'collect' | 'announce' | 'fetchBatch' | 'fetchCumulative'
+
+/** A peer's cumulative rewards: [lower-case account, decimal amount] pairs, each account once. */
+const cumulativeJsonSchema = z.object({
+  amounts: z
+    .array(
+      z.tuple([
+        z
+          .string()
+          .regex(/^0x[0-9a-fA-F]{40}$/)
+          .transform((a) => a.toLowerCase()),
+        z
+          .string()
+          .regex(/^\d{1,78}$/)
+          .transform((v) => BigInt(v)),
+      ]),
+    )
+    .transform((pairs) => new Map(pairs)),
+})
 
 /** Two different reports signed by one validator for one epoch (for EpochManager.proveEquivocation). */
 export type ReportEquivocation = { signer: Address; a: SignedEpochReport; b: SignedEpochReport }
@@ -213,6 +232,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   })
   const heldBatchSets = (epoch: bigint) => batchSets.bySigner(epoch).flat().sort(compareBatchSets)
   let batchSource: BatchSource = () => undefined
+  let cumulativeSource: CumulativeSource = () => undefined
 
   const reportError = (peer: string, action: PeerAction, error: unknown) => {
     options.onPeerError?.({ peer, action, error })
@@ -367,6 +387,25 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       .send(Buffer.from(bytes))
   })
 
+  server.get<{ Params: { epoch: string } }>('/v1/cumulative/:epoch', async (request, reply) => {
+    const epoch = epochParam(reply, request.params.epoch)
+    if (epoch === undefined) return reply
+    const amounts = cumulativeSource(epoch)
+    if (!amounts) {
+      return reply.status(404).send({
+        error: {
+          code: 'CUMULATIVE_NOT_FOUND',
+          message: `no cumulative rewards after epoch ${epoch}`,
+          details: {},
+        },
+      })
+    }
+    return {
+      epoch: epoch.toString(),
+      amounts: [...amounts].map(([account, amount]) => [account, amount.toString()]),
+    }
+  })
+
   let url = ''
   return {
     server,
@@ -441,6 +480,32 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
           )
         } catch (error) {
           reportError(peer, 'fetchBatch', error)
+        }
+      }
+      return undefined
+    },
+    serveCumulative(source) {
+      cumulativeSource = source
+    },
+    async fetchCumulative(epoch, check) {
+      for (const peer of peers) {
+        try {
+          const response = await fetch(`${peer}/v1/cumulative/${epoch}`, {
+            signal: AbortSignal.timeout(batchTimeoutMs),
+          })
+          if (!response.ok) {
+            await response.body?.cancel()
+            continue
+          }
+          const parsed = cumulativeJsonSchema.safeParse(JSON.parse(await readCapped(response, maxBatchBytes)))
+          if (parsed.success && check(parsed.data.amounts)) return parsed.data.amounts
+          reportError(
+            peer,
+            'fetchCumulative',
+            new DepinError('PEER_INVALID', `${peer} sent amounts that are not epoch ${epoch}'s`),
+          )
+        } catch (error) {
+          reportError(peer, 'fetchCumulative', error)
         }
       }
       return undefined

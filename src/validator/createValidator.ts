@@ -21,7 +21,7 @@ import type { EpochReport } from '../chain/typedData.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
-import type { DeviceRecord } from '../indexer/indexerStore.ts'
+import type { DeviceRecord, EpochRecord } from '../indexer/indexerStore.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
@@ -34,7 +34,7 @@ import {
   fetchGatewayBatch,
   mergeBatches,
 } from './epochBatches.ts'
-import { computeEpochRewards } from './judge/computeEpochRewards.ts'
+import { computeEpochRewards, rewardsRootOf } from './judge/computeEpochRewards.ts'
 import { judgeEpoch } from './judge/judgeEpoch.ts'
 import type { ReportExchange } from './reportExchange.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
@@ -65,6 +65,8 @@ export type CreateValidatorOptions = {
   onJudged?: (result: EpochResult & { judgedReadings: number }) => void
   /** A gateway sent a batch that is not what it claims to be (it is left out for the epoch). */
   onGatewayInvalid?: (event: { epoch: bigint; gateway: Address; url: string; reason: string }) => void
+  /** The amounts a settled epoch left were taken from a peer (checked against the settled root). */
+  onBaseAdopted?: (event: { epoch: bigint; accounts: number }) => void
   /** A batch that counts was missing here and came from a peer validator or a gateway, by content address. */
   onBatchRecovered?: (event: { epoch: bigint; hash: Hex; from: 'peer' | 'gateway' }) => void
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number }) => void
@@ -122,6 +124,12 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   const gatewayWait = (agreementWait + 1n) / 2n
   const asking = { headers: { 'x-depin-validator': account.address } }
   exchange.serveBatches((hash) => store.batch(hash))
+  exchange.serveCumulative((epoch) => {
+    const own = store.result(epoch)
+    const settled = indexer.store.getEpoch(epoch)
+    if (own && (!settled || settled.rewardsRoot === own.report.rewardsRoot)) return own.cumulative
+    return store.adoptedCumulative(epoch)
+  })
   const isAuthentic = (reading: SignedReading) => {
     const signer = recoverSigner(keccak, digest(reading), reading.signature)
     return signer.type === 'recovered' && signer.address === reading.device.toLowerCase()
@@ -161,17 +169,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     )
     // Build on the last epoch the chain settled before this one ended: the same base for every validator.
     const base = indexer.store.epochs().find((e) => e.epoch < epoch && e.timestamp < end)
-    let previousCumulative = new Map<string, bigint>()
-    if (base) {
-      const own = store.result(base.epoch)
-      if (!own || own.report.rewardsRoot !== base.rewardsRoot) {
-        throw new DepinError(
-          'VALIDATOR_BASE_MISMATCH',
-          `epoch ${base.epoch} settled with rewards root ${base.rewardsRoot}, which this validator ${own ? `computed as ${own.report.rewardsRoot}` : 'never computed'}: it cannot build epoch ${epoch} on it`,
-        )
-      }
-      previousCumulative = own.cumulative
-    }
+    const previousCumulative = base ? await settledCumulative(base) : new Map<string, bigint>()
     const judged = judgeEpoch({
       blueprint,
       epoch,
@@ -247,6 +245,32 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       })
     }
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
+  }
+
+  /**
+   * The cumulative amounts after a settled epoch: this validator's own when it computed the
+   * settled root, else a peer's whose rewards root is the settled one (a validator that joined
+   * late, or judged that epoch differently, catches up this way instead of stalling).
+   */
+  async function settledCumulative(base: EpochRecord): Promise<ReadonlyMap<string, bigint>> {
+    const own = store.result(base.epoch)
+    if (own?.report.rewardsRoot === base.rewardsRoot) return own.cumulative
+    const adopted = store.adoptedCumulative(base.epoch)
+    if (adopted) return adopted
+    const fetched = await exchange.fetchCumulative(
+      base.epoch,
+      (amounts) => rewardsRootOf(amounts) === base.rewardsRoot,
+    )
+    if (!fetched) {
+      throw new DepinError(
+        'VALIDATOR_BASE_UNKNOWN',
+        `epoch ${base.epoch} settled with rewards root ${base.rewardsRoot}, which this validator ${own ? `computed as ${own.report.rewardsRoot}` : 'did not compute'}, and no peer has its amounts yet`,
+        { retryable: true },
+      )
+    }
+    store.adoptCumulative(base.epoch, fetched)
+    options.onBaseAdopted?.({ epoch: base.epoch, accounts: fetched.size })
+    return fetched
   }
 
   /** The batches held for the epoch being agreed on, and how far the agreement got. */

@@ -14,6 +14,9 @@ export type SignedEpochReport = {
 /** Returns a validator's sealed batch by content address, when it holds it. */
 export type BatchSource = (hash: Hex) => Uint8Array | undefined
 
+/** Returns the cumulative rewards (by lower-case account) a validator holds after an epoch. */
+export type CumulativeSource = (epoch: bigint) => ReadonlyMap<string, bigint> | undefined
+
 /**
  * How validators talk to each other. Before signing, each announces the batches it holds for the
  * epoch (`announceBatches`), reads everyone's (`collectBatchSets`) and fetches those it lacks from
@@ -31,6 +34,17 @@ export type ReportExchange = {
   serveBatches(source: BatchSource): void
   /** The first peer's bytes for `hash` that pass `check` (the content address), or undefined. */
   fetchBatch(hash: Hex, check: (bytes: Uint8Array) => boolean): Promise<Uint8Array | undefined>
+  /** Makes the cumulative rewards this validator holds fetchable by its peers. */
+  serveCumulative(source: CumulativeSource): void
+  /**
+   * The first peer's cumulative rewards after `epoch` that pass `check` (their rewards root is
+   * the one the chain settled), or undefined: how a validator that joined late, or computed
+   * something else, gets the base the next epoch builds on.
+   */
+  fetchCumulative(
+    epoch: bigint,
+    check: (amounts: ReadonlyMap<string, bigint>) => boolean,
+  ): Promise<ReadonlyMap<string, bigint> | undefined>
 }
 
 /** An exchange inside one process: validators with their own keys and stores, sharing a board. */
@@ -38,6 +52,7 @@ export function createLocalReportExchange(): ReportExchange {
   const reports = new Map<bigint, Map<string, SignedEpochReport>>()
   const batchSets = new Map<bigint, Map<string, BatchSetAnnouncement>>()
   const sources: BatchSource[] = []
+  const cumulativeSources: CumulativeSource[] = []
   const post = <T extends { epoch: bigint; signer: Address }>(
     board: Map<bigint, Map<string, T>>,
     item: T,
@@ -67,6 +82,16 @@ export function createLocalReportExchange(): ReportExchange {
       for (const source of sources) {
         const bytes = source(hash)
         if (bytes && check(bytes)) return bytes
+      }
+      return undefined
+    },
+    serveCumulative(source) {
+      cumulativeSources.push(source)
+    },
+    async fetchCumulative(epoch, check) {
+      for (const source of cumulativeSources) {
+        const amounts = source(epoch)
+        if (amounts && check(amounts)) return amounts
       }
       return undefined
     },

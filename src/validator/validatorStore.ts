@@ -20,6 +20,9 @@ export type StoredVerdict = {
   reason: string | null
 }
 
+const parseCumulative = (text: string) =>
+  new Map(Object.entries(JSON.parse(text) as Record<string, string>).map(([a, v]) => [a, BigInt(v)]))
+
 const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))
 
 /**
@@ -49,6 +52,11 @@ export function createValidatorStore(path: string) {
       bytes BLOB NOT NULL
     );
     CREATE INDEX IF NOT EXISTS batches_by_epoch ON batches (epoch);
+    -- cumulative rewards after a settled epoch, taken from a peer and checked against the chain's root
+    CREATE TABLE IF NOT EXISTS adopted_cumulative (
+      epoch INTEGER PRIMARY KEY,
+      cumulative TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS verdicts (
       epoch INTEGER NOT NULL,
       device TEXT NOT NULL,
@@ -79,6 +87,12 @@ export function createValidatorStore(path: string) {
     deleteVerdicts.run(result.epoch)
     for (const v of verdicts) insertVerdict.run(result.epoch, v.device, v.seq.toString(), v.status, v.reason)
   })
+  const insertAdopted = db.prepare(
+    'INSERT OR REPLACE INTO adopted_cumulative (epoch, cumulative) VALUES (?, ?)',
+  )
+  const selectAdopted = db.prepare<[bigint], { cumulative: string }>(
+    'SELECT cumulative FROM adopted_cumulative WHERE epoch = ?',
+  )
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (hash, epoch, bytes) VALUES (?, ?, ?)')
   const selectBatch = db.prepare<[string], { bytes: Buffer }>('SELECT bytes FROM batches WHERE hash = ?')
   const deleteBatchesBefore = db.prepare('DELETE FROM batches WHERE epoch < ?')
@@ -105,9 +119,7 @@ export function createValidatorStore(path: string) {
       },
       digest: row.digest,
       signature: row.signature,
-      cumulative: new Map(
-        Object.entries(JSON.parse(row.cumulative) as Record<string, string>).map(([a, v]) => [a, BigInt(v)]),
-      ),
+      cumulative: parseCumulative(row.cumulative),
       rejectedByReason: JSON.parse(row.rejected_by_reason) as Record<string, number>,
       batchHashes: JSON.parse(row.batch_hashes) as Hex[],
     }
@@ -119,6 +131,14 @@ export function createValidatorStore(path: string) {
     },
     result(epoch: bigint): EpochResult | undefined {
       return toResult(db.prepare('SELECT * FROM epoch_results WHERE epoch = ?').get(epoch) as Row | undefined)
+    },
+    /** Records cumulative rewards after `epoch` taken from a peer (already checked against the settled root). */
+    adoptCumulative(epoch: bigint, cumulative: ReadonlyMap<string, bigint>): void {
+      insertAdopted.run(epoch, json(Object.fromEntries(cumulative)))
+    },
+    adoptedCumulative(epoch: bigint): Map<string, bigint> | undefined {
+      const row = selectAdopted.get(epoch)
+      return row && parseCumulative(row.cumulative)
     },
     /** Keeps a sealed batch (already checked against its content address). */
     saveBatch(batch: { hash: Hex; epoch: bigint; bytes: Uint8Array }): void {

@@ -84,7 +84,9 @@ export async function startProcessNetwork(options: {
     child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
     return { child, address, output, config }
   }
-  for (const [i, port] of ports.entries()) {
+  /** Bonds validator `i` (a new key in `v<i>/`) and spawns its process, peered with every port known. */
+  const launch = async (i: number, fault?: ValidatorFault): Promise<ValidatorProcess> => {
+    const port = ports[i] as number
     const keyFile = join(dir, `v${i}`, 'key')
     mkdirSync(join(dir, `v${i}`), { recursive: true })
     const clients = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: loadOrCreateKey(keyFile) })
@@ -95,7 +97,6 @@ export async function startProcessNetwork(options: {
       bond: blueprint.validators.minBond,
     })
     const config = join(dir, `v${i}`, 'config.json')
-    const fault = options.faults?.[i]
     writeFileSync(
       config,
       JSON.stringify({
@@ -116,8 +117,9 @@ export async function startProcessNetwork(options: {
       spawned.child.kill('SIGKILL')
       await exited
     }
-    processes.push(spawned)
+    return spawned
   }
+  for (const i of ports.keys()) processes.push(await launch(i, options.faults?.[i]))
   const untilStarted = (p: ValidatorProcess) =>
     waitFor(`validator ${p.address} to start`, () =>
       p.output.join('').includes('validator_started') ? true : undefined,
@@ -151,6 +153,18 @@ export async function startProcessNetwork(options: {
       const fresh = spawnValidator(old.config, old.address)
       processes[i] = fresh
       await untilStarted(fresh)
+    },
+    /**
+     * A new validator joins while the network runs: bonded on-chain, then its process started,
+     * peered with everyone (the others learn of it from what it pushes to them). Returns its index.
+     */
+    async addValidator(): Promise<number> {
+      ports.push(await freePort())
+      const i = ports.length - 1
+      const added = await launch(i)
+      processes.push(added)
+      await untilStarted(added)
+      return i
     },
     addresses: () => new Set(processes.map((p) => p.address.toLowerCase())),
     async stop() {

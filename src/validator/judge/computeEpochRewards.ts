@@ -93,11 +93,7 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     for (const [account, amount] of credits) credit(cumulative, account, amount)
   }
 
-  const leaves = [...cumulative]
-    .filter(([, amount]) => amount > 0n)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([account, cumulativeAmount]) => ({ account: getAddress(account), cumulativeAmount }))
-  const tree = leaves.length === 0 ? undefined : buildRewardsTreeWith(leaves, keccak)
+  const tree = cumulativeTree(cumulative)
   return {
     emission,
     total,
@@ -107,6 +103,23 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     rewardsRoot: tree?.root ?? EMPTY_REWARDS_ROOT,
     tree,
   }
+}
+
+/** The claim tree over every account with a positive cumulative amount; undefined when there is none. */
+function cumulativeTree(cumulative: ReadonlyMap<string, bigint>): RewardsTree | undefined {
+  const leaves = [...cumulative]
+    .filter(([, amount]) => amount > 0n)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([account, cumulativeAmount]) => ({ account: getAddress(account), cumulativeAmount }))
+  return leaves.length === 0 ? undefined : buildRewardsTreeWith(leaves, keccak)
+}
+
+/**
+ * The rewards root of cumulative amounts (by account, any case), as computeEpochRewards makes
+ * it: what a validator checks amounts from a peer against before building on them.
+ */
+export function rewardsRootOf(cumulative: ReadonlyMap<string, bigint>): Hex {
+  return cumulativeTree(cumulative)?.root ?? EMPTY_REWARDS_ROOT
 }
 
 /** Adds a positive amount to an account's entry (accounts compared in lower case). */
