@@ -62,6 +62,7 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
   server.get('/v1/status', async () => {
     const now = BigInt(Math.floor(Date.now() / 1000))
     const epochs = indexer.epochs(1)
+    const lastProcessed = indexer.lastProcessed()
     return toJson({
       chainId: deployment.chainId,
       contracts: deployment.contracts,
@@ -71,7 +72,9 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
       lastSettledEpoch: epochs[0] ?? null,
       devices: indexer.deviceCount(),
       validators: indexer.validators().filter((v) => v.status === 'active').length,
-      indexedBlock: indexer.lastProcessed()?.block ?? null,
+      // the registry's gateway list as of the last indexed block
+      gateways: indexer.gateways(),
+      indexedBlock: lastProcessed?.block ?? null,
     })
   })
   server.get<{ Querystring: { limit?: string } }>('/v1/epochs', async (request) =>

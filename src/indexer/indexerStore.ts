@@ -79,6 +79,8 @@ export type IndexerStore = {
    * address ascending; final, like `devicesAt`, only once a block at or after `before` was processed.
    */
   gatewaysAt(before: bigint): GatewayRecord[]
+  /** The gateway list after every block processed so far, sorted by gateway address. */
+  gateways(): GatewayRecord[]
   /** Devices ever registered (active and retired). */
   deviceCount(): number
   /** Devices sorted by address ascending; all of them unless `limit` is given. */
@@ -194,6 +196,9 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
     gatewaysAt(before) {
       requireProcessed(db, before)
       return gatewaysAt.all(before)
+    },
+    gateways() {
+      return gatewaysAt.all(BigInt(Number.MAX_SAFE_INTEGER))
     },
     deviceCount() {
       return Number(deviceCount.get()?.n ?? 0n)

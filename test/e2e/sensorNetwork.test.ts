@@ -119,6 +119,18 @@ describe('an environmental sensor network, end to end', () => {
     }
   })
 
+  it('lists the gateway on the registry, where the validators found it, and says so in /v1/status', async () => {
+    const status = (await (await fetch(`${network.apiUrl}/v1/status`)).json()) as {
+      gateways: { gateway: string; url: string }[]
+    }
+    expect(status.gateways).toHaveLength(1)
+    expect(status.gateways[0]?.url).toBe(network.gatewayUrl)
+    const own = network.validators[0]?.store.result(settled.epoch)
+    const sealed = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
+    expect(own?.batchHashes).toEqual([sealed.headers.get('x-batch-hash')])
+    await sealed.body?.cancel()
+  })
+
   it('rejects every faulty reading with the right reason and accepts honest stations', async () => {
     const verdicts = (network.validators[0]?.store.verdicts(settled.epoch) ?? []).filter(Boolean)
     const reasonsOf = (device: string) =>

@@ -365,6 +365,7 @@ describe('createIndexer', () => {
     expect(list(changed)).toEqual([`${a} http://a`, `${b} http://b`])
     expect(list(changed + 1n)).toEqual([`${a} http://a`, `${b} http://b2`])
     expect(list(removed + 1n)).toEqual([`${b} http://b2`])
+    expect(ix.store.gateways().map((g) => `${g.gateway} ${g.url}`)).toEqual([`${b} http://b2`])
     const last = ix.store.lastProcessed()?.timestamp as bigint
     expect(() => ix.store.gatewaysAt(last + 1n)).toThrow(expect.objectContaining({ code: 'INDEXER_BEHIND' }))
   })
