@@ -385,11 +385,17 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     }
     if (BigInt(agreeing.length) < quorum) return
     submitted.add(epoch)
-    const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])
-    const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
-    if (receipt.status !== 'success')
-      throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
-    options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length })
+    try {
+      const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])
+      const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
+      if (receipt.status !== 'success')
+        throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
+      options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length })
+    } catch (error) {
+      // another submitter may have won (the indexer will say so), or the node hiccupped: try again next tick
+      submitted.delete(epoch)
+      throw error
+    }
   }
 
   /**
