@@ -38,11 +38,16 @@ contract ValidatorSet {
     error ValidatorStillUnbonding(address validator, uint64 unbondingEnds);
     error ValidatorUnauthorizedSlasher(address caller);
     error ValidatorInvalidConfig();
+    error ValidatorInvalidEndpoint(uint256 length);
 
     event ValidatorJoined(address indexed validator, uint256 bond);
     event ValidatorLeft(address indexed validator, uint64 unbondingEnds);
     event ValidatorWithdrew(address indexed validator, uint256 bond);
     event ValidatorSlashed(address indexed validator, address indexed prover, uint256 amount, uint256 proverReward);
+    event ValidatorEndpointSet(address indexed validator, string url);
+
+    /// @notice Longest endpoint URL, in bytes.
+    uint256 public constant MAX_ENDPOINT_BYTES = 256;
 
     uint256 public constant MAX_VALIDATORS_LIMIT = 31;
 
@@ -57,6 +62,7 @@ contract ValidatorSet {
     mapping(address validator => Validator) private _validators;
     address[] private _active;
     mapping(address validator => uint256) private _activeIndexPlusOne;
+    mapping(address validator => string) private _endpoints;
 
     /// @param token_ the staking token
     /// @param slasher_ the only contract that may slash (the EpochManager)
@@ -96,6 +102,20 @@ contract ValidatorSet {
         _active.push(msg.sender);
         _activeIndexPlusOne[msg.sender] = _active.length;
         emit ValidatorJoined(msg.sender, amount);
+    }
+
+    /// @notice Advertises where the caller, an active validator, talks to its peers (batch sets,
+    /// batches, reports), so validators find each other from the chain. Empty clears it.
+    function setEndpoint(string calldata url) external {
+        if (_validators[msg.sender].status != ValidatorStatus.Active) revert ValidatorNotActive(msg.sender);
+        if (bytes(url).length > MAX_ENDPOINT_BYTES) revert ValidatorInvalidEndpoint(bytes(url).length);
+        _endpoints[msg.sender] = url;
+        emit ValidatorEndpointSet(msg.sender, url);
+    }
+
+    /// @notice The endpoint a validator advertised ('' when none).
+    function endpointOf(address validator) external view returns (string memory) {
+        return _endpoints[validator];
     }
 
     /// @notice Leaves the active set; the bond stays slashable until the unbonding delay ends.

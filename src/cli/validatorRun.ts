@@ -1,10 +1,13 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
+import type { Account } from 'viem'
 import { z } from 'zod'
 import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
 import { readOperatorKey } from '../chain/connectChain.ts'
-import { createChainClients } from '../chain/createChainClients.ts'
-import { readDeployment } from '../chain/deployment.ts'
+import { type ChainClients, createChainClients } from '../chain/createChainClients.ts'
+import { type Deployment, readDeployment } from '../chain/deployment.ts'
+import { getContracts } from '../chain/getContracts.ts'
+import { sendTransaction } from '../chain/sendTransaction.ts'
 import { ConfigError } from '../errors.ts'
 import { createIndexer } from '../indexer/createIndexer.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
@@ -20,8 +23,10 @@ export const validatorConfigSchema = z.object({
   blueprint: z.string(),
   /** The deployment file of the network. */
   deployment: z.string(),
-  /** The other validators' report exchanges. */
+  /** Other validators' endpoints, besides those active validators advertise on-chain. */
   peers: z.array(z.string().url()).default([]),
+  /** Where peers reach this validator (advertised on-chain at start); default http://host:port. */
+  advertiseUrl: z.string().url().optional(),
   host: z.string().default('127.0.0.1'),
   /** Port of this validator's report exchange (GET/POST /v1/reports). */
   port: z.number().int().min(0).max(65535),
@@ -62,6 +67,24 @@ export function readValidatorConfig(path: string): ValidatorConfig {
   }
 }
 
+/**
+ * Advertises `url` as this validator's endpoint on-chain (ValidatorSet.setEndpoint), unless it
+ * is there already; only an active validator can.
+ */
+async function advertiseEndpoint(
+  clients: ChainClients,
+  deployment: Deployment,
+  url: string | undefined,
+): Promise<{ advertised: 'unchanged' | 'set' | 'not active' | 'no url' }> {
+  if (!url) return { advertised: 'no url' }
+  const { validatorSet } = getContracts(clients, deployment)
+  const address = (clients.account as Account).address
+  if (!(await validatorSet.read.isActive([address]))) return { advertised: 'not active' }
+  if ((await validatorSet.read.endpointOf([address])) === url) return { advertised: 'unchanged' }
+  await sendTransaction(clients.publicClient, validatorSet.write.setEndpoint([url]), 'setEndpoint')
+  return { advertised: 'set' }
+}
+
 const line = (event: string, fields: Record<string, unknown>) =>
   console.log(
     JSON.stringify({ time: new Date().toISOString(), event, ...fields }, (_, v) =>
@@ -83,12 +106,31 @@ export async function runValidator(options: { config: string }): Promise<void> {
   const clients = await createChainClients({ rpcUrl: config.rpcUrl, privateKey, pollingInterval: 250 })
   mkdirSync(config.dataDir, { recursive: true })
 
+  const indexer = createIndexer({
+    publicClient: clients.publicClient,
+    deployment,
+    dbPath: join(config.dataDir, 'indexer.db'),
+    pollIntervalMs: 500,
+  })
+  await indexer.start()
+  const own = (clients.account as Account).address.toLowerCase()
+  // where peers reach this validator: given, or its listening address when that is a specific host
+  const advertisedUrl =
+    config.advertiseUrl ??
+    (['0.0.0.0', '::'].includes(config.host) ? undefined : `http://${config.host}:${config.port}`)
   const peerErrorLogged = new Map<string, number>()
   let lastError = { message: '', at: 0 }
   const exchange = createHttpReportExchange({
     chainId: deployment.chainId,
     epochManager: deployment.contracts.epochManager,
     peers: config.peers,
+    // and every active validator that advertised its endpoint on-chain
+    discoverPeers: () =>
+      indexer.store
+        .validatorEndpoints()
+        .filter((e) => e.validator.toLowerCase() !== own)
+        .map((e) => e.url),
+    ...(advertisedUrl ? { advertisedUrl } : {}),
     host: config.host,
     port: config.port,
     onPeerError: ({ peer, action, error }) => {
@@ -104,13 +146,8 @@ export async function runValidator(options: { config: string }): Promise<void> {
     },
   })
   await exchange.start()
-  const indexer = createIndexer({
-    publicClient: clients.publicClient,
-    deployment,
-    dbPath: join(config.dataDir, 'indexer.db'),
-    pollIntervalMs: 500,
-  })
-  await indexer.start()
+  const advertised = await advertiseEndpoint(clients, deployment, advertisedUrl)
+  line('endpoint', { url: advertisedUrl ?? null, ...advertised })
   const validator = await createValidator({
     blueprint,
     deployment,

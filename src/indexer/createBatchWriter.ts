@@ -47,6 +47,10 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
     `INSERT INTO gateway_events (block, log_index, block_timestamp, tx_hash, gateway, kind, url)
      VALUES (@block, @logIndex, @blockTimestamp, @txHash, @gateway, @kind, @url)`,
   )
+  const setEndpoint = db.prepare(
+    `INSERT INTO validator_endpoints (validator, url, updated_block) VALUES (@validator, @url, @block)
+     ON CONFLICT (validator) DO UPDATE SET url = excluded.url, updated_block = excluded.updated_block`,
+  )
   const joinValidator = db.prepare(
     `INSERT INTO validators (validator, status, bond, joined_at, updated_block)
      VALUES (@validator, 'active', @bond, @joinedAt, @block)
@@ -187,6 +191,9 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
           joinedAt: event.blockTimestamp,
           block: event.block,
         })
+        return
+      case 'validatorEndpointSet':
+        setEndpoint.run({ validator: event.validator, url: event.url, block: event.block })
         return
       case 'validatorLeft':
         changeValidator(event, 'unbonding')

@@ -87,6 +87,8 @@ export type IndexerStore = {
   listDevices(options?: { owner?: Address; limit?: number; offset?: number }): DeviceRecord[]
   /** Every validator that ever joined, sorted by address ascending. */
   validators(): ValidatorRecord[]
+  /** The endpoint each active validator advertised (non-empty ones), sorted by validator address. */
+  validatorEndpoints(): { validator: Address; url: string }[]
   /** Accepted epochs, newest first; all of them unless `limit` is given. */
   epochs(limit?: number): EpochRecord[]
   getEpoch(epoch: bigint): EpochRecord | undefined
@@ -167,6 +169,10 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
   const validators = db.prepare<[], ValidatorRow>(
     'SELECT validator, status, bond, joined_at FROM validators ORDER BY validator COLLATE NOCASE',
   )
+  const validatorEndpoints = db.prepare<[], { validator: Address; url: string }>(
+    `SELECT e.validator, e.url FROM validator_endpoints e JOIN validators v ON v.validator = e.validator
+     WHERE v.status = 'active' AND e.url != '' ORDER BY e.validator COLLATE NOCASE`,
+  )
   const epochs = db.prepare<[number], EpochRow>(`SELECT ${epochColumns} ORDER BY e.epoch DESC LIMIT ?`)
   const getEpoch = db.prepare<[bigint], EpochRow>(`SELECT ${epochColumns} WHERE e.epoch = ?`)
   const claims = db.prepare<[], ClaimRow>(
@@ -219,6 +225,9 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
         bond: BigInt(row.bond),
         joinedAt: row.joined_at,
       }))
+    },
+    validatorEndpoints() {
+      return validatorEndpoints.all()
     },
     epochs(limit) {
       return epochs.all(limit === undefined ? -1 : count('limit', limit)).map(toEpoch)

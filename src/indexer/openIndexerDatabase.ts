@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE INDEX IF NOT EXISTS claims_by_account ON claims (account);
 `
 
-/** Schema v2 adds the gateway list's history (DeviceRegistry's gateway events). */
+/** Schema v2 adds the gateway list's history (DeviceRegistry's gateway events) and validators' endpoints. */
 const schemaV2 = `
 -- append-only: one row per gateway event; url is the gateway's URL after it ('' once removed)
 CREATE TABLE IF NOT EXISTS gateway_events (
@@ -110,6 +110,12 @@ CREATE TABLE IF NOT EXISTS gateway_events (
   kind TEXT NOT NULL CHECK (kind IN ('added', 'url_changed', 'removed')),
   url TEXT NOT NULL,
   PRIMARY KEY (block, log_index)
+);
+-- the latest endpoint each validator advertised (ValidatorSet.setEndpoint)
+CREATE TABLE IF NOT EXISTS validator_endpoints (
+  validator TEXT PRIMARY KEY COLLATE NOCASE,
+  url TEXT NOT NULL,
+  updated_block INTEGER NOT NULL
 );
 `
 
@@ -157,7 +163,7 @@ function migrate(db: IndexerDatabase): void {
     const version = schemaVersion(db)
     if (version !== undefined && version > INDEXER_SCHEMA_VERSION) return // refused by the caller
     db.exec(schemaV1)
-    // v1 databases come from contracts without gateway events: v2 only adds their table
+    // v1 databases come from contracts without gateway or endpoint events: v2 only adds their tables
     db.exec(schemaV2)
     writeMeta(db, 'schema_version', String(INDEXER_SCHEMA_VERSION))
   }).immediate()

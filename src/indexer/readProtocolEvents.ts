@@ -40,6 +40,7 @@ export type ProtocolEvent = EventPosition &
     | { type: 'validatorLeft'; validator: Address; unbondingEnds: bigint }
     | { type: 'validatorWithdrew'; validator: Address; bond: bigint }
     | { type: 'validatorSlashed'; validator: Address; prover: Address; amount: bigint; proverReward: bigint }
+    | { type: 'validatorEndpointSet'; validator: Address; url: string }
     | {
         type: 'reportAccepted'
         epoch: bigint
@@ -167,6 +168,8 @@ function decodeProtocolLog(
           return { ...at, type: 'validatorWithdrew', ...e.args }
         case 'ValidatorSlashed':
           return { ...at, type: 'validatorSlashed', ...e.args }
+        case 'ValidatorEndpointSet':
+          return { ...at, type: 'validatorEndpointSet', ...e.args }
         default:
           return undefined
       }

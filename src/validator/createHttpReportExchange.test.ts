@@ -372,4 +372,22 @@ describe('createHttpReportExchange', () => {
     expect(await b.fetchCumulative(8n, () => true)).toBeUndefined()
     expect((await fetch(`${a.url}/v1/cumulative/8`)).status).toBe(404)
   })
+
+  it('also talks to the peers it discovers, never to itself', async () => {
+    const [b, c] = [await startExchange(), await startExchange()]
+    let discovered: string[] = []
+    const a = await startExchange({
+      discoverPeers: () => discovered,
+      advertisedUrl: 'http://a.example:9101',
+    })
+    discovered = [`${b.url}/`, c.url, a.url, 'http://a.example:9101']
+    const signed = await sign(newAccount(), reportFor(21n))
+    await a.publish(signed)
+    expect(await held(b.url, 21n)).toEqual([toSignedEpochReportJson(signed)])
+    expect(await held(c.url, 21n)).toEqual([toSignedEpochReportJson(signed)])
+    discovered = []
+    const later = await sign(newAccount(), reportFor(22n))
+    await a.publish(later)
+    expect(await held(b.url, 22n)).toEqual([])
+  })
 })

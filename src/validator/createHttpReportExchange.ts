@@ -31,6 +31,10 @@ export type CreateHttpReportExchangeOptions = {
   epochManager: Address
   /** Base URLs of the peer validators' exchanges, e.g. http://127.0.0.1:9101 */
   peers: readonly string[]
+  /** More peers, asked for at every use (e.g. the endpoints active validators advertise on-chain). */
+  discoverPeers?: () => readonly string[]
+  /** This exchange's own advertised URL, never taken for a peer (its listening URL never is either). */
+  advertisedUrl?: string
   host?: string
   /** 0 (default) takes a free port. */
   port?: number
@@ -215,7 +219,14 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   const keepEpochs = options.keepEpochs ?? 64
   if (!Number.isInteger(keepEpochs) || keepEpochs < 1)
     throw new DepinError('CONFIG_INVALID', `keepEpochs must be a positive integer, not ${keepEpochs}`)
-  const peers = options.peers.map((peer) => peer.replace(/\/+$/, ''))
+  let url = ''
+  const normalize = (peer: string) => peer.replace(/\/+$/, '')
+  /** The static peers and the discovered ones, each once, never this exchange itself. */
+  const currentPeers = (): string[] => {
+    const self = new Set([url, options.advertisedUrl ?? ''].map(normalize))
+    const all = [...options.peers, ...(options.discoverPeers?.() ?? [])].map(normalize)
+    return [...new Set(all)].filter((peer) => peer !== '' && !self.has(peer))
+  }
 
   const reports = createSignedBoard<SignedEpochReport>({
     keepEpochs,
@@ -406,7 +417,6 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     }
   })
 
-  let url = ''
   return {
     server,
     get url() {
@@ -416,11 +426,11 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       const verified = await verifySignedEpochReport(chainId, epochManager, signed) // our own: a bug if not
       reports.keep(verified)
       const body = JSON.stringify(toSignedEpochReportJson(verified))
-      await Promise.all(peers.map((peer) => postToPeer(peer, '/v1/reports', body, 'publish')))
+      await Promise.all(currentPeers().map((peer) => postToPeer(peer, '/v1/reports', body, 'publish')))
     },
     async collect(epoch) {
       const fromPeers = await Promise.all(
-        peers.map((peer) =>
+        currentPeers().map((peer) =>
           listFromPeer(peer, epoch, {
             path: '/v1/reports',
             field: 'reports',
@@ -436,11 +446,11 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       const verified = await verifyBatchSet(chainId, epochManager, announcement) // our own: a bug if not
       batchSets.keep(verified)
       const body = JSON.stringify(toBatchSetJson(verified))
-      await Promise.all(peers.map((peer) => postToPeer(peer, '/v1/batch-sets', body, 'announce')))
+      await Promise.all(currentPeers().map((peer) => postToPeer(peer, '/v1/batch-sets', body, 'announce')))
     },
     async collectBatchSets(epoch) {
       const fromPeers = await Promise.all(
-        peers.map((peer) =>
+        currentPeers().map((peer) =>
           listFromPeer(peer, epoch, {
             path: '/v1/batch-sets',
             field: 'batchSets',
@@ -456,7 +466,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       batchSource = source
     },
     async fetchBatch(hash, check) {
-      for (const peer of peers) {
+      for (const peer of currentPeers()) {
         try {
           const response = await fetch(`${peer}/v1/batches/by-hash/${hash}`, {
             signal: AbortSignal.timeout(batchTimeoutMs),
@@ -488,7 +498,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       cumulativeSource = source
     },
     async fetchCumulative(epoch, check) {
-      for (const peer of peers) {
+      for (const peer of currentPeers()) {
         try {
           const response = await fetch(`${peer}/v1/cumulative/${epoch}`, {
             signal: AbortSignal.timeout(batchTimeoutMs),

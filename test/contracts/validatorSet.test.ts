@@ -103,4 +103,24 @@ describe('ValidatorSet', () => {
       await small.stop()
     }
   })
+
+  it('lets an active validator advertise its endpoint, and nobody else', async () => {
+    const [v] = await joinValidators(net, 1)
+    if (!v) throw new Error('no validator')
+    await net.send(v.contracts.validatorSet.write.setEndpoint(['http://10.0.0.7:9101']), v.clients)
+    expect(await net.contracts.validatorSet.read.endpointOf([v.address])).toBe('http://10.0.0.7:9101')
+    const [event] = await net.contracts.validatorSet.getEvents.ValidatorEndpointSet({ validator: v.address })
+    expect(event?.args.url).toBe('http://10.0.0.7:9101')
+    await expectRevert(
+      v.contracts.validatorSet.write.setEndpoint([`http://${'x'.repeat(256)}`]),
+      'ValidatorInvalidEndpoint',
+    )
+    const stranger = await net.actor()
+    await expectRevert(
+      stranger.contracts.validatorSet.write.setEndpoint(['http://evil']),
+      'ValidatorNotActive',
+    )
+    await net.send(v.contracts.validatorSet.write.leave(), v.clients)
+    await expectRevert(v.contracts.validatorSet.write.setEndpoint(['http://later']), 'ValidatorNotActive')
+  })
 })

@@ -105,7 +105,8 @@ export async function startProcessNetwork(options: {
         rpcUrl: anvil.rpcUrl,
         blueprint: '../blueprint.json',
         deployment: '../deployment.json',
-        peers: ports.filter((p) => p !== port).map((p) => `http://127.0.0.1:${p}`),
+        // no static peers: validators find each other from the endpoints they advertise on-chain
+        peers: [],
         port,
         leaderTimeoutMs: 3_000,
         ...(fault && fault !== 'silent' ? { simulateFault: fault } : {}),
@@ -155,8 +156,8 @@ export async function startProcessNetwork(options: {
       await untilStarted(fresh)
     },
     /**
-     * A new validator joins while the network runs: bonded on-chain, then its process started,
-     * peered with everyone (the others learn of it from what it pushes to them). Returns its index.
+     * A new validator joins while the network runs: bonded on-chain, then its process started;
+     * it advertises its endpoint and finds the others' on-chain. Returns its index.
      */
     async addValidator(): Promise<number> {
       ports.push(await freePort())

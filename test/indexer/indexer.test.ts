@@ -370,6 +370,23 @@ describe('createIndexer', () => {
     expect(() => ix.store.gatewaysAt(last + 1n)).toThrow(expect.objectContaining({ code: 'INDEXER_BEHIND' }))
   })
 
+  it('keeps the endpoint each active validator advertised', async () => {
+    const [a, b] = await joinValidators(net, 2)
+    if (!a || !b) throw new Error('no validators')
+    await net.send(a.contracts.validatorSet.write.setEndpoint(['http://a:1']), a.clients)
+    await net.send(a.contracts.validatorSet.write.setEndpoint(['http://a:2']), a.clients)
+    await net.send(b.contracts.validatorSet.write.setEndpoint(['http://b:1']), b.clients)
+    const ix = indexer()
+    await ix.syncOnce()
+    const endpoints = () => ix.store.validatorEndpoints().map((e) => `${e.validator} ${e.url}`)
+    expect(endpoints()).toEqual(
+      sortAddresses([a, b]).map((v) => `${v.address} http://${v === a ? 'a:2' : 'b:1'}`),
+    )
+    await net.send(b.contracts.validatorSet.write.leave(), b.clients)
+    await ix.syncOnce()
+    expect(endpoints()).toEqual([`${a.address} http://a:2`])
+  })
+
   it('resumes from its cursor after a restart, without duplicates', async () => {
     const owner = await net.actor()
     const first = await registerDevice(owner, BERLIN)
