@@ -71,10 +71,11 @@ describe('batch sets', () => {
     await refused({ ...signed, epoch: 6n }) // another epoch
     await refused({ ...signed, signer: accounts[1]?.address as Hex }) // claims another signer
     await refused({ ...signed, batches: [batch(1), batch(1)] })
-    await refused({ ...signed, signature: `${signed.signature.slice(0, 130)}1b` as Hex })
+    const v = signed.signature.slice(130) === '1b' ? '1c' : '1b' // the other recovery id
+    await refused({ ...signed, signature: `${signed.signature.slice(0, 130)}${v}` as Hex })
+    await refused({ ...signed, signature: `${signed.signature.slice(0, 130)}1d` as Hex })
     const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
     const s = BigInt(`0x${signed.signature.slice(66, 130)}`)
-    const v = signed.signature.slice(130) === '1b' ? '1c' : '1b'
     await refused({
       ...signed,
       signature: `${signed.signature.slice(0, 66)}${(N - s).toString(16).padStart(64, '0')}${v}` as Hex,

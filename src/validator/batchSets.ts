@@ -6,11 +6,12 @@
  * validator holds it and serves it; every validator fetches the batches it lacks from a peer or a
  * gateway by content address and judges the union of the batches that count.
  */
-import { type Account, type Address, getAddress, type Hex, hashTypedData, recoverAddress } from 'viem'
+import { type Account, type Address, type Hex, hashTypedData, recoverAddress } from 'viem'
 import { z } from 'zod'
 import { batchSetTypes, depinDomain } from '../chain/typedData.ts'
 import { signatureShapeProblem } from '../crypto/signatureShape.ts'
 import { ChainError, DepinError } from '../errors.ts'
+import { addressHex, bytes32, decimal, signatureHex, UINT64_MAX } from './wireSchemas.ts'
 
 /** One validator's signed list of the batches it holds for an epoch. */
 export type BatchSetAnnouncement = {
@@ -23,8 +24,6 @@ export type BatchSetAnnouncement = {
 
 /** Batches one announcement may list: every listed gateway's, and as many again of other versions. */
 export const MAX_BATCHES_PER_SET = 64
-
-const UINT64_MAX = (1n << 64n) - 1n
 
 /** Content addresses in canonical form: lower-case, distinct, ascending. */
 export function canonicalBatchList(batches: readonly Hex[]): Hex[] {
@@ -99,27 +98,10 @@ export function toBatchSetJson(announcement: BatchSetAnnouncement): BatchSetJson
 
 /** Parses the JSON wire form of an announcement (shape only, not the signature). */
 export const batchSetJsonSchema = z.object({
-  epoch: z
-    .string()
-    .regex(/^\d{1,20}$/, 'an unsigned integer as a decimal string')
-    .transform((v) => BigInt(v))
-    .refine((v) => v <= UINT64_MAX, 'out of uint64 range'),
-  batches: z
-    .array(
-      z
-        .string()
-        .regex(/^0x[0-9a-fA-F]{64}$/, 'a 32-byte 0x hex string')
-        .transform((v) => v.toLowerCase() as Hex),
-    )
-    .max(MAX_BATCHES_PER_SET),
-  signer: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{40}$/, 'a 20-byte 0x address')
-    .transform((v) => getAddress(v.toLowerCase())),
-  signature: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte 0x signature')
-    .transform((v) => v.toLowerCase() as Hex),
+  epoch: decimal(UINT64_MAX, 'uint64'),
+  batches: z.array(bytes32).max(MAX_BATCHES_PER_SET),
+  signer: addressHex,
+  signature: signatureHex,
 })
 
 /** Byzantine validators tolerated among n: the largest f with 3f < n. */

@@ -15,7 +15,7 @@
  * Two different reports by one signer for one epoch are both kept: that is equivocation evidence.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { type Address, getAddress, type Hex } from 'viem'
+import type { Address, Hex } from 'viem'
 import { z } from 'zod'
 import { createJsonServer } from '../api/createJsonServer.ts'
 import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.ts'
@@ -25,6 +25,7 @@ import { DepinError } from '../errors.ts'
 import { type BatchSetAnnouncement, batchSetJsonSchema, toBatchSetJson, verifyBatchSet } from './batchSets.ts'
 import type { BatchSource, CumulativeSource, ReportExchange, SignedEpochReport } from './reportExchange.ts'
 import { createSignedBoard } from './signedBoard.ts'
+import { addressHex, bytes32, decimal, signatureHex, UINT64_MAX, UINT256_MAX } from './wireSchemas.ts'
 
 export type CreateHttpReportExchangeOptions = {
   chainId: number
@@ -56,18 +57,7 @@ export type PeerAction = 'publish' | 'collect' | 'announce' | 'fetchBatch' | 'fe
 /** A peer's cumulative rewards: [lower-case account, decimal amount] pairs, each account once. */
 const cumulativeJsonSchema = z.object({
   amounts: z
-    .array(
-      z.tuple([
-        z
-          .string()
-          .regex(/^0x[0-9a-fA-F]{40}$/)
-          .transform((a) => a.toLowerCase()),
-        z
-          .string()
-          .regex(/^\d{1,78}$/)
-          .transform((v) => BigInt(v)),
-      ]),
-    )
+    .array(z.tuple([addressHex.transform((a) => a.toLowerCase()), decimal(UINT256_MAX, 'uint256')]))
     .transform((pairs) => new Map(pairs)),
 })
 
@@ -93,25 +83,12 @@ export type SignedEpochReportJson = {
   signature: Hex
 }
 
-const UINT64_MAX = (1n << 64n) - 1n
-const UINT256_MAX = (1n << 256n) - 1n
 /** The active set is capped at 31; room for inactive or departing signers, never unbounded. */
 const MAX_SIGNERS_PER_EPOCH = 128
 /** Two different reports are proof enough of equivocation; more would only take memory. */
 const MAX_REPORTS_PER_SIGNER = 2
 /** Largest peer answer read (MAX_SIGNERS_PER_EPOCH × MAX_REPORTS_PER_SIGNER reports fit easily). */
 const MAX_PEER_RESPONSE_BYTES = 1024 * 1024
-
-const decimal = (max: bigint, what: string) =>
-  z
-    .string()
-    .regex(/^\d{1,78}$/, 'an unsigned integer as a decimal string')
-    .transform((v) => BigInt(v))
-    .refine((v) => v <= max, `out of ${what} range`)
-const bytes32 = z
-  .string()
-  .regex(/^0x[0-9a-fA-F]{64}$/, 'a 32-byte 0x hex string')
-  .transform((v) => v.toLowerCase() as Hex)
 
 /** Parses the JSON wire form of a signed report (shape and ranges only, not the signature). */
 export const signedEpochReportJsonSchema = z.object({
@@ -124,14 +101,8 @@ export const signedEpochReportJsonSchema = z.object({
     accepted: z.number().int().min(0).max(0xffffffff),
   }),
   digest: bytes32,
-  signer: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{40}$/, 'a 20-byte 0x address')
-    .transform((v) => getAddress(v.toLowerCase())),
-  signature: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte 0x signature')
-    .transform((v) => v.toLowerCase() as Hex),
+  signer: addressHex,
+  signature: signatureHex,
 })
 
 /** The JSON wire form of a signed report. */
