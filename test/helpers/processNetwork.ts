@@ -19,7 +19,7 @@ import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
 import { createFleet } from '../../src/device/simulator/createFleet.ts'
 import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
 import { runFleet } from '../../src/device/simulator/runFleet.ts'
-import { createGateway } from '../../src/gateway/createGateway.ts'
+import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
 import { createIndexer } from '../../src/indexer/createIndexer.ts'
 import { freePort } from '../../src/network/spawnValidatorProcesses.ts'
 import { shortEpochBlueprint, waitFor } from './testBlueprint.ts'
@@ -36,7 +36,9 @@ export async function startProcessNetwork(options: {
   validators: number
   faults?: Record<number, ValidatorFault>
   stations?: number
-  /** Puts something in front of the gateway (tests of misbehaving gateways): returns the URL to list. */
+  /** Gateways on the registry's list (default 1), each with a fleet of its own. */
+  gateways?: number
+  /** Puts something in front of each gateway (tests of misbehaving gateways): returns the URL to list. */
   wrapGateway?: (url: string) => Promise<string>
 }) {
   const { raw, blueprint } = shortEpochBlueprint()
@@ -53,20 +55,26 @@ export async function startProcessNetwork(options: {
     dbPath: join(dir, 'gateway-indexer.db'),
   })
   await indexer.start()
-  const gateway = await createGateway({
-    blueprint,
-    deployment,
-    devices: indexer.store,
-    dbPath: join(dir, 'gateway.db'),
-  })
-  await gateway.start()
-  const listedUrl = options.wrapGateway ? await options.wrapGateway(gateway.url) : gateway.url
-  await listGateway({
-    governance: admin,
-    deployment,
-    gateway: privateKeyToAddress(generatePrivateKey()),
-    url: listedUrl,
-  })
+  /** Each gateway on the registry's list; the fleet's stations are dealt out among them. */
+  const gateways: Gateway[] = []
+  for (let g = 0; g < (options.gateways ?? 1); g++) {
+    const gateway = await createGateway({
+      blueprint,
+      deployment,
+      devices: indexer.store,
+      dbPath: join(dir, `gateway-${g}.db`),
+    })
+    await gateway.start()
+    gateways.push(gateway)
+    const listedUrl = options.wrapGateway ? await options.wrapGateway(gateway.url) : gateway.url
+    await listGateway({
+      governance: admin,
+      deployment,
+      gateway: privateKeyToAddress(generatePrivateKey()),
+      url: listedUrl,
+    })
+  }
+  const gateway = gateways[0] as Gateway
 
   const ports: number[] = []
   for (let i = 0; i < options.validators; i++) ports.push(await freePort())
@@ -127,17 +135,22 @@ export async function startProcessNetwork(options: {
     )
   for (const [i, p] of processes.entries()) if (options.faults?.[i] !== 'silent') await untilStarted(p)
 
-  const fleet = createFleet({ size: options.stations ?? 8, blueprint, seed: 3 })
+  // one fleet per gateway (seeds 3, 4, …: other keys), the stations shared out
+  const fleets = gateways.map((_, g) =>
+    createFleet({ size: Math.ceil((options.stations ?? 8) / gateways.length), blueprint, seed: 3 + g }),
+  )
   const owners = [await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[1] })]
-  await registerFleet({ fleet, ownerClients: owners, deployment })
+  for (const fleet of fleets) await registerFleet({ fleet, ownerClients: owners, deployment })
   await indexer.syncOnce()
-  const fleetRun = runFleet({
-    fleet,
-    gatewayUrl: gateway.url,
-    chainId: deployment.chainId,
-    deviceRegistry: deployment.contracts.deviceRegistry,
-    intervalSeconds: 2,
-  })
+  const fleetRuns = gateways.map((g, i) =>
+    runFleet({
+      fleet: fleets[i] as (typeof fleets)[number],
+      gatewayUrl: g.url,
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      intervalSeconds: 2,
+    }),
+  )
 
   return {
     blueprint,
@@ -145,6 +158,7 @@ export async function startProcessNetwork(options: {
     admin,
     deployment,
     gateway,
+    gateways,
     indexer,
     ports,
     processes,
@@ -171,8 +185,8 @@ export async function startProcessNetwork(options: {
     async stop() {
       for (const p of processes)
         if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-      await fleetRun.stop()
-      await gateway.stop()
+      for (const run of fleetRuns) await run.stop()
+      for (const g of gateways) await g.stop()
       await indexer.stop()
       await anvil.stop()
       rmSync(dir, { recursive: true, force: true })
