@@ -72,8 +72,9 @@ export type CreateValidatorOptions = {
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number }) => void
   /**
    * Makes this validator Byzantine, for fault tests and demonstrations: `wrongRewardsRoot` signs
-   * only a report with a rewards root of its own making; `equivocate` signs both the honest one
-   * and that one (two different reports for one epoch: slashable).
+   * only a report with a rewards root of its own making, and submits it when it leads, with
+   * whatever signatures it has; `equivocate` signs both the honest one and that one (two
+   * different reports for one epoch: slashable).
    */
   simulateFault?: 'wrongRewardsRoot' | 'equivocate'
   /** Called after this validator proved an equivocation on-chain. */
@@ -187,24 +188,40 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       previousSigners: base?.signers ?? [],
       previousCumulative,
     })
-    const report: EpochReport = {
+    const honest: EpochReport = {
       epoch,
       readingsRoot: judged.readingsRoot,
       rewardsRoot: rewards.rewardsRoot,
       total: rewards.total,
       accepted: judged.accepted,
     }
-    const signed = await signEpochReport({
-      account,
-      chainId: deployment.chainId,
-      epochManager: deployment.contracts.epochManager,
-      report,
-    })
+    // a Byzantine validator (fault tests) makes a rewards root of its own: `wrongRewardsRoot`
+    // stands by it alone (and submits it when it leads), `equivocate` signs it besides the honest one
+    const lie: EpochReport = { ...honest, rewardsRoot: keccak256(honest.rewardsRoot) }
+    const signAndShare = async (report: EpochReport) => {
+      const signed = await signEpochReport({
+        account,
+        chainId: deployment.chainId,
+        epochManager: deployment.contracts.epochManager,
+        report,
+      })
+      const shared = {
+        epoch,
+        report,
+        digest: hashEpochReport(deployment.chainId, deployment.contracts.epochManager, report),
+        signer: account.address,
+        signature: signed.signature,
+      }
+      await exchange.publish(shared)
+      return shared
+    }
+    const own = await signAndShare(options.simulateFault === 'wrongRewardsRoot' ? lie : honest)
+    if (options.simulateFault === 'equivocate') await signAndShare(lie)
     const result: EpochResult = {
       epoch,
-      report,
-      digest: hashEpochReport(deployment.chainId, deployment.contracts.epochManager, report),
-      signature: signed.signature,
+      report: own.report,
+      digest: own.digest,
+      signature: own.signature,
       cumulative: rewards.cumulative,
       rejectedByReason: judged.rejectedByReason,
       batchHashes: readings.batchHashes,
@@ -218,32 +235,6 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         reason: j.verdict.type === 'rejected' ? j.verdict.reason : null,
       })),
     )
-    if (options.simulateFault !== 'wrongRewardsRoot') {
-      await exchange.publish({
-        epoch,
-        report,
-        digest: result.digest,
-        signer: account.address,
-        signature: signed.signature,
-      })
-    }
-    if (options.simulateFault) {
-      // a Byzantine validator for fault tests: it signs a rewards root of its own making
-      const lie: EpochReport = { ...report, rewardsRoot: keccak256(report.rewardsRoot) }
-      const lieSigned = await signEpochReport({
-        account,
-        chainId: deployment.chainId,
-        epochManager: deployment.contracts.epochManager,
-        report: lie,
-      })
-      await exchange.publish({
-        epoch,
-        report: lie,
-        digest: hashEpochReport(deployment.chainId, deployment.contracts.epochManager, lie),
-        signer: account.address,
-        signature: lieSigned.signature,
-      })
-    }
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
   }
 
@@ -383,7 +374,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       )
       if (signer.toLowerCase() === s.signer.toLowerCase()) agreeing.push({ signer, signature: s.signature })
     }
-    if (BigInt(agreeing.length) < quorum) return
+    // a Byzantine leader (fault tests) submits its own report whatever the signatures: the chain refuses it
+    if (BigInt(agreeing.length) < quorum && options.simulateFault !== 'wrongRewardsRoot') return
     submitted.add(epoch)
     try {
       const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])

@@ -2,7 +2,7 @@
  * n = 7 validator processes (quorum 5), two of them Byzantine, on real anvil: a property test
  * over which two fail and how each fails. `silent`: bonded on-chain, but its process is killed
  * before it runs (it never signs nor leads). `wrongRewardsRoot`: signs only a false report, the
- * honest rewards root hashed once more. `equivocate`: signs both the honest and that false report.
+ * honest rewards root hashed once more, and submits it when it leads. `equivocate`: signs both the honest and that false report.
  * Both liars make the same false report, so they collude on one false root with two signatures,
  * short of the quorum. Whatever the choice, every settled epoch carries the roots the honest
  * validators computed, an epoch with readings settles, and every equivocating validator is
@@ -83,6 +83,18 @@ async function checkNetwork(net: ProcessNetwork, faults: Map<number, ValidatorFa
     )
   }
   expect((await signersOfFalseRoot()).sort()).toEqual(liars.map(address).sort())
+
+  // a wrongRewardsRoot liar that leads submits its false report with the signatures it has: the
+  // chain refuses each attempt (EpochQuorumNotReached), so none of its submissions ever lands
+  for (const [i, kind] of faults) {
+    if (kind !== 'wrongRewardsRoot') continue
+    const output = (net.processes[i] as ValidatorProcess).output.join('')
+    expect(output).not.toContain('"report_submitted"')
+    const refused = output.includes('EpochQuorumNotReached')
+    console.log(
+      `validator ${i} (wrongRewardsRoot) ${refused ? 'led, and its false report was refused' : 'did not lead'}`,
+    )
+  }
 
   const stores = honest.map((i) => storeOf(net.processes[i] as ValidatorProcess))
   try {
