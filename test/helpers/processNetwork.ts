@@ -32,7 +32,7 @@ export type ValidatorProcess = { child: ChildProcess; address: string; output: s
  */
 export type ValidatorFault = 'silent' | 'wrongRewardsRoot' | 'equivocate'
 
-export async function startProcessNetwork(options: {
+export type ProcessNetworkOptions = {
   validators: number
   faults?: Record<number, ValidatorFault>
   stations?: number
@@ -40,10 +40,32 @@ export async function startProcessNetwork(options: {
   gateways?: number
   /** Puts something in front of each gateway (tests of misbehaving gateways): returns the URL to list. */
   wrapGateway?: (url: string) => Promise<string>
-}) {
+}
+
+/** Starts the network; if any step fails, whatever had started is stopped before the error is thrown. */
+export async function startProcessNetwork(options: ProcessNetworkOptions) {
+  const teardown: (() => unknown)[] = []
+  const stopAll = async () => {
+    for (const step of teardown.splice(0).reverse()) await step()
+  }
+  try {
+    return await buildProcessNetwork(options, teardown, stopAll)
+  } catch (error) {
+    await stopAll()
+    throw error
+  }
+}
+
+async function buildProcessNetwork(
+  options: ProcessNetworkOptions,
+  teardown: (() => unknown)[],
+  stopAll: () => Promise<void>,
+) {
   const { raw, blueprint } = shortEpochBlueprint()
   const dir = mkdtempSync(join(tmpdir(), 'depin-validators-'))
+  teardown.push(() => rmSync(dir, { recursive: true, force: true }))
   const anvil = await startAnvil({ blockTime: 1 })
+  teardown.push(() => anvil.stop())
   const admin = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: anvilAccounts[0] })
   const deployment = await deployContracts({ clients: admin, parameters: networkParametersOf(blueprint) })
   writeDeployment(join(dir, 'deployment.json'), deployment)
@@ -55,6 +77,7 @@ export async function startProcessNetwork(options: {
     dbPath: join(dir, 'gateway-indexer.db'),
   })
   await indexer.start()
+  teardown.push(() => indexer.stop())
   /** Each gateway on the registry's list; the fleet's stations are dealt out among them. */
   const gateways: Gateway[] = []
   for (let g = 0; g < (options.gateways ?? 1); g++) {
@@ -65,6 +88,7 @@ export async function startProcessNetwork(options: {
       dbPath: join(dir, `gateway-${g}.db`),
     })
     await gateway.start()
+    teardown.push(() => gateway.stop())
     gateways.push(gateway)
     const listedUrl = options.wrapGateway ? await options.wrapGateway(gateway.url) : gateway.url
     await listGateway({
@@ -79,6 +103,10 @@ export async function startProcessNetwork(options: {
   const ports: number[] = []
   for (let i = 0; i < options.validators; i++) ports.push(await freePort())
   const processes: ValidatorProcess[] = []
+  teardown.push(() => {
+    for (const p of processes)
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+  })
   const spawnValidator = (config: string, address: string): ValidatorProcess => {
     const child = spawn(
       process.execPath,
@@ -151,6 +179,7 @@ export async function startProcessNetwork(options: {
       intervalSeconds: 2,
     }),
   )
+  for (const run of fleetRuns) teardown.push(() => run.stop())
 
   return {
     blueprint,
@@ -182,15 +211,8 @@ export async function startProcessNetwork(options: {
       return i
     },
     addresses: () => new Set(processes.map((p) => p.address.toLowerCase())),
-    async stop() {
-      for (const p of processes)
-        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-      for (const run of fleetRuns) await run.stop()
-      for (const g of gateways) await g.stop()
-      await indexer.stop()
-      await anvil.stop()
-      rmSync(dir, { recursive: true, force: true })
-    },
+    /** Stops everything: fleets, validator processes (SIGKILL), gateways, indexer, chain; removes the files. */
+    stop: stopAll,
   }
 }
-export type ProcessNetwork = Awaited<ReturnType<typeof startProcessNetwork>>
+export type ProcessNetwork = Awaited<ReturnType<typeof buildProcessNetwork>>
