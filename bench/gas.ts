@@ -45,6 +45,12 @@ async function main() {
       (await net.send(buyer.contracts.deviceRegistry.write.retire([device]), buyer.clients)).gasUsed,
     )
 
+    record(
+      'add a gateway to the list (governance)',
+      (await net.send(net.contracts.deviceRegistry.write.addGateway([buyer.address, 'http://10.0.0.5:8546'])))
+        .gasUsed,
+    )
+
     console.error('measuring validator set…')
     const [joined] = await joinValidators(net, 1)
     if (!joined) throw new Error('no validator joined')
@@ -53,6 +59,15 @@ async function main() {
       hash: joinLog[0]?.transactionHash as Hex,
     })
     record('validator join', joinReceipt.gasUsed)
+    record(
+      'validator setEndpoint (advertise its URL)',
+      (
+        await net.send(
+          joined.contracts.validatorSet.write.setEndpoint(['http://10.0.0.7:9101']),
+          joined.clients,
+        )
+      ).gasUsed,
+    )
     record(
       'validator leave',
       (await net.send(joined.contracts.validatorSet.write.leave(), joined.clients)).gasUsed,
