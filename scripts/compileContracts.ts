@@ -92,6 +92,10 @@ for (const [name, artifact] of deployable) {
   code += `export const ${lowerFirst(name)}Abi = ${JSON.stringify([...abi, ...foreign], null, 2)} as const\n\n`
   code += `export const ${lowerFirst(name)}Bytecode = '0x${artifact.evm.bytecode.object}' as const\n\n`
 }
+// what a deployment records, to tell a network deployed from other contract code
+const codeHash = createHash('sha256')
+for (const [, artifact] of deployable) codeHash.update(artifact.evm.bytecode.object)
+code += `/** SHA-256 of every contract's creation code: recorded by a deployment, compared on reuse. */\nexport const protocolCodeHash = '${codeHash.digest('hex')}' as const\n`
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, code)
 console.log(`contracts: wrote ${outFile} in ${((Date.now() - started) / 1000).toFixed(1)} s`)

@@ -9,6 +9,7 @@ import {
   deviceRegistryBytecode,
   epochManagerAbi,
   epochManagerBytecode,
+  protocolCodeHash,
   rewardDistributorAbi,
   rewardDistributorBytecode,
   validatorSetAbi,
@@ -140,6 +141,7 @@ export async function deployContracts({
     startBlock,
     genesisTime,
     epochLength: epochs.epochLength,
+    codeHash: protocolCodeHash,
     contracts: addresses,
   }
 }

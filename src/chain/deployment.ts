@@ -73,6 +73,11 @@ export const deploymentSchema = z.object({
   startBlock: uint,
   genesisTime: uint,
   epochLength: uint,
+  /** protocolCodeHash of the code deployed (absent in files written before it was recorded). */
+  codeHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   contracts: z.object({
     depinToken: address,
     deviceRegistry: address,

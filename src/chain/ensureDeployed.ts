@@ -11,6 +11,7 @@ import {
   readDeployment,
   writeDeployment,
 } from './deployment.ts'
+import { protocolCodeHash } from './generated/contracts.ts'
 
 export type EnsureDeployedParameters = {
   clients: ChainClients
@@ -27,8 +28,8 @@ export type EnsureDeployedReturnType = { deployment: Deployment; path: string; d
 export const deploymentPath = (dataDir: string) => join(dataDir, 'deployment.json')
 
 /**
- * Reuses the deployment recorded in the data dir when its contracts are live on this chain,
- * else deploys the protocol and records it. A recorded deployment whose contracts are gone
+ * Reuses the deployment recorded in the data dir when its contracts are live on this chain and
+ * were deployed from this depin's contract code, else deploys the protocol and records it. A recorded deployment whose contracts are gone
  * (another chain, a wiped node) is an error unless `force` is set: silently deploying a second
  * network would strand every device and reward of the first.
  */
@@ -43,6 +44,13 @@ export async function ensureDeployed({
   if (existsSync(path) && !force) {
     const deployment = readDeployment(path)
     const code = await clients.publicClient.getCode({ address: deployment.contracts.epochManager })
+    if (deployment.codeHash !== protocolCodeHash) {
+      throw new ConfigError(
+        'DEPLOYMENT_OUTDATED',
+        `${path} records a network deployed from other contract code than this depin's; start a new network with another --data-dir, or replace this one with \`depin deploy --force\``,
+        { details: { recorded: deployment.codeHash ?? null, current: protocolCodeHash } },
+      )
+    }
     if (deployment.chainId === clients.chain.id && code !== undefined && code !== '0x') {
       onProgress(`using the deployment in ${path} (chain ${deployment.chainId})`)
       return { deployment, path, deployed: false }

@@ -57,6 +57,20 @@ describe('depin deploy on the embedded chain', () => {
     expect(forced.stdout).toContain('deployed rewardDistributor')
   })
 
+  it('refuses a network deployed from other contract code, unless forced', async () => {
+    const dataDir = tempDir()
+    await depin('deploy', '--data-dir', dataDir)
+    const path = join(dataDir, 'deployment.json')
+    const recorded = JSON.parse(readFileSync(path, 'utf8'))
+    writeFileSync(path, JSON.stringify({ ...recorded, codeHash: 'ab'.repeat(32) }))
+    await expect(depin('deploy', '--data-dir', dataDir)).rejects.toMatchObject({
+      stderr: expect.stringContaining('DEPLOYMENT_OUTDATED'),
+    })
+    expect((await depin('deploy', '--data-dir', dataDir, '--force')).stdout).toContain(
+      'deployed epochManager',
+    )
+  })
+
   it('reports an unreachable RPC and a bad deployment file clearly', async () => {
     await expect(
       depin('deploy', '--rpc-url', 'http://127.0.0.1:1', '--data-dir', tempDir()),
