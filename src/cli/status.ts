@@ -15,7 +15,7 @@ type ValidatorsAnswer = {
   }[]
 }
 
-/** `depin status`: the network at a glance, from the API: epochs, devices, and each validator's liveness. */
+/** `depin status`: the network at a glance, from the API: epochs, devices, gateways, and each validator's liveness. */
 export async function runStatus(options: { api: string }): Promise<void> {
   const get = async <T>(path: string): Promise<T> => {
     try {
@@ -35,6 +35,7 @@ export async function runStatus(options: { api: string }): Promise<void> {
     currentEpoch: string
     devices: number
     lastSettledEpoch: { epoch: string; accepted: number; total: string; txHash: string } | null
+    gateways: { gateway: string; url: string }[]
   }>('/v1/status')
   const { validators, window } = await get<ValidatorsAnswer>('/v1/validators')
   const last = status.lastSettledEpoch
@@ -46,6 +47,8 @@ export async function runStatus(options: { api: string }): Promise<void> {
       ? `last settled epoch ${last.epoch}: ${last.accepted} readings accepted, ${formatUnits(BigInt(last.total), 18)} tokens, tx ${last.txHash}`
       : 'no epoch settled yet',
   )
+  console.log(`gateways on the registry's list: ${status.gateways.length}`)
+  for (const g of status.gateways) console.log(`  ${g.gateway}  ${g.url}`)
   console.log(`validators (agreement = share of the last ${window} settled reports signed):`)
   for (const v of validators) {
     console.log(

@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Address, getAddress, type Hex } from 'viem'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { getContracts } from '../../src/chain/getContracts.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
 import { runClaim } from '../../src/cli/claim.ts'
+import { runStatus } from '../../src/cli/status.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { createFleet, type FaultSpec } from '../../src/device/simulator/createFleet.ts'
 import type { FleetBatch } from '../../src/device/simulator/runFleet.ts'
@@ -125,6 +126,16 @@ describe('an environmental sensor network, end to end', () => {
     }
     expect(status.gateways).toHaveLength(1)
     expect(status.gateways[0]?.url).toBe(network.gatewayUrl)
+    const printed: string[] = []
+    const log = vi.spyOn(console, 'log').mockImplementation((line: string) => printed.push(line))
+    try {
+      await runStatus({ api: network.apiUrl })
+    } finally {
+      log.mockRestore()
+    }
+    expect(printed).toContain("gateways on the registry's list: 1")
+    expect(printed.some((line) => line.endsWith(network.gatewayUrl))).toBe(true)
+    expect(printed.filter((line) => line.includes(' active '))).toHaveLength(3)
     const own = network.validators[0]?.store.result(settled.epoch)
     const sealed = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
     expect(own?.batchHashes).toEqual([sealed.headers.get('x-batch-hash')])
