@@ -34,6 +34,10 @@ export const validatorConfigSchema = z.object({
   leaderTimeoutMs: z.number().int().positive().default(10_000),
   /** Milliseconds after sealing for agreeing with the peers on an epoch's batches. */
   agreementTimeoutMs: z.number().int().positive().default(4_000),
+  /** Worker threads for the signature checks of large epochs (default: the machine's parallelism). */
+  signatureThreads: z.number().int().min(0).optional(),
+  /** Readings from which an epoch's signatures are checked on those threads. */
+  parallelJudgeFrom: z.number().int().min(0).default(20_000),
   /** Fault tests only: make this validator Byzantine (see createValidator). */
   simulateFault: z.enum(['wrongRewardsRoot', 'equivocate']).optional(),
 })
@@ -157,6 +161,8 @@ export async function runValidator(options: { config: string }): Promise<void> {
     exchange,
     leaderTimeoutMs: config.leaderTimeoutMs,
     agreementTimeoutMs: config.agreementTimeoutMs,
+    parallelJudgeFrom: config.parallelJudgeFrom,
+    ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
     ...(config.simulateFault ? { simulateFault: config.simulateFault } : {}),
     onJudged: (r) =>
       line('epoch_judged', {

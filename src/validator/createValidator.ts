@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import {
   type Account,
   type Address,
@@ -35,7 +36,9 @@ import {
   mergeBatches,
 } from './epochBatches.ts'
 import { computeEpochRewards, rewardsRootOf } from './judge/computeEpochRewards.ts'
-import { judgeEpoch } from './judge/judgeEpoch.ts'
+import { createSignatureCheckPool, type SignatureCheckPool } from './judge/createSignatureCheckPool.ts'
+import { type JudgeEpochInput, type JudgeEpochResult, judgeEpoch } from './judge/judgeEpoch.ts'
+import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
 import type { ReportExchange } from './reportExchange.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
 
@@ -55,6 +58,10 @@ export type CreateValidatorOptions = {
    * batch set. Whoever is still silent then is left out.
    */
   agreementTimeoutMs?: number
+  /** Worker threads for signature checks of large epochs (default: the machine's parallelism; 0: none). */
+  signatureThreads?: number
+  /** Readings from which an epoch's signatures are checked on the worker threads (default 20,000). */
+  parallelJudgeFrom?: number
   /** The first epoch to judge (default: the epoch running at start, for a validator with an empty store). */
   firstEpoch?: bigint
   /** Milliseconds a leader has before the next validator in order takes over (default 10,000). */
@@ -171,7 +178,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     // Build on the last epoch the chain settled before this one ended: the same base for every validator.
     const base = indexer.store.epochs().find((e) => e.epoch < epoch && e.timestamp < end)
     const previousCumulative = base ? await settledCumulative(base) : new Map<string, bigint>()
-    const judged = judgeEpoch({
+    const judged = await judge({
       blueprint,
       epoch,
       epochStart: epochStart(epoch),
@@ -262,6 +269,22 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     store.adoptCumulative(base.epoch, fetched)
     options.onBaseAdopted?.({ epoch: base.epoch, accounts: fetched.size })
     return fetched
+  }
+
+  /**
+   * Judges on this thread, or, from `parallelJudgeFrom` readings on, with the signatures checked
+   * on worker threads (started at the first such epoch): the same result bit for bit.
+   */
+  let pool: SignatureCheckPool | undefined
+  async function judge(input: JudgeEpochInput): Promise<JudgeEpochResult> {
+    const threads = options.signatureThreads ?? availableParallelism()
+    if (threads < 1 || input.readings.length < (options.parallelJudgeFrom ?? 20_000)) return judgeEpoch(input)
+    pool ??= createSignatureCheckPool({
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      threads,
+    })
+    return judgeEpochInParallel(input, pool)
   }
 
   /** The batches held for the epoch being agreed on, and how far the agreement got. */
@@ -461,6 +484,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     async stop() {
       if (timer) clearInterval(timer)
       await running
+      await pool?.close()
       store.close()
     },
   }

@@ -145,6 +145,9 @@ async function buildProcessNetwork(
         peers: [],
         port,
         leaderTimeoutMs: 3_000,
+        // odd validators check signatures on worker threads, even ones on their main thread:
+        // both paths judge every epoch, and must agree bit for bit
+        ...(i % 2 === 1 ? { parallelJudgeFrom: 1, signatureThreads: 2 } : {}),
         ...(fault && fault !== 'silent' ? { simulateFault: fault } : {}),
       }),
     )

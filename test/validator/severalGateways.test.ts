@@ -42,8 +42,10 @@ describe('several gateways', () => {
     for (const p of net.processes) {
       const store = createValidatorStore(join(dirname(p.config), 'validator.db'))
       try {
-        const own = store.result(found.settled.epoch)
-        if (!own) throw new Error(`validator ${p.address} never judged epoch ${found.settled.epoch}`)
+        // the quorum may settle the epoch before the last validator has judged it
+        const own = await waitFor(`validator ${p.address} to judge epoch ${found.settled.epoch}`, () =>
+          store.result(found.settled.epoch),
+        )
         expect(own.batchHashes).toEqual(batches.map((b) => b.hash).sort())
         // each gateway has stations of its own, so the union holds every reading of both
         expect(store.verdicts(found.settled.epoch)).toHaveLength(first.count + second.count)
