@@ -102,6 +102,7 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
     // liveness and agreement, from the chain alone: which of the last settled reports each signed
     const recent = indexer.epochs(LIVENESS_WINDOW)
     const lastSettled = recent[0]?.epoch
+    const endpoints = new Map(indexer.validatorEndpoints().map((e) => [e.validator.toLowerCase(), e.url]))
     return toJson({
       window: recent.length,
       lastSettledEpoch: lastSettled ?? null,
@@ -114,6 +115,8 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
           .find((e) => e.signers.some((s) => s.toLowerCase() === v.validator.toLowerCase()))?.epoch
         return {
           ...v,
+          /** Where its peers reach it, as it advertised on-chain (active validators only). */
+          endpoint: endpoints.get(v.validator.toLowerCase()) ?? null,
           lastSignedEpoch: lastSigned ?? null,
           signedRecent: signed.length,
           /** Share of the last settled reports it signed, in basis points. */

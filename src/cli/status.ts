@@ -9,6 +9,7 @@ type ValidatorsAnswer = {
     status: string
     bond: string
     lastSignedEpoch: string | null
+    endpoint: string | null
     signedRecent: number
     agreementBps: number
     live: boolean
@@ -52,7 +53,7 @@ export async function runStatus(options: { api: string }): Promise<void> {
   console.log(`validators (agreement = share of the last ${window} settled reports signed):`)
   for (const v of validators) {
     console.log(
-      `  ${v.validator}  ${v.status.padEnd(9)} stake ${formatUnits(BigInt(v.bond), 18).padStart(8)}  last signed ${v.lastSignedEpoch ?? '-'}  agreement ${(v.agreementBps / 100).toFixed(0)} %  ${v.live ? 'live' : 'NOT LIVE'}`,
+      `  ${v.validator}  ${v.status.padEnd(9)} stake ${formatUnits(BigInt(v.bond), 18).padStart(8)}  last signed ${v.lastSignedEpoch ?? '-'}  agreement ${(v.agreementBps / 100).toFixed(0)} %  ${v.live ? 'live' : 'NOT LIVE'}  ${v.endpoint ?? ''}`.trimEnd(),
     )
   }
 }

@@ -107,9 +107,12 @@ describe('an environmental sensor network, end to end', () => {
         bond: string
         lastSignedEpoch: string | null
         live: boolean
+        endpoint: string | null
       }[]
     }
     expect(answer.validators).toHaveLength(3)
+    // validators in this process share a board: they advertise no endpoint
+    for (const v of answer.validators) expect(v.endpoint).toBeNull()
     for (const v of answer.validators) {
       expect(v).toMatchObject({ status: 'active', bond: blueprint.validators.minBond.toString() })
     }

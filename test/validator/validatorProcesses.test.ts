@@ -29,6 +29,13 @@ describe('validators as separate processes', () => {
     expect(settled.signers.length).toBeGreaterThanOrEqual(2)
     for (const signer of settled.signers) expect(net.addresses().has(signer.toLowerCase())).toBe(true)
     expect(net.addresses().has(settled.submitter.toLowerCase())).toBe(true)
+    // they found each other through the endpoints they advertised on-chain (no static peers)
+    const endpoints = net.indexer.store
+      .validatorEndpoints()
+      .map((e) => [e.validator.toLowerCase(), e.url] as const)
+    expect(new Map(endpoints)).toEqual(
+      new Map(net.processes.map((p, i) => [p.address.toLowerCase(), `http://127.0.0.1:${net.ports[i]}`])),
+    )
   })
 
   it('slash a validator that signs two different reports for one epoch, proven by an honest validator', async () => {
