@@ -152,6 +152,19 @@ export async function runValidator(options: { config: string }): Promise<void> {
   await exchange.start()
   const advertised = await advertiseEndpoint(clients, deployment, advertisedUrl)
   line('endpoint', { url: advertisedUrl ?? null, ...advertised })
+  // a node started before its key was bonded advertises once it is active
+  let advertising: NodeJS.Timeout | undefined
+  if (advertised.advertised === 'not active') {
+    advertising = setInterval(() => {
+      advertiseEndpoint(clients, deployment, advertisedUrl)
+        .then((again) => {
+          if (again.advertised === 'not active') return
+          clearInterval(advertising)
+          line('endpoint', { url: advertisedUrl ?? null, ...again })
+        })
+        .catch(() => {}) // the chain may be briefly unreachable: asked again in 10 s
+    }, 10_000)
+  }
   const validator = await createValidator({
     blueprint,
     deployment,
@@ -195,6 +208,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
     process.once('SIGTERM', resolveStop)
   })
   line('validator_stopping', {})
+  clearInterval(advertising)
   await validator.stop()
   await indexer.stop()
   await exchange.stop()

@@ -121,17 +121,22 @@ async function buildProcessNetwork(
     return { child, address, output, config }
   }
   /** Bonds validator `i` (a new key in `v<i>/`) and spawns its process, peered with every port known. */
-  const launch = async (i: number, fault?: ValidatorFault): Promise<ValidatorProcess> => {
+  const untilStarted = (p: ValidatorProcess) =>
+    waitFor(`validator ${p.address} to start`, () =>
+      p.output.join('').includes('validator_started') ? true : undefined,
+    )
+  const launch = async (
+    i: number,
+    fault?: ValidatorFault,
+    { bondAfterStart = false } = {},
+  ): Promise<ValidatorProcess> => {
     const port = ports[i] as number
     const keyFile = join(dir, `v${i}`, 'key')
     mkdirSync(join(dir, `v${i}`), { recursive: true })
     const clients = await createChainClients({ rpcUrl: anvil.rpcUrl, privateKey: loadOrCreateKey(keyFile) })
-    await joinAsValidator({
-      sponsor: admin,
-      validator: clients,
-      deployment,
-      bond: blueprint.validators.minBond,
-    })
+    const bond = () =>
+      joinAsValidator({ sponsor: admin, validator: clients, deployment, bond: blueprint.validators.minBond })
+    if (!bondAfterStart) await bond()
     const config = join(dir, `v${i}`, 'config.json')
     writeFileSync(
       config,
@@ -152,6 +157,10 @@ async function buildProcessNetwork(
       }),
     )
     const spawned = spawnValidator(config, (clients.account as Account).address)
+    if (bondAfterStart) {
+      await untilStarted(spawned)
+      await bond()
+    }
     if (fault === 'silent') {
       const exited = new Promise((resolve) => spawned.child.once('exit', resolve))
       spawned.child.kill('SIGKILL')
@@ -160,10 +169,6 @@ async function buildProcessNetwork(
     return spawned
   }
   for (const i of ports.keys()) processes.push(await launch(i, options.faults?.[i]))
-  const untilStarted = (p: ValidatorProcess) =>
-    waitFor(`validator ${p.address} to start`, () =>
-      p.output.join('').includes('validator_started') ? true : undefined,
-    )
   for (const [i, p] of processes.entries()) if (options.faults?.[i] !== 'silent') await untilStarted(p)
 
   // one fleet per gateway (seeds 3, 4, …: other keys), the stations shared out
@@ -202,13 +207,14 @@ async function buildProcessNetwork(
       await untilStarted(fresh)
     },
     /**
-     * A new validator joins while the network runs: bonded on-chain, then its process started;
-     * it advertises its endpoint and finds the others' on-chain. Returns its index.
+     * A new validator joins while the network runs: bonded on-chain, then its process started
+     * (or, with bondAfterStart, started first and bonded once it runs); it advertises its
+     * endpoint and finds the others' on-chain. Returns its index.
      */
-    async addValidator(): Promise<number> {
+    async addValidator(options: { bondAfterStart?: boolean } = {}): Promise<number> {
       ports.push(await freePort())
       const i = ports.length - 1
-      const added = await launch(i)
+      const added = await launch(i, undefined, options)
       processes.push(added)
       await untilStarted(added)
       return i
