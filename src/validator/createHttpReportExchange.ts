@@ -51,6 +51,9 @@ export type CreateHttpReportExchangeOptions = {
   onPeerError?: (event: { peer: string; action: PeerAction; error: unknown }) => void
 }
 
+/** A list peers serve per epoch: where, under which JSON field, how to parse and check each item. */
+type PeerList<T> = { path: string; field: string; schema: z.ZodType<T>; verify: (item: T) => Promise<T> }
+
 /** What this exchange was doing with a peer when it failed. */
 export type PeerAction = 'publish' | 'collect' | 'announce' | 'fetchBatch' | 'fetchCumulative'
 
@@ -240,7 +243,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   async function listFromPeer<T extends { epoch: bigint }>(
     peer: string,
     epoch: bigint,
-    list: { path: string; field: string; schema: z.ZodType<T>; verify: (item: T) => Promise<T> },
+    list: PeerList<T>,
   ): Promise<T[]> {
     try {
       const response = await fetch(`${peer}${list.path}/${epoch}`, { signal: AbortSignal.timeout(timeoutMs) })
@@ -268,6 +271,11 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       return []
     }
   }
+
+  const toEveryPeer = (path: string, body: string, action: PeerAction) =>
+    Promise.all(currentPeers().map((peer) => postToPeer(peer, path, body, action)))
+  const fromEveryPeer = <T extends { epoch: bigint }>(epoch: bigint, list: PeerList<T>) =>
+    Promise.all(currentPeers().map((peer) => listFromPeer(peer, epoch, list)))
 
   // already held, so checked: skip the signature recovery (collecting runs on every tick)
   const verifyReport = async (signed: SignedEpochReport) =>
@@ -397,19 +405,15 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       const verified = await verifySignedEpochReport(chainId, epochManager, signed) // our own: a bug if not
       reports.keep(verified)
       const body = JSON.stringify(toSignedEpochReportJson(verified))
-      await Promise.all(currentPeers().map((peer) => postToPeer(peer, '/v1/reports', body, 'publish')))
+      await toEveryPeer('/v1/reports', body, 'publish')
     },
     async collect(epoch) {
-      const fromPeers = await Promise.all(
-        currentPeers().map((peer) =>
-          listFromPeer(peer, epoch, {
-            path: '/v1/reports',
-            field: 'reports',
-            schema: signedEpochReportJsonSchema,
-            verify: verifyReport,
-          }),
-        ),
-      )
+      const fromPeers = await fromEveryPeer(epoch, {
+        path: '/v1/reports',
+        field: 'reports',
+        schema: signedEpochReportJsonSchema,
+        verify: verifyReport,
+      })
       const key = (signed: SignedEpochReport) => `${signed.signer.toLowerCase()}${signed.digest}`
       return merge(held(epoch), fromPeers, key, reports.keep).sort(compareReports)
     },
@@ -417,19 +421,15 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       const verified = await verifyBatchSet(chainId, epochManager, announcement) // our own: a bug if not
       batchSets.keep(verified)
       const body = JSON.stringify(toBatchSetJson(verified))
-      await Promise.all(currentPeers().map((peer) => postToPeer(peer, '/v1/batch-sets', body, 'announce')))
+      await toEveryPeer('/v1/batch-sets', body, 'announce')
     },
     async collectBatchSets(epoch) {
-      const fromPeers = await Promise.all(
-        currentPeers().map((peer) =>
-          listFromPeer(peer, epoch, {
-            path: '/v1/batch-sets',
-            field: 'batchSets',
-            schema: batchSetJsonSchema,
-            verify: verifyAnnouncement,
-          }),
-        ),
-      )
+      const fromPeers = await fromEveryPeer(epoch, {
+        path: '/v1/batch-sets',
+        field: 'batchSets',
+        schema: batchSetJsonSchema,
+        verify: verifyAnnouncement,
+      })
       const key = (a: BatchSetAnnouncement) => `${a.signer.toLowerCase()}${a.signature}`
       return merge(heldBatchSets(epoch), fromPeers, key, batchSets.keep).sort(compareBatchSets)
     },

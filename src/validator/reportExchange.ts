@@ -79,21 +79,26 @@ export function createLocalReportExchange(): ReportExchange {
       sources.push(source)
     },
     async fetchBatch(hash, check) {
-      for (const source of sources) {
-        const bytes = source(hash)
-        if (bytes && check(bytes)) return bytes
-      }
-      return undefined
+      return firstPassing(sources, hash, check)
     },
     serveCumulative(source) {
       cumulativeSources.push(source)
     },
     async fetchCumulative(epoch, check) {
-      for (const source of cumulativeSources) {
-        const amounts = source(epoch)
-        if (amounts && check(amounts)) return amounts
-      }
-      return undefined
+      return firstPassing(cumulativeSources, epoch, check)
     },
   }
+}
+
+/** The first source's answer for `key` that passes `check`. */
+function firstPassing<K, V>(
+  sources: readonly ((key: K) => V | undefined)[],
+  key: K,
+  check: (value: V) => boolean,
+): V | undefined {
+  for (const source of sources) {
+    const value = source(key)
+    if (value !== undefined && check(value)) return value
+  }
+  return undefined
 }
