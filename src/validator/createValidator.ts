@@ -3,7 +3,6 @@ import {
   type Account,
   type Address,
   BaseError,
-  bytesToHex,
   ContractFunctionRevertedError,
   type Hex,
   keccak256,
@@ -345,16 +344,25 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const agreed = agreedBatches(announcements, active as Address[])
     for (const hash of agreed) {
       if (held.batches.has(hash)) continue
-      const fromPeer = await exchange.fetchBatch(hash, (bytes) => bytesToHex(keccak(bytes)) === hash)
-      const batch = fromPeer
-        ? checkBatch(keccak, fromPeer, hash, epoch)
-        : await fetchBatchByHash(
-            keccak,
-            gateways.map((g) => g.url),
-            hash,
-            epoch,
-            asking,
-          )
+      // the peer's bytes are checked (content address, format, epoch) once, as they are accepted
+      let fromPeer: CheckedBatch | undefined
+      await exchange.fetchBatch(hash, (bytes) => {
+        try {
+          fromPeer = checkBatch(keccak, bytes, hash, epoch)
+          return true
+        } catch {
+          return false
+        }
+      })
+      const batch =
+        fromPeer ??
+        (await fetchBatchByHash(
+          keccak,
+          gateways.map((g) => g.url),
+          hash,
+          epoch,
+          asking,
+        ))
       if (!batch) return undefined // every holder is down or slow: again at the next tick
       held.batches.set(hash, batch)
       store.saveBatch(batch)
