@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Hex } from 'viem'
 import { ConfigError } from '../errors.ts'
 import { type ChainClients, createChainClients } from './createChainClients.ts'
-import { anvilAccounts, type StartAnvilReturnType, startAnvil } from './startAnvil.ts'
+import { anvilAccounts, LOCAL_CHAIN_ID, type StartAnvilReturnType, startAnvil } from './startAnvil.ts'
 
 export type ConnectChainParameters = {
   /** Where the embedded chain keeps its state. */
@@ -79,4 +79,12 @@ export function readOperatorKey(keyFile: string | undefined): Hex | undefined {
     )
   }
   return raw as Hex
+}
+
+/**
+ * The key to sign with: the operator's (`--key-file` or DEPIN_PRIVATE_KEY), or, on the local
+ * chain only, anvil's first test key (the local deployer and governance); undefined otherwise.
+ */
+export function operatorKeyOrLocalDefault(keyFile: string | undefined, chainId: number): Hex | undefined {
+  return readOperatorKey(keyFile) ?? (chainId === LOCAL_CHAIN_ID ? anvilAccounts[0] : undefined)
 }

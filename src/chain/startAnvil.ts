@@ -27,6 +27,9 @@ export type StartAnvilReturnType = {
   stop(): Promise<void>
 }
 
+/** The chain id of the embedded anvil (anvil's default): a local chain, where the test keys below may pay. */
+export const LOCAL_CHAIN_ID = 31337
+
 /** anvil's default mnemonic accounts (as anvil prints them): public test keys, known to everyone, fine only for a local chain. */
 export const anvilAccounts = [
   '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80',
@@ -67,7 +70,7 @@ export function anvilBinaryPath(): string {
  */
 export async function startAnvil(parameters: StartAnvilParameters = {}): Promise<StartAnvilReturnType> {
   const args = ['--host', '127.0.0.1', '--port', String(parameters.port ?? 0)]
-  args.push('--chain-id', String(parameters.chainId ?? 31337))
+  args.push('--chain-id', String(parameters.chainId ?? LOCAL_CHAIN_ID))
   if (parameters.blockTime !== undefined)
     args.push('--block-time', String(parameters.blockTime), '--mixed-mining')
   if (parameters.dataDir !== undefined) {

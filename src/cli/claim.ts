@@ -1,11 +1,10 @@
 import { type Address, formatUnits, getAddress, isAddress } from 'viem'
-import { readOperatorKey } from '../chain/connectChain.ts'
+import { operatorKeyOrLocalDefault } from '../chain/connectChain.ts'
 import { createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
-import { anvilAccounts } from '../chain/startAnvil.ts'
 import { ConfigError } from '../errors.ts'
 
 export type ClaimOptions = { owner: string; api: string; rpcUrl: string; dataDir: string; keyFile?: string }
@@ -38,9 +37,7 @@ export async function runClaim(options: ClaimOptions): Promise<void> {
     return
   }
   const deployment = readDeployment(deploymentPath(options.dataDir))
-  // anvil's first test key pays the gas on a local chain; elsewhere the submitter brings its own key
-  const privateKey =
-    readOperatorKey(options.keyFile) ?? (deployment.chainId === 31337 ? anvilAccounts[0] : undefined)
+  const privateKey = operatorKeyOrLocalDefault(options.keyFile, deployment.chainId)
   if (!privateKey)
     throw new ConfigError(
       'SIGNER_MISSING',

@@ -1,21 +1,18 @@
 import { getAddress, isAddress } from 'viem'
-import { readOperatorKey } from '../chain/connectChain.ts'
+import { operatorKeyOrLocalDefault } from '../chain/connectChain.ts'
 import { type ChainClients, createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { listGateway } from '../chain/listGateway.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
-import { anvilAccounts } from '../chain/startAnvil.ts'
 import { ConfigError } from '../errors.ts'
 
 export type GatewayOptions = { rpcUrl: string; dataDir: string; keyFile?: string }
 
 async function connect(options: GatewayOptions, signing: boolean) {
   const deployment = readDeployment(deploymentPath(options.dataDir))
-  // on a local chain governance is the deployer, anvil's first test key
-  const privateKey =
-    readOperatorKey(options.keyFile) ?? (deployment.chainId === 31337 ? anvilAccounts[0] : undefined)
+  const privateKey = operatorKeyOrLocalDefault(options.keyFile, deployment.chainId)
   if (signing && !privateKey)
     throw new ConfigError(
       'SIGNER_MISSING',
