@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs'
 import { getAddress } from 'viem'
 import { z } from 'zod'
 import { ConfigError } from '../errors.ts'
+import { readJsonFile } from '../readJsonFile.ts'
 
 const address = z
   .string()
@@ -108,20 +109,5 @@ export function readDeployment(path: string): Deployment {
       },
     )
   }
-  let raw: unknown
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (cause) {
-    throw new ConfigError('DEPLOYMENT_INVALID', `deployment file ${path} is not valid JSON`, { cause })
-  }
-  const parsed = deploymentSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new ConfigError(
-      'DEPLOYMENT_INVALID',
-      `deployment file ${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
-      { details: { issues: parsed.error.issues } },
-    )
-  }
-  return parsed.data
+  return readJsonFile(path, deploymentSchema, 'DEPLOYMENT_INVALID', 'deployment file')
 }

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from '../errors.ts'
+import { readJsonFile } from '../readJsonFile.ts'
 import type { ChainClients } from './createChainClients.ts'
 import { deployContracts } from './deployContracts.ts'
 import {
@@ -68,19 +69,5 @@ export async function ensureDeployed({
 
 /** Reads network parameters from a JSON file; errors name the file and the field. */
 export function readNetworkParameters(path: string): NetworkParameters {
-  let raw: unknown
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (cause) {
-    throw new ConfigError('PARAMETERS_INVALID', `cannot read network parameters from ${path}`, { cause })
-  }
-  const parsed = networkParametersSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new ConfigError(
-      'PARAMETERS_INVALID',
-      `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
-    )
-  }
-  return parsed.data
+  return readJsonFile(path, networkParametersSchema, 'PARAMETERS_INVALID', 'network parameters')
 }

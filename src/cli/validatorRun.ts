@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Account } from 'viem'
 import { z } from 'zod'
@@ -10,6 +10,7 @@ import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
 import { ConfigError } from '../errors.ts'
 import { createIndexer } from '../indexer/createIndexer.ts'
+import { readJsonFile } from '../readJsonFile.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
 import { createValidator } from '../validator/createValidator.ts'
 
@@ -45,23 +46,9 @@ export type ValidatorConfig = z.output<typeof validatorConfigSchema>
 
 /** Reads and validates a validator config file; errors name the file and the field. */
 export function readValidatorConfig(path: string): ValidatorConfig {
-  let raw: unknown
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (cause) {
-    throw new ConfigError('VALIDATOR_CONFIG_INVALID', `cannot read validator config ${path}`, { cause })
-  }
-  const parsed = validatorConfigSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new ConfigError(
-      'VALIDATOR_CONFIG_INVALID',
-      `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
-    )
-  }
+  const config = readJsonFile(path, validatorConfigSchema, 'VALIDATOR_CONFIG_INVALID', 'validator config')
   const base = dirname(resolve(path))
   const at = (p: string) => resolve(base, p)
-  const config = parsed.data
   return {
     ...config,
     dataDir: at(config.dataDir),

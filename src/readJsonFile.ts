@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs'
+import type { z } from 'zod'
+import { ConfigError } from './errors.ts'
+
+/**
+ * Reads a JSON file and validates it with `schema`. Either failure is a ConfigError with `code`
+ * that names `what` and the file, and, for an invalid file, its first bad field
+ * (`deployment file .data/deployment.json: contracts.epochManager: …`; every issue in details).
+ */
+export function readJsonFile<T extends z.ZodType>(
+  path: string,
+  schema: T,
+  code: string,
+  what: string,
+): z.output<T> {
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (cause) {
+    throw new ConfigError(code, `cannot read ${what} ${path}`, { cause })
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ConfigError(code, `${what} ${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, {
+      details: { issues: parsed.error.issues },
+    })
+  }
+  return parsed.data
+}
