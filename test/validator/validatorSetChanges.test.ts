@@ -48,10 +48,15 @@ describe('validator set changes between epochs', () => {
     )
     expect(signedByNewcomer.epoch - joinedIn).toBeLessThanOrEqual(5n)
     // it never judged the epoch its first one builds on: it took those amounts from a peer
-    const output = (net.processes[i] as (typeof net.processes)[number]).output.join('')
-    expect(output).toContain('"base_adopted"')
-    expect(output).toContain('"advertised":"not active"')
-    expect(output).toContain('"advertised":"set"')
+    const newcomerOutput = () => (net.processes[i] as (typeof net.processes)[number]).output.join('')
+    expect(newcomerOutput()).toContain('"base_adopted"')
+    expect(newcomerOutput()).toContain('"advertised":"not active"')
+    // it asks every 10 s whether it is active yet, so it may sign before it advertises
+    await waitFor(
+      'the newcomer to advertise its endpoint',
+      () => (newcomerOutput().includes('"advertised":"set"') ? true : undefined),
+      30_000,
+    )
     expectConsecutive(settledFrom(joinedIn - 1n).filter((e) => e.epoch <= signedByNewcomer.epoch))
   })
 
