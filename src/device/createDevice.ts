@@ -8,7 +8,7 @@ import { INT64_MAX, INT64_MIN, type SignedReading, UINT64_MAX } from '../reading
 import { signReading } from '../readings/signReading.ts'
 import { openReadingQueue } from './openReadingQueue.ts'
 import { openSequenceCounter } from './openSequenceCounter.ts'
-import { MAX_READINGS_PER_REQUEST, postReadings } from './postReadings.ts'
+import { MAX_READINGS_PER_REQUEST, type ReadingTransport, transportOf } from './postReadings.ts'
 
 export type CreateDeviceParameters = {
   /** The device key; its address is the device id. */
@@ -16,8 +16,10 @@ export type CreateDeviceParameters = {
   chainId: number
   /** The DeviceRegistry: the verifying contract of readings. */
   deviceRegistry: Address
-  /** Base URL of a gateway, e.g. `http://127.0.0.1:8080`. */
-  gatewayUrl: string
+  /** Base URL of a gateway, e.g. `http://127.0.0.1:8080`, to send over HTTP. */
+  gatewayUrl?: string
+  /** How readings reach the gateway instead of HTTP to `gatewayUrl`, e.g. `createMqttTransport(…)`. */
+  transport?: ReadingTransport
   blueprint: Blueprint
   /** The device's class id in the blueprint (its fields give the values' order and scale). */
   deviceClass: number
@@ -26,7 +28,7 @@ export type CreateDeviceParameters = {
    * live. Omit to keep both in memory: numbers then restart at 1 and the queue dies with the process.
    */
   stateDir?: string
-  /** Milliseconds before a request to the gateway counts as failed (default 10 000). */
+  /** Milliseconds before an HTTP request to the gateway counts as failed (default 10 000). */
   timeoutMs?: number
   /** Unix seconds for readings signed without a time (default: the system clock). */
   clock?: () => bigint
@@ -90,6 +92,7 @@ export type Device = {
  */
 export function createDevice(parameters: CreateDeviceParameters): Device {
   const { account, chainId, deviceRegistry, gatewayUrl, blueprint, stateDir, timeoutMs } = parameters
+  const transport = transportOf({ transport: parameters.transport, gatewayUrl, timeoutMs })
   const found = blueprint.classById.get(parameters.deviceClass)
   if (!found) {
     throw new ConfigError(
@@ -128,7 +131,7 @@ export function createDevice(parameters: CreateDeviceParameters): Device {
     let sent = 0
     while (sent < pending.length) {
       const chunk = pending.slice(sent, sent + MAX_READINGS_PER_REQUEST)
-      const answer = await postReadings({ gatewayUrl, readings: chunk, ...(timeoutMs ? { timeoutMs } : {}) })
+      const answer = await transport.send(chunk)
       if (answer.type === 'unavailable') {
         // Stop at the first failure: a later chunk delivered before this one would make this
         // one's (lower) sequence numbers look like replays.

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ConfigError } from '../errors.ts'
 import { type SignedReading, toReadingJson } from '../readings/reading.ts'
 
 /** The most readings one request to the gateway may carry. */
@@ -14,6 +15,37 @@ export type PostReadingsParameters = {
   readings: readonly SignedReading[]
   /** Milliseconds before the request counts as failed (default 10 000). */
   timeoutMs?: number
+}
+
+/**
+ * How readings reach a gateway (HTTP: `httpTransport`; MQTT: `createMqttTransport`). `send`
+ * takes at most `MAX_READINGS_PER_REQUEST` readings and never throws for what the network or
+ * the gateway does: the answer says whether resending can help.
+ */
+export type ReadingTransport = {
+  send(readings: readonly SignedReading[]): Promise<PostReadingsReturnType>
+}
+
+/** Sends readings with `POST {gatewayUrl}/v1/readings`. */
+export const httpTransport = (gatewayUrl: string, timeoutMs?: number): ReadingTransport => ({
+  send: (readings) => postReadings({ gatewayUrl, readings, ...(timeoutMs ? { timeoutMs } : {}) }),
+})
+
+/** The transport given, or HTTP to `gatewayUrl`; a ConfigError when there is neither. */
+export function transportOf({
+  transport,
+  gatewayUrl,
+  timeoutMs,
+}: {
+  transport?: ReadingTransport | undefined
+  gatewayUrl?: string | undefined
+  timeoutMs?: number | undefined
+}): ReadingTransport {
+  if (transport) return transport
+  if (gatewayUrl === undefined) {
+    throw new ConfigError('DEVICE_NO_GATEWAY', 'readings need a gatewayUrl or a transport to go through')
+  }
+  return httpTransport(gatewayUrl, timeoutMs)
 }
 
 export type PostReadingsReturnType =
@@ -68,20 +100,40 @@ export async function postReadings({
   } catch (cause) {
     return { type: 'unavailable', status: undefined, message: describeFailure(url, cause) }
   }
-  const { status } = response
+  return readGatewayAnswer({ status: response.status, body, count: readings.length, source: url })
+}
+
+/**
+ * What a gateway's answer means for the readings it was sent (over HTTP or MQTT): a verdict
+ * per reading (status 200), a refusal of the whole batch (a 4xx other than 408/429), or no
+ * usable answer (resend later).
+ * @param count how many readings were sent
+ * @param source where the answer came from, for messages
+ */
+export function readGatewayAnswer({
+  status,
+  body,
+  count,
+  source,
+}: {
+  status: number
+  body: unknown
+  count: number
+  source: string
+}): PostReadingsReturnType {
   if (status === 200) {
     const parsed = resultsSchema.safeParse(body)
-    if (parsed.success && coversEveryReading(parsed.data.results, readings.length)) {
+    if (parsed.success && coversEveryReading(parsed.data.results, count)) {
       const results = [...parsed.data.results].sort((a, b) => a.index - b.index)
       const accepted = results.filter((r) => r.status === 'accepted').length
       return { type: 'answered', results, accepted, rejected: results.length - accepted }
     }
     // The gateway may have stored some of them; resending is safe (a duplicate is refused as a replay).
-    return { type: 'unavailable', status, message: `${url} answered 200 without a verdict per reading` }
+    return { type: 'unavailable', status, message: `${source} answered 200 without a verdict per reading` }
   }
   const error = errorSchema.safeParse(body)
   const code = error.success ? error.data.error.code : `HTTP_${status}`
-  const message = error.success ? error.data.error.message : `${url} answered ${status}`
+  const message = error.success ? error.data.error.message : `${source} answered ${status}`
   if (status >= 500 || status === 408 || status === 429) return { type: 'unavailable', status, message }
   return { type: 'refused', status, code, message }
 }

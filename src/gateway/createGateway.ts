@@ -13,7 +13,7 @@ import {
 } from '../validator/judge/checkReadingSignatures.ts'
 import { createSignatureCheckPool } from '../validator/judge/createSignatureCheckPool.ts'
 import { encodeBatch } from './batchFormat.ts'
-import { checkReadings, type DeviceLookup, parseReadings } from './checkReadings.ts'
+import { checkReadings, type DeviceLookup, parseReadings, type ReadingVerdict } from './checkReadings.ts'
 import { createGatewayStore } from './gatewayStore.ts'
 
 export type CreateGatewayOptions = {
@@ -46,9 +46,29 @@ export type Gateway = {
   readonly server: FastifyInstance
   /** Seals every closed epoch not sealed yet (also runs on a timer). Returns the epochs sealed. */
   sealClosedEpochs(): bigint[]
+  /**
+   * Checks a batch `{ readings: [...] }` and stores the accepted readings, durably, before it
+   * returns: what `POST /v1/readings` and the MQTT ingest both answer with. Never throws for bad input.
+   */
+  ingest(body: unknown): Promise<IngestAnswer>
   /** Readings accepted since start, and the running totals of rejections by reason. */
   stats(): { accepted: number; duplicates: number; rejected: Record<string, number> }
 }
+
+/** A gateway's answer to a batch of readings, with the HTTP status it is sent with. */
+export type IngestAnswer =
+  | { status: 200; body: { results: ReadingVerdict[]; accepted: number; rejected: number } }
+  | {
+      status: 400 | 413
+      body: { error: { code: string; message: string; details: Record<string, unknown> } }
+    }
+
+const refusal = (
+  status: 400 | 413,
+  code: string,
+  message: string,
+  details: Record<string, unknown> = {},
+): IngestAnswer => ({ status, body: { error: { code, message, details } } })
 
 const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
 
@@ -92,30 +112,24 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
   const server = createJsonServer(options.bodyLimit ?? 1024 * 1024) // readings are JSON only
 
-  server.post('/v1/readings', async (request, reply) => {
-    const body = request.body as { readings?: unknown } | null
-    if (typeof body !== 'object' || body === null || !Array.isArray(body.readings)) {
-      return reply.status(400).send({
-        error: {
-          code: 'INVALID_BODY',
-          message: 'the body must be a JSON object { "readings": [ … ] }',
-          details: {},
-        },
-      })
+  /** Checks a batch of readings and stores the accepted ones: the body of `POST /v1/readings`. */
+  async function ingest(body: unknown): Promise<IngestAnswer> {
+    const readingsJson = (body as { readings?: unknown } | null)?.readings
+    if (typeof body !== 'object' || body === null || !Array.isArray(readingsJson)) {
+      return refusal(400, 'INVALID_BODY', 'the body must be a JSON object { "readings": [ … ] }')
     }
-    if (body.readings.length === 0 || body.readings.length > maxBatch) {
-      return reply.status(body.readings.length === 0 ? 400 : 413).send({
-        error: {
-          code: body.readings.length === 0 ? 'BATCH_EMPTY' : 'BATCH_TOO_LARGE',
-          message: `a batch holds 1 to ${maxBatch} readings, this one ${body.readings.length}`,
-          details: { maxBatch, received: body.readings.length },
-        },
-      })
+    if (readingsJson.length === 0 || readingsJson.length > maxBatch) {
+      return refusal(
+        readingsJson.length === 0 ? 400 : 413,
+        readingsJson.length === 0 ? 'BATCH_EMPTY' : 'BATCH_TOO_LARGE',
+        `a batch holds 1 to ${maxBatch} readings, this one ${readingsJson.length}`,
+        { maxBatch, received: readingsJson.length },
+      )
     }
-    const batch = parseReadings(body.readings)
+    const batch = parseReadings(readingsJson)
     const readings = batch.parsed.map((p) => p.reading)
     // signatures in parallel on the worker threads; everything after runs without yielding, so
-    // two requests never interleave between the replay check and the write
+    // two requests (HTTP or MQTT) never interleave between the replay check and the write
     const checks = pool ? await pool.check(readings) : checkReadingSignatures(readings, digest, keccak)
     const signatures = new Map(
       batch.parsed.map(({ index }, i) => [
@@ -124,7 +138,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       ]),
     )
     const { verdicts, accepted } = checkReadings(
-      { ...batch, size: body.readings.length },
+      { ...batch, size: readingsJson.length },
       {
         blueprint,
         devices,
@@ -148,7 +162,15 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       } else stats.rejected[v.reason] = (stats.rejected[v.reason] ?? 0) + 1
     }
     stats.accepted += accepted.length
-    return { results: verdicts, accepted: acceptedCount, rejected: verdicts.length - acceptedCount }
+    return {
+      status: 200,
+      body: { results: verdicts, accepted: acceptedCount, rejected: verdicts.length - acceptedCount },
+    }
+  }
+
+  server.post('/v1/readings', async (request, reply) => {
+    const answer = await ingest(request.body)
+    return reply.status(answer.status).send(answer.body)
   })
 
   server.get('/v1/batches', async () => ({
@@ -212,6 +234,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       return url
     },
     sealClosedEpochs,
+    ingest,
     stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
     async start() {
       url = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })

@@ -2,12 +2,15 @@ import type { Address } from 'viem'
 import { depinDomain, readingTypes } from '../../chain/typedData.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { createDevice, type Device } from '../createDevice.ts'
-import { MAX_READINGS_PER_REQUEST, postReadings } from '../postReadings.ts'
+import { MAX_READINGS_PER_REQUEST, type ReadingTransport, transportOf } from '../postReadings.ts'
 import type { Fleet, Station } from './createFleet.ts'
 
 export type RunFleetParameters = {
   fleet: Fleet
-  gatewayUrl: string
+  /** Base URL of the gateway, to send over HTTP. */
+  gatewayUrl?: string
+  /** How the fleet's readings reach the gateway instead of HTTP to `gatewayUrl` (e.g. MQTT). */
+  transport?: ReadingTransport
   chainId: number
   deviceRegistry: Address
   /** Seconds between ticks; each tick sends one reading per station. */
@@ -58,6 +61,7 @@ export type RunFleetReturnType = {
 export function runFleet(parameters: RunFleetParameters): RunFleetReturnType {
   const { fleet, gatewayUrl, chainId, deviceRegistry, intervalSeconds, onBatch, stateDir, timeoutMs } =
     parameters
+  const transport = transportOf({ transport: parameters.transport, gatewayUrl, timeoutMs })
   if (!(intervalSeconds > 0)) throw new RangeError(`intervalSeconds must be > 0, got ${intervalSeconds}`)
   const clock = parameters.clock ?? (() => BigInt(Math.floor(Date.now() / 1000)))
   const devices: Device[] = fleet.stations.map((station) =>
@@ -65,7 +69,7 @@ export function runFleet(parameters: RunFleetParameters): RunFleetReturnType {
       account: station.account,
       chainId,
       deviceRegistry,
-      gatewayUrl,
+      transport,
       blueprint: fleet.blueprint,
       deviceClass: fleet.deviceClass.id,
       ...(stateDir !== undefined ? { stateDir } : {}),
@@ -117,7 +121,7 @@ export function runFleet(parameters: RunFleetParameters): RunFleetReturnType {
     }
     for (let start = 0; start < readings.length; start += MAX_READINGS_PER_REQUEST) {
       const chunk = readings.slice(start, start + MAX_READINGS_PER_REQUEST)
-      const answer = await postReadings({ gatewayUrl, readings: chunk, ...(timeoutMs ? { timeoutMs } : {}) })
+      const answer = await transport.send(chunk)
       if (answer.type !== 'answered') {
         batch.failed += chunk.length
         batch.errors.push(answer.message)

@@ -1,0 +1,176 @@
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
+import { DepinError } from '../errors.ts'
+import {
+  allReadingsTopics,
+  DEFAULT_TOPIC_PREFIX,
+  REPLY_ID_PATTERN,
+  verdictsTopic,
+} from '../readings/readingTopics.ts'
+import type { Gateway } from './createGateway.ts'
+
+export type CreateMqttIngestOptions = {
+  /** The gateway whose checks and store the readings go through. */
+  gateway: Pick<Gateway, 'ingest'>
+  /** e.g. `mqtt://127.0.0.1:1883` */
+  brokerUrl: string
+  /**
+   * The gateway's MQTT client id. The session is kept (clean: false), so a broker that keeps
+   * sessions holds the requests published while the gateway is down and delivers them on its return.
+   */
+  clientId: string
+  /** Topic prefix shared with the devices (default `depin/v1`). */
+  topicPrefix?: string
+  /** Largest payload in bytes (default 1 MiB, as over HTTP). */
+  bodyLimit?: number
+  username?: string
+  password?: string
+}
+
+export type MqttIngest = {
+  /** Connects and subscribes; rejects with MQTT_BROKER_UNREACHABLE if the broker does not answer. */
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Requests answered, by outcome; `unanswerable` had no valid reply id to answer on. */
+  stats(): { answered: number; refused: number; unanswerable: number }
+}
+
+/** The broker could not be reached or refused the gateway. */
+export class MqttBrokerUnreachableError extends DepinError {
+  constructor(brokerUrl: string, cause: unknown) {
+    super(
+      'MQTT_BROKER_UNREACHABLE',
+      `cannot reach the MQTT broker ${brokerUrl}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { details: { brokerUrl }, cause, retryable: true },
+    )
+  }
+}
+
+/**
+ * The gateway's MQTT transport: takes batches of readings published to
+ * `<prefix>/readings/<replyId>` (QoS 1), puts each through the same checks and store as
+ * `POST /v1/readings`, and answers on `<prefix>/verdicts/<replyId>`. A message is
+ * acknowledged to the broker (PUBACK) only after its readings are durable, one at a time, so a
+ * gateway that dies mid-batch gets it again. A payload that is not JSON, too large, or not a
+ * batch is answered with a 4xx error and changes nothing.
+ */
+export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
+  const { gateway, brokerUrl, clientId } = options
+  const prefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX
+  const bodyLimit = options.bodyLimit ?? 1024 * 1024
+  const stats = { answered: 0, refused: 0, unanswerable: 0 }
+  let client: MqttClient | undefined
+
+  async function answerOf(payload: Buffer): Promise<{ id: unknown; status: number; body: object }> {
+    if (payload.length > bodyLimit) {
+      return {
+        id: null,
+        status: 413,
+        body: {
+          error: {
+            code: 'BODY_TOO_LARGE',
+            message: `a message holds at most ${bodyLimit} bytes, this one ${payload.length}`,
+            details: { bodyLimit, received: payload.length },
+          },
+        },
+      }
+    }
+    let request: unknown
+    try {
+      request = JSON.parse(payload.toString('utf8'))
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause)
+      return {
+        id: null,
+        status: 400,
+        body: {
+          error: { code: 'INVALID_JSON', message: `the message is not JSON: ${message}`, details: {} },
+        },
+      }
+    }
+    const id = (request as { id?: unknown } | null)?.id
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
+      return {
+        id: null,
+        status: 400,
+        body: {
+          error: {
+            code: 'INVALID_BODY',
+            message: 'the message must be { "id": "<1 to 128 characters>", "readings": [ … ] }',
+            details: {},
+          },
+        },
+      }
+    }
+    const answer = await gateway.ingest(request)
+    return { id, ...answer }
+  }
+
+  async function handle(via: MqttClient, packet: IPublishPacket): Promise<void> {
+    const head = `${prefix}/readings/`
+    const replyId = packet.topic.startsWith(head) ? packet.topic.slice(head.length) : ''
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    if (!REPLY_ID_PATTERN.test(replyId)) {
+      stats.unanswerable++ // nowhere to answer: dropped, changes nothing
+      return
+    }
+    // an error of the gateway itself (a store that cannot write) propagates: no PUBACK, so the
+    // broker delivers the message again
+    const { id, status, body } = await answerOf(payload)
+    if (status === 200) stats.answered++
+    else stats.refused++
+    // not awaited: its PUBACK is read only after this message is done, which would wait on it
+    via.publish(verdictsTopic(prefix, replyId), JSON.stringify({ id, status, ...body }), { qos: 1 })
+  }
+
+  return {
+    async start() {
+      const connecting = mqtt.connect(brokerUrl, {
+        clientId,
+        clean: false,
+        reconnectPeriod: 1_000,
+        connectTimeout: 10_000,
+        manualConnect: true,
+        ...(options.username !== undefined ? { username: options.username } : {}),
+        ...(options.password !== undefined ? { password: options.password } : {}),
+      })
+      // one message at a time, acknowledged once handled (mqtt.js sends the PUBACK after `done`);
+      // set before connecting, as a kept session's messages arrive right after the CONNACK
+      connecting.handleMessage = (packet, done) => {
+        if (packet.cmd !== 'publish') return done()
+        handle(connecting, packet).then(
+          () => done(),
+          (error: Error) => done(error),
+        )
+      }
+      try {
+        await new Promise<void>((resolve, reject) => {
+          let lastError: Error | undefined
+          const onError = (error: Error) => {
+            lastError = error
+          }
+          const settle = (error?: Error) => {
+            connecting.off('connect', onConnect).off('error', onError).off('close', onClose)
+            if (error) reject(error)
+            else resolve()
+          }
+          const onConnect = () => settle()
+          const onClose = () =>
+            settle(lastError ?? new Error('the connection closed before the broker accepted it'))
+          connecting.on('connect', onConnect).on('error', onError).on('close', onClose)
+          connecting.connect()
+        })
+        await connecting.subscribeAsync(allReadingsTopics(prefix), { qos: 1 })
+      } catch (cause) {
+        await connecting.endAsync(true)
+        throw new MqttBrokerUnreachableError(brokerUrl, cause)
+      }
+      connecting.on('error', () => {}) // reconnects by itself, every second
+      client = connecting
+    },
+    async stop() {
+      await client?.endAsync()
+      client = undefined
+    },
+    stats: () => ({ ...stats }),
+  }
+}

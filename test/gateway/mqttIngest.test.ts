@@ -1,0 +1,189 @@
+/**
+ * Readings over MQTT, through two real brokers: the embedded aedes that `depin up` starts, and
+ * the machine's Mosquitto (MQTT_URL, default mqtt://127.0.0.1:1883; `.ci/run` starts it when it
+ * is down). The gateway answers each request only once its readings are durable in SQLite, bad
+ * messages get a typed error and change nothing, and requests published while the gateway is
+ * down are delivered when it returns (its session is kept by the broker).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import type { Address } from 'viem'
+import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
+import { createDevice } from '../../src/device/createDevice.ts'
+import { createMqttTransport, type MqttTransport } from '../../src/device/createMqttTransport.ts'
+import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
+import { createMqttIngest, type MqttIngest } from '../../src/gateway/createMqttIngest.ts'
+import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
+import { signReading } from '../../src/readings/signReading.ts'
+import { offChainDeployment } from '../helpers/offChainDeployment.ts'
+import { waitFor } from '../helpers/testBlueprint.ts'
+
+const blueprint: Blueprint = loadBlueprint('blueprints/environment.yaml')
+const GENESIS = 1_800_000_000n
+const deployment = offChainDeployment(GENESIS, 30n)
+const registry = new Map<string, { deviceClass: number; status: 'active' | 'retired' }>()
+const devices = { getDevice: (d: Address) => registry.get(d.toLowerCase()) }
+
+let embedded: EmbeddedBroker
+beforeAll(async () => {
+  embedded = await startEmbeddedBroker()
+})
+afterAll(async () => embedded?.close())
+
+const brokers: Array<[string, () => string]> = [
+  ['the embedded broker (aedes)', () => embedded.url],
+  ['Mosquitto', () => process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883'],
+]
+
+describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
+  let dir: string
+  let now: bigint
+  let gateway: Gateway
+  let ingest: MqttIngest
+  let transport: MqttTransport
+  // a prefix of its own, so runs sharing a broker never see each other's messages
+  let prefix: string
+  let clientId: string
+  const station = privateKeyToAccount(generatePrivateKey())
+
+  async function startGateway() {
+    gateway = await createGateway({
+      blueprint,
+      deployment,
+      devices,
+      dbPath: join(dir, 'gateway.db'),
+      clock: () => now,
+      signatureThreads: 0,
+    })
+    await gateway.start()
+    ingest = createMqttIngest({ gateway, brokerUrl: brokerUrl(), clientId, topicPrefix: prefix })
+    await ingest.start()
+  }
+  async function stopGateway() {
+    await ingest.stop()
+    await gateway.stop()
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'depin-mqtt-'))
+    now = GENESIS + 10n * 30n + 5n
+    prefix = `depin-test-${randomBytes(6).toString('hex')}/v1`
+    clientId = `depin-gateway-test-${randomBytes(6).toString('hex')}`
+    registry.set(station.address.toLowerCase(), { deviceClass: 1, status: 'active' })
+    await startGateway()
+    transport = createMqttTransport({ brokerUrl: brokerUrl(), topicPrefix: prefix, timeoutMs: 5_000 })
+  })
+  afterEach(async () => {
+    await transport.close()
+    await stopGateway()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const sign = (account: PrivateKeyAccount, seq: bigint, values = [2150n, 5520n, 123n, 10132n]) =>
+    signReading({
+      account,
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      seq,
+      time: now,
+      values,
+    })
+  function storedCount() {
+    const store = createGatewayStore(join(dir, 'gateway.db'))
+    try {
+      return store.readingCount()
+    } finally {
+      store.close()
+    }
+  }
+  /** Publishes a raw payload and returns the gateway's answer on the verdicts topic. */
+  async function publishRaw(payload: string | Buffer, replyId = 'raw-sender') {
+    const client = await mqtt.connectAsync(brokerUrl())
+    try {
+      const answer = new Promise<Record<string, unknown>>((resolve) =>
+        client.on('message', (_topic, message) => resolve(JSON.parse(message.toString()))),
+      )
+      await client.subscribeAsync(`${prefix}/verdicts/${replyId}`, { qos: 1 })
+      await client.publishAsync(`${prefix}/readings/${replyId}`, payload, { qos: 1 })
+      return await answer
+    } finally {
+      await client.endAsync()
+    }
+  }
+
+  it('answers a verdict per reading, after the accepted ones are stored', async () => {
+    const stranger = privateKeyToAccount(generatePrivateKey())
+    const good = [await sign(station, 1n), await sign(station, 2n)]
+    const forged = { ...(await sign(stranger, 3n)), device: station.address }
+    const answer = await transport.send([...good, forged])
+    expect(answer).toMatchObject({ type: 'answered', accepted: 2, rejected: 1 })
+    if (answer.type !== 'answered') throw new Error('unreachable')
+    expect(answer.results[2]).toMatchObject({ status: 'rejected', reason: 'SIGNATURE_INVALID' })
+    expect(storedCount()).toBe(2)
+    expect(ingest.stats()).toEqual({ answered: 1, refused: 0, unanswerable: 0 })
+  })
+
+  it('refuses what is not a batch with a typed error and changes nothing', async () => {
+    expect(await publishRaw('{"id": "a", "readings": [')).toMatchObject({
+      id: null,
+      status: 400,
+      error: { code: 'INVALID_JSON' },
+    })
+    expect(await publishRaw(JSON.stringify({ readings: [] }))).toMatchObject({
+      status: 400,
+      error: { code: 'INVALID_BODY' },
+    })
+    expect(await publishRaw(JSON.stringify({ id: 'b', readings: 'many' }))).toMatchObject({
+      id: 'b',
+      status: 400,
+      error: { code: 'INVALID_BODY' },
+    })
+    expect(await publishRaw(JSON.stringify({ id: 'c', readings: [] }))).toMatchObject({
+      status: 400,
+      error: { code: 'BATCH_EMPTY' },
+    })
+    expect(await publishRaw(Buffer.alloc(1024 * 1024 + 1, 0x20))).toMatchObject({
+      status: 413,
+      error: { code: 'BODY_TOO_LARGE' },
+    })
+    const wrongTypes = { id: 'd', readings: [{ device: 7, seq: 'x', time: null, values: {}, signature: 1 }] }
+    const answer = await publishRaw(JSON.stringify(wrongTypes))
+    expect(answer).toMatchObject({ id: 'd', status: 200, accepted: 0, rejected: 1 })
+    expect(storedCount()).toBe(0)
+    expect(ingest.stats()).toMatchObject({ refused: 5 })
+  })
+
+  it('delivers what a device sent while the gateway was down, once it returns; the device keeps it queued meanwhile', async () => {
+    const device = createDevice({
+      account: station,
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      transport,
+      blueprint,
+      deviceClass: 1,
+      clock: () => now,
+    })
+    await stopGateway()
+    const reading = await device.sign({ values: [2150n, 5520n, 123n, 10132n] })
+    const whileDown = await device.send([reading])
+    expect(whileDown).toMatchObject({ accepted: 0, queued: 1 })
+    expect(whileDown.outcomes[0]).toMatchObject({ type: 'queued' })
+    await startGateway()
+    // the broker kept the gateway's session: the request published while it was down arrives
+    await waitFor(
+      'the gateway to take the queued request',
+      () => (storedCount() === 1 ? true : undefined),
+      20_000,
+    )
+    // the device resends from its queue: the gateway acknowledges the duplicate, stores it once
+    const resent = await device.send([])
+    expect(resent).toMatchObject({ accepted: 1, queued: 0 })
+    expect(storedCount()).toBe(1)
+  })
+})
