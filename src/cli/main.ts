@@ -8,7 +8,7 @@
  *   gateway list|set|remove   the registry's gateway list
  *   validator run   one validator as its own process
  */
-import { Command } from 'commander'
+import { Command, Option } from 'commander'
 import { DepinError } from '../errors.ts'
 import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
@@ -40,6 +40,16 @@ program
   .option('--port <port>', 'port of the embedded chain RPC', '8545')
   .option('--gateway-port <port>', 'port of the gateway (POST /v1/readings)', '8546')
   .option('--api-port <port>', 'port of the API', '8547')
+  .option('--mqtt-port <port>', 'port of the embedded MQTT broker', '8548')
+  .option(
+    '--mqtt-url <url>',
+    'an external MQTT broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)',
+  )
+  .addOption(
+    new Option('--fleet-transport <transport>', 'how the simulated stations send their readings')
+      .choices(['mqtt', 'http'])
+      .default('mqtt'),
+  )
   .option('--stations <n>', 'simulated weather stations', '50')
   .option('--validators <n>', 'validators, each with its own key and store', '3')
   .option('--seed <n>', 'seed of the simulated fleet', '1')

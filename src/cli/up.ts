@@ -9,6 +9,9 @@ export type UpOptions = {
   port: string
   gatewayPort: string
   apiPort: string
+  mqttPort: string
+  mqttUrl?: string
+  fleetTransport: 'mqtt' | 'http'
   stations: string
   validators: string
   seed: string
@@ -46,6 +49,9 @@ export async function runUp(options: UpOptions): Promise<void> {
     rpcPort: Number(options.port),
     gatewayPort: Number(options.gatewayPort),
     apiPort: Number(options.apiPort),
+    mqttPort: Number(options.mqttPort),
+    ...(options.mqttUrl !== undefined ? { mqttUrl: options.mqttUrl } : {}),
+    fleetTransport: options.fleetTransport,
     stations: Number(options.stations),
     validators: Number(options.validators),
     seed: Number(options.seed),

@@ -13,16 +13,21 @@ import { joinAsValidator } from '../chain/joinAsValidator.ts'
 import { listGateway } from '../chain/listGateway.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
+import { createMqttTransport } from '../device/createMqttTransport.ts'
+import { httpTransport, type ReadingTransport } from '../device/postReadings.ts'
 import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
 import { registerFleet } from '../device/simulator/registerFleet.ts'
 import { type FleetBatch, runFleet } from '../device/simulator/runFleet.ts'
 import { ConfigError } from '../errors.ts'
 import { createGateway } from '../gateway/createGateway.ts'
+import { createMqttIngest } from '../gateway/createMqttIngest.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
+import { allReadingsTopics, DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import { createValidator, type Validator } from '../validator/createValidator.ts'
 import { createLocalReportExchange } from '../validator/reportExchange.ts'
 import { createValidatorStore, type ValidatorStore } from '../validator/validatorStore.ts'
 import { spawnValidatorProcesses } from './spawnValidatorProcesses.ts'
+import { startEmbeddedBroker } from './startEmbeddedBroker.ts'
 
 export type StartEmbeddedNetworkOptions = {
   dataDir: string
@@ -31,6 +36,12 @@ export type StartEmbeddedNetworkOptions = {
   rpcPort?: number
   gatewayPort?: number
   apiPort?: number
+  /** An external MQTT broker for the gateway and the fleet (e.g. mqtt://127.0.0.1:1883); default: an embedded one. */
+  mqttUrl?: string
+  /** Port of the embedded MQTT broker on 127.0.0.1 (default 0: a free one). */
+  mqttPort?: number
+  /** How the simulated fleet sends its readings (default 'mqtt'). */
+  fleetTransport?: 'mqtt' | 'http'
   stations?: number
   validators?: number
   /** Seed of the simulated fleet: the same seed gives the same stations and keys. */
@@ -53,6 +64,8 @@ export type StartEmbeddedNetworkOptions = {
 export type EmbeddedNetwork = {
   rpcUrl: string
   gatewayUrl: string
+  /** The broker the gateway takes readings from. */
+  mqttUrl: string
   apiUrl: string
   deployment: Deployment
   /** The validators running in this process (none when they run as processes of their own). */
@@ -129,6 +142,23 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     log(
       `gateway ${gatewayId} at ${gateway.url} (POST /v1/readings), ${listed === 'unchanged' ? 'listed' : `${listed} on the registry's list`}`,
     )
+    let mqttUrl = options.mqttUrl
+    if (mqttUrl === undefined) {
+      const broker = await startEmbeddedBroker({ port: options.mqttPort ?? 0 })
+      stopping.push(() => broker.close())
+      mqttUrl = broker.url
+    }
+    // a client id of its own, so the broker keeps its session (and what arrives meanwhile) across restarts
+    const mqttIngest = createMqttIngest({
+      gateway,
+      brokerUrl: mqttUrl,
+      clientId: `depin-gateway-${gatewayId.toLowerCase()}`,
+    })
+    await mqttIngest.start()
+    stopping.push(() => mqttIngest.stop())
+    log(
+      `gateway takes readings over MQTT from ${mqttUrl}${options.mqttUrl === undefined ? ' (embedded broker)' : ''}, topic ${allReadingsTopics(DEFAULT_TOPIC_PREFIX)}`,
+    )
 
     const validators: Validator[] = []
     let rewardsStore: ValidatorStore
@@ -201,9 +231,20 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${owners.length} accounts`,
     )
     await gatewayIndexer.syncOnce()
+    let transport: ReadingTransport = httpTransport(gateway.url)
+    if ((options.fleetTransport ?? 'mqtt') === 'mqtt') {
+      const mqttTransport = createMqttTransport({ brokerUrl: mqttUrl })
+      stopping.push(() => mqttTransport.close())
+      transport = mqttTransport
+    }
+    log(
+      (options.fleetTransport ?? 'mqtt') === 'mqtt'
+        ? `fleet sends its readings over MQTT through ${mqttUrl}`
+        : `fleet sends its readings over HTTP to ${gateway.url}`,
+    )
     const running = runFleet({
       fleet,
-      gatewayUrl: gateway.url,
+      transport,
       chainId: deployment.chainId,
       deviceRegistry: deployment.contracts.deviceRegistry,
       stateDir: join(dataDir, 'fleet'),
@@ -248,6 +289,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     return {
       rpcUrl: chain.rpcUrl,
       gatewayUrl: gateway.url,
+      mqttUrl,
       apiUrl: api.url,
       deployment,
       validators,

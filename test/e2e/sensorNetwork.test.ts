@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
+import mqtt from 'mqtt'
 import { type Address, getAddress, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
@@ -62,7 +63,7 @@ beforeAll(async () => {
     blueprint,
     fleet,
     validators: 3,
-    readingIntervalSeconds: 2,
+    readingIntervalSeconds: 2, // the fleet sends over MQTT, the default
     onFleetBatch: (batch) => batches.push(batch),
   })
   const firstTick = await waitFor('the first fleet batch', () => batches[0]?.time)
@@ -143,6 +144,23 @@ describe('an environmental sensor network, end to end', () => {
     const sealed = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
     expect(own?.batchHashes).toEqual([sealed.headers.get('x-batch-hash')])
     await sealed.body?.cancel()
+  })
+
+  it("takes the fleet's readings over MQTT, answering through the embedded broker", async () => {
+    expect(network.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/)
+    const listener = await mqtt.connectAsync(network.mqttUrl)
+    try {
+      const verdicts = new Promise<{ status: number; accepted: number }>((resolve) =>
+        listener.on('message', (_topic, payload) => resolve(JSON.parse(payload.toString()))),
+      )
+      await listener.subscribeAsync('depin/v1/verdicts/+', { qos: 1 })
+      // the next tick of the fleet goes through the broker; its answer is in the gateway's format
+      const answer = await verdicts
+      expect(answer.status).toBe(200)
+      expect(answer.accepted).toBeGreaterThan(0)
+    } finally {
+      await listener.endAsync()
+    }
   })
 
   it('rejects every faulty reading with the right reason and accepts honest stations', async () => {
