@@ -13,6 +13,7 @@ import { DepinError } from '../errors.ts'
 import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
+import { runGatewayProcess } from './gatewayRun.ts'
 import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
 import { runValidator } from './validatorRun.ts'
@@ -81,7 +82,7 @@ program
 
 const gateway = program
   .command('gateway')
-  .description("the registry's gateway list, from which validators fetch each epoch's batches")
+  .description("run a gateway, or change the registry's gateway list, from which validators fetch batches")
 const chainOptions = (command: Command) =>
   command
     .option('--rpc-url <url>', 'the chain', 'http://127.0.0.1:8545')
@@ -101,6 +102,11 @@ chainOptions(
     .description('take a gateway off the list')
     .requiredOption('--id <address>', "the gateway's id"),
 ).action(runGatewayRemove)
+gateway
+  .command('run')
+  .description('run a gateway: POST /v1/readings, MQTT ingest, sealed batches for the validators')
+  .requiredOption('--config <file>', 'gateway config JSON (see src/cli/gatewayRun.ts)')
+  .action(runGatewayProcess)
 
 program
   .command('validator')

@@ -13,6 +13,7 @@ import { createIndexer } from '../indexer/createIndexer.ts'
 import { readJsonFile } from '../readJsonFile.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
 import { createValidator } from '../validator/createValidator.ts'
+import { logLine } from './logLine.ts'
 
 /** The config file of one validator process; relative paths are relative to the file. */
 export const validatorConfigSchema = z.object({
@@ -76,13 +77,6 @@ async function advertiseEndpoint(
   return { advertised: 'set' }
 }
 
-const line = (event: string, fields: Record<string, unknown>) =>
-  console.log(
-    JSON.stringify({ time: new Date().toISOString(), event, ...fields }, (_, v) =>
-      typeof v === 'bigint' ? v.toString() : v,
-    ),
-  )
-
 /**
  * `depin validator run --config FILE`: one validator as a process of its own, with its own key,
  * SQLite store, indexer and HTTP report exchange, that can run on another machine. Logs one JSON
@@ -129,7 +123,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
       const key = `${peer} ${action}`
       if (Date.now() - (peerErrorLogged.get(key) ?? 0) < 30_000) return
       peerErrorLogged.set(key, Date.now())
-      line('peer_unreachable', {
+      logLine('peer_unreachable', {
         peer,
         action,
         error: error instanceof Error ? error.message : String(error),
@@ -138,7 +132,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
   })
   await exchange.start()
   const advertised = await advertiseEndpoint(clients, deployment, advertisedUrl)
-  line('endpoint', { url: advertisedUrl ?? null, ...advertised })
+  logLine('endpoint', { url: advertisedUrl ?? null, ...advertised })
   // a node started before its key was bonded advertises once it is active
   let advertising: NodeJS.Timeout | undefined
   if (advertised.advertised === 'not active') {
@@ -147,7 +141,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
         .then((again) => {
           if (again.advertised === 'not active') return
           clearInterval(advertising)
-          line('endpoint', { url: advertisedUrl ?? null, ...again })
+          logLine('endpoint', { url: advertisedUrl ?? null, ...again })
         })
         .catch(() => {}) // the chain may be briefly unreachable: asked again in 10 s
     }, 10_000)
@@ -165,7 +159,7 @@ export async function runValidator(options: { config: string }): Promise<void> {
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
     ...(config.simulateFault ? { simulateFault: config.simulateFault } : {}),
     onJudged: (r) =>
-      line('epoch_judged', {
+      logLine('epoch_judged', {
         epoch: r.epoch,
         readings: r.judgedReadings,
         accepted: r.report.accepted,
@@ -173,31 +167,31 @@ export async function runValidator(options: { config: string }): Promise<void> {
         total: r.report.total,
       }),
     onGatewayInvalid: (g) =>
-      line('gateway_invalid', { epoch: g.epoch, gateway: g.gateway, reason: g.reason }),
-    onBaseAdopted: (b) => line('base_adopted', { epoch: b.epoch, accounts: b.accounts }),
-    onBatchRecovered: (b) => line('batch_recovered', { epoch: b.epoch, batch: b.hash, from: b.from }),
-    onSubmitted: (s) => line('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
+      logLine('gateway_invalid', { epoch: g.epoch, gateway: g.gateway, reason: g.reason }),
+    onBaseAdopted: (b) => logLine('base_adopted', { epoch: b.epoch, accounts: b.accounts }),
+    onBatchRecovered: (b) => logLine('batch_recovered', { epoch: b.epoch, batch: b.hash, from: b.from }),
+    onSubmitted: (s) => logLine('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
     onEquivocationProven: (e) =>
-      line('equivocation_proven', { validator: e.validator, epoch: e.epoch, tx: e.txHash }),
+      logLine('equivocation_proven', { validator: e.validator, epoch: e.epoch, tx: e.txHash }),
     onError: (error) => {
       // a condition that persists (a peer not caught up yet, …) fails every tick: once per 30 s
       const message = error instanceof Error ? error.message : String(error)
       if (message === lastError.message && Date.now() - lastError.at < 30_000) return
       lastError = { message, at: Date.now() }
-      line('error', { error: message })
+      logLine('error', { error: message })
     },
   })
   await validator.start()
-  line('validator_started', { address: validator.address, exchange: exchange.url })
+  logLine('validator_started', { address: validator.address, exchange: exchange.url })
 
   await new Promise<void>((resolveStop) => {
     process.once('SIGINT', resolveStop)
     process.once('SIGTERM', resolveStop)
   })
-  line('validator_stopping', {})
+  logLine('validator_stopping', {})
   clearInterval(advertising)
   await validator.stop()
   await indexer.stop()
   await exchange.stop()
-  line('validator_stopped', {})
+  logLine('validator_stopped', {})
 }

@@ -1,0 +1,154 @@
+import { mkdirSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import type { Account } from 'viem'
+import { z } from 'zod'
+import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
+import { readOperatorKey } from '../chain/connectChain.ts'
+import { createChainClients } from '../chain/createChainClients.ts'
+import { readDeployment } from '../chain/deployment.ts'
+import { getContracts } from '../chain/getContracts.ts'
+import { sendTransaction } from '../chain/sendTransaction.ts'
+import { ConfigError } from '../errors.ts'
+import { createGateway } from '../gateway/createGateway.ts'
+import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.ts'
+import { createIndexer } from '../indexer/createIndexer.ts'
+import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
+import { readJsonFile } from '../readJsonFile.ts'
+import { logLine } from './logLine.ts'
+
+/** The config file of one gateway process; relative paths are relative to the file. */
+export const gatewayConfigSchema = z.object({
+  /** The gateway's own directory: its SQLite store and indexer live here. */
+  dataDir: z.string(),
+  rpcUrl: z.string().url(),
+  blueprint: z.string(),
+  /** The deployment file of the network. */
+  deployment: z.string(),
+  host: z.string().default('127.0.0.1'),
+  /** Port of `POST /v1/readings` and the sealed batches; 0 takes a free one. */
+  port: z.number().int().min(0).max(65535),
+  /** A broker to take readings from too (e.g. mqtt://127.0.0.1:1883); none: HTTP only. */
+  mqttUrl: z.string().url().optional(),
+  mqttTopicPrefix: z.string().min(1).default(DEFAULT_TOPIC_PREFIX),
+  /** MQTT client id; keep it fixed so the broker keeps the session (default from the key, or the port). */
+  mqttClientId: z.string().min(1).max(128).optional(),
+  /**
+   * The gateway operator's key file (0x + 64 hex, mode 0600): its address is the gateway's id on
+   * the registry's list, and with it the gateway corrects its listed URL to `advertiseUrl`.
+   */
+  keyFile: z.string().optional(),
+  /** Where validators reach this gateway; default http://host:port. */
+  advertiseUrl: z.string().url().optional(),
+  /** Worker threads checking signatures (default: one per core; 0 checks on the main thread). */
+  signatureThreads: z.number().int().min(0).optional(),
+})
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>
+
+/** Reads and validates a gateway config file; errors name the file and the field. */
+export function readGatewayConfig(path: string): GatewayConfig {
+  const config = readJsonFile(path, gatewayConfigSchema, 'GATEWAY_CONFIG_INVALID', 'gateway config')
+  const base = dirname(resolve(path))
+  const at = (p: string) => resolve(base, p)
+  return {
+    ...config,
+    dataDir: at(config.dataDir),
+    blueprint: at(config.blueprint),
+    deployment: at(config.deployment),
+    ...(config.keyFile === undefined ? {} : { keyFile: at(config.keyFile) }),
+  }
+}
+
+/**
+ * `depin gateway run --config FILE`: one gateway as a process of its own: `POST /v1/readings`,
+ * the MQTT ingest when `mqttUrl` is set, sealed batches for the validators, an indexer for the
+ * registry it checks devices against. Logs one JSON line per event (never the key); stops
+ * cleanly on SIGINT/SIGTERM. Readings it acknowledged are in its SQLite file before the
+ * acknowledgement, so a crash loses none of them.
+ */
+export async function runGatewayProcess(options: { config: string }): Promise<void> {
+  const config = readGatewayConfig(options.config)
+  const blueprint = loadBlueprint(config.blueprint)
+  const deployment = readDeployment(config.deployment)
+  const privateKey = config.keyFile === undefined ? undefined : readOperatorKey(config.keyFile)
+  if (config.keyFile !== undefined && !privateKey) {
+    throw new ConfigError('KEY_FILE_EMPTY', `key file ${config.keyFile} is empty`)
+  }
+  const clients = await createChainClients({
+    rpcUrl: config.rpcUrl,
+    pollingInterval: 250,
+    ...(privateKey ? { privateKey } : {}),
+  })
+  mkdirSync(config.dataDir, { recursive: true })
+
+  const indexer = createIndexer({
+    publicClient: clients.publicClient,
+    deployment,
+    dbPath: join(config.dataDir, 'indexer.db'),
+    pollIntervalMs: 500,
+  })
+  await indexer.start()
+  const gateway = await createGateway({
+    blueprint,
+    deployment,
+    devices: indexer.store,
+    dbPath: join(config.dataDir, 'gateway.db'),
+    host: config.host,
+    port: config.port,
+    onSealed: (batch) =>
+      logLine('epoch_sealed', { epoch: batch.epoch, hash: batch.hash, readings: batch.count }),
+    ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
+  })
+  await gateway.start()
+  const id = clients.account ? (clients.account as Account).address : undefined
+
+  let mqttIngest: MqttIngest | undefined
+  if (config.mqttUrl) {
+    mqttIngest = createMqttIngest({
+      gateway,
+      brokerUrl: config.mqttUrl,
+      topicPrefix: config.mqttTopicPrefix,
+      clientId: config.mqttClientId ?? `depin-gateway-${id ? id.toLowerCase() : `port-${config.port}`}`,
+    })
+    await mqttIngest.start()
+  }
+
+  // where validators fetch the batches: corrected on the registry's list when it says otherwise
+  const advertiseUrl =
+    config.advertiseUrl ?? (['0.0.0.0', '::'].includes(config.host) ? undefined : gateway.url)
+  let listed: 'listed' | 'url changed' | 'not listed' | 'no key' = 'no key'
+  if (id && advertiseUrl) {
+    const { deviceRegistry } = getContracts(clients, deployment)
+    const [ids, urls] = await deviceRegistry.read.gateways()
+    const index = ids.findIndex((listedId) => listedId.toLowerCase() === id.toLowerCase())
+    if (index < 0) listed = 'not listed'
+    else if (urls[index] === advertiseUrl) listed = 'listed'
+    else {
+      await sendTransaction(
+        clients.publicClient,
+        deviceRegistry.write.setGatewayUrl([id, advertiseUrl]),
+        'setGatewayUrl',
+      )
+      listed = 'url changed'
+    }
+  }
+  logLine('gateway_started', {
+    id: id ?? null,
+    url: gateway.url,
+    advertised: advertiseUrl ?? null,
+    listed,
+    mqtt: config.mqttUrl ?? null,
+    ...(listed === 'not listed'
+      ? { hint: `governance lists it: depin gateway set --id ${id} --url ${advertiseUrl}` }
+      : {}),
+  })
+
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', resolveStop)
+    process.once('SIGTERM', resolveStop)
+  })
+  logLine('gateway_stopping', {})
+  await mqttIngest?.stop()
+  await gateway.stop()
+  await indexer.stop()
+  logLine('gateway_stopped', { ...gateway.stats() })
+}
