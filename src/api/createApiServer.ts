@@ -1,16 +1,27 @@
-import type { FastifyInstance } from 'fastify'
-import { type Address, getAddress, isAddress } from 'viem'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { cellToParent, getResolution, gridDisk, isValidCell, latLngToCell } from 'h3-js'
+import { type Address, formatUnits, getAddress, isAddress } from 'viem'
+import { z } from 'zod'
+import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
+import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
 import type { ValidatorStore } from '../validator/validatorStore.ts'
+import { aggregateValues } from './aggregateValues.ts'
 import { createJsonServer } from './createJsonServer.ts'
+import { createReadingProver } from './createReadingProver.ts'
 
 export type CreateApiServerOptions = {
   deployment: Deployment
+  /** The network's blueprint: the device classes' fields, for queries by field name. */
+  blueprint: Blueprint
   /** The API's view of the chain. */
   indexer: IndexerStore
-  /** A validator store holding the cumulative rewards of settled epochs (for claim proofs). */
+  /**
+   * A validator store holding the cumulative rewards of settled epochs (for claim proofs) and
+   * their accepted readings (for readings with proofs).
+   */
   rewards: ValidatorStore
   host?: string
   port?: number
@@ -23,6 +34,43 @@ export type ApiServer = {
   server: FastifyInstance
 }
 
+/** Most readings one aggregate is computed from (each comes with its proof). */
+const MAX_AGGREGATE_READINGS = 10_000
+
+const unixSeconds = z.coerce.bigint().refine((v) => v >= 0n && v < 1n << 40n, 'unix seconds')
+/** A time window: `from` and `to` in unix seconds, `to` excluded; default the last hour. */
+const windowSchema = z.object({ from: unixSeconds.optional(), to: unixSeconds.optional() })
+const windowOf = (q: { from?: bigint | undefined; to?: bigint | undefined }) => {
+  const to = q.to ?? BigInt(Math.floor(Date.now() / 1000)) + 1n
+  return { from: q.from ?? to - 3_600n, to }
+}
+const readingsQuerySchema = windowSchema.extend({
+  device: z
+    .string()
+    .refine((v) => isAddress(v), 'an address')
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(1_000).default(100),
+})
+const aggregateQuerySchema = windowSchema
+  .extend({
+    field: z.string().min(1),
+    class: z.coerce.number().int().min(0).optional(),
+    /** An H3 cell (hex), or lat and lng (the cell at resolution 8 around them). */
+    cell: z
+      .string()
+      .regex(/^[0-9a-f]{15}$/, 'an H3 cell in hex')
+      .optional(),
+    lat: z.coerce.number().min(-90).max(90).optional(),
+    lng: z.coerce.number().min(-180).max(180).optional(),
+    /** Rings of cells around the centre (0: the cell alone). */
+    ring: z.coerce.number().int().min(0).max(10).default(1),
+    limit: z.coerce.number().int().min(1).max(MAX_AGGREGATE_READINGS).default(1_000),
+  })
+  .refine((q) => q.cell !== undefined || (q.lat !== undefined && q.lng !== undefined), {
+    message: 'give cell, or lat and lng',
+    path: ['cell'],
+  })
+
 /** Settled epochs looked at for each validator's agreement with the quorum. */
 const LIVENESS_WINDOW = 20
 
@@ -30,13 +78,25 @@ const toJson = (value: unknown) =>
   JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))) as unknown
 
 /**
- * The network's read API (step 7 of the mission, minimal for now): status, devices, validators,
- * settled epochs, and each account's cumulative rewards with the Merkle proof that the
- * RewardDistributor accepts against the on-chain root. Amounts are decimal strings (wei).
+ * The network's read API (steps 1 and 7 of the mission): status, devices, validators, settled
+ * epochs; accepted readings (`/v1/readings`) and area/time aggregates (`/v1/aggregate`), every
+ * reading with its Merkle proof against the readings root the chain settled; and each account's
+ * cumulative rewards with the proof the RewardDistributor accepts. Amounts are decimal strings.
  */
-export function createApiServer(options: CreateApiServerOptions): ApiServer {
-  const { deployment, indexer, rewards } = options
+export async function createApiServer(options: CreateApiServerOptions): Promise<ApiServer> {
+  const { deployment, indexer, rewards, blueprint } = options
   const server = createJsonServer(64 * 1024)
+  const prover = createReadingProver({ store: rewards, indexer, keccak: await loadKeccak256() })
+  const invalidQuery = (reply: FastifyReply, error: z.ZodError) => {
+    const issue = error.issues[0]
+    return reply.status(400).send({
+      error: {
+        code: 'INVALID_QUERY',
+        message: `${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}`,
+        details: { issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+      },
+    })
+  }
   let cachedTree:
     | { epoch: bigint; tree: RewardsTree | undefined; cumulative: Map<string, bigint> }
     | undefined
@@ -149,6 +209,93 @@ export function createApiServer(options: CreateApiServerOptions): ApiServer {
       claimed,
       claimable: cumulativeAmount - claimed,
       proof: cumulativeAmount > 0n ? (settled?.tree?.getProof(account) ?? null) : null,
+    })
+  })
+
+  // accepted readings with their proofs against the settled readings roots
+  server.get('/v1/readings', async (request, reply) => {
+    const query = readingsQuerySchema.safeParse(request.query)
+    if (!query.success) return invalidQuery(reply, query.error)
+    const { device, limit } = query.data
+    const { from, to } = windowOf(query.data)
+    const found = rewards.acceptedReadings({
+      from,
+      to,
+      limit,
+      ...(device ? { devices: [device.toLowerCase()] } : {}),
+    })
+    return toJson({ from, to, ...prover.prove(found) })
+  })
+
+  // an aggregate over an area (H3 cells around a point) and a time window, with every reading
+  // it is computed from and that reading's proof, so anyone recomputes and checks it
+  server.get('/v1/aggregate', async (request, reply) => {
+    const query = aggregateQuerySchema.safeParse(request.query)
+    if (!query.success) return invalidQuery(reply, query.error)
+    const { field, ring, limit } = query.data
+    const { from, to } = windowOf(query.data)
+    const deviceClass =
+      query.data.class === undefined ? blueprint.deviceClasses[0] : blueprint.classById.get(query.data.class)
+    const fieldIndex = deviceClass?.fields.findIndex((f) => f.name === field) ?? -1
+    if (!deviceClass || fieldIndex < 0) {
+      return reply.status(400).send({
+        error: {
+          code: 'UNKNOWN_FIELD',
+          message: `no field "${field}" in device class ${query.data.class ?? deviceClass?.id}`,
+          details: { fields: deviceClass?.fields.map((f) => f.name) ?? [] },
+        },
+      })
+    }
+    const center = query.data.cell ?? latLngToCell(query.data.lat as number, query.data.lng as number, 8)
+    if (!isValidCell(center)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_CELL', message: `${center} is not an H3 cell`, details: {} } })
+    }
+    const resolution = getResolution(center)
+    const area = new Set(gridDisk(center, ring))
+    const devices = indexer
+      .listDevices()
+      .filter((d) => d.deviceClass === deviceClass.id)
+      .filter((d) => {
+        const cell = d.h3Cell.toString(16)
+        return (
+          isValidCell(cell) && getResolution(cell) >= resolution && area.has(cellToParent(cell, resolution))
+        )
+      })
+      .map((d) => d.device.toLowerCase())
+    const found = rewards.acceptedReadings({ from, to, devices, limit: limit + 1 })
+    if (found.length > limit) {
+      return reply.status(413).send({
+        error: {
+          code: 'QUERY_TOO_LARGE',
+          message: `more than ${limit} readings match: narrow the area or the window, or raise limit (at most ${MAX_AGGREGATE_READINGS})`,
+          details: { limit },
+        },
+      })
+    }
+    const proven = prover.prove(found)
+    const values = proven.readings.map((r) => BigInt(r.reading.values[fieldIndex] as string))
+    const fieldRules = deviceClass.fields[fieldIndex] as (typeof deviceClass.fields)[number]
+    const aggregate = aggregateValues(values)
+    const decimal = (v: bigint) => formatUnits(v, fieldRules.scale)
+    return toJson({
+      area: { cell: center, ring, cells: area.size, devices: devices.length },
+      from,
+      to,
+      field: { name: fieldRules.name, unit: fieldRules.unit, scale: fieldRules.scale, index: fieldIndex },
+      ...aggregate,
+      ...(aggregate.count > 0 && 'min' in aggregate
+        ? {
+            decimal: {
+              min: decimal(aggregate.min),
+              max: decimal(aggregate.max),
+              median: decimal(aggregate.median),
+              mean: decimal(aggregate.mean),
+            },
+          }
+        : {}),
+      ...proven,
     })
   })
 

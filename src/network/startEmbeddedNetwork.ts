@@ -203,15 +203,18 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       rewardsStore = (validators[0] as Validator).store
     }
 
-    const api = createApiServer({
+    const api = await createApiServer({
       deployment,
+      blueprint,
       indexer: gatewayIndexer.store,
       rewards: rewardsStore,
       port: options.apiPort ?? 0,
     })
     await api.start()
     stopping.push(() => api.stop())
-    log(`api at ${api.url} (GET /v1/status, /v1/epochs, /v1/devices, /v1/validators, /v1/rewards/:account)`)
+    log(
+      `api at ${api.url} (GET /v1/status, /v1/epochs, /v1/devices, /v1/validators, /v1/rewards/:account, /v1/readings, /v1/aggregate)`,
+    )
 
     // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
     const fleet =

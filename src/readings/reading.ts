@@ -56,3 +56,14 @@ export function toReadingJson(reading: SignedReading): SignedReadingJson {
 
 /** The EIP-712 types of a reading, for any standard tool (viem, ethers, cast). */
 export { readingTypes } from '../chain/typedData.ts'
+
+/** A signed reading from its JSON wire form, as `toReadingJson` wrote it (trusted input: no checks). */
+export function fromReadingJson(json: SignedReadingJson): SignedReading {
+  return {
+    device: json.device,
+    seq: BigInt(json.seq),
+    time: BigInt(json.time),
+    values: json.values.map(BigInt),
+    signature: json.signature,
+  }
+}

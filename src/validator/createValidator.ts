@@ -3,6 +3,7 @@ import {
   type Account,
   type Address,
   BaseError,
+  bytesToHex,
   ContractFunctionRevertedError,
   type Hex,
   keccak256,
@@ -240,6 +241,9 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         status: j.verdict.type,
         reason: j.verdict.type === 'rejected' ? j.verdict.reason : null,
       })),
+      judged.judged
+        .filter((j) => j.verdict.type === 'accepted')
+        .map((j) => ({ reading: j.reading, digest: bytesToHex(j.digest) })),
     )
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
   }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import type { Hex } from 'viem'
 import type { EpochReport } from '../chain/typedData.ts'
+import { fromReadingJson, type SignedReading, toReadingJson } from '../readings/reading.ts'
 
 export type EpochResult = {
   epoch: bigint
@@ -12,6 +13,9 @@ export type EpochResult = {
   rejectedByReason: Record<string, number>
   batchHashes: Hex[]
 }
+
+/** An accepted reading and its EIP-712 digest (0x hex), a leaf of its epoch's readings tree. */
+export type AcceptedReading = { reading: SignedReading; digest: Hex }
 
 export type StoredVerdict = {
   device: string
@@ -65,6 +69,19 @@ export function createValidatorStore(path: string) {
       reason TEXT,
       PRIMARY KEY (epoch, device, seq)
     ) WITHOUT ROWID;
+    -- the accepted readings of each epoch judged: the leaves of its readings tree, kept for
+    -- delivery with proofs (the batches themselves are pruned)
+    CREATE TABLE IF NOT EXISTS accepted_readings (
+      epoch INTEGER NOT NULL,
+      device TEXT NOT NULL,
+      seq TEXT NOT NULL,
+      time INTEGER NOT NULL,
+      reading TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      PRIMARY KEY (epoch, device, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS accepted_by_device_time ON accepted_readings (device, time);
+    CREATE INDEX IF NOT EXISTS accepted_by_time ON accepted_readings (time);
   `)
   db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')").run()
   const insertResult = db.prepare(
@@ -74,19 +91,37 @@ export function createValidatorStore(path: string) {
   const insertVerdict = db.prepare(
     'INSERT INTO verdicts (epoch, device, seq, status, reason) VALUES (?, ?, ?, ?, ?)',
   )
-  const saveResult = db.transaction((result: EpochResult, verdicts: StoredVerdict[]) => {
-    insertResult.run(
-      result.epoch,
-      json(result.report),
-      result.digest,
-      result.signature,
-      json(Object.fromEntries(result.cumulative)),
-      json(result.rejectedByReason),
-      json(result.batchHashes),
-    )
-    deleteVerdicts.run(result.epoch)
-    for (const v of verdicts) insertVerdict.run(result.epoch, v.device, v.seq.toString(), v.status, v.reason)
-  })
+  const deleteAccepted = db.prepare('DELETE FROM accepted_readings WHERE epoch = ?')
+  const insertAccepted = db.prepare(
+    'INSERT OR REPLACE INTO accepted_readings (epoch, device, seq, time, reading, digest) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const saveResult = db.transaction(
+    (result: EpochResult, verdicts: StoredVerdict[], accepted: AcceptedReading[]) => {
+      insertResult.run(
+        result.epoch,
+        json(result.report),
+        result.digest,
+        result.signature,
+        json(Object.fromEntries(result.cumulative)),
+        json(result.rejectedByReason),
+        json(result.batchHashes),
+      )
+      deleteVerdicts.run(result.epoch)
+      for (const v of verdicts)
+        insertVerdict.run(result.epoch, v.device, v.seq.toString(), v.status, v.reason)
+      deleteAccepted.run(result.epoch)
+      for (const { reading, digest } of accepted) {
+        insertAccepted.run(
+          result.epoch,
+          reading.device.toLowerCase(),
+          reading.seq.toString(),
+          reading.time,
+          JSON.stringify(toReadingJson(reading)),
+          digest,
+        )
+      }
+    },
+  )
   const insertAdopted = db.prepare(
     'INSERT OR REPLACE INTO adopted_cumulative (epoch, cumulative) VALUES (?, ?)',
   )
@@ -125,9 +160,43 @@ export function createValidatorStore(path: string) {
     }
   }
   return {
-    /** Records an epoch's result and verdicts in one transaction. */
-    saveResult(result: EpochResult, verdicts: StoredVerdict[]): void {
-      saveResult(result, verdicts)
+    /** Records an epoch's result, verdicts and accepted readings in one transaction. */
+    saveResult(result: EpochResult, verdicts: StoredVerdict[], accepted: AcceptedReading[] = []): void {
+      saveResult(result, verdicts, accepted)
+    },
+    /**
+     * Accepted readings with `from <= time < to`, of `devices` (lower-case) when given, ordered
+     * by time, device, seq; at most `limit`.
+     */
+    acceptedReadings(query: {
+      from: bigint
+      to: bigint
+      devices?: readonly string[]
+      limit: number
+    }): (AcceptedReading & { epoch: bigint })[] {
+      const byDevice = query.devices !== undefined
+      const rows = db
+        .prepare(
+          `SELECT epoch, reading, digest FROM accepted_readings WHERE time >= ? AND time < ?${
+            byDevice ? ` AND device IN (SELECT value FROM json_each(?))` : ''
+          } ORDER BY time, device, seq LIMIT ?`,
+        )
+        .all(query.from, query.to, ...(byDevice ? [JSON.stringify(query.devices)] : []), query.limit) as {
+        epoch: number
+        reading: string
+        digest: Hex
+      }[]
+      return rows.map((row) => ({
+        epoch: BigInt(row.epoch),
+        reading: fromReadingJson(JSON.parse(row.reading)),
+        digest: row.digest,
+      }))
+    },
+    /** The digests of an epoch's accepted readings: the leaves of its readings tree. */
+    acceptedDigests(epoch: bigint): Hex[] {
+      return (
+        db.prepare('SELECT digest FROM accepted_readings WHERE epoch = ?').all(epoch) as { digest: Hex }[]
+      ).map((row) => row.digest)
     },
     result(epoch: bigint): EpochResult | undefined {
       return toResult(db.prepare('SELECT * FROM epoch_results WHERE epoch = ?').get(epoch) as Row | undefined)

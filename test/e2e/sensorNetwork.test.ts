@@ -7,12 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
+import { gridDisk } from 'h3-js'
 import mqtt from 'mqtt'
-import { type Address, getAddress, type Hex } from 'viem'
+import { type Address, getAddress, type Hex, hashTypedData } from 'viem'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { getContracts } from '../../src/chain/getContracts.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
+import { depinDomain, readingTypes } from '../../src/chain/typedData.ts'
 import { runClaim } from '../../src/cli/claim.ts'
 import { runStatus } from '../../src/cli/status.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
@@ -22,7 +24,7 @@ import { decodeBatch } from '../../src/gateway/batchFormat.ts'
 import type { EpochRecord } from '../../src/indexer/indexerStore.ts'
 import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
 import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
-import { toReadingJson } from '../../src/readings/reading.ts'
+import { type SignedReadingJson, toReadingJson } from '../../src/readings/reading.ts'
 import { judgeEpoch } from '../../src/validator/judge/judgeEpoch.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
@@ -267,6 +269,99 @@ describe('an environmental sensor network, end to end', () => {
     }
     expect(deviceReward.get(deviceOf('outOfRange')) ?? 0n).toBe(0n)
     expect(deviceReward.get(deviceOf('liar')) ?? 0n).toBe(0n)
+  })
+
+  it('serves accepted readings and area aggregates with proofs that check against the on-chain root', async () => {
+    const { deployment } = network
+    const contracts = getContracts(
+      await createChainClients({ rpcUrl: network.rpcUrl, privateKey: anvilAccounts[0] }),
+      deployment,
+    )
+    const onChainRoot = await contracts.epochManager.read.readingsRootOf([settled.epoch])
+    const from = deployment.genesisTime + settled.epoch * deployment.epochLength
+    const to = from + deployment.epochLength
+    const domain = depinDomain(deployment.chainId, deployment.contracts.deviceRegistry)
+    type Proven = { epoch: string; reading: SignedReadingJson; digest: Hex; proof: Hex[]; readingsRoot: Hex }
+    // checked here with viem's EIP-712 and OpenZeppelin's tree, not with depin's code
+    const verifies = (r: Proven, values = r.reading.values) => {
+      const digest = hashTypedData({
+        domain,
+        types: readingTypes,
+        primaryType: 'Reading',
+        message: {
+          device: r.reading.device,
+          seq: BigInt(r.reading.seq),
+          time: BigInt(r.reading.time),
+          values: values.map(BigInt),
+        },
+      })
+      return StandardMerkleTree.verify(onChainRoot, ['bytes32'], [digest], r.proof)
+    }
+    const accepted = (network.validators[0]?.store.verdicts(settled.epoch) ?? []).filter(
+      (v) => v.status === 'accepted',
+    )
+
+    const station = (fleet.stations[0] as (typeof fleet.stations)[number]).account.address
+    const answer = (await (
+      await fetch(`${network.apiUrl}/v1/readings?device=${station}&from=${from}&to=${to}`)
+    ).json()) as { readings: Proven[]; unverifiable: string[] }
+    expect(answer.unverifiable).toEqual([])
+    expect(answer.readings.map((r) => r.reading.seq)).toEqual(
+      accepted.filter((v) => v.device === station.toLowerCase()).map((v) => v.seq.toString()),
+    )
+    for (const r of answer.readings) {
+      expect(r.readingsRoot).toBe(onChainRoot)
+      expect(verifies(r)).toBe(true)
+    }
+    const first = answer.readings[0] as Proven
+    expect(
+      verifies(first, [
+        String(BigInt(first.reading.values[0] as string) + 1n),
+        ...first.reading.values.slice(1),
+      ]),
+    ).toBe(false)
+
+    // the stations within two rings of station 0's cell, found here from the fleet's own cells
+    const center = (fleet.stations[0] as (typeof fleet.stations)[number]).h3Cell.toString(16)
+    const area = new Set(gridDisk(center, 2))
+    const inArea = new Set(
+      fleet.stations
+        .filter((s) => area.has(s.h3Cell.toString(16)))
+        .map((s) => s.account.address.toLowerCase()),
+    )
+    const aggregate = (await (
+      await fetch(
+        `${network.apiUrl}/v1/aggregate?cell=${center}&ring=2&field=temperature&from=${from}&to=${to}`,
+      )
+    ).json()) as {
+      count: number
+      median: string
+      min: string
+      max: string
+      readings: Proven[]
+      field: { index: number }
+    }
+    const expected = accepted.filter((v) => inArea.has(v.device))
+    expect(aggregate.count).toBe(expected.length)
+    expect(aggregate.count).toBeGreaterThan(0)
+    expect(
+      new Set(aggregate.readings.map((r) => `${r.reading.device.toLowerCase()}:${r.reading.seq}`)),
+    ).toEqual(new Set(expected.map((v) => `${v.device}:${v.seq}`)))
+    const temperatures = aggregate.readings.map((r) =>
+      BigInt(r.reading.values[aggregate.field.index] as string),
+    )
+    const sorted = [...temperatures].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    expect(BigInt(aggregate.median)).toBe(sorted[(sorted.length - 1) >> 1])
+    expect(BigInt(aggregate.min)).toBe(sorted[0])
+    expect(BigInt(aggregate.max)).toBe(sorted.at(-1))
+    for (const r of aggregate.readings) expect(verifies(r)).toBe(true)
+
+    const bad = await fetch(`${network.apiUrl}/v1/aggregate?cell=${center}&field=windSpeed`)
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('UNKNOWN_FIELD')
+    const mistyped = await fetch(`${network.apiUrl}/v1/readings?device=nobody&from=yesterday`)
+    expect(mistyped.status).toBe(400)
+    expect(((await mistyped.json()) as { error: { code: string } }).error.code).toBe('INVALID_QUERY')
   })
 
   it('pays a claim of exactly the cumulative amount', async () => {
