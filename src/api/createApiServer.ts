@@ -71,6 +71,25 @@ const aggregateQuerySchema = windowSchema
     path: ['cell'],
   })
 
+const streamQuerySchema = z.object({
+  device: z
+    .string()
+    .refine((v) => isAddress(v), 'an address')
+    .optional(),
+  class: z.coerce.number().int().min(0).optional(),
+  cell: z
+    .string()
+    .regex(/^[0-9a-f]{15}$/, 'an H3 cell in hex')
+    .optional(),
+  lat: z.coerce.number().min(-90).max(90).optional(),
+  lng: z.coerce.number().min(-180).max(180).optional(),
+  ring: z.coerce.number().int().min(0).max(10).default(1),
+  /** The last epoch the client has: the stream starts after it (default: the next to settle). */
+  since: z.coerce.bigint().min(-1n).optional(),
+})
+/** Settled epochs a stream sends at most per second (a client resuming far back catches up). */
+const STREAM_EPOCHS_PER_TICK = 50
+
 /** Settled epochs looked at for each validator's agreement with the quorum. */
 const LIVENESS_WINDOW = 20
 
@@ -212,6 +231,40 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
 
+  type Area = { type: 'area'; center: string; cells: Set<string> }
+  /** The H3 cells within `ring` of `cell`, or of the resolution-8 cell at `lat`, `lng`. */
+  const areaOf = (q: {
+    cell?: string | undefined
+    lat?: number | undefined
+    lng?: number | undefined
+    ring: number
+  }): Area | { type: 'invalid'; body: object } => {
+    const center = q.cell ?? latLngToCell(q.lat as number, q.lng as number, 8)
+    if (!isValidCell(center)) {
+      return {
+        type: 'invalid',
+        body: { error: { code: 'INVALID_CELL', message: `${center} is not an H3 cell`, details: {} } },
+      }
+    }
+    return { type: 'area', center, cells: new Set(gridDisk(center, q.ring)) }
+  }
+  /** Devices of the class (ever registered) whose cell lies in the area, lower-case. */
+  const devicesIn = (area: Area, deviceClass: number) => {
+    const resolution = getResolution(area.center)
+    return indexer
+      .listDevices()
+      .filter((d) => d.deviceClass === deviceClass)
+      .filter((d) => {
+        const cell = d.h3Cell.toString(16)
+        return (
+          isValidCell(cell) &&
+          getResolution(cell) >= resolution &&
+          area.cells.has(cellToParent(cell, resolution))
+        )
+      })
+      .map((d) => d.device.toLowerCase())
+  }
+
   // accepted readings with their proofs against the settled readings roots
   server.get('/v1/readings', async (request, reply) => {
     const query = readingsQuerySchema.safeParse(request.query)
@@ -246,24 +299,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         },
       })
     }
-    const center = query.data.cell ?? latLngToCell(query.data.lat as number, query.data.lng as number, 8)
-    if (!isValidCell(center)) {
-      return reply
-        .status(400)
-        .send({ error: { code: 'INVALID_CELL', message: `${center} is not an H3 cell`, details: {} } })
-    }
-    const resolution = getResolution(center)
-    const area = new Set(gridDisk(center, ring))
-    const devices = indexer
-      .listDevices()
-      .filter((d) => d.deviceClass === deviceClass.id)
-      .filter((d) => {
-        const cell = d.h3Cell.toString(16)
-        return (
-          isValidCell(cell) && getResolution(cell) >= resolution && area.has(cellToParent(cell, resolution))
-        )
-      })
-      .map((d) => d.device.toLowerCase())
+    const area = areaOf(query.data)
+    if (area.type === 'invalid') return reply.status(400).send(area.body)
+    const devices = devicesIn(area, deviceClass.id)
     const found = rewards.acceptedReadings({ from, to, devices, limit: limit + 1 })
     if (found.length > limit) {
       return reply.status(413).send({
@@ -280,7 +318,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const aggregate = aggregateValues(values)
     const decimal = (v: bigint) => formatUnits(v, fieldRules.scale)
     return toJson({
-      area: { cell: center, ring, cells: area.size, devices: devices.length },
+      area: { cell: area.center, ring, cells: area.cells.size, devices: devices.length },
       from,
       to,
       field: { name: fieldRules.name, unit: fieldRules.unit, scale: fieldRules.scale, index: fieldIndex },
@@ -299,6 +337,77 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
 
+  // a live stream (server-sent events) of settled epochs, and of the readings they accepted from
+  // a device or an area, each with its proof; resumes after `since` or the Last-Event-ID
+  const streams = new Set<() => void>()
+  server.get('/v1/stream', async (request, reply) => {
+    const lastEventId = request.headers['last-event-id']
+    const query = streamQuerySchema.safeParse({
+      ...(request.query as object),
+      ...(typeof lastEventId === 'string' && /^\d+$/.test(lastEventId) ? { since: lastEventId } : {}),
+    })
+    if (!query.success) return invalidQuery(reply, query.error)
+    const { device, since } = query.data
+    const hasArea = query.data.cell !== undefined || query.data.lat !== undefined
+    const area = hasArea ? areaOf(query.data) : undefined
+    if (area?.type === 'invalid') return reply.status(400).send(area.body)
+    const classId = query.data.class ?? blueprint.deviceClasses[0]?.id ?? 0
+    const devicesOf = (): string[] | undefined =>
+      device ? [device.toLowerCase()] : area ? devicesIn(area, classId) : undefined
+
+    reply.hijack()
+    const out = reply.raw
+    out.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    })
+    const send = (event: string, data: unknown, id?: bigint) =>
+      out.write(
+        `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(toJson(data))}\n\n`,
+      )
+    out.write('retry: 2000\n\n')
+    let next = since !== undefined ? since + 1n : (indexer.epochs(1)[0]?.epoch ?? -1n) + 1n
+    const tick = () => {
+      const newest = indexer.epochs(1)[0]?.epoch
+      if (newest === undefined || newest < next) return
+      // newest first: the epochs at or after `next` are among the newest (newest − next + 1)
+      const settled = indexer
+        .epochs(Number(newest - next + 1n))
+        .filter((e) => e.epoch >= next)
+        .reverse()
+        .slice(0, STREAM_EPOCHS_PER_TICK)
+      for (const epoch of settled) {
+        send('epoch', epoch, epoch.epoch)
+        const devices = devicesOf()
+        if (devices) {
+          const found = rewards.acceptedReadings({
+            from: 0n,
+            to: 1n << 62n,
+            epoch: epoch.epoch,
+            devices,
+            limit: MAX_AGGREGATE_READINGS,
+          })
+          const proven = prover.prove(found)
+          for (const reading of proven.readings) send('reading', reading)
+          if (proven.unverifiable.length > 0) send('unverifiable', { epoch: epoch.epoch })
+        }
+        next = epoch.epoch + 1n
+      }
+    }
+    tick()
+    const polling = setInterval(tick, 1_000)
+    const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000)
+    const close = () => {
+      clearInterval(polling)
+      clearInterval(keepAlive)
+      streams.delete(close)
+      out.end()
+    }
+    streams.add(close)
+    request.raw.on('close', close)
+  })
+
   let url = ''
   return {
     server,
@@ -309,6 +418,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       url = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })
     },
     async stop() {
+      for (const close of [...streams]) close()
       await server.close()
     },
   }

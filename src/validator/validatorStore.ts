@@ -165,27 +165,31 @@ export function createValidatorStore(path: string) {
       saveResult(result, verdicts, accepted)
     },
     /**
-     * Accepted readings with `from <= time < to`, of `devices` (lower-case) when given, ordered
-     * by time, device, seq; at most `limit`.
+     * Accepted readings with `from <= time < to` (of one epoch when `epoch` is given), of
+     * `devices` (lower-case) when given, ordered by time, device, seq; at most `limit`.
      */
     acceptedReadings(query: {
       from: bigint
       to: bigint
+      epoch?: bigint
       devices?: readonly string[]
       limit: number
     }): (AcceptedReading & { epoch: bigint })[] {
-      const byDevice = query.devices !== undefined
+      const conditions = ['time >= ?', 'time < ?']
+      const parameters: unknown[] = [query.from, query.to]
+      if (query.epoch !== undefined) {
+        conditions.push('epoch = ?')
+        parameters.push(query.epoch)
+      }
+      if (query.devices !== undefined) {
+        conditions.push('device IN (SELECT value FROM json_each(?))')
+        parameters.push(JSON.stringify(query.devices))
+      }
       const rows = db
         .prepare(
-          `SELECT epoch, reading, digest FROM accepted_readings WHERE time >= ? AND time < ?${
-            byDevice ? ` AND device IN (SELECT value FROM json_each(?))` : ''
-          } ORDER BY time, device, seq LIMIT ?`,
+          `SELECT epoch, reading, digest FROM accepted_readings WHERE ${conditions.join(' AND ')} ORDER BY time, device, seq LIMIT ?`,
         )
-        .all(query.from, query.to, ...(byDevice ? [JSON.stringify(query.devices)] : []), query.limit) as {
-        epoch: number
-        reading: string
-        digest: Hex
-      }[]
+        .all(...parameters, query.limit) as { epoch: number; reading: string; digest: Hex }[]
       return rows.map((row) => ({
         epoch: BigInt(row.epoch),
         reading: fromReadingJson(JSON.parse(row.reading)),

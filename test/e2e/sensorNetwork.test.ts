@@ -364,6 +364,64 @@ describe('an environmental sensor network, end to end', () => {
     expect(((await mistyped.json()) as { error: { code: string } }).error.code).toBe('INVALID_QUERY')
   })
 
+  it("streams settled epochs live, with a device's readings and their proofs, resuming after `since`", async () => {
+    const station = (fleet.stations[1] as (typeof fleet.stations)[number]).account.address
+    const controller = new AbortController()
+    const response = await fetch(
+      `${network.apiUrl}/v1/stream?device=${station}&since=${settled.epoch - 1n}`,
+      {
+        signal: controller.signal,
+      },
+    )
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const events: { event: string; id?: string | undefined; data: Record<string, unknown> }[] = []
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ''
+    const deadline = Date.now() + 60_000
+    // replayed: the settled epoch and its readings; live: the next epoch that settles
+    while (!events.some((e) => e.event === 'epoch' && BigInt(e.data.epoch as string) > settled.epoch)) {
+      if (Date.now() > deadline) throw new Error('no live epoch on the stream within 60 s')
+      const { value, done } = await reader.read()
+      if (done) break
+      text += decoder.decode(value, { stream: true })
+      const blocks = text.split('\n\n')
+      text = blocks.pop() ?? ''
+      for (const block of blocks) {
+        const fields = Object.fromEntries(
+          block
+            .split('\n')
+            .filter((line) => !line.startsWith(':') && line.includes(': '))
+            .map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]),
+        )
+        if (fields.event && fields.data)
+          events.push({ event: fields.event, id: fields.id, data: JSON.parse(fields.data) })
+      }
+    }
+    controller.abort()
+    expect(events[0]).toMatchObject({ event: 'epoch', id: settled.epoch.toString() })
+    expect(events[0]?.data).toMatchObject({ readingsRoot: settled.readingsRoot, txHash: settled.txHash })
+    const firstEpochReadings = events.slice(
+      1,
+      events.findIndex((e, i) => i > 0 && e.event === 'epoch'),
+    )
+    const expectedSeqs = (network.validators[0]?.store.verdicts(settled.epoch) ?? [])
+      .filter((v) => v.status === 'accepted' && v.device === station.toLowerCase())
+      .map((v) => v.seq.toString())
+    expect(firstEpochReadings.map((e) => (e.data.reading as SignedReadingJson).seq)).toEqual(expectedSeqs)
+    for (const e of firstEpochReadings) {
+      expect(e.event).toBe('reading')
+      expect(
+        StandardMerkleTree.verify(
+          settled.readingsRoot,
+          ['bytes32'],
+          [e.data.digest as Hex],
+          e.data.proof as Hex[],
+        ),
+      ).toBe(true)
+    }
+  })
+
   it('pays a claim of exactly the cumulative amount', async () => {
     const owner = getAddress(
       fleet.stations[0]?.account.address
