@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { cellToParent, getResolution, gridDisk, isValidCell, latLngToCell } from 'h3-js'
+import { cellToLatLng, cellToParent, getResolution, gridDisk, isValidCell, latLngToCell } from 'h3-js'
 import { type Address, formatUnits, getAddress, isAddress } from 'viem'
 import { z } from 'zod'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
@@ -11,6 +12,7 @@ import type { ValidatorStore } from '../validator/validatorStore.ts'
 import { aggregateValues } from './aggregateValues.ts'
 import { createJsonServer } from './createJsonServer.ts'
 import { createReadingProver } from './createReadingProver.ts'
+import { MAP_HEIGHT, MAP_WIDTH, projectBaseMap, projectPoint } from './projectBaseMap.ts'
 
 export type CreateApiServerOptions = {
   deployment: Deployment
@@ -33,6 +35,13 @@ export type ApiServer = {
   readonly url: string
   server: FastifyInstance
 }
+
+/** The dashboard's files in web/, with their content types. */
+const DASHBOARD_FILES = [
+  ['index.html', 'text/html; charset=utf-8'],
+  ['dashboard.js', 'text/javascript; charset=utf-8'],
+  ['dashboard.css', 'text/css; charset=utf-8'],
+] as const
 
 /** Most readings one aggregate is computed from (each comes with its proof). */
 const MAX_AGGREGATE_READINGS = 10_000
@@ -336,6 +345,38 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       ...proven,
     })
   })
+
+  // the dashboard (web/): static files, and the map it draws
+  let baseMap: string | undefined
+  server.get('/v1/map', async () => {
+    baseMap ??= projectBaseMap()
+    return toJson({
+      width: MAP_WIDTH,
+      height: MAP_HEIGHT,
+      land: baseMap,
+      classes: blueprint.deviceClasses.map((c) => ({
+        id: c.id,
+        name: c.name,
+        fields: c.fields.map((f) => ({ name: f.name, unit: f.unit, scale: f.scale })),
+      })),
+      devices: indexer.listDevices().flatMap((d) => {
+        const cell = d.h3Cell.toString(16)
+        if (!isValidCell(cell)) return []
+        const [lat, lng] = cellToLatLng(cell)
+        return [{ ...d, h3Cell: cell, lat, lng, ...projectPoint(lat, lng) }]
+      }),
+    })
+  })
+  server.get('/', async (_request, reply) => reply.redirect('/dashboard/'))
+  for (const [name, type] of DASHBOARD_FILES) {
+    const path = name === 'index.html' ? '/dashboard/' : `/dashboard/${name}`
+    server.get(path, async (_request, reply) =>
+      reply
+        .header('content-type', type)
+        .header('cache-control', 'no-cache')
+        .send(readFileSync(new URL(`../../web/${name}`, import.meta.url))),
+    )
+  }
 
   // a live stream (server-sent events) of settled epochs, and of the readings they accepted from
   // a device or an area, each with its proof; resumes after `since` or the Last-Event-ID

@@ -215,6 +215,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     log(
       `api at ${api.url} (GET /v1/status, /v1/epochs, /v1/devices, /v1/validators, /v1/rewards/:account, /v1/readings, /v1/aggregate, /v1/stream)`,
     )
+    log(`dashboard at ${api.url}/`)
 
     // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
     const fleet =

@@ -3,12 +3,13 @@
  * gateway over HTTP, three validators with their own keys and stores exchanging signatures, the
  * indexers, the API, and a simulated fleet with one station per fault kind.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { gridDisk } from 'h3-js'
 import mqtt from 'mqtt'
+import { chromium } from 'playwright-core'
 import { type Address, getAddress, type Hex, hashTypedData } from 'viem'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
@@ -45,6 +46,14 @@ function chooseFaults(): FaultSpec[] {
     const station = city[city.length - 1 - Math.floor(i / cities.length)] as number
     return kind === 'drift' ? { station, kind, perHour: '3600' } : { station, kind }
   })
+}
+
+/** Debian's chromium (`.ci/run` installs it with apt-get); CHROMIUM_PATH for another. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+if (!existsSync(CHROMIUM)) {
+  throw new Error(
+    `the dashboard test needs Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`,
+  )
 }
 
 let dir: string
@@ -419,6 +428,54 @@ describe('an environmental sensor network, end to end', () => {
           e.data.proof as Hex[],
         ),
       ).toBe(true)
+    }
+  })
+
+  it('shows the network on the dashboard, in a real browser, and follows epochs live', async () => {
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      page.on('console', (message) => {
+        if (message.type() === 'error') errors.push(message.text())
+      })
+      await page.goto(`${network.apiUrl}/`)
+      await page.waitForSelector('body[data-ready="true"]')
+      expect(await page.locator('svg#map path.land').count()).toBe(1)
+      expect(await page.locator('svg#map circle').count()).toBe(fleet.stations.length)
+      expect(await page.locator('#validators tbody tr').count()).toBe(3)
+      expect(await page.locator(`#epochs tbody tr[data-epoch="${settled.epoch}"]`).count()).toBe(1)
+      expect(await page.locator('dd[data-term="devices"]').textContent()).toBe(String(fleet.stations.length))
+
+      // a device's readings, each with its proof, one click away
+      const station = (fleet.stations[0] as (typeof fleet.stations)[number]).account.address
+      await page.selectOption('#device-select', station)
+      await page.waitForSelector('#readings tbody tr')
+      expect(await page.locator(`circle.selected[data-device="${station}"]`).count()).toBe(1)
+      const firstRow = await page.locator('#readings tbody tr').first().textContent()
+      expect(firstRow).toMatch(/\d+\.\d{2}/) // a temperature in °C, from fixed point
+      expect(firstRow).toMatch(/epoch \d+: \d+ hashes/)
+
+      // the next epoch arrives on the live stream and is added at the top
+      await page.waitForSelector('#epochs tbody tr.new', { timeout: 60_000 })
+      expect(await page.locator('#live').textContent()).toBe('live')
+      mkdirSync('.ci/results', { recursive: true })
+      await page.screenshot({ path: '.ci/results/dashboard.png', fullPage: true })
+      expect(errors).toEqual([])
+    } finally {
+      await browser.close()
     }
   })
 

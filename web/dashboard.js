@@ -1,0 +1,223 @@
+// The depin dashboard: the API's data, no framework and no build step. Every value shown comes
+// from the API; nothing here decides anything. Text goes in with textContent, never as HTML.
+
+const SVG = 'http://www.w3.org/2000/svg'
+const short = (hex) =>
+  typeof hex === 'string' && hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-4)}` : String(hex)
+const tokens = (wei) => {
+  const value = BigInt(wei)
+  const whole = value / 10n ** 18n
+  const fraction = ((value % 10n ** 18n) / 10n ** 16n).toString().padStart(2, '0')
+  return `${whole}.${fraction}`
+}
+const fixed = (value, scale) => {
+  const v = BigInt(value)
+  const sign = v < 0n ? '-' : ''
+  const digits = (v < 0n ? -v : v).toString().padStart(scale + 1, '0')
+  return scale === 0 ? `${sign}${digits}` : `${sign}${digits.slice(0, -scale)}.${digits.slice(-scale)}`
+}
+const getJson = async (path) => {
+  const response = await fetch(path)
+  if (!response.ok) throw new Error(`${path} answered ${response.status}`)
+  return response.json()
+}
+const cell = (row, text, title) => {
+  const td = row.insertCell()
+  td.textContent = text
+  if (title) td.title = title
+  return td
+}
+
+let classes = new Map()
+
+async function showSummary() {
+  const status = await getJson('/v1/status')
+  const summary = document.getElementById('summary')
+  summary.replaceChildren()
+  const items = [
+    ['chain', status.chainId],
+    ['current epoch', status.currentEpoch],
+    ['last settled', status.lastSettledEpoch ? status.lastSettledEpoch.epoch : '—'],
+    ['devices', status.devices],
+    ['validators', status.validators],
+    ['gateways', status.gateways.length],
+  ]
+  for (const [term, value] of items) {
+    const div = document.createElement('div')
+    const dt = document.createElement('dt')
+    const dd = document.createElement('dd')
+    dt.textContent = term
+    dd.textContent = String(value)
+    dd.dataset.term = term
+    div.append(dt, dd)
+    summary.append(div)
+  }
+}
+
+async function showMap() {
+  const map = await getJson('/v1/map')
+  classes = new Map(map.classes.map((c) => [c.id, c]))
+  const svg = document.getElementById('map')
+  svg.replaceChildren()
+  const land = document.createElementNS(SVG, 'path')
+  land.setAttribute('class', 'land')
+  land.setAttribute('d', map.land)
+  svg.append(land)
+  // zoomed to the devices, with a margin; the whole world when there are none
+  const xs = map.devices.map((d) => d.x)
+  const ys = map.devices.map((d) => d.y)
+  const [minX, maxX] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, map.width]
+  const [minY, maxY] = ys.length ? [Math.min(...ys), Math.max(...ys)] : [0, map.height]
+  const margin = Math.max(5, (maxX - minX) * 0.08, (maxY - minY) * 0.08)
+  const width = maxX - minX + 2 * margin
+  const height = maxY - minY + 2 * margin
+  svg.setAttribute('viewBox', `${minX - margin} ${minY - margin} ${width} ${height}`)
+  const radius = Math.max(0.15, Math.max(width, height) / 400)
+  const select = document.getElementById('device-select')
+  select.replaceChildren(select.options[0] ?? new Option('—', ''))
+  const dots = new Map()
+  for (const device of map.devices) {
+    const dot = document.createElementNS(SVG, 'circle')
+    dot.setAttribute('cx', device.x)
+    dot.setAttribute('cy', device.y)
+    dot.setAttribute('r', radius)
+    dot.setAttribute('class', device.status)
+    dot.dataset.device = device.device
+    const title = document.createElementNS(SVG, 'title')
+    title.textContent = `${device.device} (class ${device.deviceClass}, ${device.status})`
+    dot.append(title)
+    dot.addEventListener('click', () => {
+      select.value = device.device
+      showDevice(device, dot)
+    })
+    svg.append(dot)
+    dots.set(device.device, { device, dot })
+    select.append(
+      new Option(
+        `${short(device.device)} (${device.lat.toFixed(3)}, ${device.lng.toFixed(3)})`,
+        device.device,
+      ),
+    )
+  }
+  select.onchange = () => {
+    const chosen = dots.get(select.value)
+    if (chosen) showDevice(chosen.device, chosen.dot)
+  }
+  // zoom around the pointer: stations of one city sit a few hundred metres apart
+  svg.onwheel = (event) => {
+    event.preventDefault()
+    const [x, y, w, h] = svg.getAttribute('viewBox').split(' ').map(Number)
+    const box = svg.getBoundingClientRect()
+    const px = x + ((event.clientX - box.left) / box.width) * w
+    const py = y + ((event.clientY - box.top) / box.height) * h
+    const factor = event.deltaY < 0 ? 0.8 : 1.25
+    svg.setAttribute(
+      'viewBox',
+      `${px - (px - x) * factor} ${py - (py - y) * factor} ${w * factor} ${h * factor}`,
+    )
+    for (const { dot } of dots.values())
+      dot.setAttribute('r', Math.max(0.02, (Math.max(w, h) * factor) / 400))
+  }
+}
+
+async function showDevice(device, dot) {
+  for (const selected of document.querySelectorAll('circle.selected')) selected.classList.remove('selected')
+  dot.classList.add('selected')
+  const panel = document.getElementById('device')
+  const heading = document.createElement('h2')
+  heading.textContent = 'Device'
+  const id = document.createElement('p')
+  id.innerHTML = '<code></code>'
+  id.firstChild.textContent = device.device
+  const meta = document.createElement('p')
+  meta.className = 'note'
+  meta.textContent = `owner ${short(device.owner)}, class ${device.deviceClass}, ${device.status}, cell ${device.h3Cell}`
+  panel.replaceChildren(heading, id, meta)
+  const now = Math.floor(Date.now() / 1000)
+  const answer = await getJson(
+    `/v1/readings?device=${device.device}&from=${now - 6 * 3600}&to=${now + 1}&limit=1000`,
+  )
+  const fields = classes.get(device.deviceClass)?.fields ?? []
+  const table = document.createElement('table')
+  table.id = 'readings'
+  const head = table.createTHead().insertRow()
+  for (const name of ['time', ...fields.map((f) => `${f.name} (${f.unit})`), 'proof']) {
+    const th = document.createElement('th')
+    th.textContent = name
+    head.append(th)
+  }
+  const body = table.createTBody()
+  for (const r of answer.readings.slice(-20).reverse()) {
+    const row = body.insertRow()
+    cell(row, new Date(Number(r.reading.time) * 1000).toLocaleTimeString())
+    for (const [i, v] of r.reading.values.entries()) cell(row, fields[i] ? fixed(v, fields[i].scale) : v)
+    cell(
+      row,
+      `epoch ${r.epoch}: ${r.proof.length} hashes`,
+      `leaf ${r.digest}\nagainst the on-chain readings root ${r.readingsRoot}`,
+    )
+  }
+  const count = document.createElement('p')
+  count.className = 'note'
+  count.textContent = answer.readings.length
+    ? `${answer.readings.length} readings settled in the last 6 hours, each proven against its epoch's on-chain readings root (latest 20 shown).`
+    : 'No settled readings in the last 6 hours.'
+  panel.append(count, table)
+}
+
+function addEpoch(epoch, fresh) {
+  const body = document.querySelector('#epochs tbody')
+  if (body.querySelector(`tr[data-epoch="${epoch.epoch}"]`)) return
+  const row = body.insertRow(0)
+  row.dataset.epoch = epoch.epoch
+  if (fresh) row.className = 'new'
+  cell(row, epoch.epoch)
+  cell(row, epoch.accepted)
+  cell(row, tokens(epoch.minted))
+  cell(row, epoch.signers.length, epoch.signers.join('\n'))
+  cell(row, short(epoch.readingsRoot), epoch.readingsRoot)
+  cell(row, short(epoch.txHash), epoch.txHash)
+  while (body.rows.length > 12) body.deleteRow(-1)
+}
+
+async function showEpochs() {
+  const { epochs } = await getJson('/v1/epochs?limit=12')
+  for (const epoch of [...epochs].reverse()) addEpoch(epoch, false)
+}
+
+async function showValidators() {
+  const { validators } = await getJson('/v1/validators')
+  const body = document.querySelector('#validators tbody')
+  body.replaceChildren()
+  for (const v of validators) {
+    const row = body.insertRow()
+    cell(row, short(v.validator), v.validator)
+    cell(row, v.status)
+    cell(row, tokens(v.bond))
+    cell(row, v.lastSignedEpoch ?? '—')
+    cell(row, `${(v.agreementBps / 100).toFixed(0)} %`)
+    cell(row, v.live ? 'yes' : 'no')
+  }
+}
+
+function followStream() {
+  const live = document.getElementById('live')
+  const stream = new EventSource('/v1/stream')
+  stream.addEventListener('open', () => {
+    live.textContent = 'live'
+    live.classList.add('on')
+  })
+  stream.addEventListener('error', () => {
+    live.textContent = 'reconnecting…'
+    live.classList.remove('on')
+  })
+  stream.addEventListener('epoch', (event) => {
+    addEpoch(JSON.parse(event.data), true)
+    showSummary().catch(() => {})
+    showValidators().catch(() => {})
+  })
+}
+
+await Promise.all([showSummary(), showMap(), showEpochs(), showValidators()])
+followStream()
+document.body.dataset.ready = 'true'
