@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import type { z } from 'zod'
 import { ConfigError } from './errors.ts'
 
@@ -27,4 +28,22 @@ export function readJsonFile<T extends z.ZodType>(
     })
   }
   return parsed.data
+}
+
+/**
+ * The config with its `paths` fields (those present) made absolute, relative to the folder of
+ * the config file at `path`, as config files of depin processes read.
+ */
+export function resolveConfigPaths<T extends Record<string, unknown>, K extends keyof T & string>(
+  path: string,
+  config: T,
+  paths: readonly K[],
+): T {
+  const base = dirname(resolve(path))
+  const resolved: Record<string, unknown> = { ...config }
+  for (const key of paths) {
+    const value = config[key]
+    if (typeof value === 'string') resolved[key] = resolve(base, value)
+  }
+  return resolved as T
 }

@@ -53,38 +53,12 @@ const windowOf = (q: { from?: bigint | undefined; to?: bigint | undefined }) => 
   const to = q.to ?? BigInt(Math.floor(Date.now() / 1000)) + 1n
   return { from: q.from ?? to - 3_600n, to }
 }
-const readingsQuerySchema = windowSchema.extend({
-  device: z
-    .string()
-    .refine((v) => isAddress(v), 'an address')
-    .optional(),
-  limit: z.coerce.number().int().min(1).max(1_000).default(100),
-})
-const aggregateQuerySchema = windowSchema
-  .extend({
-    field: z.string().min(1),
-    class: z.coerce.number().int().min(0).optional(),
-    /** An H3 cell (hex), or lat and lng (the cell at resolution 8 around them). */
-    cell: z
-      .string()
-      .regex(/^[0-9a-f]{15}$/, 'an H3 cell in hex')
-      .optional(),
-    lat: z.coerce.number().min(-90).max(90).optional(),
-    lng: z.coerce.number().min(-180).max(180).optional(),
-    /** Rings of cells around the centre (0: the cell alone). */
-    ring: z.coerce.number().int().min(0).max(10).default(1),
-    limit: z.coerce.number().int().min(1).max(MAX_AGGREGATE_READINGS).default(1_000),
-  })
-  .refine((q) => q.cell !== undefined || (q.lat !== undefined && q.lng !== undefined), {
-    message: 'give cell, or lat and lng',
-    path: ['cell'],
-  })
-
-const streamQuerySchema = z.object({
-  device: z
-    .string()
-    .refine((v) => isAddress(v), 'an address')
-    .optional(),
+const deviceField = z
+  .string()
+  .refine((v) => isAddress(v), 'an address')
+  .optional()
+/** An area: the H3 cell `cell` (hex), or the resolution-8 cell at `lat`, `lng`, and `ring` rings around it. */
+const areaFields = {
   class: z.coerce.number().int().min(0).optional(),
   cell: z
     .string()
@@ -93,6 +67,24 @@ const streamQuerySchema = z.object({
   lat: z.coerce.number().min(-90).max(90).optional(),
   lng: z.coerce.number().min(-180).max(180).optional(),
   ring: z.coerce.number().int().min(0).max(10).default(1),
+}
+const readingsQuerySchema = windowSchema.extend({
+  device: deviceField,
+  limit: z.coerce.number().int().min(1).max(1_000).default(100),
+})
+const aggregateQuerySchema = windowSchema
+  .extend({
+    field: z.string().min(1),
+    ...areaFields,
+    limit: z.coerce.number().int().min(1).max(MAX_AGGREGATE_READINGS).default(1_000),
+  })
+  .refine((q) => q.cell !== undefined || (q.lat !== undefined && q.lng !== undefined), {
+    message: 'give cell, or lat and lng',
+    path: ['cell'],
+  })
+const streamQuerySchema = z.object({
+  device: deviceField,
+  ...areaFields,
   /** The last epoch the client has: the stream starts after it (default: the next to settle). */
   since: z.coerce.bigint().min(-1n).optional(),
 })

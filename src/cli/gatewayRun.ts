@@ -1,20 +1,14 @@
-import { mkdirSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { Account } from 'viem'
 import { z } from 'zod'
-import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
-import { readOperatorKey } from '../chain/connectChain.ts'
-import { createChainClients } from '../chain/createChainClients.ts'
-import { readDeployment } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
-import { ConfigError } from '../errors.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.ts'
-import { createIndexer } from '../indexer/createIndexer.ts'
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
-import { readJsonFile } from '../readJsonFile.ts'
+import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { logLine } from './logLine.ts'
+import { openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one gateway process; relative paths are relative to the file. */
 export const gatewayConfigSchema = z.object({
@@ -46,16 +40,11 @@ export type GatewayConfig = z.output<typeof gatewayConfigSchema>
 
 /** Reads and validates a gateway config file; errors name the file and the field. */
 export function readGatewayConfig(path: string): GatewayConfig {
-  const config = readJsonFile(path, gatewayConfigSchema, 'GATEWAY_CONFIG_INVALID', 'gateway config')
-  const base = dirname(resolve(path))
-  const at = (p: string) => resolve(base, p)
-  return {
-    ...config,
-    dataDir: at(config.dataDir),
-    blueprint: at(config.blueprint),
-    deployment: at(config.deployment),
-    ...(config.keyFile === undefined ? {} : { keyFile: at(config.keyFile) }),
-  }
+  return resolveConfigPaths(
+    path,
+    readJsonFile(path, gatewayConfigSchema, 'GATEWAY_CONFIG_INVALID', 'gateway config'),
+    ['dataDir', 'blueprint', 'deployment', 'keyFile'],
+  )
 }
 
 /**
@@ -67,26 +56,7 @@ export function readGatewayConfig(path: string): GatewayConfig {
  */
 export async function runGatewayProcess(options: { config: string }): Promise<void> {
   const config = readGatewayConfig(options.config)
-  const blueprint = loadBlueprint(config.blueprint)
-  const deployment = readDeployment(config.deployment)
-  const privateKey = config.keyFile === undefined ? undefined : readOperatorKey(config.keyFile)
-  if (config.keyFile !== undefined && !privateKey) {
-    throw new ConfigError('KEY_FILE_EMPTY', `key file ${config.keyFile} is empty`)
-  }
-  const clients = await createChainClients({
-    rpcUrl: config.rpcUrl,
-    pollingInterval: 250,
-    ...(privateKey ? { privateKey } : {}),
-  })
-  mkdirSync(config.dataDir, { recursive: true })
-
-  const indexer = createIndexer({
-    publicClient: clients.publicClient,
-    deployment,
-    dbPath: join(config.dataDir, 'indexer.db'),
-    pollIntervalMs: 500,
-  })
-  await indexer.start()
+  const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
   const gateway = await createGateway({
     blueprint,
     deployment,

@@ -1,19 +1,15 @@
-import { mkdirSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { Account } from 'viem'
 import { z } from 'zod'
-import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
-import { readOperatorKey } from '../chain/connectChain.ts'
-import { type ChainClients, createChainClients } from '../chain/createChainClients.ts'
-import { type Deployment, readDeployment } from '../chain/deployment.ts'
+import type { ChainClients } from '../chain/createChainClients.ts'
+import type { Deployment } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
-import { ConfigError } from '../errors.ts'
-import { createIndexer } from '../indexer/createIndexer.ts'
-import { readJsonFile } from '../readJsonFile.ts'
+import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
 import { createValidator } from '../validator/createValidator.ts'
 import { logLine } from './logLine.ts'
+import { openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one validator process; relative paths are relative to the file. */
 export const validatorConfigSchema = z.object({
@@ -47,16 +43,11 @@ export type ValidatorConfig = z.output<typeof validatorConfigSchema>
 
 /** Reads and validates a validator config file; errors name the file and the field. */
 export function readValidatorConfig(path: string): ValidatorConfig {
-  const config = readJsonFile(path, validatorConfigSchema, 'VALIDATOR_CONFIG_INVALID', 'validator config')
-  const base = dirname(resolve(path))
-  const at = (p: string) => resolve(base, p)
-  return {
-    ...config,
-    dataDir: at(config.dataDir),
-    keyFile: at(config.keyFile),
-    blueprint: at(config.blueprint),
-    deployment: at(config.deployment),
-  }
+  return resolveConfigPaths(
+    path,
+    readJsonFile(path, validatorConfigSchema, 'VALIDATOR_CONFIG_INVALID', 'validator config'),
+    ['dataDir', 'keyFile', 'blueprint', 'deployment'],
+  )
 }
 
 /**
@@ -84,20 +75,7 @@ async function advertiseEndpoint(
  */
 export async function runValidator(options: { config: string }): Promise<void> {
   const config = readValidatorConfig(options.config)
-  const blueprint = loadBlueprint(config.blueprint)
-  const deployment = readDeployment(config.deployment)
-  const privateKey = readOperatorKey(config.keyFile)
-  if (!privateKey) throw new ConfigError('KEY_FILE_EMPTY', `key file ${config.keyFile} is empty`)
-  const clients = await createChainClients({ rpcUrl: config.rpcUrl, privateKey, pollingInterval: 250 })
-  mkdirSync(config.dataDir, { recursive: true })
-
-  const indexer = createIndexer({
-    publicClient: clients.publicClient,
-    deployment,
-    dbPath: join(config.dataDir, 'indexer.db'),
-    pollIntervalMs: 500,
-  })
-  await indexer.start()
+  const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
   const own = (clients.account as Account).address.toLowerCase()
   // where peers reach this validator: given, or its listening address when that is a specific host
   const advertisedUrl =
