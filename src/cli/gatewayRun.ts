@@ -78,6 +78,8 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
       brokerUrl: config.mqttUrl,
       topicPrefix: config.mqttTopicPrefix,
       clientId: config.mqttClientId ?? `depin-gateway-${id ? id.toLowerCase() : `port-${config.port}`}`,
+      onConnection: (event) =>
+        logLine(event.type === 'lost' ? 'mqtt_lost' : 'mqtt_restored', { broker: config.mqttUrl }),
     })
     await mqttIngest.start()
   }

@@ -24,6 +24,8 @@ export type CreateMqttIngestOptions = {
   bodyLimit?: number
   username?: string
   password?: string
+  /** Told when the connection to the broker drops and when it is back (after start). */
+  onConnection?: (event: { type: 'lost' } | { type: 'restored' }) => void
 }
 
 export type MqttIngest = {
@@ -165,6 +167,15 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
         throw new MqttBrokerUnreachableError(brokerUrl, cause)
       }
       connecting.on('error', () => {}) // reconnects by itself, every second
+      let connected = true
+      connecting.on('offline', () => {
+        if (connected) options.onConnection?.({ type: 'lost' })
+        connected = false
+      })
+      connecting.on('connect', () => {
+        if (!connected) options.onConnection?.({ type: 'restored' })
+        connected = true
+      })
       client = connecting
     },
     async stop() {

@@ -153,6 +153,10 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       gateway,
       brokerUrl: mqttUrl,
       clientId: `depin-gateway-${gatewayId.toLowerCase()}`,
+      onConnection: (event) =>
+        log(
+          `gateway: MQTT broker ${mqttUrl} ${event.type === 'lost' ? 'lost, reconnecting' : 'reachable again'}`,
+        ),
     })
     await mqttIngest.start()
     stopping.push(() => mqttIngest.stop())

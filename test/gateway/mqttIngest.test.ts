@@ -187,3 +187,68 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
     expect(storedCount()).toBe(1)
   })
 })
+
+describe('a gateway whose broker goes away', () => {
+  it('says so, reconnects when it is back, and takes readings again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'depin-mqtt-restart-'))
+    const now = GENESIS + 10n * 30n + 5n
+    let broker = await startEmbeddedBroker()
+    const port = Number(new URL(broker.url).port)
+    const gateway = await createGateway({
+      blueprint,
+      deployment,
+      devices,
+      dbPath: join(dir, 'gateway.db'),
+      clock: () => now,
+      signatureThreads: 0,
+    })
+    const events: string[] = []
+    const ingest = createMqttIngest({
+      gateway,
+      brokerUrl: broker.url,
+      clientId: 'depin-gateway-restart-test',
+      onConnection: (event) => events.push(event.type),
+    })
+    const station = privateKeyToAccount(generatePrivateKey())
+    registry.set(station.address.toLowerCase(), { deviceClass: 1, status: 'active' })
+    const transport = createMqttTransport({ brokerUrl: broker.url, timeoutMs: 5_000 })
+    try {
+      await gateway.start()
+      await ingest.start()
+      await broker.close()
+      await waitFor('the gateway to notice', () => (events.includes('lost') ? true : undefined), 10_000)
+      broker = await startEmbeddedBroker({ port })
+      await waitFor(
+        'the gateway to reconnect',
+        () => (events.includes('restored') ? true : undefined),
+        10_000,
+      )
+      const reading = await signReading({
+        account: station,
+        chainId: deployment.chainId,
+        deviceRegistry: deployment.contracts.deviceRegistry,
+        seq: 1n,
+        time: now,
+        values: [2150n, 5520n, 123n, 10132n],
+      })
+      // the new broker knows no session: the gateway subscribed again by itself
+      expect(
+        await waitFor(
+          'an answer through the new broker',
+          async () => {
+            const answer = await transport.send([reading])
+            return answer.type === 'answered' ? answer : undefined
+          },
+          20_000,
+        ),
+      ).toMatchObject({ accepted: 1 })
+      expect(events).toEqual(['lost', 'restored'])
+    } finally {
+      await transport.close()
+      await ingest.stop()
+      await gateway.stop()
+      await broker.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
