@@ -1,6 +1,8 @@
 // The depin dashboard: the API's data, no framework and no build step. Every value shown comes
 // from the API; nothing here decides anything. Text goes in with textContent, never as HTML.
 
+import { verifyReading } from './verifyReading.js'
+
 const SVG = 'http://www.w3.org/2000/svg'
 const short = (hex) =>
   typeof hex === 'string' && hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-4)}` : String(hex)
@@ -29,9 +31,17 @@ const cell = (row, text, title) => {
 }
 
 let classes = new Map()
+/** What the browser needs to check proofs against the chain itself. */
+let network
 
 async function showSummary() {
   const status = await getJson('/v1/status')
+  network = {
+    rpcUrl: status.rpcUrl,
+    chainId: status.chainId,
+    deviceRegistry: status.contracts.deviceRegistry,
+    epochManager: status.contracts.epochManager,
+  }
   const summary = document.getElementById('summary')
   summary.replaceChildren()
   const items = [
@@ -141,12 +151,13 @@ async function showDevice(device, dot) {
   const table = document.createElement('table')
   table.id = 'readings'
   const head = table.createTHead().insertRow()
-  for (const name of ['time', ...fields.map((f) => `${f.name} (${f.unit})`), 'proof']) {
+  for (const name of ['time', ...fields.map((f) => `${f.name} (${f.unit})`), 'proof', 'checked here']) {
     const th = document.createElement('th')
     th.textContent = name
     head.append(th)
   }
   const body = table.createTBody()
+  const checks = []
   for (const r of answer.readings.slice(-20).reverse()) {
     const row = body.insertRow()
     cell(row, new Date(Number(r.reading.time) * 1000).toLocaleTimeString())
@@ -156,13 +167,38 @@ async function showDevice(device, dot) {
       `epoch ${r.epoch}: ${r.proof.length} hashes`,
       `leaf ${r.digest}\nagainst the on-chain readings root ${r.readingsRoot}`,
     )
+    const verdict = cell(row, network.rpcUrl ? 'checking…' : 'no RPC URL')
+    verdict.className = 'verdict'
+    if (network.rpcUrl) {
+      checks.push(
+        verifyReading(r, network).then(
+          (ok) => {
+            verdict.textContent = ok ? '✓ on-chain' : '✗ not in the root'
+            verdict.dataset.verified = String(ok)
+            return ok
+          },
+          (error) => {
+            verdict.textContent = `cannot check: ${error.message}`
+            return false
+          },
+        ),
+      )
+    }
   }
   const count = document.createElement('p')
   count.className = 'note'
   count.textContent = answer.readings.length
     ? `${answer.readings.length} readings settled in the last 6 hours, each proven against its epoch's on-chain readings root (latest 20 shown).`
     : 'No settled readings in the last 6 hours.'
-  panel.append(count, table)
+  const verified = document.createElement('p')
+  verified.id = 'verified'
+  verified.className = 'note'
+  panel.append(count, verified, table)
+  const results = await Promise.all(checks)
+  verified.textContent = network.rpcUrl
+    ? `${results.filter(Boolean).length} of ${results.length} shown checked in this browser against the chain's readings roots (eth_call to ${network.rpcUrl}).`
+    : 'The API gave no chain RPC URL: proofs not checked here.'
+  verified.dataset.done = 'true'
 }
 
 function addEpoch(epoch, fresh) {
@@ -221,3 +257,5 @@ function followStream() {
 await Promise.all([showSummary(), showMap(), showEpochs(), showValidators()])
 followStream()
 document.body.dataset.ready = 'true'
+// for scripts and tests: check any proven reading the same way
+globalThis.depin = { verifyReading: (proven) => verifyReading(proven, network) }

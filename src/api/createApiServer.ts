@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { cellToLatLng, cellToParent, getResolution, gridDisk, isValidCell, latLngToCell } from 'h3-js'
 import { type Address, formatUnits, getAddress, isAddress } from 'viem'
@@ -27,6 +29,8 @@ export type CreateApiServerOptions = {
   rewards: ValidatorStore
   host?: string
   port?: number
+  /** The chain's JSON-RPC URL as browsers reach it: the dashboard checks proofs against it itself. */
+  rpcUrl?: string
 }
 
 export type ApiServer = {
@@ -41,6 +45,7 @@ const DASHBOARD_FILES = [
   ['index.html', 'text/html; charset=utf-8'],
   ['dashboard.js', 'text/javascript; charset=utf-8'],
   ['dashboard.css', 'text/css; charset=utf-8'],
+  ['verifyReading.js', 'text/javascript; charset=utf-8'],
 ] as const
 
 /** Most readings one aggregate is computed from (each comes with its proof). */
@@ -145,6 +150,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const lastProcessed = indexer.lastProcessed()
     return toJson({
       chainId: deployment.chainId,
+      rpcUrl: options.rpcUrl ?? null,
       contracts: deployment.contracts,
       epochLength: deployment.epochLength,
       currentEpoch:
@@ -360,6 +366,14 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
   server.get('/', async (_request, reply) => reply.redirect('/dashboard/'))
+  // keccak-256 for the browser's own proof checks: hash-wasm's standalone build, as npm ships it
+  server.get('/dashboard/vendor/keccak.js', async (_request, reply) =>
+    reply
+      .header('content-type', 'text/javascript; charset=utf-8')
+      .send(
+        readFileSync(join(dirname(createRequire(import.meta.url).resolve('hash-wasm')), 'keccak.umd.min.js')),
+      ),
+  )
   for (const [name, type] of DASHBOARD_FILES) {
     const path = name === 'index.html' ? '/dashboard/' : `/dashboard/${name}`
     server.get(path, async (_request, reply) =>

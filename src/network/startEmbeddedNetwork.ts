@@ -208,6 +208,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     }
 
     const api = await createApiServer({
+      rpcUrl: chain.rpcUrl,
       deployment,
       blueprint,
       indexer: gatewayIndexer.store,

@@ -56,6 +56,9 @@ if (!existsSync(CHROMIUM)) {
   )
 }
 
+/** A reading as the API serves it, with its proof. */
+type Proven = { epoch: string; reading: SignedReadingJson; digest: Hex; proof: Hex[]; readingsRoot: Hex }
+
 let dir: string
 let network: EmbeddedNetwork
 const faults = chooseFaults()
@@ -290,7 +293,6 @@ describe('an environmental sensor network, end to end', () => {
     const from = deployment.genesisTime + settled.epoch * deployment.epochLength
     const to = from + deployment.epochLength
     const domain = depinDomain(deployment.chainId, deployment.contracts.deviceRegistry)
-    type Proven = { epoch: string; reading: SignedReadingJson; digest: Hex; proof: Hex[]; readingsRoot: Hex }
     // checked here with viem's EIP-712 and OpenZeppelin's tree, not with depin's code
     const verifies = (r: Proven, values = r.reading.values) => {
       const digest = hashTypedData({
@@ -467,6 +469,21 @@ describe('an environmental sensor network, end to end', () => {
       const firstRow = await page.locator('#readings tbody tr').first().textContent()
       expect(firstRow).toMatch(/\d+\.\d{2}/) // a temperature in °C, from fixed point
       expect(firstRow).toMatch(/epoch \d+: \d+ hashes/)
+      // the browser checks every proof itself, against roots it reads from the chain
+      await page.waitForSelector('#verified[data-done="true"]')
+      const shown = await page.locator('#readings tbody tr').count()
+      expect(await page.locator('td.verdict[data-verified="true"]').count()).toBe(shown)
+      expect(await page.locator('#verified').textContent()).toContain(`${shown} of ${shown} shown checked`)
+      const proven = (await (
+        await fetch(`${network.apiUrl}/v1/readings?device=${station}&from=0&limit=1`)
+      ).json()) as { readings: Proven[] }
+      const verdicts = await page.evaluate(async (r) => {
+        const depin = (globalThis as unknown as { depin: { verifyReading(r: unknown): Promise<boolean> } })
+          .depin
+        const tampered = { ...r, reading: { ...r.reading, values: ['-4000', ...r.reading.values.slice(1)] } }
+        return [await depin.verifyReading(r), await depin.verifyReading(tampered)]
+      }, proven.readings[0] as Proven)
+      expect(verdicts).toEqual([true, false])
 
       // the next epoch arrives on the live stream and is added at the top
       await page.waitForSelector('#epochs tbody tr.new', { timeout: 60_000 })

@@ -1,0 +1,107 @@
+// Checks, in the browser and trusting nothing the API says, that a reading is in the readings
+// root the chain settled for its epoch: its EIP-712 digest is recomputed from the reading, the
+// leaf keccak256(keccak256(digest)) is hashed up the proof as OpenZeppelin's MerkleProof does
+// (sorted pairs), and the root is read from the EpochManager over the chain's JSON-RPC.
+// keccak-256 comes from hash-wasm (loaded as the global `hashwasm` by vendor/keccak.js).
+
+const encoder = new TextEncoder()
+const hexToBytes = (hex) => {
+  const clean = hex.startsWith('0x') ? hex.slice(2) : hex
+  const bytes = new Uint8Array(clean.length / 2)
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(clean.slice(2 * i, 2 * i + 2), 16)
+  return bytes
+}
+const bytesToHex = (bytes) => `0x${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let offset = 0
+  for (const p of parts) {
+    out.set(p, offset)
+    offset += p.length
+  }
+  return out
+}
+/** A 32-byte ABI word of an integer (two's complement for negatives). */
+const word = (value) => {
+  const v = BigInt(value)
+  const unsigned = v < 0n ? (1n << 256n) + v : v
+  return hexToBytes(unsigned.toString(16).padStart(64, '0'))
+}
+const addressWord = (address) => concat(new Uint8Array(12), hexToBytes(address))
+
+const hasher = globalThis.hashwasm.createKeccak(256)
+const keccak = async (bytes) => (await hasher).init().update(bytes).digest('binary')
+
+/** The EIP-712 digest of a reading in the DeviceRegistry's domain (as src/chain/typedData.ts defines it). */
+export async function readingDigest(reading, chainId, deviceRegistry) {
+  const domainType = await keccak(
+    encoder.encode('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'),
+  )
+  const domain = await keccak(
+    concat(
+      domainType,
+      await keccak(encoder.encode('depin')),
+      await keccak(encoder.encode('1')),
+      word(chainId),
+      addressWord(deviceRegistry),
+    ),
+  )
+  const readingType = await keccak(
+    encoder.encode('Reading(address device,uint64 seq,uint64 time,int64[] values)'),
+  )
+  const values = await keccak(concat(...reading.values.map(word)))
+  const struct = await keccak(
+    concat(readingType, addressWord(reading.device), word(reading.seq), word(reading.time), values),
+  )
+  return keccak(concat(new Uint8Array([0x19, 0x01]), domain, struct))
+}
+
+/** The root a proof leads to from a digest, as OpenZeppelin's MerkleProof.processProof. */
+export async function rootOfProof(digest, proof) {
+  let node = await keccak(await keccak(digest))
+  for (const sibling of proof.map(hexToBytes)) {
+    const [a, b] = bytesToHex(node) < bytesToHex(sibling) ? [node, sibling] : [sibling, node]
+    node = await keccak(concat(a, b))
+  }
+  return bytesToHex(node)
+}
+
+const roots = new Map()
+/** `EpochManager.readingsRootOf(epoch)`, read from the chain (once per epoch). */
+export async function onChainReadingsRoot(rpcUrl, epochManager, epoch) {
+  const key = `${epochManager}:${epoch}`
+  if (!roots.has(key)) {
+    const selector = (await keccak(encoder.encode('readingsRootOf(uint64)'))).slice(0, 4)
+    const root = fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'eth_call',
+        params: [{ to: epochManager, data: bytesToHex(concat(selector, word(epoch))) }, 'latest'],
+      }),
+    })
+      .then((response) => response.json())
+      .then((answer) => {
+        if (typeof answer.result !== 'string') throw new Error(answer.error?.message ?? 'no result')
+        return answer.result.toLowerCase()
+      })
+    roots.set(key, root)
+    root.catch(() => roots.delete(key)) // asked again next time
+  }
+  return roots.get(key)
+}
+
+/**
+ * Whether a proven reading from the API (`{ epoch, reading, proof }`) is in the readings root
+ * the chain holds for its epoch. `network`: `{ rpcUrl, chainId, deviceRegistry, epochManager }`.
+ */
+export async function verifyReading(proven, network) {
+  const digest = await readingDigest(proven.reading, network.chainId, network.deviceRegistry)
+  const [root, onChain] = await Promise.all([
+    rootOfProof(digest, proven.proof),
+    onChainReadingsRoot(network.rpcUrl, network.epochManager, proven.epoch),
+  ])
+  return root === onChain
+}
