@@ -1,7 +1,8 @@
 /**
- * Gateway ingest end to end: HTTP batches of signed readings → every check → durable SQLite
- * write → acknowledgement. `npx tsx bench/gatewayIngest.ts [readings]` (default 60,000).
- * The load comes from a worker thread posting pre-serialised batches over loopback, so the
+ * Gateway ingest end to end: batches of signed readings → every check → durable SQLite write →
+ * acknowledgement, over HTTP or through an MQTT broker (the embedded aedes, in the gateway's
+ * process, as `depin up` runs it). `npx tsx bench/gatewayIngest.ts [readings] [threads] [http|mqtt]`.
+ * The load comes from a worker thread sending pre-serialised batches over loopback, so the
  * client costs the server as little as possible; the gateway runs in the main thread with its
  * usual options. Signatures are made with libsecp256k1 directly (viem would take minutes).
  */
@@ -15,6 +16,8 @@ import { type Address, bytesToHex, getAddress } from 'viem'
 import { loadBlueprint } from '../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
 import { createGateway } from '../src/gateway/createGateway.ts'
+import { createMqttIngest } from '../src/gateway/createMqttIngest.ts'
+import { startEmbeddedBroker } from '../src/network/startEmbeddedBroker.ts'
 import { createReadingHasher } from '../src/readings/createReadingHasher.ts'
 import { toReadingJson } from '../src/readings/reading.ts'
 import { offChainDeployment } from '../test/helpers/offChainDeployment.ts'
@@ -37,6 +40,7 @@ export async function benchGatewayIngest(
   clients = 4,
   /** Signature worker threads of the gateway (default: its own default, one per core). */
   signatureThreads?: number,
+  transport: 'http' | 'mqtt' = 'http',
 ): Promise<GatewayIngestResult> {
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
@@ -70,13 +74,13 @@ export async function benchGatewayIngest(
       const list = pending[c] as ReturnType<typeof toReadingJson>[]
       list.push(toReadingJson({ ...reading, signature: bytesToHex(sig) }))
       if (list.length === batchSize) {
-        bodies[c]?.push(JSON.stringify({ readings: list }))
+        bodies[c]?.push(JSON.stringify({ id: `${c}-${bodies[c]?.length}`, readings: list }))
         pending[c] = []
       }
     }
   }
   pending.forEach((list, c) => {
-    if (list.length > 0) bodies[c]?.push(JSON.stringify({ readings: list }))
+    if (list.length > 0) bodies[c]?.push(JSON.stringify({ id: `${c}-${bodies[c]?.length}`, readings: list }))
   })
   const total = bodies.flat().reduce((n, body) => n + JSON.parse(body).readings.length, 0)
 
@@ -93,17 +97,40 @@ export async function benchGatewayIngest(
     ...(signatureThreads !== undefined ? { signatureThreads } : {}),
   })
   await gateway.start()
+  const broker = transport === 'mqtt' ? await startEmbeddedBroker() : undefined
+  const ingest = broker
+    ? createMqttIngest({ gateway, brokerUrl: broker.url, clientId: 'depin-bench-gateway' })
+    : undefined
+  await ingest?.start()
   try {
     const worker = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads')
-       const post = async (body) => {
-         const response = await fetch(workerData.url + '/v1/readings', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-         const text = await response.text()
+       const acceptedOf = (text) => {
          const at = text.lastIndexOf('"accepted":')
          if (at < 0) throw new Error('unexpected answer: ' + text.slice(0, 300))
          return Number.parseInt(text.slice(at + 11), 10)
        }
+       let post = async (body) => {
+         const response = await fetch(workerData.url + '/v1/readings', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+         return acceptedOf(await response.text())
+       }
        ;(async () => {
+         if (workerData.brokerUrl) {
+           // one connection; each answer is matched to its request by the id at its start
+           const client = await require(workerData.mqtt).connectAsync(workerData.brokerUrl)
+           const waiting = new Map()
+           client.on('message', (_topic, payload) => {
+             const text = payload.toString()
+             const id = text.slice(7, text.indexOf('"', 7))
+             waiting.get(id)?.(acceptedOf(text))
+             waiting.delete(id)
+           })
+           await client.subscribeAsync('depin/v1/verdicts/bench', { qos: 1 })
+           post = (body) => new Promise((resolve) => {
+             waiting.set(body.slice(7, body.indexOf('"', 7)), resolve)
+             client.publish('depin/v1/readings/bench', body, { qos: 1 })
+           })
+         }
          // warm-up, untimed: each client's first batch (JIT, worker threads, SQLite pages)
          let warm = 0
          for (const list of workerData.bodies) warm += await post(list[0])
@@ -118,7 +145,15 @@ export async function benchGatewayIngest(
          }))
          parentPort.postMessage({ seconds: (performance.now() - started) / 1000, accepted, warm })
        })()`,
-      { eval: true, workerData: { url: gateway.url, bodies } },
+      {
+        eval: true,
+        workerData: {
+          url: gateway.url,
+          bodies,
+          brokerUrl: broker?.url,
+          mqtt: createRequire(import.meta.url).resolve('mqtt'),
+        },
+      },
     )
     const { seconds, accepted, warm } = await new Promise<{
       seconds: number
@@ -133,6 +168,8 @@ export async function benchGatewayIngest(
     if (accepted !== timed) throw new Error(`only ${accepted} of ${timed} readings were accepted`)
     return { readings: timed, seconds, perSecond: timed / seconds, accepted }
   } finally {
+    await ingest?.stop()
+    await broker?.close()
     await gateway.stop()
     rmSync(dir, { recursive: true, force: true })
   }
@@ -140,8 +177,9 @@ export async function benchGatewayIngest(
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const threads = process.argv[3] === undefined ? undefined : Number(process.argv[3])
-  const result = await benchGatewayIngest(Number(process.argv[2] ?? 120_000), 500, 4, threads)
+  const transport = process.argv[4] === 'mqtt' ? 'mqtt' : 'http'
+  const result = await benchGatewayIngest(Number(process.argv[2] ?? 120_000), 500, 4, threads, transport)
   console.log(
-    `gateway ingest: ${result.readings.toLocaleString('en-US')} readings in ${result.seconds.toFixed(2)} s = ${Math.round(result.perSecond).toLocaleString('en-US')} readings/s (${result.accepted} accepted)`,
+    `gateway ingest over ${transport}: ${result.readings.toLocaleString('en-US')} readings in ${result.seconds.toFixed(2)} s = ${Math.round(result.perSecond).toLocaleString('en-US')} readings/s (${result.accepted} accepted)`,
   )
 }

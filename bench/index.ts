@@ -33,6 +33,8 @@ const limit = rates.reduce((a, b) => a + b, 0)
 
 step(`gateway ingest of ${fmt(ingestReadings)} readings over HTTP`)
 const ingest = await part<GatewayIngestResult>('ingest', ingestReadings)
+step(`gateway ingest of ${fmt(ingestReadings)} readings through the embedded MQTT broker`)
+const ingestMqtt = await part<GatewayIngestResult>('ingestMqtt', ingestReadings)
 
 step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cached in /tmp)`)
 const judge = await part<BenchJudgeResult>('judge', judgeReadings)
@@ -49,6 +51,11 @@ const rows = [
     `2. gateway ingest: HTTP batches of 500, every check, SQLite (synchronous FULL), ack`,
     `${fmt(ingest.perSecond)} /s`,
     (ingest.perSecond / limit).toFixed(2),
+  ],
+  [
+    `2b. the same through MQTT (embedded broker, QoS 1, one message at a time, answered once durable)`,
+    `${fmt(ingestMqtt.perSecond)} /s`,
+    (ingestMqtt.perSecond / limit).toFixed(2),
   ],
   [
     `3. validator judging ${fmt(judge.readings)} readings: re-verify, rules, both roots, rewards`,

@@ -1,7 +1,7 @@
 /**
  * Runs one benchmark in a process of its own and prints its result as JSON, so that one part's
  * heap (a million readings) does not weigh on the next part's speed or peak memory.
- * `npx tsx bench/runPart.ts recover|ingest|judge|trees [size]`
+ * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|judge|trees [size]`
  */
 import { benchGatewayIngest } from './gatewayIngest.ts'
 import { benchJudge, benchRecoverRate } from './judge.ts'
@@ -12,6 +12,7 @@ const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === '
 const parts: Record<string, () => Promise<unknown>> = {
   recover: () => benchRecoverRate(Number(size ?? 3)),
   ingest: () => benchGatewayIngest(Number(size ?? 60_000)),
+  ingestMqtt: () => benchGatewayIngest(Number(size ?? 60_000), 500, 4, undefined, 'mqtt'),
   judge: () => benchJudge(Number(size ?? 1_000_000)),
   trees: () => benchRewardsTree([Number(size ?? 1_000_000)]),
 }
