@@ -32,8 +32,24 @@ export function projectBaseMap(): string {
     const polygons = geometry.type === 'Polygon' ? [geometry.coordinates] : geometry.coordinates
     for (const polygon of polygons) {
       for (const ring of polygon) {
-        const points = ring.map(([lng, lat]) => projectPoint(lat as number, lng as number))
-        parts.push(`M${points.map((p) => `${p.x} ${p.y}`).join('L')}Z`)
+        // a ring that crosses the antimeridian is unwrapped (it continues past the map's edge
+        // instead of drawing a line across the world) and drawn again one world to each side,
+        // so the part past the edge shows on the other
+        let shift = 0
+        let crosses = false
+        let previous: number | undefined
+        const points = ring.map(([lng, lat]) => {
+          const at = (lng as number) + shift
+          if (previous !== undefined && Math.abs(at - previous) > 180) {
+            shift += at > previous ? -360 : 360
+            crosses = true
+          }
+          previous = (lng as number) + shift
+          return projectPoint(lat as number, previous)
+        })
+        for (const offset of crosses ? [0, -MAP_WIDTH, MAP_WIDTH] : [0]) {
+          parts.push(`M${points.map((p) => `${Math.round((p.x + offset) * 10) / 10} ${p.y}`).join('L')}Z`)
+        }
       }
     }
   }
