@@ -3,8 +3,8 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { cellToLatLng, cellToParent, getResolution, gridDisk, isValidCell, latLngToCell } from 'h3-js'
-import { type Address, formatUnits, getAddress, isAddress } from 'viem'
-import { z } from 'zod'
+import { formatUnits, getAddress, isAddress } from 'viem'
+import type { z } from 'zod'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
@@ -12,8 +12,18 @@ import type { IndexerStore } from '../indexer/indexerStore.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
 import type { ValidatorStore } from '../validator/validatorStore.ts'
 import { aggregateValues } from './aggregateValues.ts'
+import {
+  aggregateQuerySchema,
+  devicesQuerySchema,
+  epochsQuerySchema,
+  MAX_AGGREGATE_READINGS,
+  readingsQuerySchema,
+  streamQuerySchema,
+  windowOf,
+} from './apiQueries.ts'
 import { createJsonServer } from './createJsonServer.ts'
 import { createReadingProver } from './createReadingProver.ts'
+import { openApiDocument } from './openApiDocument.ts'
 import { MAP_HEIGHT, MAP_WIDTH, projectBaseMap, projectPoint } from './projectBaseMap.ts'
 
 export type CreateApiServerOptions = {
@@ -38,6 +48,8 @@ export type ApiServer = {
   stop(): Promise<void>
   readonly url: string
   server: FastifyInstance
+  /** The paths of the API's own routes (under /v1), as registered. */
+  readonly routes: readonly string[]
 }
 
 /** The dashboard's files in web/, with their content types. */
@@ -48,51 +60,6 @@ const DASHBOARD_FILES = [
   ['verifyReading.js', 'text/javascript; charset=utf-8'],
 ] as const
 
-/** Most readings one aggregate is computed from (each comes with its proof). */
-const MAX_AGGREGATE_READINGS = 10_000
-
-const unixSeconds = z.coerce.bigint().refine((v) => v >= 0n && v < 1n << 40n, 'unix seconds')
-/** A time window: `from` and `to` in unix seconds, `to` excluded; default the last hour. */
-const windowSchema = z.object({ from: unixSeconds.optional(), to: unixSeconds.optional() })
-const windowOf = (q: { from?: bigint | undefined; to?: bigint | undefined }) => {
-  const to = q.to ?? BigInt(Math.floor(Date.now() / 1000)) + 1n
-  return { from: q.from ?? to - 3_600n, to }
-}
-const deviceField = z
-  .string()
-  .refine((v) => isAddress(v), 'an address')
-  .optional()
-/** An area: the H3 cell `cell` (hex), or the resolution-8 cell at `lat`, `lng`, and `ring` rings around it. */
-const areaFields = {
-  class: z.coerce.number().int().min(0).optional(),
-  cell: z
-    .string()
-    .regex(/^[0-9a-f]{15}$/, 'an H3 cell in hex')
-    .optional(),
-  lat: z.coerce.number().min(-90).max(90).optional(),
-  lng: z.coerce.number().min(-180).max(180).optional(),
-  ring: z.coerce.number().int().min(0).max(10).default(1),
-}
-const readingsQuerySchema = windowSchema.extend({
-  device: deviceField,
-  limit: z.coerce.number().int().min(1).max(1_000).default(100),
-})
-const aggregateQuerySchema = windowSchema
-  .extend({
-    field: z.string().min(1),
-    ...areaFields,
-    limit: z.coerce.number().int().min(1).max(MAX_AGGREGATE_READINGS).default(1_000),
-  })
-  .refine((q) => q.cell !== undefined || (q.lat !== undefined && q.lng !== undefined), {
-    message: 'give cell, or lat and lng',
-    path: ['cell'],
-  })
-const streamQuerySchema = z.object({
-  device: deviceField,
-  ...areaFields,
-  /** The last epoch the client has: the stream starts after it (default: the next to settle). */
-  since: z.coerce.bigint().min(-1n).optional(),
-})
 /** Settled epochs a stream sends at most per second (a client resuming far back catches up). */
 const STREAM_EPOCHS_PER_TICK = 50
 
@@ -111,6 +78,10 @@ const toJson = (value: unknown) =>
 export async function createApiServer(options: CreateApiServerOptions): Promise<ApiServer> {
   const { deployment, indexer, rewards, blueprint } = options
   const server = createJsonServer(64 * 1024)
+  const routes: string[] = []
+  server.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/') && route.method === 'GET') routes.push(route.url)
+  })
   const prover = createReadingProver({ store: rewards, indexer, keccak: await loadKeccak256() })
   const invalidQuery = (reply: FastifyReply, error: z.ZodError) => {
     const issue = error.issues[0]
@@ -163,27 +134,19 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       indexedBlock: lastProcessed?.block ?? null,
     })
   })
-  server.get<{ Querystring: { limit?: string } }>('/v1/epochs', async (request) =>
-    toJson({ epochs: indexer.epochs(Math.min(Number(request.query.limit ?? 20) || 20, 500)) }),
-  )
-  server.get<{ Querystring: { owner?: string; limit?: string; offset?: string } }>(
-    '/v1/devices',
-    async (request, reply) => {
-      const { owner } = request.query
-      if (owner !== undefined && !isAddress(owner)) {
-        return reply
-          .status(400)
-          .send({ error: { code: 'INVALID_ADDRESS', message: 'owner must be an address', details: {} } })
-      }
-      return toJson({
-        devices: indexer.listDevices({
-          ...(owner ? { owner: owner as Address } : {}),
-          limit: Math.min(Number(request.query.limit ?? 100) || 100, 1000),
-          offset: Number(request.query.offset ?? 0) || 0,
-        }),
-      })
-    },
-  )
+  server.get('/v1/epochs', async (request, reply) => {
+    const query = epochsQuerySchema.safeParse(request.query)
+    if (!query.success) return invalidQuery(reply, query.error)
+    return toJson({ epochs: indexer.epochs(query.data.limit) })
+  })
+  server.get('/v1/devices', async (request, reply) => {
+    const query = devicesQuerySchema.safeParse(request.query)
+    if (!query.success) return invalidQuery(reply, query.error)
+    const { owner, limit, offset } = query.data
+    return toJson({
+      devices: indexer.listDevices({ ...(owner ? { owner: getAddress(owner) } : {}), limit, offset }),
+    })
+  })
   server.get('/v1/validators', async () => {
     // liveness and agreement, from the chain alone: which of the last settled reports each signed
     const recent = indexer.epochs(LIVENESS_WINDOW)
@@ -344,6 +307,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
 
+  const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
+  server.get('/v1/openapi.json', async () => openApiDocument(version))
+
   // the dashboard (web/): static files, and the map it draws
   let baseMap: string | undefined
   server.get('/v1/map', async () => {
@@ -458,6 +424,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   let url = ''
   return {
     server,
+    routes,
     get url() {
       return url
     },

@@ -1,0 +1,128 @@
+import { z } from 'zod'
+import {
+  aggregateQuerySchema,
+  devicesQuerySchema,
+  epochsQuerySchema,
+  readingsQuerySchema,
+  streamQuerySchema,
+} from './apiQueries.ts'
+
+/** One documented route of the API (path in OpenAPI's `{param}` form). */
+type RouteDoc = {
+  path: string
+  summary: string
+  query?: z.ZodObject
+  params?: Record<string, string>
+  /** Content type of a 200 answer (default JSON). */
+  produces?: string
+}
+
+/** Every route of the API; a test checks that the server has exactly these. */
+export const API_ROUTES: readonly RouteDoc[] = [
+  {
+    path: '/v1/status',
+    summary: 'The network at a glance: chain, contracts, epochs, devices, validators, gateways',
+  },
+  { path: '/v1/epochs', summary: 'Settled epochs, newest first', query: epochsQuerySchema },
+  {
+    path: '/v1/devices',
+    summary: 'Registered devices (class, H3 cell, owner, status), by address',
+    query: devicesQuerySchema,
+  },
+  {
+    path: '/v1/validators',
+    summary: "Each validator's stake, endpoint, last signed epoch, agreement with the quorum and liveness",
+  },
+  {
+    path: '/v1/rewards/{account}',
+    summary: "An account's cumulative rewards and the Merkle proof the RewardDistributor accepts",
+    params: { account: 'a 0x address' },
+  },
+  {
+    path: '/v1/readings',
+    summary:
+      "Accepted readings in a time window, each with its proof against its epoch's settled readings root",
+    query: readingsQuerySchema,
+  },
+  {
+    path: '/v1/aggregate',
+    summary:
+      'Count, min, max, lower median and mean of a field over an area (H3 rings) and a time window, with every reading it is computed from and its proof',
+    query: aggregateQuerySchema,
+  },
+  {
+    path: '/v1/stream',
+    summary:
+      "Server-sent events: each settled epoch, then a device's or an area's readings it accepted, with proofs; resumes after `since` or Last-Event-ID",
+    query: streamQuerySchema,
+    produces: 'text/event-stream',
+  },
+  { path: '/v1/map', summary: "The dashboard's map: land outline (Natural Earth) and device positions" },
+  { path: '/v1/openapi.json', summary: 'This document' },
+]
+
+const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
+      required: ['code', 'message', 'details'],
+    },
+  },
+  required: ['error'],
+}
+
+/** The API's OpenAPI 3.1 document; query parameters come from the zod schemas that validate them. */
+export function openApiDocument(version: string) {
+  const paths: Record<string, unknown> = {}
+  for (const route of API_ROUTES) {
+    const parameters = [
+      ...Object.entries(route.params ?? {}).map(([name, description]) => ({
+        name,
+        in: 'path',
+        required: true,
+        description,
+        schema: { type: 'string' },
+      })),
+      ...Object.entries(route.query?.shape ?? {}).map(([name, field]) => {
+        const schema = z.toJSONSchema(field as z.ZodType, { io: 'input', unrepresentable: 'any' })
+        delete schema.$schema
+        return {
+          name,
+          in: 'query',
+          required: !(field as z.ZodType).safeParse(undefined).success,
+          ...((field as z.ZodType).description ? { description: (field as z.ZodType).description } : {}),
+          schema,
+        }
+      }),
+    ]
+    paths[route.path] = {
+      get: {
+        summary: route.summary,
+        ...(parameters.length > 0 ? { parameters } : {}),
+        responses: {
+          '200': { description: 'OK', content: { [route.produces ?? 'application/json']: {} } },
+          ...(parameters.length > 0
+            ? {
+                '400': {
+                  description: 'A parameter is missing or invalid (code INVALID_QUERY, …)',
+                  content: { 'application/json': { schema: errorSchema } },
+                },
+              }
+            : {}),
+        },
+      },
+    }
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'depin API',
+      version,
+      description:
+        'Read API of a depin network. Integers (amounts in wei, fixed-point values, epochs, times) are decimal strings; every reading served carries its Merkle proof against the readings root the chain settled for its epoch.',
+    },
+    paths,
+  }
+}
