@@ -12,6 +12,7 @@ import { Command, Option } from 'commander'
 import { DepinError } from '../errors.ts'
 import { runClaim } from './claim.ts'
 import { runDeploy } from './deploy.ts'
+import { runDeviceInit, runDeviceSend } from './device.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runGatewayProcess } from './gatewayRun.ts'
 import { runStatus } from './status.ts'
@@ -107,6 +108,44 @@ gateway
   .description('run a gateway: POST /v1/readings, MQTT ingest, sealed batches for the validators')
   .requiredOption('--config <file>', 'gateway config JSON (see src/cli/gatewayRun.ts)')
   .action(runGatewayProcess)
+
+const device = program
+  .command('device')
+  .description('this machine as a device: a key, a registration, signed readings')
+const deviceOptions = (command: Command) =>
+  command
+    .option(
+      '--key-file <file>',
+      'the device key (created with mode 0600 by init)',
+      '.data/devices/device.key',
+    )
+    .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
+    .option('--blueprint <file>', 'network definition', 'blueprints/environment.yaml')
+    .option('--class <id>', "device class (default: the blueprint's first)")
+deviceOptions(
+  device
+    .command('init')
+    .description('create the device key and register the device where it stands')
+    .requiredOption('--lat <degrees>', 'latitude of the device')
+    .requiredOption('--lng <degrees>', 'longitude of the device')
+    .option('--rpc-url <url>', 'the chain', 'http://127.0.0.1:8545')
+    .option(
+      '--owner-key-file <file>',
+      "the owner's key, mode 0600 (default on a local chain: anvil test key 0)",
+    ),
+).action(runDeviceInit)
+deviceOptions(
+  device
+    .command('send')
+    .description('sign one reading and send it (queued ones first); exit 1 if rejected, 3 if queued')
+    .requiredOption(
+      '--values <list>',
+      'field=value,… in the class units, e.g. temperature=21.5,humidity=55,pm25=12.3,pressure=1013.2',
+    )
+    .option('--gateway <url>', 'the gateway, over HTTP', 'http://127.0.0.1:8546')
+    .option('--mqtt-url <url>', 'send through this MQTT broker instead of HTTP')
+    .option('--state-dir <dir>', 'sequence counter and offline queue (default <data-dir>/devices)'),
+).action(runDeviceSend)
 
 program
   .command('validator')
