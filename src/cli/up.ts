@@ -39,6 +39,19 @@ export function parseFaultMix(text: string): FaultMix {
 /** `depin up`: the whole network in one process until Ctrl-C; a second run resumes it. */
 export async function runUp(options: UpOptions): Promise<void> {
   const blueprint = loadBlueprint(options.blueprint)
+  // checked before anything starts, not after the chain and the validators are up
+  const stations = Number(options.stations)
+  if (!Number.isInteger(stations) || stations < 1) {
+    throw new ConfigError('STATIONS_INVALID', `--stations ${options.stations} is not a positive integer`)
+  }
+  const faults = parseFaultMix(options.faults)
+  const faulty = Object.values(faults).reduce((sum, n) => sum + n, 0)
+  if (faulty > stations) {
+    throw new ConfigError(
+      'FAULTS_INVALID',
+      `--faults asks for ${faulty} faulty stations of ${stations}: lower it (e.g. --faults liar=1, or --faults none)`,
+    )
+  }
   const started = Date.now()
   const log = (line: string) =>
     console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`)
@@ -52,10 +65,10 @@ export async function runUp(options: UpOptions): Promise<void> {
     mqttPort: Number(options.mqttPort),
     ...(options.mqttUrl !== undefined ? { mqttUrl: options.mqttUrl } : {}),
     fleetTransport: options.fleetTransport,
-    stations: Number(options.stations),
+    stations,
     validators: Number(options.validators),
     seed: Number(options.seed),
-    faults: parseFaultMix(options.faults),
+    faults,
     validatorProcesses: options.validatorProcesses,
     blueprintPath: options.blueprint,
     log,

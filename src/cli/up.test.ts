@@ -1,0 +1,42 @@
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { parseFaultMix } from './up.ts'
+
+const run = promisify(execFile)
+
+describe('depin up', () => {
+  it('parses a fault mix, and names the bad part of one', () => {
+    expect(parseFaultMix('stuck=1,liar=2')).toEqual({ stuck: 1, liar: 2 })
+    expect(parseFaultMix('none')).toEqual({})
+    expect(() => parseFaultMix('stuck=1,lazy=2')).toThrow(/"lazy=2" is not kind=count/)
+  })
+
+  it('refuses a fleet too small for its faults before it starts anything', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'depin-up-'))
+    try {
+      const dataDir = join(dir, 'data')
+      const failed = await run(process.execPath, [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'up',
+        '--stations',
+        '5',
+        '--data-dir',
+        dataDir,
+      ]).then(
+        () => undefined,
+        (error: { code: number; stderr: string }) => error,
+      )
+      expect(failed?.code).toBe(1)
+      expect(failed?.stderr).toContain('FAULTS_INVALID: --faults asks for 6 faulty stations of 5')
+      expect(existsSync(dataDir)).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
