@@ -30,6 +30,17 @@ const deployment = offChainDeployment(GENESIS, 30n)
 const registry = new Map<string, { deviceClass: number; status: 'active' | 'retired' }>()
 const devices = { getDevice: (d: Address) => registry.get(d.toLowerCase()) }
 
+/** A gateway over the in-process registry, its store in `dir`, its clock stopped at `now`. */
+const createTestGateway = (dir: string, now: bigint) =>
+  createGateway({
+    blueprint,
+    deployment,
+    devices,
+    dbPath: join(dir, 'gateway.db'),
+    clock: () => now,
+    signatureThreads: 0,
+  })
+
 let embedded: EmbeddedBroker
 beforeAll(async () => {
   embedded = await startEmbeddedBroker()
@@ -53,14 +64,7 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
   const station = privateKeyToAccount(generatePrivateKey())
 
   async function startGateway() {
-    gateway = await createGateway({
-      blueprint,
-      deployment,
-      devices,
-      dbPath: join(dir, 'gateway.db'),
-      clock: () => now,
-      signatureThreads: 0,
-    })
+    gateway = await createTestGateway(dir, now)
     await gateway.start()
     ingest = createMqttIngest({ gateway, brokerUrl: brokerUrl(), clientId, topicPrefix: prefix })
     await ingest.start()
@@ -194,14 +198,7 @@ describe('a gateway whose broker goes away', () => {
     const now = GENESIS + 10n * 30n + 5n
     let broker = await startEmbeddedBroker()
     const port = Number(new URL(broker.url).port)
-    const gateway = await createGateway({
-      blueprint,
-      deployment,
-      devices,
-      dbPath: join(dir, 'gateway.db'),
-      clock: () => now,
-      signatureThreads: 0,
-    })
+    const gateway = await createTestGateway(dir, now)
     const events: string[] = []
     const ingest = createMqttIngest({
       gateway,
