@@ -15,6 +15,7 @@ import { runDeploy } from './deploy.ts'
 import { runDeviceInit, runDeviceSend } from './device.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runGatewayProcess } from './gatewayRun.ts'
+import { runAggregate, runReadings } from './query.ts'
 import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
 import { runValidator } from './validatorRun.ts'
@@ -108,6 +109,33 @@ gateway
   .description('run a gateway: POST /v1/readings, MQTT ingest, sealed batches for the validators')
   .requiredOption('--config <file>', 'gateway config JSON (see src/cli/gatewayRun.ts)')
   .action(runGatewayProcess)
+
+const queryOptions = (command: Command) =>
+  command
+    .option('--from <unix seconds>', 'start of the window (default: an hour before --to)')
+    .option('--to <unix seconds>', 'end of the window, excluded (default: now)')
+    .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
+    .option('--rpc-url <url>', 'the chain, to check the proofs against', 'http://127.0.0.1:8545')
+    .option('--data-dir <dir>', "the data dir holding the network's deployment.json", '.data')
+queryOptions(
+  program
+    .command('readings')
+    .description("a device's settled readings, each proof checked here against the chain")
+    .requiredOption('--device <address>', 'the device')
+    .option('--limit <n>', 'most readings', '100'),
+).action(runReadings)
+queryOptions(
+  program
+    .command('aggregate')
+    .description(
+      "an area's aggregate of a field, recomputed here, its readings' proofs checked against the chain",
+    )
+    .requiredOption('--field <name>', 'a field of the device class, e.g. temperature')
+    .option('--lat <degrees>', 'centre of the area (with --lng)')
+    .option('--lng <degrees>', 'centre of the area (with --lat)')
+    .option('--cell <h3>', 'centre of the area as an H3 cell, instead of --lat/--lng')
+    .option('--ring <k>', 'rings of cells around the centre', '1'),
+).action(runAggregate)
 
 const device = program
   .command('device')

@@ -4,6 +4,7 @@
  * indexers, the API, and a simulated fleet with one station per fault kind.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
@@ -17,6 +18,7 @@ import { getContracts } from '../../src/chain/getContracts.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
 import { depinDomain, readingTypes } from '../../src/chain/typedData.ts'
 import { runClaim } from '../../src/cli/claim.ts'
+import { runAggregate, runReadings } from '../../src/cli/query.ts'
 import { runStatus } from '../../src/cli/status.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { createFleet, type FaultSpec } from '../../src/device/simulator/createFleet.ts'
@@ -373,6 +375,63 @@ describe('an environmental sensor network, end to end', () => {
     const mistyped = await fetch(`${network.apiUrl}/v1/readings?device=nobody&from=yesterday`)
     expect(mistyped.status).toBe(400)
     expect(((await mistyped.json()) as { error: { code: string } }).error.code).toBe('INVALID_QUERY')
+  })
+
+  it('checks what the API says from the command line, and refuses an answer that was tampered with', async () => {
+    const from = network.deployment.genesisTime + settled.epoch * network.deployment.epochLength
+    const window = { from: String(from), to: String(from + network.deployment.epochLength) }
+    const station = (fleet.stations[0] as (typeof fleet.stations)[number]).account.address
+    const common = { rpcUrl: network.rpcUrl, dataDir: dir, ...window }
+    const printed: string[] = []
+    const log = vi.spyOn(console, 'log').mockImplementation((line: string) => printed.push(line))
+    // a man in the middle that raises the first reading's first value by one
+    const tampering = createServer(async (request, response) => {
+      const answer = (await (await fetch(`${network.apiUrl}${request.url}`)).json()) as { readings: Proven[] }
+      const first = answer.readings[0]
+      if (first) first.reading.values[0] = String(BigInt(first.reading.values[0] as string) + 1n)
+      response.setHeader('content-type', 'application/json')
+      response.end(JSON.stringify(answer))
+    })
+    await new Promise<void>((resolve) => tampering.listen(0, '127.0.0.1', resolve))
+    const tamperingUrl = `http://127.0.0.1:${(tampering.address() as { port: number }).port}`
+    try {
+      await runReadings({ ...common, api: network.apiUrl, device: station })
+      expect(process.exitCode ?? 0).toBe(0)
+      expect(printed.at(-1)).toMatch(
+        /^\d+ readings, every proof checked here against the readings roots on-chain/,
+      )
+      printed.length = 0
+      await runAggregate({
+        ...common,
+        api: network.apiUrl,
+        field: 'temperature',
+        cell: (fleet.stations[0] as (typeof fleet.stations)[number]).h3Cell.toString(16),
+        ring: '2',
+      })
+      expect(process.exitCode ?? 0).toBe(0)
+      expect(printed).toContain('recomputed here from the readings returned: the same figures as the API')
+      expect(printed.at(-1)).toMatch(/every proof checked here/)
+
+      printed.length = 0
+      await runReadings({ ...common, api: tamperingUrl, device: station })
+      expect(process.exitCode).toBe(1)
+      expect(printed.some((line) => line.startsWith('NOT VERIFIED:'))).toBe(true)
+      printed.length = 0
+      process.exitCode = 0
+      await runAggregate({
+        ...common,
+        api: tamperingUrl,
+        field: 'temperature',
+        cell: (fleet.stations[0] as (typeof fleet.stations)[number]).h3Cell.toString(16),
+        ring: '2',
+      })
+      expect(process.exitCode).toBe(1)
+      expect(printed.filter((line) => line.startsWith('NOT VERIFIED:')).length).toBeGreaterThan(0)
+    } finally {
+      process.exitCode = 0
+      log.mockRestore()
+      tampering.close()
+    }
   })
 
   it("streams settled epochs live, with a device's readings and their proofs, resuming after `since`", async () => {
