@@ -44,6 +44,13 @@ export async function runUp(options: UpOptions): Promise<void> {
   if (!Number.isInteger(stations) || stations < 1) {
     throw new ConfigError('STATIONS_INVALID', `--stations ${options.stations} is not a positive integer`)
   }
+  const validators = Number(options.validators)
+  if (!Number.isInteger(validators) || validators < 1 || validators > 31) {
+    throw new ConfigError(
+      'VALIDATORS_INVALID',
+      `--validators ${options.validators} is not an integer from 1 to 31`,
+    )
+  }
   const faults = parseFaultMix(options.faults)
   const faulty = Object.values(faults).reduce((sum, n) => sum + n, 0)
   if (faulty > stations) {
@@ -66,7 +73,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     ...(options.mqttUrl !== undefined ? { mqttUrl: options.mqttUrl } : {}),
     fleetTransport: options.fleetTransport,
     stations,
-    validators: Number(options.validators),
+    validators,
     seed: Number(options.seed),
     faults,
     validatorProcesses: options.validatorProcesses,
