@@ -63,7 +63,8 @@ export type IngestAnswer =
       body: { error: { code: string; message: string; details: Record<string, unknown> } }
     }
 
-const refusal = (
+/** A refusal of a whole batch, as `ingest` answers it (the MQTT ingest answers with these too). */
+export const refusal = (
   status: 400 | 413,
   code: string,
   message: string,

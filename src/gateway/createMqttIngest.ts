@@ -3,10 +3,10 @@ import { DepinError } from '../errors.ts'
 import {
   allReadingsTopics,
   DEFAULT_TOPIC_PREFIX,
-  REPLY_ID_PATTERN,
+  replyIdOf,
   verdictsTopic,
 } from '../readings/readingTopics.ts'
-import type { Gateway } from './createGateway.ts'
+import { type Gateway, type IngestAnswer, refusal } from './createGateway.ts'
 
 export type CreateMqttIngestOptions = {
   /** The gateway whose checks and store the readings go through. */
@@ -62,18 +62,19 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
   const stats = { answered: 0, refused: 0, unanswerable: 0 }
   let client: MqttClient | undefined
 
-  async function answerOf(payload: Buffer): Promise<{ id: unknown; status: number; body: object }> {
+  async function answerOf(payload: Buffer): Promise<{ id: unknown } & IngestAnswer> {
     if (payload.length > bodyLimit) {
       return {
         id: null,
-        status: 413,
-        body: {
-          error: {
-            code: 'BODY_TOO_LARGE',
-            message: `a message holds at most ${bodyLimit} bytes, this one ${payload.length}`,
-            details: { bodyLimit, received: payload.length },
+        ...refusal(
+          413,
+          'BODY_TOO_LARGE',
+          `a message holds at most ${bodyLimit} bytes, this one ${payload.length}`,
+          {
+            bodyLimit,
+            received: payload.length,
           },
-        },
+        ),
       }
     }
     let request: unknown
@@ -81,40 +82,29 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
       request = JSON.parse(payload.toString('utf8'))
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause)
-      return {
-        id: null,
-        status: 400,
-        body: {
-          error: { code: 'INVALID_JSON', message: `the message is not JSON: ${message}`, details: {} },
-        },
-      }
+      return { id: null, ...refusal(400, 'INVALID_JSON', `the message is not JSON: ${message}`) }
     }
     const id = (request as { id?: unknown } | null)?.id
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
       return {
         id: null,
-        status: 400,
-        body: {
-          error: {
-            code: 'INVALID_BODY',
-            message: 'the message must be { "id": "<1 to 128 characters>", "readings": [ … ] }',
-            details: {},
-          },
-        },
+        ...refusal(
+          400,
+          'INVALID_BODY',
+          'the message must be { "id": "<1 to 128 characters>", "readings": [ … ] }',
+        ),
       }
     }
-    const answer = await gateway.ingest(request)
-    return { id, ...answer }
+    return { id, ...(await gateway.ingest(request)) }
   }
 
   async function handle(via: MqttClient, packet: IPublishPacket): Promise<void> {
-    const head = `${prefix}/readings/`
-    const replyId = packet.topic.startsWith(head) ? packet.topic.slice(head.length) : ''
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    if (!REPLY_ID_PATTERN.test(replyId)) {
+    const replyId = replyIdOf(prefix, packet.topic)
+    if (replyId === undefined) {
       stats.unanswerable++ // nowhere to answer: dropped, changes nothing
       return
     }
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     // an error of the gateway itself (a store that cannot write) propagates: no PUBACK, so the
     // broker delivers the message again
     const { id, status, body } = await answerOf(payload)
