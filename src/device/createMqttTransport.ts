@@ -3,7 +3,7 @@ import mqtt from 'mqtt'
 import { toReadingJson } from '../readings/reading.ts'
 import { DEFAULT_TOPIC_PREFIX, readingsTopic, verdictsTopic } from '../readings/readingTopics.ts'
 import {
-  MAX_READINGS_PER_REQUEST,
+  checkRequestSize,
   type PostReadingsReturnType,
   type ReadingTransport,
   readGatewayAnswer,
@@ -93,11 +93,7 @@ export function createMqttTransport(parameters: CreateMqttTransportParameters): 
 
   return {
     async send(readings) {
-      if (readings.length > MAX_READINGS_PER_REQUEST) {
-        throw new RangeError(
-          `at most ${MAX_READINGS_PER_REQUEST} readings per request, got ${readings.length}`,
-        )
-      }
+      checkRequestSize(readings)
       const deadline = Date.now() + timeoutMs
       if (!(await whenSubscribed(deadline))) {
         return unavailable(`cannot reach the MQTT broker ${brokerUrl}${lastError ? `: ${lastError}` : ''}`)

@@ -5,6 +5,13 @@ import { type SignedReading, toReadingJson } from '../readings/reading.ts'
 /** The most readings one request to the gateway may carry. */
 export const MAX_READINGS_PER_REQUEST = 500
 
+/** Throws a RangeError for more readings than one request may carry (a caller's bug, not the network's). */
+export function checkRequestSize(readings: readonly unknown[]): void {
+  if (readings.length > MAX_READINGS_PER_REQUEST) {
+    throw new RangeError(`at most ${MAX_READINGS_PER_REQUEST} readings per request, got ${readings.length}`)
+  }
+}
+
 /** The gateway's verdict on one reading of a request, by its index in the request. */
 export type GatewayResult =
   | { index: number; status: 'accepted' }
@@ -83,9 +90,7 @@ export async function postReadings({
   readings,
   timeoutMs = 10_000,
 }: PostReadingsParameters): Promise<PostReadingsReturnType> {
-  if (readings.length > MAX_READINGS_PER_REQUEST) {
-    throw new RangeError(`at most ${MAX_READINGS_PER_REQUEST} readings per request, got ${readings.length}`)
-  }
+  checkRequestSize(readings)
   const url = `${gatewayUrl.replace(/\/+$/, '')}/v1/readings`
   let response: Response
   let body: unknown
