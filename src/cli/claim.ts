@@ -6,6 +6,7 @@ import { deploymentPath } from '../chain/ensureDeployed.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
 import { ConfigError } from '../errors.ts'
+import { askApi } from './askApi.ts'
 
 export type ClaimOptions = { owner: string; api: string; rpcUrl: string; dataDir: string; keyFile?: string }
 
@@ -17,19 +18,12 @@ export async function runClaim(options: ClaimOptions): Promise<void> {
   if (!isAddress(options.owner))
     throw new ConfigError('INVALID_ADDRESS', `--owner ${options.owner} is not an address`)
   const owner = getAddress(options.owner)
-  const response = await fetch(`${options.api}/v1/rewards/${owner}`).catch((cause: unknown) => {
-    throw new ConfigError(
-      'API_UNREACHABLE',
-      `no depin API answers at ${options.api}: is \`depin up\` running?`,
-      { cause },
-    )
-  })
-  const rewards = (await response.json()) as {
+  const rewards = await askApi<{
     cumulativeAmount: string
     claimable: string
     proof: Address[] | null
     epoch: string | null
-  }
+  }>(options.api, `/v1/rewards/${owner}`)
   if (!rewards.proof || BigInt(rewards.claimable) <= 0n) {
     console.log(
       `nothing to claim for ${owner} (cumulative ${formatUnits(BigInt(rewards.cumulativeAmount), 18)}, already claimed; epoch ${rewards.epoch ?? 'none'})`,

@@ -4,26 +4,10 @@ import { type ProvenReadingJson, verifyProvenReadings } from '../api/verifyProve
 import { createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
-import { ConfigError, DepinError } from '../errors.ts'
+import { ConfigError } from '../errors.ts'
+import { askApi } from './askApi.ts'
 
 type QueryOptions = { api: string; rpcUrl: string; dataDir: string; from?: string; to?: string }
-
-/** GETs a path of the API; its `{ error }` answers become DepinErrors with the API's code. */
-async function ask<T>(api: string, path: string): Promise<T> {
-  const response = await fetch(`${api}${path}`).catch((cause: unknown) => {
-    throw new ConfigError('API_UNREACHABLE', `no depin API answers at ${api}: is \`depin up\` running?`, {
-      cause,
-    })
-  })
-  const body = (await response.json()) as T & { error?: { code: string; message: string } }
-  if (!response.ok) {
-    throw new DepinError(
-      body.error?.code ?? `HTTP_${response.status}`,
-      body.error?.message ?? response.statusText,
-    )
-  }
-  return body
-}
 
 /**
  * Checks every reading an answer holds against the chain, trusting neither the API nor its
@@ -63,7 +47,7 @@ const windowQuery = (options: QueryOptions) =>
 export async function runReadings(options: QueryOptions & { device: string; limit?: string }): Promise<void> {
   if (!isAddress(options.device))
     throw new ConfigError('INVALID_ADDRESS', `--device ${options.device} is not an address`)
-  const answer = await ask<{ readings: ProvenReadingJson[]; unverifiable: string[] }>(
+  const answer = await askApi<{ readings: ProvenReadingJson[]; unverifiable: string[] }>(
     options.api,
     `/v1/readings?device=${options.device}&limit=${options.limit ?? 100}${windowQuery(options)}`,
   )
@@ -100,7 +84,7 @@ export async function runAggregate(
   if (!options.cell && (options.lat === undefined || options.lng === undefined)) {
     throw new ConfigError('INVALID_QUERY', 'give --cell, or --lat and --lng')
   }
-  const answer = await ask<AggregateAnswer>(
+  const answer = await askApi<AggregateAnswer>(
     options.api,
     `/v1/aggregate?field=${encodeURIComponent(options.field)}&${where}&ring=${options.ring}${windowQuery(options)}`,
   )

@@ -1,5 +1,5 @@
 import { formatUnits } from 'viem'
-import { ConfigError } from '../errors.ts'
+import { askApi } from './askApi.ts'
 
 type ValidatorsAnswer = {
   window: number
@@ -18,19 +18,7 @@ type ValidatorsAnswer = {
 
 /** `depin status`: the network at a glance, from the API: epochs, devices, gateways, and each validator's liveness. */
 export async function runStatus(options: { api: string }): Promise<void> {
-  const get = async <T>(path: string): Promise<T> => {
-    try {
-      return (await (await fetch(`${options.api}${path}`)).json()) as T
-    } catch (cause) {
-      throw new ConfigError(
-        'API_UNREACHABLE',
-        `no depin API answers at ${options.api}: is \`depin up\` running?`,
-        {
-          cause,
-        },
-      )
-    }
-  }
+  const get = <T>(path: string) => askApi<T>(options.api, path)
   const status = await get<{
     chainId: number
     currentEpoch: string
