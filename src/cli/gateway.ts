@@ -44,7 +44,7 @@ export async function runGatewaySet(options: GatewayOptions & { id: string; url:
     throw new ConfigError('INVALID_URL', `--url ${options.url} is not an http(s) URL`)
   const { deployment, clients } = await connect(options, true)
   const gateway = gatewayId(options.id)
-  const done = await listGateway({ governance: clients, deployment, gateway, url: options.url })
+  const done = await listGateway({ sender: clients, deployment, gateway, url: options.url })
   console.log(`gateway ${gateway} ${done === 'unchanged' ? 'already listed at' : `${done}:`} ${options.url}`)
 }
 

@@ -1,8 +1,7 @@
 import { join } from 'node:path'
 import type { Account } from 'viem'
 import { z } from 'zod'
-import { getContracts } from '../chain/getContracts.ts'
-import { sendTransaction } from '../chain/sendTransaction.ts'
+import { listGateway } from '../chain/listGateway.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.ts'
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
@@ -87,22 +86,11 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
   // where validators fetch the batches: corrected on the registry's list when it says otherwise
   const advertiseUrl =
     config.advertiseUrl ?? (['0.0.0.0', '::'].includes(config.host) ? undefined : gateway.url)
-  let listed: 'listed' | 'url changed' | 'not listed' | 'no key' = 'no key'
-  if (id && advertiseUrl) {
-    const { deviceRegistry } = getContracts(clients, deployment)
-    const [ids, urls] = await deviceRegistry.read.gateways()
-    const index = ids.findIndex((listedId) => listedId.toLowerCase() === id.toLowerCase())
-    if (index < 0) listed = 'not listed'
-    else if (urls[index] === advertiseUrl) listed = 'listed'
-    else {
-      await sendTransaction(
-        clients.publicClient,
-        deviceRegistry.write.setGatewayUrl([id, advertiseUrl]),
-        'setGatewayUrl',
-      )
-      listed = 'url changed'
-    }
-  }
+  const done =
+    id && advertiseUrl
+      ? await listGateway({ sender: clients, deployment, gateway: id, url: advertiseUrl, add: false })
+      : 'no key'
+  const listed = done === 'unchanged' ? 'listed' : done === 'changed' ? 'url changed' : done
   logLine('gateway_started', {
     id: id ?? null,
     url: gateway.url,

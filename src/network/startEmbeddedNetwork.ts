@@ -138,7 +138,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     stopping.push(() => gateway.stop())
     // on the registry's list, where validators find it; its id is its operator key's address
     const gatewayId = privateKeyToAddress(loadOrCreateKey(join(dataDir, 'gateway', 'key')))
-    const listed = await listGateway({ governance: chain, deployment, gateway: gatewayId, url: gateway.url })
+    const listed = await listGateway({ sender: chain, deployment, gateway: gatewayId, url: gateway.url })
     log(
       `gateway ${gatewayId} at ${gateway.url} (POST /v1/readings), ${listed === 'unchanged' ? 'listed' : `${listed} on the registry's list`}`,
     )

@@ -92,7 +92,7 @@ async function buildProcessNetwork(
     gateways.push(gateway)
     const listedUrl = options.wrapGateway ? await options.wrapGateway(gateway.url) : gateway.url
     await listGateway({
-      governance: admin,
+      sender: admin,
       deployment,
       gateway: privateKeyToAddress(generatePrivateKey()),
       url: listedUrl,
