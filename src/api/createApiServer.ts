@@ -332,21 +332,23 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
   server.get('/', async (_request, reply) => reply.redirect('/dashboard/'))
+  // each file read once, on its first request
+  const staticFile = (path: string, type: string, file: () => string | URL) => {
+    let bytes: Buffer | undefined
+    server.get(path, async (_request, reply) => {
+      bytes ??= readFileSync(file())
+      return reply.header('content-type', type).header('cache-control', 'no-cache').send(bytes)
+    })
+  }
   // keccak-256 for the browser's own proof checks: hash-wasm's standalone build, as npm ships it
-  server.get('/dashboard/vendor/keccak.js', async (_request, reply) =>
-    reply
-      .header('content-type', 'text/javascript; charset=utf-8')
-      .send(
-        readFileSync(join(dirname(createRequire(import.meta.url).resolve('hash-wasm')), 'keccak.umd.min.js')),
-      ),
+  staticFile('/dashboard/vendor/keccak.js', 'text/javascript; charset=utf-8', () =>
+    join(dirname(createRequire(import.meta.url).resolve('hash-wasm')), 'keccak.umd.min.js'),
   )
   for (const [name, type] of DASHBOARD_FILES) {
-    const path = name === 'index.html' ? '/dashboard/' : `/dashboard/${name}`
-    server.get(path, async (_request, reply) =>
-      reply
-        .header('content-type', type)
-        .header('cache-control', 'no-cache')
-        .send(readFileSync(new URL(`../../web/${name}`, import.meta.url))),
+    staticFile(
+      name === 'index.html' ? '/dashboard/' : `/dashboard/${name}`,
+      type,
+      () => new URL(`../../web/${name}`, import.meta.url),
     )
   }
 
@@ -390,9 +392,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         .filter((e) => e.epoch >= next)
         .reverse()
         .slice(0, STREAM_EPOCHS_PER_TICK)
+      const devices = devicesOf()
       for (const epoch of settled) {
         send('epoch', epoch, epoch.epoch)
-        const devices = devicesOf()
         if (devices) {
           const found = rewards.acceptedReadings({
             from: 0n,
