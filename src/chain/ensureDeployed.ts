@@ -44,7 +44,6 @@ export async function ensureDeployed({
   const path = deploymentPath(dataDir)
   if (existsSync(path) && !force) {
     const deployment = readDeployment(path)
-    const code = await clients.publicClient.getCode({ address: deployment.contracts.epochManager })
     if (deployment.codeHash !== protocolCodeHash) {
       throw new ConfigError(
         'DEPLOYMENT_OUTDATED',
@@ -52,6 +51,8 @@ export async function ensureDeployed({
         { details: { recorded: deployment.codeHash ?? null, current: protocolCodeHash } },
       )
     }
+    // the file, checked first, needs no chain; then the chain must have its contracts
+    const code = await clients.publicClient.getCode({ address: deployment.contracts.epochManager })
     if (deployment.chainId === clients.chain.id && code !== undefined && code !== '0x') {
       onProgress(`using the deployment in ${path} (chain ${deployment.chainId})`)
       return { deployment, path, deployed: false }
