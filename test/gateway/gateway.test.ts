@@ -9,10 +9,10 @@ import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { decodeBatch } from '../../src/gateway/batchFormat.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { toReadingJson } from '../../src/readings/reading.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import { offChainDeployment } from '../helpers/offChainDeployment.ts'
+import { storedReadingCount } from '../helpers/storedReadingCount.ts'
 
 const blueprint: Blueprint = loadBlueprint('blueprints/environment.yaml')
 const GENESIS = 1_800_000_000n
@@ -78,14 +78,7 @@ async function post(body: unknown, raw?: string) {
   }
 }
 
-function storedCount() {
-  const store = createGatewayStore(join(dir, 'gateway.db'))
-  try {
-    return store.readingCount()
-  } finally {
-    store.close()
-  }
-}
+const storedCount = () => storedReadingCount(join(dir, 'gateway.db'))
 
 describe('POST /v1/readings', () => {
   it('accepts signed readings and stores them durably before answering', async () => {

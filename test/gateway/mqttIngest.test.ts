@@ -18,10 +18,10 @@ import { createDevice } from '../../src/device/createDevice.ts'
 import { createMqttTransport, type MqttTransport } from '../../src/device/createMqttTransport.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../../src/gateway/createMqttIngest.ts'
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import { offChainDeployment } from '../helpers/offChainDeployment.ts'
+import { storedReadingCount } from '../helpers/storedReadingCount.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
 
 const blueprint: Blueprint = loadBlueprint('blueprints/environment.yaml')
@@ -98,14 +98,7 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
       time: now,
       values,
     })
-  function storedCount() {
-    const store = createGatewayStore(join(dir, 'gateway.db'))
-    try {
-      return store.readingCount()
-    } finally {
-      store.close()
-    }
-  }
+  const storedCount = () => storedReadingCount(join(dir, 'gateway.db'))
   /** Publishes a raw payload and returns the gateway's answer on the verdicts topic. */
   async function publishRaw(payload: string | Buffer, replyId = 'raw-sender') {
     const client = await mqtt.connectAsync(brokerUrl())
