@@ -7,7 +7,7 @@ import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.t
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { logLine } from './logLine.ts'
-import { openRoleContext } from './openRoleContext.ts'
+import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one gateway process; relative paths are relative to the file. */
 export const gatewayConfigSchema = z.object({
@@ -84,8 +84,7 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
   }
 
   // where validators fetch the batches: corrected on the registry's list when it says otherwise
-  const advertiseUrl =
-    config.advertiseUrl ?? (['0.0.0.0', '::'].includes(config.host) ? undefined : gateway.url)
+  const advertiseUrl = advertisedUrlOf(config.host, config.advertiseUrl, gateway.url)
   const done =
     id && advertiseUrl
       ? await listGateway({ sender: clients, deployment, gateway: id, url: advertiseUrl, add: false })

@@ -40,3 +40,10 @@ export async function openRoleContext(config: {
   await indexer.start()
   return { blueprint, deployment, clients, indexer }
 }
+
+/**
+ * Where others reach a role process: its configured `advertiseUrl`, else the URL it listens on,
+ * unless it listens on every interface (0.0.0.0, ::), which names no reachable host.
+ */
+export const advertisedUrlOf = (host: string, advertiseUrl: string | undefined, listening: string) =>
+  advertiseUrl ?? (['0.0.0.0', '::'].includes(host) ? undefined : listening)

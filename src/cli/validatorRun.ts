@@ -9,7 +9,7 @@ import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
 import { createValidator } from '../validator/createValidator.ts'
 import { logLine } from './logLine.ts'
-import { openRoleContext } from './openRoleContext.ts'
+import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one validator process; relative paths are relative to the file. */
 export const validatorConfigSchema = z.object({
@@ -78,9 +78,11 @@ export async function runValidator(options: { config: string }): Promise<void> {
   const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
   const own = (clients.account as Account).address.toLowerCase()
   // where peers reach this validator: given, or its listening address when that is a specific host
-  const advertisedUrl =
-    config.advertiseUrl ??
-    (['0.0.0.0', '::'].includes(config.host) ? undefined : `http://${config.host}:${config.port}`)
+  const advertisedUrl = advertisedUrlOf(
+    config.host,
+    config.advertiseUrl,
+    `http://${config.host}:${config.port}`,
+  )
   const peerErrorLogged = new Map<string, number>()
   let lastError = { message: '', at: 0 }
   const exchange = createHttpReportExchange({
