@@ -7,7 +7,9 @@ import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
-import { createValidator } from '../validator/createValidator.ts'
+import { type CreateValidatorOptions, createValidator } from '../validator/createValidator.ts'
+import { createExchangeAdmission } from '../validator/exchangeAdmission.ts'
+import type { ReportExchange } from '../validator/reportExchange.ts'
 import { logLine } from './logLine.ts'
 import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
 
@@ -36,8 +38,6 @@ export const validatorConfigSchema = z.object({
   signatureThreads: z.number().int().min(0).optional(),
   /** Readings from which an epoch's signatures are checked on those threads. */
   parallelJudgeFrom: z.number().int().min(0).default(20_000),
-  /** Fault tests only: make this validator Byzantine (see createValidator). */
-  simulateFault: z.enum(['wrongRewardsRoot', 'equivocate']).optional(),
 })
 export type ValidatorConfig = z.output<typeof validatorConfigSchema>
 
@@ -69,11 +69,27 @@ async function advertiseEndpoint(
 }
 
 /**
+ * What a test harness may add to a validator process, never reachable from a config file or the
+ * command line: a wrapper around its exchange (Byzantine behaviour in fault tests) and a hook at
+ * each step of judging (fault injection: the process kills itself there).
+ */
+export type ValidatorTestHooks = {
+  wrapExchange?: (
+    exchange: ReportExchange,
+    context: { clients: ChainClients; deployment: Deployment },
+  ) => ReportExchange
+  onStep?: CreateValidatorOptions['onStep']
+}
+
+/**
  * `depin validator run --config FILE`: one validator as a process of its own, with its own key,
  * SQLite store, indexer and HTTP report exchange, that can run on another machine. Logs one JSON
  * line per event (never the key). Stops cleanly on SIGINT/SIGTERM.
  */
-export async function runValidator(options: { config: string }): Promise<void> {
+export async function runValidator(
+  options: { config: string },
+  hooks: ValidatorTestHooks = {},
+): Promise<void> {
   const config = readValidatorConfig(options.config)
   const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
   const own = (clients.account as Account).address.toLowerCase()
@@ -98,6 +114,12 @@ export async function runValidator(options: { config: string }): Promise<void> {
     ...(advertisedUrl ? { advertisedUrl } : {}),
     host: config.host,
     port: config.port,
+    // only the network's validators, for epochs around the current one: checked before any signature
+    admit: createExchangeAdmission({
+      validators: indexer.store,
+      genesisTime: deployment.genesisTime,
+      epochLength: deployment.epochLength,
+    }),
     onPeerError: ({ peer, action, error }) => {
       // a peer that is down fails every tick: say so once per peer and action every 30 s
       const key = `${peer} ${action}`
@@ -132,12 +154,12 @@ export async function runValidator(options: { config: string }): Promise<void> {
     clients,
     indexer,
     dbPath: join(config.dataDir, 'validator.db'),
-    exchange,
+    exchange: hooks.wrapExchange ? hooks.wrapExchange(exchange, { clients, deployment }) : exchange,
+    ...(hooks.onStep ? { onStep: hooks.onStep } : {}),
     leaderTimeoutMs: config.leaderTimeoutMs,
     agreementTimeoutMs: config.agreementTimeoutMs,
     parallelJudgeFrom: config.parallelJudgeFrom,
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
-    ...(config.simulateFault ? { simulateFault: config.simulateFault } : {}),
     onJudged: (r) =>
       logLine('epoch_judged', {
         epoch: r.epoch,
@@ -150,7 +172,23 @@ export async function runValidator(options: { config: string }): Promise<void> {
       logLine('gateway_invalid', { epoch: g.epoch, gateway: g.gateway, reason: g.reason }),
     onBaseAdopted: (b) => logLine('base_adopted', { epoch: b.epoch, accounts: b.accounts }),
     onBatchRecovered: (b) => logLine('batch_recovered', { epoch: b.epoch, batch: b.hash, from: b.from }),
-    onSubmitted: (s) => logLine('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers }),
+    onSubmitted: (s) =>
+      logLine('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers, active: s.active }),
+    onSigningRefused: (r) =>
+      logLine('signing_refused', {
+        epoch: r.epoch,
+        kind: r.kind,
+        code: r.code,
+        digest: r.digest,
+        recorded: r.recorded,
+      }),
+    onOwnItemRefused: (r) =>
+      logLine('own_item_refused', {
+        epoch: r.epoch,
+        kind: r.kind,
+        refusals: r.refusals.map((x) => ({ peer: x.peer, code: x.code, message: x.message })),
+      }),
+    onRepublished: (r) => logLine('republished', { epoch: r.epoch, kind: r.kind }),
     onEquivocationProven: (e) =>
       logLine('equivocation_proven', { validator: e.validator, epoch: e.epoch, tx: e.txHash }),
     onError: (error) => {

@@ -11,6 +11,7 @@ import {
   type HttpReportExchange,
   toSignedEpochReportJson,
 } from './createHttpReportExchange.ts'
+import { createExchangeAdmission } from './exchangeAdmission.ts'
 import type { SignedEpochReport } from './reportExchange.ts'
 
 const chainId = 31337
@@ -136,7 +137,7 @@ describe('createHttpReportExchange', () => {
     const [a, b, c] = (await startTrio()) as [HttpReportExchange, HttpReportExchange, HttpReportExchange]
     await c.stop()
     const signed = await sign(newAccount(), reportFor(11n))
-    await expect(a.publish(signed)).resolves.toBeUndefined()
+    await expect(a.publish(signed)).resolves.toEqual({ refusals: [] })
     expect(await b.collect(11n)).toEqual([signed])
 
     // a peer that accepts connections and never answers: bounded by the timeout
@@ -161,7 +162,7 @@ describe('createHttpReportExchange', () => {
       onPeerError: ({ peer, action }) => errors.push(`${action} ${peer}`),
     })
     const other = await sign(newAccount(), reportFor(11n, 2))
-    await expect(lonely.publish(other)).resolves.toBeUndefined()
+    await expect(lonely.publish(other)).resolves.toEqual({ refusals: [] })
     const collected = await lonely.collect(11n)
     expect(new Set(collected.map((s) => s.digest))).toEqual(new Set([signed.digest, other.digest]))
     expect(errors).toHaveLength(4) // two peers failed, on publish and on collect
@@ -298,7 +299,12 @@ describe('createHttpReportExchange', () => {
 
     // a report older than every epoch kept is not stored
     const late = await post(exchange.url, toSignedEpochReportJson(signed.get(1n) as SignedEpochReport))
-    expect(late.body).toEqual({ result: 'dropped', reason: 'EPOCH_TOO_OLD' })
+    expect(late.status).toBe(409)
+    expect(late.body).toMatchObject({
+      result: 'dropped',
+      reason: 'EPOCH_TOO_OLD',
+      error: { code: 'EPOCH_TOO_OLD' },
+    })
     expect(await held(exchange.url, 1n)).toEqual([])
 
     // a newer epoch pushes out the oldest kept one
@@ -389,5 +395,124 @@ describe('createHttpReportExchange', () => {
     const later = await sign(newAccount(), reportFor(22n))
     await a.publish(later)
     expect(await held(b.url, 22n)).toEqual([])
+  })
+
+  it('refuses, before any signature check, items of non-validators and of epochs outside the window', async () => {
+    const validator = newAccount()
+    const current = 100n
+    const admit = createExchangeAdmission({
+      validators: {
+        validators: () => [{ validator: validator.address, status: 'active', bond: 1n, joinedAt: 0n }],
+      },
+      genesisTime: 0n,
+      epochLength: 10n,
+      clock: () => current * 10n + 3n,
+    })
+    const exchange = await startExchange({ admit })
+    // a throwaway key: refused with a code, not kept, whatever the signature
+    const stranger = await post(
+      exchange.url,
+      toSignedEpochReportJson(await sign(newAccount(), reportFor(99n))),
+    )
+    expect(stranger.status).toBe(403)
+    expect(stranger.body.error.code).toBe('SIGNER_NOT_VALIDATOR')
+    // a validator's, for a far-future epoch and for one long gone: refused
+    for (const epoch of [102n, 1_000_000n, 83n]) {
+      const answer = await post(
+        exchange.url,
+        toSignedEpochReportJson(await sign(validator, reportFor(epoch))),
+      )
+      expect(answer.status, `epoch ${epoch}`).toBe(422)
+      expect(answer.body.error.code).toBe('EPOCH_OUT_OF_WINDOW')
+      expect(await held(exchange.url, epoch)).toEqual([])
+    }
+    // the same validator's for the current window: kept
+    for (const epoch of [84n, 99n, 100n, 101n]) {
+      const answer = await post(
+        exchange.url,
+        toSignedEpochReportJson(await sign(validator, reportFor(epoch))),
+      )
+      expect(answer.status, `epoch ${epoch}`).toBe(200)
+      expect(await held(exchange.url, epoch)).toHaveLength(1)
+    }
+    // a forged signature claiming to be the validator: refused (400), not kept
+    const forged = toSignedEpochReportJson(await sign(newAccount(), reportFor(98n)))
+    const answer = await post(exchange.url, { ...forged, signer: validator.address })
+    expect(answer.status).toBe(400)
+    expect(await held(exchange.url, 98n)).toEqual([])
+    // batch sets pass the same gate
+    const strangerSet = await fetch(`${exchange.url}/v1/batch-sets`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(
+        toBatchSetJson(
+          await signBatchSet({ account: newAccount(), chainId, epochManager, epoch: 99n, batches: [] }),
+        ),
+      ),
+    })
+    expect(strangerSet.status).toBe(403)
+  })
+
+  it('does not keep what a peer passes on from non-validators', async () => {
+    const validator = newAccount()
+    const admit = createExchangeAdmission({
+      validators: {
+        validators: () => [{ validator: validator.address, status: 'active', bond: 1n, joinedAt: 0n }],
+      },
+      genesisTime: 0n,
+      epochLength: 10n,
+      clock: () => 1_003n,
+    })
+    const ports = await freePorts(2)
+    const [a, b] = [
+      await startExchange({ port: ports[0] as number, peers: [`http://127.0.0.1:${ports[1]}`], admit }),
+      // an open exchange (no gate) holding a stranger's report and the validator's
+      await startExchange({ port: ports[1] as number }),
+    ] as [HttpReportExchange, HttpReportExchange]
+    const own = await sign(validator, reportFor(99n))
+    await b.publish(await sign(newAccount(), reportFor(99n)))
+    await b.publish(own)
+    expect(await a.collect(99n)).toEqual([own])
+    expect(await held(a.url, 99n)).toHaveLength(1)
+  })
+
+  it("answers which peers refused a validator's own item", async () => {
+    const validator = newAccount()
+    const gate = (members: string[]) =>
+      createExchangeAdmission({
+        validators: {
+          validators: () =>
+            members.map((m) => ({ validator: m as Hex, status: 'active' as const, bond: 1n, joinedAt: 0n })),
+        },
+        genesisTime: 0n,
+        epochLength: 10n,
+        clock: () => 1_003n,
+      })
+    const ports = await freePorts(3)
+    const url = (i: number) => `http://127.0.0.1:${ports[i]}`
+    const [a] = [
+      await startExchange({ port: ports[0] as number, peers: [url(1), url(2)] }),
+      await startExchange({ port: ports[1] as number, admit: gate([validator.address]) }),
+      // this peer does not (yet) know the validator
+      await startExchange({ port: ports[2] as number, admit: gate([]) }),
+    ]
+    const outcome = await (a as HttpReportExchange).publish(await sign(validator, reportFor(100n)))
+    expect(outcome.refusals).toEqual([
+      { peer: url(2), code: 'SIGNER_NOT_VALIDATOR', message: expect.stringContaining(validator.address) },
+    ])
+  })
+
+  it('rate-limits each source address with a typed 429', async () => {
+    const exchange = await startExchange({ rateLimit: { postsPerSecond: 5, getsPerSecond: 5 } })
+    const statuses: number[] = []
+    let limited: ResponseBody | undefined
+    for (let i = 0; i < 12; i++) {
+      const answer = await post(exchange.url, '{}', true)
+      statuses.push(answer.status)
+      if (answer.status === 429) limited = answer.body
+    }
+    expect(statuses.filter((s) => s === 400).length).toBeLessThanOrEqual(5)
+    expect(statuses).toContain(429)
+    expect(limited?.error.code).toBe('RATE_LIMITED')
   })
 })

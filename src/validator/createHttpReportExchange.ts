@@ -8,12 +8,20 @@
  * cumulative rewards it holds after an epoch (checked by the asker against the settled root). Stored: reports and batch sets in
  * memory only, the last `keepEpochs` epochs; batches come from the validator's own store.
  *
- * A report is kept only when it is self-consistent: its digest is the EIP-712 digest of its report
- * in this chain's EpochManager domain, its epoch is the report's epoch, and its signature (65 bytes,
- * v 27/28, low s as OpenZeppelin's ECDSA requires) recovers to its signer. Nothing is assumed about
- * the signer being an active validator: whoever submits checks that against the chain.
- * Two different reports by one signer for one epoch are both kept: that is equivocation evidence.
+ * Validator endpoints are public (advertised on-chain), so everything that arrives is hostile until
+ * checked. Before any signature is recovered, `admit` (given by the validator, from its indexer and
+ * clock) refuses items of signers that are not validators of the network and of epochs outside a
+ * window around the current one: nobody can fill the board with throwaway keys or far-future epochs.
+ * Each source IP is rate-limited (@fastify/rate-limit). A report is kept only when it is also
+ * self-consistent: its digest is the EIP-712 digest of its report in this chain's EpochManager
+ * domain, its epoch is the report's epoch, and its signature (65 bytes, v 27/28, low s as
+ * OpenZeppelin's ECDSA requires) recovers to its signer. Two different reports by one signer for
+ * one epoch are both kept: that is equivocation evidence.
+ *
+ * `publish` and `announceBatches` answer which peers refused the item, so a validator knows when
+ * its own items were not kept (and says so).
  */
+import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { z } from 'zod'
@@ -22,9 +30,22 @@ import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.t
 import type { EpochReport } from '../chain/typedData.ts'
 import { signatureShapeProblem } from '../crypto/signatureShape.ts'
 import { DepinError } from '../errors.ts'
-import { type BatchSetAnnouncement, batchSetJsonSchema, toBatchSetJson, verifyBatchSet } from './batchSets.ts'
-import type { BatchSource, CumulativeSource, ReportExchange, SignedEpochReport } from './reportExchange.ts'
-import { createSignedBoard } from './signedBoard.ts'
+import {
+  type BatchSetAnnouncement,
+  batchSetJsonSchema,
+  canonicalBatchList,
+  toBatchSetJson,
+  verifyBatchSet,
+} from './batchSets.ts'
+import type {
+  BatchSource,
+  CumulativeSource,
+  PeerRefusal,
+  PublishOutcome,
+  ReportExchange,
+  SignedEpochReport,
+} from './reportExchange.ts'
+import { type BoardKeepResult, createSignedBoard } from './signedBoard.ts'
 import { addressHex, bytes32, decimal, signatureHex, UINT64_MAX, UINT256_MAX } from './wireSchemas.ts'
 
 export type CreateHttpReportExchangeOptions = {
@@ -49,7 +70,19 @@ export type CreateHttpReportExchangeOptions = {
   maxBatchBytes?: number
   /** Called when a peer is down, too slow or answers an error (the peer is skipped). */
   onPeerError?: (event: { peer: string; action: PeerAction; error: unknown }) => void
+  /**
+   * Whether an item of `signer` for `epoch` may be kept at all, decided before its signature is
+   * checked (see `createExchangeAdmission`). Default: everything (tests of the exchange alone).
+   */
+  admit?: (item: { epoch: bigint; signer: Address }) => Admission
+  /** Requests per source IP and second (default 50 POSTs, 200 GETs; bursts up to that many). */
+  rateLimit?: { postsPerSecond?: number; getsPerSecond?: number }
 }
+
+/** Whether the exchange may keep an item, before its signature is even looked at. */
+export type Admission =
+  | { type: 'admitted' }
+  | { type: 'refused'; code: 'EPOCH_OUT_OF_WINDOW' | 'SIGNER_NOT_VALIDATOR'; message: string }
 
 /** A list peers serve per epoch: where, under which JSON field, how to parse and check each item. */
 type PeerList<T> = { path: string; field: string; schema: z.ZodType<T>; verify: (item: T) => Promise<T> }
@@ -222,8 +255,23 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   const reportError = (peer: string, action: PeerAction, error: unknown) => {
     options.onPeerError?.({ peer, action, error })
   }
+  const admit = options.admit ?? (() => ({ type: 'admitted' }) as const)
+  /** Keeps an item that is admitted (its signature already checked); says why not otherwise. */
+  const keepAdmitted = <T extends { epoch: bigint; signer: Address }>(
+    board: { keep(item: T): BoardKeepResult },
+    item: T,
+  ): BoardKeepResult | Admission => {
+    const admission = admit(item)
+    return admission.type === 'refused' ? admission : board.keep(item)
+  }
 
-  async function postToPeer(peer: string, path: string, body: string, action: PeerAction): Promise<void> {
+  /** Posts one of this validator's items to a peer; a refusal it answers is returned, not thrown. */
+  async function postToPeer(
+    peer: string,
+    path: string,
+    body: string,
+    action: PeerAction,
+  ): Promise<PeerRefusal | undefined> {
     try {
       const response = await fetch(`${peer}${path}`, {
         method: 'POST',
@@ -231,16 +279,26 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
         body,
         signal: AbortSignal.timeout(timeoutMs),
       })
-      await response.body?.cancel()
-      if (!response.ok)
-        reportError(peer, action, new DepinError('PEER_REFUSED', `${peer} answered ${response.status}`))
+      let answer: { result?: string; error?: { code?: string; message?: string } } = {}
+      try {
+        answer = JSON.parse(await readCapped(response, 64 * 1024))
+      } catch {
+        // not JSON: judged by its status alone
+      }
+      if (response.ok && answer.result !== 'dropped') return undefined
+      return {
+        peer,
+        code: answer.error?.code ?? `HTTP_${response.status}`,
+        message: answer.error?.message ?? `${peer} answered ${response.status}`,
+      }
     } catch (error) {
       reportError(peer, action, error)
+      return undefined
     }
   }
 
   /** GETs a JSON list from a peer, keeping the items that parse and verify; [] when the peer fails. */
-  async function listFromPeer<T extends { epoch: bigint }>(
+  async function listFromPeer<T extends { epoch: bigint; signer: Address }>(
     peer: string,
     epoch: bigint,
     list: PeerList<T>,
@@ -259,6 +317,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       for (const item of items.slice(0, MAX_SIGNERS_PER_EPOCH * MAX_REPORTS_PER_SIGNER)) {
         const parsed = list.schema.safeParse(item)
         if (!parsed.success || parsed.data.epoch !== epoch) continue
+        if (admit(parsed.data).type === 'refused') continue // not a validator's: not even checked
         try {
           verified.push(await list.verify(parsed.data))
         } catch {
@@ -272,9 +331,11 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     }
   }
 
-  const toEveryPeer = (path: string, body: string, action: PeerAction) =>
-    Promise.all(currentPeers().map((peer) => postToPeer(peer, path, body, action)))
-  const fromEveryPeer = <T extends { epoch: bigint }>(epoch: bigint, list: PeerList<T>) =>
+  const toEveryPeer = async (path: string, body: string, action: PeerAction): Promise<PublishOutcome> => {
+    const answers = await Promise.all(currentPeers().map((peer) => postToPeer(peer, path, body, action)))
+    return { refusals: answers.filter((a): a is PeerRefusal => a !== undefined) }
+  }
+  const fromEveryPeer = <T extends { epoch: bigint; signer: Address }>(epoch: bigint, list: PeerList<T>) =>
     Promise.all(currentPeers().map((peer) => listFromPeer(peer, epoch, list)))
 
   // already held, so checked: skip the signature recovery (collecting runs on every tick)
@@ -301,6 +362,10 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   }
 
   const server = createJsonServer(64 * 1024) // reports and batch sets are JSON only
+  const limits = {
+    posts: options.rateLimit?.postsPerSecond ?? 50,
+    gets: options.rateLimit?.getsPerSecond ?? 200,
+  }
   const invalidBody = (reply: FastifyReply, what: string, issues: z.core.$ZodIssue[]) =>
     reply.status(400).send({
       error: {
@@ -325,76 +390,129 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     return undefined
   }
 
-  server.post('/v1/reports', async (request, reply) => {
-    const parsed = signedEpochReportJsonSchema.safeParse(request.body)
-    if (!parsed.success)
-      return invalidBody(reply, 'one signed epoch report, bigints as decimal strings', parsed.error.issues)
-    try {
-      const { type, ...rest } = reports.keep(
-        await verifySignedEpochReport(chainId, epochManager, parsed.data),
-      )
-      return { result: type, ...rest }
-    } catch (error) {
-      return invalidItem(reply, error)
-    }
-  })
-  server.get<{ Params: { epoch: string } }>('/v1/reports/:epoch', async (request, reply) => {
-    const epoch = epochParam(reply, request.params.epoch)
-    if (epoch === undefined) return reply
-    return { epoch: epoch.toString(), reports: held(epoch).map(toSignedEpochReportJson) }
-  })
-  server.post('/v1/batch-sets', async (request, reply) => {
-    const parsed = batchSetJsonSchema.safeParse(request.body)
-    if (!parsed.success)
-      return invalidBody(reply, 'one signed batch set, the epoch as a decimal string', parsed.error.issues)
-    try {
-      const { type, ...rest } = batchSets.keep(await verifyBatchSet(chainId, epochManager, parsed.data))
-      return { result: type, ...rest }
-    } catch (error) {
-      return invalidItem(reply, error)
-    }
-  })
-  server.get<{ Params: { epoch: string } }>('/v1/batch-sets/:epoch', async (request, reply) => {
-    const epoch = epochParam(reply, request.params.epoch)
-    if (epoch === undefined) return reply
-    return { epoch: epoch.toString(), batchSets: heldBatchSets(epoch).map(toBatchSetJson) }
-  })
-  server.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
-    if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {
+  /** Answers what became of an offered item: kept (200), a duplicate (200), or refused with a code. */
+  const answerKeep = (reply: FastifyReply, outcome: BoardKeepResult | Admission) => {
+    if (outcome.type === 'stored' || outcome.type === 'duplicate') return { result: outcome.type }
+    if (outcome.type === 'refused')
       return reply
-        .status(400)
-        .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
-    }
-    const bytes = batchSource(request.params.hash.toLowerCase() as Hex)
-    if (!bytes) {
-      return reply.status(404).send({
-        error: { code: 'BATCH_NOT_FOUND', message: `no batch with hash ${request.params.hash}`, details: {} },
-      })
-    }
-    return reply
-      .header('content-type', 'application/x-ndjson')
-      .header('x-batch-hash', request.params.hash.toLowerCase())
-      .send(Buffer.from(bytes))
-  })
+        .status(outcome.code === 'SIGNER_NOT_VALIDATOR' ? 403 : 422)
+        .send({ error: { code: outcome.code, message: outcome.message, details: {} } })
+    if (outcome.type === 'admitted') throw new Error('unreachable: an admission is not a keep result')
+    return reply.status(409).send({
+      result: 'dropped',
+      reason: outcome.reason,
+      error: { code: outcome.reason, message: `the item was not kept: ${outcome.reason}`, details: {} },
+    })
+  }
+  /** Refuses, before any signature recovery, what may not be kept at all. */
+  const refusedEarly = (reply: FastifyReply, item: { epoch: bigint; signer: Address }) => {
+    const admission = admit(item)
+    return admission.type === 'refused' ? answerKeep(reply, admission) : undefined
+  }
+  const routes = async (app: FastifyInstance) => {
+    await app.register(rateLimit, {
+      global: true,
+      max: (request) => (request.method === 'POST' ? limits.posts : limits.gets),
+      timeWindow: 1000,
+      // thrown by the plugin, turned into { error: { code, message, details } } by the JSON server
+      errorResponseBuilder: (_request, context) =>
+        Object.assign(
+          new DepinError(
+            'RATE_LIMITED',
+            `more than ${context.max} requests a second from this address; retry in ${context.after}`,
+            { details: { max: context.max }, retryable: true },
+          ),
+          { statusCode: 429 },
+        ),
+    })
+    app.post('/v1/reports', async (request, reply) => {
+      const parsed = signedEpochReportJsonSchema.safeParse(request.body)
+      if (!parsed.success)
+        return invalidBody(reply, 'one signed epoch report, bigints as decimal strings', parsed.error.issues)
+      const early = refusedEarly(reply, parsed.data)
+      if (early) return early
+      try {
+        // the very item held already (same digest and signature): no signature recovery again
+        const known = reports.get(parsed.data.epoch, parsed.data.signer, parsed.data.digest)
+        if (known && known.signature === parsed.data.signature) return { result: 'duplicate' }
+        return answerKeep(
+          reply,
+          keepAdmitted(reports, await verifySignedEpochReport(chainId, epochManager, parsed.data)),
+        )
+      } catch (error) {
+        return invalidItem(reply, error)
+      }
+    })
+    app.get<{ Params: { epoch: string } }>('/v1/reports/:epoch', async (request, reply) => {
+      const epoch = epochParam(reply, request.params.epoch)
+      if (epoch === undefined) return reply
+      return { epoch: epoch.toString(), reports: held(epoch).map(toSignedEpochReportJson) }
+    })
+    app.post('/v1/batch-sets', async (request, reply) => {
+      const parsed = batchSetJsonSchema.safeParse(request.body)
+      if (!parsed.success)
+        return invalidBody(reply, 'one signed batch set, the epoch as a decimal string', parsed.error.issues)
+      const early = refusedEarly(reply, parsed.data)
+      if (early) return early
+      try {
+        const known = batchSets.get(parsed.data.epoch, parsed.data.signer, parsed.data.signature)
+        if (known && known.batches.join() === canonicalBatchList(parsed.data.batches).join())
+          return { result: 'duplicate' }
+        return answerKeep(
+          reply,
+          keepAdmitted(batchSets, await verifyBatchSet(chainId, epochManager, parsed.data)),
+        )
+      } catch (error) {
+        return invalidItem(reply, error)
+      }
+    })
+    app.get<{ Params: { epoch: string } }>('/v1/batch-sets/:epoch', async (request, reply) => {
+      const epoch = epochParam(reply, request.params.epoch)
+      if (epoch === undefined) return reply
+      return { epoch: epoch.toString(), batchSets: heldBatchSets(epoch).map(toBatchSetJson) }
+    })
+    app.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
+      if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {
+        return reply
+          .status(400)
+          .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
+      }
+      const bytes = batchSource(request.params.hash.toLowerCase() as Hex)
+      if (!bytes) {
+        return reply.status(404).send({
+          error: {
+            code: 'BATCH_NOT_FOUND',
+            message: `no batch with hash ${request.params.hash}`,
+            details: {},
+          },
+        })
+      }
+      return reply
+        .header('content-type', 'application/x-ndjson')
+        .header('x-batch-hash', request.params.hash.toLowerCase())
+        .send(Buffer.from(bytes))
+    })
 
-  server.get<{ Params: { epoch: string } }>('/v1/cumulative/:epoch', async (request, reply) => {
-    const epoch = epochParam(reply, request.params.epoch)
-    if (epoch === undefined) return reply
-    const amounts = cumulativeSource(epoch)
-    if (!amounts) {
-      return reply.status(404).send({
-        error: {
-          code: 'CUMULATIVE_NOT_FOUND',
-          message: `no cumulative rewards after epoch ${epoch}`,
-          details: {},
-        },
-      })
-    }
-    return {
-      epoch: epoch.toString(),
-      amounts: [...amounts].map(([account, amount]) => [account, amount.toString()]),
-    }
-  })
+    app.get<{ Params: { epoch: string } }>('/v1/cumulative/:epoch', async (request, reply) => {
+      const epoch = epochParam(reply, request.params.epoch)
+      if (epoch === undefined) return reply
+      const amounts = cumulativeSource(epoch)
+      if (!amounts) {
+        return reply.status(404).send({
+          error: {
+            code: 'CUMULATIVE_NOT_FOUND',
+            message: `no cumulative rewards after epoch ${epoch}`,
+            details: {},
+          },
+        })
+      }
+      return {
+        epoch: epoch.toString(),
+        amounts: [...amounts].map(([account, amount]) => [account, amount.toString()]),
+      }
+    })
+  }
+  server.register(routes)
 
   return {
     server,
@@ -403,9 +521,9 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     },
     async publish(signed) {
       const verified = await verifySignedEpochReport(chainId, epochManager, signed) // our own: a bug if not
-      reports.keep(verified)
+      keepOwn(reports.keep(verified), 'report', verified)
       const body = JSON.stringify(toSignedEpochReportJson(verified))
-      await toEveryPeer('/v1/reports', body, 'publish')
+      return toEveryPeer('/v1/reports', body, 'publish')
     },
     async collect(epoch) {
       const fromPeers = await fromEveryPeer(epoch, {
@@ -415,13 +533,15 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
         verify: verifyReport,
       })
       const key = (signed: SignedEpochReport) => `${signed.signer.toLowerCase()}${signed.digest}`
-      return merge(held(epoch), fromPeers, key, reports.keep).sort(compareReports)
+      return merge(held(epoch), fromPeers, key, (item: SignedEpochReport) =>
+        keepAdmitted(reports, item),
+      ).sort(compareReports)
     },
     async announceBatches(announcement) {
       const verified = await verifyBatchSet(chainId, epochManager, announcement) // our own: a bug if not
-      batchSets.keep(verified)
+      keepOwn(batchSets.keep(verified), 'batch set', verified)
       const body = JSON.stringify(toBatchSetJson(verified))
-      await toEveryPeer('/v1/batch-sets', body, 'announce')
+      return toEveryPeer('/v1/batch-sets', body, 'announce')
     },
     async collectBatchSets(epoch) {
       const fromPeers = await fromEveryPeer(epoch, {
@@ -431,7 +551,9 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
         verify: verifyAnnouncement,
       })
       const key = (a: BatchSetAnnouncement) => `${a.signer.toLowerCase()}${a.signature}`
-      return merge(heldBatchSets(epoch), fromPeers, key, batchSets.keep).sort(compareBatchSets)
+      return merge(heldBatchSets(epoch), fromPeers, key, (item: BatchSetAnnouncement) =>
+        keepAdmitted(batchSets, item),
+      ).sort(compareBatchSets)
     },
     serveBatches(source) {
       batchSource = source
@@ -512,6 +634,18 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       await server.close()
     },
   }
+}
+
+/** This validator's own item must be on its own board: peers that lost it pull it from there. */
+function keepOwn(result: BoardKeepResult, what: string, item: { epoch: bigint; signer: Address }): void {
+  if (result.type === 'dropped')
+    throw new DepinError(
+      'OWN_ITEM_DROPPED',
+      `this validator's own ${what} for epoch ${item.epoch} was not kept: ${result.reason}`,
+      {
+        details: { epoch: item.epoch.toString(), reason: result.reason },
+      },
+    )
 }
 
 const compareBatchSets = (x: BatchSetAnnouncement, y: BatchSetAnnouncement) => {

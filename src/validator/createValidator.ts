@@ -6,7 +6,6 @@ import {
   bytesToHex,
   ContractFunctionRevertedError,
   type Hex,
-  keccak256,
 } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
@@ -26,7 +25,13 @@ import type { DeviceRecord, EpochRecord } from '../indexer/indexerStore.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
-import { agreedBatches, announcersAmong, signBatchSet } from './batchSets.ts'
+import {
+  agreedBatches,
+  announcersAmong,
+  canonicalBatchList,
+  hashBatchSet,
+  signBatchSet,
+} from './batchSets.ts'
 import type { ReportEquivocation } from './createHttpReportExchange.ts'
 import {
   type CheckedBatch,
@@ -39,8 +44,24 @@ import { computeEpochRewards, rewardsRootOf } from './judge/computeEpochRewards.
 import { createSignatureCheckPool, type SignatureCheckPool } from './judge/createSignatureCheckPool.ts'
 import { type JudgeEpochInput, type JudgeEpochResult, judgeEpoch } from './judge/judgeEpoch.ts'
 import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
-import type { ReportExchange } from './reportExchange.ts'
+import type { PeerRefusal, PublishOutcome, ReportExchange, SignedEpochReport } from './reportExchange.ts'
+import { openSlashingProtection, type SigningRecord } from './slashingProtection.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
+
+/**
+ * The steps of judging an epoch, in order, each a point where the process may die: `judged`
+ * (report computed, nothing recorded), `recorded` (the digest about to be signed is on disk),
+ * `signed` (signature made and recorded, result not saved), `saved` (result saved, not yet
+ * published), `published`. The same for the batch set: `batchSetRecorded`, `batchSetSigned`.
+ */
+export type ValidatorStep =
+  | 'batchSetRecorded'
+  | 'batchSetSigned'
+  | 'judged'
+  | 'recorded'
+  | 'signed'
+  | 'saved'
+  | 'published'
 
 export type CreateValidatorOptions = {
   blueprint: Blueprint
@@ -76,14 +97,24 @@ export type CreateValidatorOptions = {
   onBaseAdopted?: (event: { epoch: bigint; accounts: number }) => void
   /** A batch that counts was missing here and came from a peer validator or a gateway, by content address. */
   onBatchRecovered?: (event: { epoch: bigint; hash: Hex; from: 'peer' | 'gateway' }) => void
-  onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number }) => void
+  onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number; active: number }) => void
   /**
-   * Makes this validator Byzantine, for fault tests and demonstrations: `wrongRewardsRoot` signs
-   * only a report with a rewards root of its own making, and submits it when it leads, with
-   * whatever signatures it has; `equivocate` signs both the honest one and that one (two
-   * different reports for one epoch: slashable).
+   * Slashing protection refused to sign: a different digest was recorded for the epoch (or it lies
+   * below an imported watermark). The validator signs nothing new for that epoch and moves on.
    */
-  simulateFault?: 'wrongRewardsRoot' | 'equivocate'
+  onSigningRefused?: (event: {
+    epoch: bigint
+    kind: 'report' | 'batchSet'
+    code: string
+    digest: Hex
+    recorded: Hex | null
+  }) => void
+  /** Peers that answered but did not keep one of this validator's own items (a loud condition). */
+  onOwnItemRefused?: (event: { epoch: bigint; kind: 'report' | 'batchSet'; refusals: PeerRefusal[] }) => void
+  /** Signed items of earlier epochs published again after a restart. */
+  onRepublished?: (event: { epoch: bigint; kind: 'report' | 'batchSet' }) => void
+  /** Called at each step of judging an epoch (fault-injection tests kill the process there). */
+  onStep?: (step: ValidatorStep, epoch: bigint) => void | Promise<void>
   /** Called after this validator proved an equivocation on-chain. */
   onEquivocationProven?: (event: { validator: Address; epoch: bigint; txHash: Hex }) => void
   onError?: (error: unknown) => void
@@ -100,6 +131,24 @@ export type Validator = {
 
 /** Epochs of sealed batches a validator keeps for its peers. */
 const KEEP_BATCH_EPOCHS = 64n
+/** Epochs whose signed items a restarted validator publishes again. */
+const REPUBLISH_EPOCHS = 4n
+
+type ReportJson = { epoch: string; readingsRoot: Hex; rewardsRoot: Hex; total: string; accepted: number }
+const reportJson = (r: EpochReport): ReportJson => ({
+  epoch: r.epoch.toString(),
+  readingsRoot: r.readingsRoot,
+  rewardsRoot: r.rewardsRoot,
+  total: r.total.toString(),
+  accepted: r.accepted,
+})
+const reportFromJson = (r: ReportJson): EpochReport => ({
+  epoch: BigInt(r.epoch),
+  readingsRoot: r.readingsRoot,
+  rewardsRoot: r.rewardsRoot,
+  total: BigInt(r.total),
+  accepted: r.accepted,
+})
 
 const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
 
@@ -124,6 +173,13 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
   const store = createValidatorStore(options.dbPath)
+  // what this validator signed, fsynced before each signature (a table of its own in the same file)
+  const protection = openSlashingProtection(options.dbPath, {
+    chainId: deployment.chainId,
+    epochManager: deployment.contracts.epochManager,
+    validator: account.address,
+  })
+  const step = async (name: ValidatorStep, epoch: bigint) => options.onStep?.(name, epoch)
   const contracts = getContracts(clients, deployment)
   const { genesisTime, epochLength } = deployment
   const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
@@ -155,6 +211,53 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     firstEpoch = now < genesisTime ? 0n : (now - genesisTime) / epochLength
   }
   const submitted = new Set<bigint>()
+
+  /** Publishes one of this validator's items and says so loudly when a peer did not keep it. */
+  async function publishOwn(
+    kind: 'report' | 'batchSet',
+    epoch: bigint,
+    send: () => Promise<PublishOutcome>,
+  ): Promise<void> {
+    const outcome = await send()
+    if (outcome.refusals.length > 0) options.onOwnItemRefused?.({ epoch, kind, refusals: outcome.refusals })
+  }
+
+  /** Publishes again an item this validator signed earlier (its record holds what and the signature). */
+  async function republish(record: SigningRecord): Promise<void> {
+    if (!record.signature || record.body === '') return // imported, or never signed: nothing to send
+    if (record.kind === 'report') {
+      const { report } = JSON.parse(record.body) as { report: ReportJson }
+      const signed: SignedEpochReport = {
+        epoch: record.epoch,
+        report: reportFromJson(report),
+        digest: record.digest,
+        signer: account.address,
+        signature: record.signature,
+      }
+      await publishOwn('report', record.epoch, () => exchange.publish(signed))
+    } else {
+      const { batches } = JSON.parse(record.body) as { batches: Hex[] }
+      await publishOwn('batchSet', record.epoch, () =>
+        exchange.announceBatches({
+          epoch: record.epoch,
+          batches,
+          signer: account.address,
+          signature: record.signature as Hex,
+        }),
+      )
+    }
+    options.onRepublished?.({ epoch: record.epoch, kind: record.kind })
+  }
+
+  /** After a restart: what it signed for the recent epochs goes out again (peers' boards are in memory). */
+  let republished = false
+  async function republishRecent(): Promise<void> {
+    if (republished) return
+    republished = true
+    const now = clock()
+    const current = now < genesisTime ? 0n : (now - genesisTime) / epochLength
+    for (const record of protection.recordsSince(current - REPUBLISH_EPOCHS)) await republish(record)
+  }
 
   async function judgeNext(): Promise<void> {
     const last = store.lastJudgedEpoch()
@@ -195,44 +298,57 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       previousSigners: base?.signers ?? [],
       previousCumulative,
     })
-    const honest: EpochReport = {
+    const report: EpochReport = {
       epoch,
       readingsRoot: judged.readingsRoot,
       rewardsRoot: rewards.rewardsRoot,
       total: rewards.total,
       accepted: judged.accepted,
     }
-    // a Byzantine validator (fault tests) makes a rewards root of its own: `wrongRewardsRoot`
-    // stands by it alone (and submits it when it leads), `equivocate` signs it besides the honest one
-    const lie: EpochReport = { ...honest, rewardsRoot: keccak256(honest.rewardsRoot) }
-    const signAndShare = async (report: EpochReport) => {
-      const signed = await signEpochReport({
-        account,
-        chainId: deployment.chainId,
-        epochManager: deployment.contracts.epochManager,
-        report,
-      })
-      const shared = {
+    const reportDigest = hashEpochReport(deployment.chainId, deployment.contracts.epochManager, report)
+    await step('judged', epoch)
+    // slashing protection: the digest is on disk before the signature exists; a different one
+    // recorded for this epoch (a crash after signing, then other inputs) is never signed
+    const signing = await protection.signOnce(
+      'report',
+      epoch,
+      reportDigest,
+      JSON.stringify({ report: reportJson(report), batchHashes: readings.batchHashes }),
+      async () => {
+        await step('recorded', epoch)
+        return (
+          await signEpochReport({
+            account,
+            chainId: deployment.chainId,
+            epochManager: deployment.contracts.epochManager,
+            report,
+          })
+        ).signature
+      },
+    )
+    if (signing.type === 'refused') {
+      options.onSigningRefused?.({
         epoch,
-        report,
-        digest: hashEpochReport(deployment.chainId, deployment.contracts.epochManager, report),
-        signer: account.address,
-        signature: signed.signature,
-      }
-      await exchange.publish(shared)
-      return shared
+        kind: 'report',
+        code: signing.code,
+        digest: reportDigest,
+        recorded: signing.recorded?.digest ?? null,
+      })
+      store.abstain(epoch, signing.code)
+      if (signing.recorded?.signature) await republish(signing.recorded) // what it did sign stands
+      return
     }
-    const own = await signAndShare(options.simulateFault === 'wrongRewardsRoot' ? lie : honest)
-    if (options.simulateFault === 'equivocate') await signAndShare(lie)
+    await step('signed', epoch)
     const result: EpochResult = {
       epoch,
-      report: own.report,
-      digest: own.digest,
-      signature: own.signature,
+      report,
+      digest: reportDigest,
+      signature: signing.signature,
       cumulative: rewards.cumulative,
       rejectedByReason: judged.rejectedByReason,
       batchHashes: readings.batchHashes,
     }
+    // saved before it is published: a crash after publishing can no longer lose the result
     store.saveResult(
       result,
       judged.judged.map((j) => ({
@@ -245,6 +361,17 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         .filter((j) => j.verdict.type === 'accepted')
         .map((j) => ({ reading: j.reading, digest: bytesToHex(j.digest) })),
     )
+    await step('saved', epoch)
+    await publishOwn('report', epoch, () =>
+      exchange.publish({
+        epoch,
+        report,
+        digest: reportDigest,
+        signer: account.address,
+        signature: signing.signature,
+      }),
+    )
+    await step('published', epoch)
     options.onJudged?.({ ...result, judgedReadings: judged.judged.length })
   }
 
@@ -292,7 +419,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
 
   /** The batches held for the epoch being agreed on, and how far the agreement got. */
   let gathering:
-    | { epoch: bigint; batches: Map<Hex, CheckedBatch>; answered: Set<string>; announced: boolean }
+    | {
+        epoch: bigint
+        batches: Map<Hex, CheckedBatch>
+        answered: Set<string>
+        announced: boolean
+        /** The batch list recorded for signing before a crash: the one announced, whatever came since. */
+        recorded?: Hex[]
+      }
     | undefined
 
   /**
@@ -306,10 +440,32 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     end: bigint,
   ): Promise<{ readings: SignedReading[]; batchHashes: Hex[] } | undefined> {
     const sealedAt = end + sealDelay
-    if (gathering?.epoch !== epoch)
-      gathering = { epoch, batches: new Map(), answered: new Set(), announced: false }
-    const held = gathering
     const gateways = indexer.store.gatewaysAt(end).filter((g) => /^https?:\/\//.test(g.url))
+    if (gathering?.epoch !== epoch) {
+      gathering = { epoch, batches: new Map(), answered: new Set(), announced: false }
+      // after a crash: the batch set already signed for this epoch stands (it is announced again),
+      // and a report already recorded fixes the input it was judged on
+      const recordedSet = protection.record('batchSet', epoch)
+      if (recordedSet) {
+        const { batches } = JSON.parse(recordedSet.body || '{"batches":[]}') as { batches: Hex[] }
+        for (const hash of batches) {
+          const bytes = store.batch(hash)
+          if (bytes) gathering.batches.set(hash, checkBatch(keccak, bytes, hash, epoch))
+        }
+        if (recordedSet.signature) {
+          gathering.announced = true
+          await republish(recordedSet)
+        } else gathering.recorded = batches // recorded, then the crash came before the signature
+      }
+      const recordedReport = protection.record('report', epoch)
+      if (recordedReport?.body) {
+        const { batchHashes } = JSON.parse(recordedReport.body) as { batchHashes: Hex[] }
+        const batches = await batchesByHash(epoch, batchHashes, gathering.batches, gateways)
+        if (!batches) return undefined
+        return { readings: mergeBatches(batches, isAuthentic), batchHashes }
+      }
+    }
+    const held = gathering
     await Promise.all(
       gateways
         .filter((g) => !held.answered.has(g.url))
@@ -327,16 +483,41 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     )
     if (!held.announced) {
       if (held.answered.size < gateways.length && clock() < sealedAt + gatewayWait) return undefined
-      await exchange.announceBatches(
-        await signBatchSet({
-          account,
-          chainId: deployment.chainId,
-          epochManager: deployment.contracts.epochManager,
-          epoch,
-          batches: [...held.batches.keys()],
-        }),
+      const batches = held.recorded ?? canonicalBatchList([...held.batches.keys()])
+      const signing = await protection.signOnce(
+        'batchSet',
+        epoch,
+        hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches),
+        JSON.stringify({ batches }),
+        async () => {
+          await step('batchSetRecorded', epoch)
+          return (
+            await signBatchSet({
+              account,
+              chainId: deployment.chainId,
+              epochManager: deployment.contracts.epochManager,
+              epoch,
+              batches,
+            })
+          ).signature
+        },
       )
       held.announced = true
+      if (signing.type === 'refused') {
+        // announced before under other inputs (its record was read above), or below a watermark
+        options.onSigningRefused?.({
+          epoch,
+          kind: 'batchSet',
+          code: signing.code,
+          digest: hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches),
+          recorded: signing.recorded?.digest ?? null,
+        })
+      } else {
+        await step('batchSetSigned', epoch)
+        await publishOwn('batchSet', epoch, () =>
+          exchange.announceBatches({ epoch, batches, signer: account.address, signature: signing.signature }),
+        )
+      }
     }
     const active = activeValidators()
     const announcements = await exchange.collectBatchSets(epoch)
@@ -346,8 +527,30 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     )
       return undefined
     const agreed = agreedBatches(announcements, active as Address[])
-    for (const hash of agreed) {
-      if (held.batches.has(hash)) continue
+    const batches = await batchesByHash(epoch, agreed, held.batches, gateways)
+    if (!batches) return undefined
+    const readings = mergeBatches(batches, isAuthentic)
+    store.pruneBatches(epoch - KEEP_BATCH_EPOCHS)
+    return { readings, batchHashes: agreed }
+  }
+
+  /**
+   * The batches with these content addresses: held ones, else fetched from a peer or a gateway
+   * (checked against the address, format and epoch) and kept; undefined while one is missing.
+   */
+  async function batchesByHash(
+    epoch: bigint,
+    hashes: readonly Hex[],
+    held: Map<Hex, CheckedBatch>,
+    gateways: readonly { url: string }[],
+  ): Promise<CheckedBatch[] | undefined> {
+    for (const hash of hashes) {
+      if (held.has(hash)) continue
+      const stored = store.batch(hash)
+      if (stored) {
+        held.set(hash, checkBatch(keccak, stored, hash, epoch))
+        continue
+      }
       // the peer's bytes are checked (content address, format, epoch) once, as they are accepted
       let fromPeer: CheckedBatch | undefined
       await exchange.fetchBatch(hash, (bytes) => {
@@ -368,18 +571,16 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
           asking,
         ))
       if (!batch) return undefined // every holder is down or slow: again at the next tick
-      held.batches.set(hash, batch)
+      held.set(hash, batch)
       store.saveBatch(batch)
       options.onBatchRecovered?.({ epoch, hash, from: fromPeer ? 'peer' : 'gateway' })
     }
-    const readings = mergeBatches(
-      agreed.map((hash) => held.batches.get(hash) as CheckedBatch),
-      isAuthentic,
-    )
-    store.pruneBatches(epoch - KEEP_BATCH_EPOCHS)
-    return { readings, batchHashes: agreed }
+    return hashes.map((hash) => held.get(hash) as CheckedBatch)
   }
 
+  /** When this validator, leading, first held a quorum for an epoch (unix seconds). */
+  const quorumSeen = new Map<bigint, bigint>()
+  const leaderGrace = leaderTimeout / 2n > 0n ? leaderTimeout / 2n : 1n
   async function submitIfLeading(): Promise<void> {
     const last = store.lastJudgedEpoch()
     if (last === undefined || submitted.has(last)) return
@@ -399,7 +600,11 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (!own) return
     const quorum = await contracts.validatorSet.read.quorum()
     const agreeing = []
-    for (const s of await exchange.collect(epoch)) {
+    const collected = await exchange.collect(epoch)
+    const reported = new Set(
+      collected.map((s) => s.signer.toLowerCase()).filter((signer) => active.includes(signer)),
+    )
+    for (const s of collected) {
       if (s.digest !== own.digest || !active.includes(s.signer.toLowerCase())) continue
       const signer = await recoverReportSigner(
         deployment.chainId,
@@ -409,15 +614,22 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       )
       if (signer.toLowerCase() === s.signer.toLowerCase()) agreeing.push({ signer, signature: s.signature })
     }
-    // a Byzantine leader (fault tests) submits its own report whatever the signatures: the chain refuses it
-    if (BigInt(agreeing.length) < quorum && options.simulateFault !== 'wrongRewardsRoot') return
+    if (BigInt(agreeing.length) < quorum) return
+    // Every honest validator earns for an epoch it signed: with a quorum in hand, the leader still
+    // waits (half its turn at most) for the active validators that have not reported yet; one that
+    // reported another digest is not waited for.
+    if (reported.size < active.length) {
+      const since = quorumSeen.get(epoch) ?? clock()
+      quorumSeen.set(epoch, since)
+      if (clock() < since + leaderGrace) return
+    }
     submitted.add(epoch)
     try {
       const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])
       const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
       if (receipt.status !== 'success')
         throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
-      options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length })
+      options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length, active: active.length })
     } catch (error) {
       // another submitter may have won (the indexer will say so), or the node hiccupped: try again next tick
       submitted.delete(epoch)
@@ -473,6 +685,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
   async function tick(): Promise<void> {
+    await republishRecent()
     await judgeNext()
     await submitIfLeading()
     await proveEquivocations()
@@ -498,6 +711,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       await running
       await pool?.close()
       store.close()
+      protection.close()
     },
   }
 }

@@ -11,6 +11,15 @@ export type SignedEpochReport = {
   signature: Hex
 }
 
+/** A peer that refused one of this validator's own items (a report or batch set), and why. */
+export type PeerRefusal = { peer: string; code: string; message: string }
+
+/**
+ * What became of an item a validator published: every peer that answered and did not keep it.
+ * Peers that are down are not listed (they are reported as peer errors, and they pull later).
+ */
+export type PublishOutcome = { refusals: PeerRefusal[] }
+
 /** Returns a validator's sealed batch by content address, when it holds it. */
 export type BatchSource = (hash: Hex) => Uint8Array | undefined
 
@@ -26,9 +35,9 @@ export type CumulativeSource = (epoch: bigint) => ReadonlyMap<string, bigint> | 
  * contract re-checks reports anyway).
  */
 export type ReportExchange = {
-  publish(signed: SignedEpochReport): Promise<void>
+  publish(signed: SignedEpochReport): Promise<PublishOutcome>
   collect(epoch: bigint): Promise<SignedEpochReport[]>
-  announceBatches(announcement: BatchSetAnnouncement): Promise<void>
+  announceBatches(announcement: BatchSetAnnouncement): Promise<PublishOutcome>
   collectBatchSets(epoch: bigint): Promise<BatchSetAnnouncement[]>
   /** Makes this validator's batches fetchable by its peers. */
   serveBatches(source: BatchSource): void
@@ -65,12 +74,14 @@ export function createLocalReportExchange(): ReportExchange {
   return {
     async publish(signed) {
       post(reports, signed)
+      return { refusals: [] }
     },
     async collect(epoch) {
       return [...(reports.get(epoch)?.values() ?? [])]
     },
     async announceBatches(announcement) {
       post(batchSets, announcement)
+      return { refusals: [] }
     },
     async collectBatchSets(epoch) {
       return [...(batchSets.get(epoch)?.values() ?? [])]

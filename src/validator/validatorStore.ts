@@ -81,6 +81,11 @@ export function createValidatorStore(path: string) {
       PRIMARY KEY (epoch, device, seq)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS accepted_by_device_time ON accepted_readings (device, time);
+    -- epochs this validator judged but did not sign (its slashing protection refused), with why
+    CREATE TABLE IF NOT EXISTS abstentions (
+      epoch INTEGER PRIMARY KEY,
+      reason TEXT NOT NULL
+    );
     CREATE INDEX IF NOT EXISTS accepted_by_time ON accepted_readings (time);
   `)
   db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')").run()
@@ -225,8 +230,17 @@ export function createValidatorStore(path: string) {
     pruneBatches(epoch: bigint): void {
       deleteBatchesBefore.run(epoch)
     },
+    /** Records that this validator judged `epoch` but signs nothing for it (it moves on). */
+    abstain(epoch: bigint, reason: string): void {
+      db.prepare('INSERT OR REPLACE INTO abstentions (epoch, reason) VALUES (?, ?)').run(epoch, reason)
+    },
+    /** The newest epoch judged: with a result, or abstained from. */
     lastJudgedEpoch(): bigint | undefined {
-      const row = db.prepare('SELECT MAX(epoch) AS epoch FROM epoch_results').get() as {
+      const row = db
+        .prepare(
+          'SELECT MAX(epoch) AS epoch FROM (SELECT epoch FROM epoch_results UNION ALL SELECT epoch FROM abstentions)',
+        )
+        .get() as {
         epoch: number | null
       }
       return row.epoch === null ? undefined : BigInt(row.epoch)

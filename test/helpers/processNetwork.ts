@@ -24,11 +24,19 @@ import { createIndexer } from '../../src/indexer/createIndexer.ts'
 import { freePort } from '../../src/network/spawnValidatorProcesses.ts'
 import { shortEpochBlueprint, waitFor } from './testBlueprint.ts'
 
-export type ValidatorProcess = { child: ChildProcess; address: string; output: string[]; config: string }
+export type ValidatorProcess = {
+  child: ChildProcess
+  address: string
+  output: string[]
+  config: string
+  /** Arguments of test/helpers/validatorProcess.ts (a fault, a crash point); none: the real CLI. */
+  testArgs: string[]
+}
 
 /**
  * How validator `i` misbehaves: `silent` is bonded on-chain but its process is killed as soon
- * as it is spawned (it never signs, never leads); the others are the validator's `simulateFault`.
+ * as it is spawned (it never signs, never leads); the others are test/helpers/validatorProcess.ts's
+ * `--fault`.
  */
 export type ValidatorFault = 'silent' | 'wrongRewardsRoot' | 'equivocate'
 
@@ -107,18 +115,19 @@ async function buildProcessNetwork(
     for (const p of processes)
       if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
   })
-  const spawnValidator = (config: string, address: string): ValidatorProcess => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'validator', 'run', '--config', config],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
+  const spawnValidator = (config: string, address: string, testArgs: string[] = []): ValidatorProcess => {
+    // the real CLI, or the test harness entry for fault and crash tests
+    const entry =
+      testArgs.length === 0
+        ? ['src/cli/main.ts', 'validator', 'run', '--config', config]
+        : ['test/helpers/validatorProcess.ts', '--config', config, ...testArgs]
+    const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     const output: string[] = []
     child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
     child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
-    return { child, address, output, config }
+    return { child, address, output, config, testArgs }
   }
   /** Bonds validator `i` (a new key in `v<i>/`) and spawns its process, peered with every port known. */
   const untilStarted = (p: ValidatorProcess) =>
@@ -153,10 +162,13 @@ async function buildProcessNetwork(
         // odd validators check signatures on worker threads, even ones on their main thread:
         // both paths judge every epoch, and must agree bit for bit
         ...(i % 2 === 1 ? { parallelJudgeFrom: 1, signatureThreads: 2 } : {}),
-        ...(fault && fault !== 'silent' ? { simulateFault: fault } : {}),
       }),
     )
-    const spawned = spawnValidator(config, (clients.account as Account).address)
+    const spawned = spawnValidator(
+      config,
+      (clients.account as Account).address,
+      fault && fault !== 'silent' ? ['--fault', fault] : [],
+    )
     if (bondAfterStart) {
       await untilStarted(spawned)
       await bond()
@@ -199,10 +211,13 @@ async function buildProcessNetwork(
     indexer,
     ports,
     processes,
-    /** Starts validator `i` again (same key, store and config) and waits until it runs. */
-    async restart(i: number) {
+    /**
+     * Starts validator `i` again (same key, store and config) and waits until it runs; `testArgs`
+     * (e.g. `['--crash-at', 'signed']`) run it through test/helpers/validatorProcess.ts.
+     */
+    async restart(i: number, testArgs?: string[]) {
       const old = processes[i] as ValidatorProcess
-      const fresh = spawnValidator(old.config, old.address)
+      const fresh = spawnValidator(old.config, old.address, testArgs ?? old.testArgs)
       processes[i] = fresh
       await untilStarted(fresh)
     },
