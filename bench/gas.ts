@@ -4,7 +4,8 @@
  * in README.md, so the README's figures are always measured, never typed in.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { type Address, type Hex, keccak256, toHex } from 'viem'
+import { type Address, createWalletClient, type Hex, http, keccak256, toHex } from 'viem'
+import { depinTokenAbi } from '../src/chain/generated/contracts.ts'
 import { buildRewardsTree } from '../src/rewards/rewardsTree.ts'
 import {
   joinValidators,
@@ -74,55 +75,124 @@ async function main() {
     )
 
     console.error('measuring epoch reports…')
-    const epoch = 1n
+    const ringSize = await net.contracts.rewardDistributor.read.ROOT_RING_SIZE()
     for (const n of [4, 7, 10]) {
       const snapshot = await net.snapshot()
       const validators = await joinValidators(net, n)
       const quorum = await net.contracts.validatorSet.read.quorum()
-      // the first report of a network writes fresh storage slots; measure the steady state after it
-      let gas = 0n
-      for (const e of [epoch, epoch + 1n]) {
+      // The first report of a network writes fresh storage slots, and so does each of the first
+      // ROOT_RING_SIZE reports in the distributor's ring of roots; the steady state is a report
+      // once the ring has gone round (its slot then holds the root of the epoch ROOT_RING_SIZE before).
+      const gasOf = new Map<bigint, bigint>()
+      for (let e = 1n; e <= ringSize + 1n; e++) {
         await net.closeEpoch(e)
         const report = makeReport(e, keccak256(toHex(`rewards ${n} ${e}`)), 1_000n)
         const signatures = await signReport(net, validators.slice(0, Number(quorum)), report)
-        gas = (await net.send(net.contracts.epochManager.write.submitReport([report, signatures]))).gasUsed
+        gasOf.set(
+          e,
+          (await net.send(net.contracts.epochManager.write.submitReport([report, signatures]))).gasUsed,
+        )
       }
-      record(`submitReport, n = ${n} validators (quorum ${quorum} signatures)`, gas)
+      record(
+        `submitReport, n = ${n} validators (quorum ${quorum} signatures)`,
+        gasOf.get(ringSize + 1n) ?? 0n,
+      )
+      if (n === 4)
+        record(
+          `submitReport, n = 4, one of the first ${ringSize} epochs (its ring slot written for the first time)`,
+          gasOf.get(2n) ?? 0n,
+        )
       await net.revert(snapshot)
     }
 
-    console.error(`building a rewards tree of ${leafCount.toLocaleString('en-US')} leaves…`)
+    console.error(`building two rewards trees of ${leafCount.toLocaleString('en-US')} leaves…`)
     const validators = await joinValidators(net, 4)
-    const leaves = Array.from({ length: leafCount }, (_, i) => ({
-      account:
+    const accounts = Array.from(
+      { length: leafCount },
+      (_, i) =>
         `0x${(BigInt(i + 1) * 0x9e3779b97f4a7c15n).toString(16).padStart(40, '0').slice(-40)}` as Address,
-      cumulativeAmount: BigInt(1 + (i % 1000)),
-    }))
-    const tree = await buildRewardsTree(leaves)
-    const total = leaves.reduce((sum, leaf) => sum + leaf.cumulativeAmount, 0n)
-    await net.closeEpoch(epoch)
-    const report = makeReport(epoch, tree.root, total)
-    await net.send(
-      net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
     )
-    const claimGas: number[] = []
-    for (const position of [0, Math.floor(leafCount / 2), leafCount - 1]) {
-      const leaf = tree.leafAt(position)
-      const receipt = await net.send(
-        net.contracts.rewardDistributor.write.claim([
-          leaf.account,
-          leaf.cumulativeAmount,
-          tree.getProofAt(position),
-        ]),
+    // epoch 1's tree, and epoch 4's: every account earned 1,000 more in epochs 2–4
+    const older = await buildRewardsTree(
+      accounts.map((account, i) => ({ account, cumulativeAmount: BigInt(1 + (i % 1000)) })),
+    )
+    const latest = await buildRewardsTree(
+      accounts.map((account, i) => ({ account, cumulativeAmount: BigInt(1001 + (i % 1000)) })),
+    )
+    const settle = async (epoch: bigint, root: Hex, total: bigint) => {
+      await net.closeEpoch(epoch)
+      const report = makeReport(epoch, root, total)
+      await net.send(
+        net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
       )
-      claimGas.push(Number(receipt.gasUsed))
     }
-    const min = Math.min(...claimGas)
-    const max = Math.max(...claimGas)
+    await settle(1n, older.root, BigInt(leafCount) * 1000n)
+    await settle(2n, keccak256(toHex('epoch 2')), BigInt(leafCount) * 500n)
+    await settle(3n, keccak256(toHex('epoch 3')), BigInt(leafCount) * 500n)
+    await settle(4n, latest.root, 0n)
+
+    const claimGas = async (tree: typeof latest, epoch: bigint, account: Address) => {
+      const position = tree.indexOf(account)
+      if (position === undefined) throw new Error(`no leaf for ${account}`)
+      const leaf = tree.leafAt(position)
+      const proof = tree.getProofAt(position)
+      const receipt = await net.send(
+        net.contracts.rewardDistributor.write.claim([leaf.account, leaf.cumulativeAmount, epoch, proof]),
+      )
+      return { gas: receipt.gasUsed, proofLength: proof.length }
+    }
+    /** min–max over the claims, with the proof lengths they had. */
+    const range = (claims: { gas: bigint; proofLength: number }[]) => {
+      const gas = claims.map((c) => Number(c.gas))
+      const lengths = [...new Set(claims.map((c) => c.proofLength))].sort((a, b) => a - b)
+      const [min, max] = [Math.min(...gas), Math.max(...gas)]
+      console.error(`    proofs of ${lengths.join(' and ')} hashes`)
+      return min === max ? String(min) : `${min}–${max}`
+    }
+    // three accounts per measurement, at the start, middle and end of epoch 1's leaf order; each
+    // measurement its own offset, so that no account is measured twice
+    const picked = (offset: number) =>
+      [offset, Math.floor(leafCount / 2) + offset, leafCount - 1 - offset].map((p) => older.leafAt(p).account)
+    const fresh = picked(0)
+    const firstClaims = []
+    for (const account of fresh) firstClaims.push(await claimGas(latest, 4n, account))
+    const label = `tree of ${leafCount.toLocaleString('en-US')} leaves`
+    record(`claim, ${label} (first claim of an account, latest root)`, range(firstClaims))
+    const early = picked(1)
+    const oldClaims = []
+    for (const account of early) oldClaims.push(await claimGas(older, 1n, account))
+    record(`claim, ${label}, against a root 3 epochs old (first claim of an account)`, range(oldClaims))
+    const repeatClaims = []
+    for (const account of early) repeatClaims.push(await claimGas(latest, 4n, account))
     record(
-      `claim, tree of ${leafCount.toLocaleString('en-US')} leaves (first claim of an account)`,
-      min === max ? String(min) : `${min}–${max}`,
+      `claim, ${label}, repeat (an account that claimed before, now owed more; it still holds what it was paid)`,
+      range(repeatClaims),
     )
+    // the worst repeat: the account's token balance is back to zero, so the transfer writes it afresh
+    const spent = picked(2)
+    for (const account of spent) {
+      await claimGas(older, 1n, account)
+      await net.testClient.impersonateAccount({ address: account })
+      await net.testClient.setBalance({ address: account, value: 10n ** 18n })
+      const wallet = createWalletClient({
+        account,
+        chain: net.admin.chain,
+        transport: http(net.anvil.rpcUrl),
+      })
+      const held = await net.contracts.depinToken.read.balanceOf([account])
+      await net.send(
+        wallet.writeContract({
+          address: net.deployment.contracts.depinToken,
+          abi: depinTokenAbi,
+          functionName: 'transfer',
+          args: [net.deployment.deployer, held],
+        }),
+      )
+      await net.testClient.stopImpersonatingAccount({ address: account })
+    }
+    const spentClaims = []
+    for (const account of spent) spentClaims.push(await claimGas(latest, 4n, account))
+    record(`claim, ${label}, repeat by an account that has since spent all it was paid`, range(spentClaims))
   } finally {
     await net.stop()
   }

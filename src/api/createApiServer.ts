@@ -94,9 +94,15 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   }
   let cachedTree:
-    | { epoch: bigint; tree: RewardsTree | undefined; cumulative: Map<string, bigint> }
+    | {
+        epoch: bigint
+        rewardsRoot: `0x${string}`
+        tree: RewardsTree | undefined
+        cumulative: Map<string, bigint>
+      }
     | undefined
 
+  /** The rewards tree of the latest settled epoch, when the store holds that epoch's result. */
   const settledTree = async () => {
     const settled = indexer.epochs(1)[0]
     if (!settled) return undefined
@@ -108,6 +114,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         .map(([account, cumulativeAmount]) => ({ account: getAddress(account), cumulativeAmount }))
       cachedTree = {
         epoch: settled.epoch,
+        rewardsRoot: settled.rewardsRoot,
         tree: leaves.length > 0 ? await buildRewardsTree(leaves) : undefined,
         cumulative: result.cumulative,
       }
@@ -190,10 +197,12 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     // claims only ever raise an account's claimed total, so the latest claim holds it
     const claimed = indexer.claims(account).at(-1)?.cumulativeAmount ?? 0n
     const cumulativeAmount = settled?.cumulative.get(account.toLowerCase()) ?? 0n
+    // the proof is against the root of `epoch`: the claim names that epoch, and the distributor
+    // keeps accepting it while the root is among its last ROOT_RING_SIZE
     return toJson({
       account,
       epoch: settled?.epoch ?? null,
-      rewardsRoot: indexer.epochs(1)[0]?.rewardsRoot ?? null,
+      rewardsRoot: settled?.rewardsRoot ?? null,
       cumulativeAmount,
       claimed,
       claimable: cumulativeAmount - claimed,

@@ -153,7 +153,7 @@ async function playHistory() {
   for (const [i, [account]] of tree.entries())
     if (account === alice.address) aliceProof = tree.getProof(i) as Hex[]
   const claimReceipt = await net.send(
-    relayer.contracts.rewardDistributor.write.claim([alice.address, 10n * WAD, aliceProof]),
+    relayer.contracts.rewardDistributor.write.claim([alice.address, 10n * WAD, 1n, aliceProof]),
     relayer.clients,
   )
 
