@@ -81,3 +81,32 @@ export type EpochReport = {
   total: bigint
   accepted: number
 }
+
+/**
+ * A gateway's signed answer to one request of readings, in the DeviceRegistry's domain, signed
+ * with the gateway operator's key (the address on the registry's gateway list). `request` is the
+ * keccak-256 of the request's bytes as the gateway received them (the HTTP body, or the MQTT
+ * payload), so an answer holds for exactly one request; `status` is the HTTP status of the
+ * answer (200, or the 4xx of a refusal), `code` the refusal's error code ("" for 200), and
+ * `readings` one entry per reading of the request, in request order (none for a refusal).
+ */
+export const gatewayVerdictTypes = {
+  GatewayVerdict: [
+    { name: 'request', type: 'bytes32' },
+    { name: 'status', type: 'uint16' },
+    { name: 'code', type: 'string' },
+    { name: 'readings', type: 'ReadingVerdict[]' },
+  ],
+  /**
+   * The verdict on one reading: the reading's device, seq and EIP-712 digest (zero for an item
+   * that failed the wire schema), `status` "accepted" or "rejected", and `reason` the rejection's
+   * reason, "DUPLICATE" for a resend of the last accepted reading, "" otherwise.
+   */
+  ReadingVerdict: [
+    { name: 'device', type: 'address' },
+    { name: 'seq', type: 'uint64' },
+    { name: 'digest', type: 'bytes32' },
+    { name: 'status', type: 'string' },
+    { name: 'reason', type: 'string' },
+  ],
+} as const

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { latLngToCell } from 'h3-js'
-import type { Account } from 'viem'
+import { type Account, type Address, getAddress, isAddress } from 'viem'
 import { type Blueprint, loadBlueprint } from '../blueprint/loadBlueprint.ts'
 import { operatorKeyOrLocalDefault } from '../chain/connectChain.ts'
 import { createChainClients } from '../chain/createChainClients.ts'
@@ -11,7 +11,9 @@ import { getContracts } from '../chain/getContracts.ts'
 import { createDevice } from '../device/createDevice.ts'
 import { createDeviceKey } from '../device/createDeviceKey.ts'
 import { createMqttTransport } from '../device/createMqttTransport.ts'
+import { createVerdictVerifier, type DeviceTransportEvent } from '../device/createVerdictVerifier.ts'
 import { loadDeviceKey } from '../device/loadDeviceKey.ts'
+import { type GatewayList, openGatewayList } from '../device/openGatewayList.ts'
 import { registerDevice } from '../device/registerDevice.ts'
 import { ConfigError } from '../errors.ts'
 
@@ -81,14 +83,53 @@ export async function runDeviceInit(
   )
 }
 
+/** The chain `depin device send` reads the gateway list from, when no `--rpc-url` is given. */
+export const DEFAULT_DEVICE_RPC_URL = 'http://127.0.0.1:8545'
+
+/**
+ * The gateways whose verdicts a device believes: the fixed addresses of `gatewayAddresses` (or
+ * `DEPIN_GATEWAYS`, comma-separated) for a device without RPC access; else the DeviceRegistry's
+ * list read over `rpcUrl` (or `DEPIN_RPC_URL`, default http://127.0.0.1:8545, as for `init`).
+ */
+export function deviceGatewayList(options: {
+  deviceRegistry: Address
+  rpcUrl?: string | undefined
+  gatewayAddresses?: string | undefined
+}): GatewayList {
+  const fixed = options.gatewayAddresses ?? process.env.DEPIN_GATEWAYS
+  if (fixed !== undefined && fixed.trim() !== '') {
+    const addresses = fixed.split(',').map((text) => {
+      const address = text.trim()
+      if (!isAddress(address)) {
+        throw new ConfigError('INVALID_ADDRESS', `gateway address "${address}" is not an address`)
+      }
+      return getAddress(address)
+    })
+    return openGatewayList({ addresses })
+  }
+  const rpcUrl = options.rpcUrl ?? process.env.DEPIN_RPC_URL ?? DEFAULT_DEVICE_RPC_URL
+  return openGatewayList({ rpcUrl, deviceRegistry: options.deviceRegistry })
+}
+
 /**
  * `depin device send --values temperature=21.5,…`: signs one reading with the device's next
  * sequence number and sends it, over HTTP or MQTT, after any queued earlier; prints what became
- * of each. Exit status: 0 all accepted, 1 one was rejected, 3 one waits in the queue (resent
- * first next time).
+ * of each. A reading leaves the queue only on a verdict signed by a gateway on the registry's
+ * list (read over `DEPIN_RPC_URL`), or on `DEPIN_GATEWAYS` for a device without RPC access; an
+ * answer that is not one is named on stderr (`ignored VERDICT_FORGED: …`). Exit status: 0 all
+ * accepted, 1 one was rejected, 3 one waits in the queue (resent first next time).
  */
 export async function runDeviceSend(
-  options: DeviceOptions & { values: string; gateway: string; mqttUrl?: string; stateDir?: string },
+  options: DeviceOptions & {
+    values: string
+    gateway: string
+    mqttUrl?: string
+    stateDir?: string
+    /** The chain to read the gateway list from (default `DEPIN_RPC_URL`, else http://127.0.0.1:8545). */
+    rpcUrl?: string
+    /** Comma-separated gateway addresses to believe instead of the registry's list (default `DEPIN_GATEWAYS`). */
+    gatewayAddresses?: string
+  },
 ): Promise<void> {
   const blueprint = loadBlueprint(options.blueprint)
   const deviceClass = classOf(blueprint, options.class)
@@ -101,13 +142,28 @@ export async function runDeviceSend(
     }
     values[name.trim()] = value.trim()
   }
-  const transport = options.mqttUrl ? createMqttTransport({ brokerUrl: options.mqttUrl }) : undefined
+  const { chainId } = deployment
+  const { deviceRegistry } = deployment.contracts
+  const gateways = deviceGatewayList({
+    deviceRegistry,
+    rpcUrl: options.rpcUrl,
+    gatewayAddresses: options.gatewayAddresses,
+  })
+  const onEvent = (event: DeviceTransportEvent) =>
+    console.error(`${event.type === 'verdict_ignored' ? 'ignored' : 'error'} ${event.code}: ${event.message}`)
+  const transport = options.mqttUrl
+    ? createMqttTransport({
+        brokerUrl: options.mqttUrl,
+        verifier: createVerdictVerifier({ chainId, deviceRegistry, gateways }),
+        onEvent,
+      })
+    : undefined
   try {
     const device = createDevice({
       account: loadDeviceKey(options.keyFile),
-      chainId: deployment.chainId,
-      deviceRegistry: deployment.contracts.deviceRegistry,
-      ...(transport ? { transport } : { gatewayUrl: options.gateway }),
+      chainId,
+      deviceRegistry,
+      ...(transport ? { transport } : { gatewayUrl: options.gateway, gateways, onEvent }),
       blueprint,
       deviceClass: deviceClass.id,
       stateDir: options.stateDir ?? join(options.dataDir, 'devices'),

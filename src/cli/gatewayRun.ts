@@ -5,6 +5,7 @@ import { listGateway } from '../chain/listGateway.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.ts'
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
+import type { DigestSigner } from '../readings/signGatewayVerdict.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { logLine } from './logLine.ts'
 import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
@@ -27,7 +28,9 @@ export const gatewayConfigSchema = z.object({
   mqttClientId: z.string().min(1).max(128).optional(),
   /**
    * The gateway operator's key file (0x + 64 hex, mode 0600): its address is the gateway's id on
-   * the registry's list, and with it the gateway corrects its listed URL to `advertiseUrl`.
+   * the registry's list; the gateway signs its verdicts with it (devices believe only a listed
+   * gateway's signed verdicts) and corrects its listed URL to `advertiseUrl`. Without it, its
+   * answers are unsigned and devices keep their readings queued.
    */
   keyFile: z.string().optional(),
   /** Where validators reach this gateway; default http://host:port. */
@@ -49,13 +52,17 @@ export function readGatewayConfig(path: string): GatewayConfig {
 /**
  * `depin gateway run --config FILE`: one gateway as a process of its own: `POST /v1/readings`,
  * the MQTT ingest when `mqttUrl` is set, sealed batches for the validators, an indexer for the
- * registry it checks devices against. Logs one JSON line per event (never the key); stops
- * cleanly on SIGINT/SIGTERM. Readings it acknowledged are in its SQLite file before the
+ * registry it checks devices against; its verdicts signed with the operator's key. Logs one
+ * JSON line per event (never the key; `error` with a code for each failure it carries on
+ * after); stops cleanly on SIGINT/SIGTERM. Readings it acknowledged are in its SQLite file before the
  * acknowledgement, so a crash loses none of them.
  */
 export async function runGatewayProcess(options: { config: string }): Promise<void> {
   const config = readGatewayConfig(options.config)
   const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
+  const account = clients.account
+  // the key from keyFile is a local account: it signs the digests of the gateway's verdicts
+  const operator = account && 'sign' in account && account.sign ? (account as DigestSigner) : undefined
   const gateway = await createGateway({
     blueprint,
     deployment,
@@ -65,10 +72,12 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
     port: config.port,
     onSealed: (batch) =>
       logLine('epoch_sealed', { epoch: batch.epoch, hash: batch.hash, readings: batch.count }),
+    onError: ({ code, message }) => logLine('error', { code, message }),
+    ...(operator ? { operator } : {}),
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
   })
   await gateway.start()
-  const id = clients.account ? (clients.account as Account).address : undefined
+  const id = account ? (account as Account).address : undefined
 
   let mqttIngest: MqttIngest | undefined
   if (config.mqttUrl) {
@@ -79,6 +88,7 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
       clientId: config.mqttClientId ?? `depin-gateway-${id ? id.toLowerCase() : `port-${config.port}`}`,
       onConnection: (event) =>
         logLine(event.type === 'lost' ? 'mqtt_lost' : 'mqtt_restored', { broker: config.mqttUrl }),
+      onError: ({ code, message }) => logLine('error', { code, message }),
     })
     await mqttIngest.start()
   }
@@ -96,9 +106,14 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
     advertised: advertiseUrl ?? null,
     listed,
     mqtt: config.mqttUrl ?? null,
+    signed: operator !== undefined,
     ...(listed === 'not listed'
-      ? { hint: `governance lists it: depin gateway set --id ${id} --url ${advertiseUrl}` }
-      : {}),
+      ? {
+          hint: `devices ignore its verdicts until governance lists it: depin gateway set --id ${id} --url ${advertiseUrl}`,
+        }
+      : !operator
+        ? { hint: 'without keyFile its verdicts are unsigned: devices keep their readings queued' }
+        : {}),
   })
 
   await new Promise<void>((resolveStop) => {

@@ -10,6 +10,7 @@ import { loadKeccak256 } from '../crypto/keccak.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
 import { createDevice } from './createDevice.ts'
+import { openGatewayList } from './openGatewayList.ts'
 import { readingTypedData } from './readingTypedData.ts'
 
 const blueprint = loadBlueprint('blueprints/environment.yaml')
@@ -23,6 +24,7 @@ function device(stateDir?: string, key: Hex = generatePrivateKey()) {
     chainId,
     deviceRegistry,
     gatewayUrl: 'http://127.0.0.1:9',
+    gateways: openGatewayList({ addresses: [] }),
     blueprint,
     deviceClass: 1,
     ...(stateDir ? { stateDir } : {}),
@@ -95,10 +97,24 @@ describe('createDevice: signing', () => {
         chainId,
         deviceRegistry,
         gatewayUrl: 'http://127.0.0.1:9',
+        gateways: openGatewayList({ addresses: [] }),
         blueprint,
         deviceClass: 42,
       }),
     ).toThrow(expect.objectContaining({ code: 'DEVICE_CLASS_UNKNOWN' }))
+  })
+
+  it('refuses to send over HTTP without the gateways whose verdicts count', () => {
+    expect(() =>
+      createDevice({
+        account: privateKeyToAccount(generatePrivateKey()),
+        chainId,
+        deviceRegistry,
+        gatewayUrl: 'http://127.0.0.1:9',
+        blueprint,
+        deviceClass: 1,
+      }),
+    ).toThrow(expect.objectContaining({ code: 'DEVICE_NO_GATEWAY_LIST' }))
   })
 })
 

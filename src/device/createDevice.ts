@@ -6,6 +6,8 @@ import type { Blueprint, DeviceClassRules } from '../blueprint/loadBlueprint.ts'
 import { ConfigError } from '../errors.ts'
 import { INT64_MAX, INT64_MIN, type SignedReading, UINT64_MAX } from '../readings/reading.ts'
 import { signReading } from '../readings/signReading.ts'
+import { createVerdictVerifier, type DeviceTransportEvent } from './createVerdictVerifier.ts'
+import type { GatewayList } from './openGatewayList.ts'
 import { openReadingQueue } from './openReadingQueue.ts'
 import { openSequenceCounter } from './openSequenceCounter.ts'
 import { MAX_READINGS_PER_REQUEST, type ReadingTransport, transportOf } from './postReadings.ts'
@@ -16,9 +18,19 @@ export type CreateDeviceParameters = {
   chainId: number
   /** The DeviceRegistry: the verifying contract of readings. */
   deviceRegistry: Address
-  /** Base URL of a gateway, e.g. `http://127.0.0.1:8080`, to send over HTTP. */
+  /** Base URL of a gateway, e.g. `http://127.0.0.1:8080`, to send over HTTP (with `gateways`). */
   gatewayUrl?: string
-  /** How readings reach the gateway instead of HTTP to `gatewayUrl`, e.g. `createMqttTransport(…)`. */
+  /**
+   * Over HTTP: the gateways whose signed verdicts count (`openGatewayList`: the registry's list
+   * over RPC, or fixed addresses). A reading leaves the queue only on a verdict one of them signed.
+   */
+  gateways?: GatewayList
+  /** Over HTTP: told of each answer ignored because it is no listed gateway's verdict on the request. */
+  onEvent?: (event: DeviceTransportEvent) => void
+  /**
+   * How readings reach the gateway instead of HTTP to `gatewayUrl`, e.g. `createMqttTransport(…)`
+   * (which checks the verdicts itself).
+   */
   transport?: ReadingTransport
   blueprint: Blueprint
   /** The device's class id in the blueprint (its fields give the values' order and scale). */
@@ -52,7 +64,10 @@ export type ReadingOutcome =
   | { type: 'accepted'; reading: SignedReading }
   /** Refused by the gateway (bad signature, replay, out of range, …): never resent. */
   | { type: 'rejected'; reading: SignedReading; reason: string; message: string }
-  /** Not delivered (gateway unreachable or failing): kept in the offline queue, sent first next time. */
+  /**
+   * Not delivered (gateway unreachable or failing, or no answer that a listed gateway signed for
+   * it): kept in the offline queue, sent first next time.
+   */
   | { type: 'queued'; reading: SignedReading; message: string }
 
 export type SendReturnType = {
@@ -83,16 +98,26 @@ export type Device = {
 
 /**
  * A device agent: signs readings with a strictly increasing sequence number and delivers them to
- * a gateway over HTTP, keeping a durable offline queue of what could not be delivered.
+ * a gateway over HTTP (or a given transport), keeping a durable offline queue of what could not
+ * be delivered. A reading leaves the queue only on a verdict signed by a listed gateway for
+ * exactly that reading (see `createVerdictVerifier`).
  * @example
  * const device = createDevice({ account: loadDeviceKey('device.key'), chainId, deviceRegistry,
- *   gatewayUrl: 'http://127.0.0.1:8080', blueprint, deviceClass: 1, stateDir: '.data/device' })
+ *   gatewayUrl: 'http://127.0.0.1:8080', gateways: openGatewayList({ rpcUrl, deviceRegistry }),
+ *   blueprint, deviceClass: 1, stateDir: '.data/device' })
  * const reading = await device.sign({ values: { temperature: '21.5', humidity: '55', pm25: '12.3', pressure: '1013.2' } })
  * const { accepted, queued } = await device.send([reading])
  */
 export function createDevice(parameters: CreateDeviceParameters): Device {
-  const { account, chainId, deviceRegistry, gatewayUrl, blueprint, stateDir, timeoutMs } = parameters
-  const transport = transportOf({ transport: parameters.transport, gatewayUrl, timeoutMs })
+  const { account, chainId, deviceRegistry, gatewayUrl, gateways, blueprint, stateDir, timeoutMs } =
+    parameters
+  const transport = transportOf({
+    transport: parameters.transport,
+    gatewayUrl,
+    timeoutMs,
+    verifier: gateways ? createVerdictVerifier({ chainId, deviceRegistry, gateways }) : undefined,
+    onEvent: parameters.onEvent,
+  })
   const found = blueprint.classById.get(parameters.deviceClass)
   if (!found) {
     throw new ConfigError(

@@ -1,6 +1,10 @@
+import { randomBytes } from 'node:crypto'
+import { bytesToHex, type Hex } from 'viem'
 import { z } from 'zod'
+import { loadKeccak256 } from '../crypto/keccak.ts'
 import { ConfigError } from '../errors.ts'
 import { type SignedReading, toReadingJson } from '../readings/reading.ts'
+import type { DeviceTransportEvent, VerdictIgnoredCode, VerdictVerifier } from './createVerdictVerifier.ts'
 
 /** The most readings one request to the gateway may carry. */
 export const MAX_READINGS_PER_REQUEST = 500
@@ -14,14 +18,19 @@ export function checkRequestSize(readings: readonly unknown[]): void {
 
 /** The gateway's verdict on one reading of a request, by its index in the request. */
 export type GatewayResult =
-  | { index: number; status: 'accepted' }
+  /** `duplicate`: a resend of the last reading it accepted from the device, acknowledged again. */
+  | { index: number; status: 'accepted'; duplicate?: true | undefined }
   | { index: number; status: 'rejected'; reason: string; message: string }
 
 export type PostReadingsParameters = {
   gatewayUrl: string
   readings: readonly SignedReading[]
+  /** Checks that an answer is a listed gateway's signed verdict on this request (`createVerdictVerifier`). */
+  verifier: VerdictVerifier
   /** Milliseconds before the request counts as failed (default 10 000). */
   timeoutMs?: number
+  /** Told of each answer ignored (forged, unsigned, another request's, an unlisted signer's). */
+  onEvent?: (event: DeviceTransportEvent) => void
 }
 
 /**
@@ -33,26 +42,56 @@ export type ReadingTransport = {
   send(readings: readonly SignedReading[]): Promise<PostReadingsReturnType>
 }
 
-/** Sends readings with `POST {gatewayUrl}/v1/readings`. */
-export const httpTransport = (gatewayUrl: string, timeoutMs?: number): ReadingTransport => ({
-  send: (readings) => postReadings({ gatewayUrl, readings, ...(timeoutMs ? { timeoutMs } : {}) }),
+/** Sends readings with `POST {gatewayUrl}/v1/readings`, believing only verdicts `verifier` checks. */
+export const httpTransport = ({
+  gatewayUrl,
+  verifier,
+  timeoutMs,
+  onEvent,
+}: Omit<PostReadingsParameters, 'readings'>): ReadingTransport => ({
+  send: (readings) =>
+    postReadings({
+      gatewayUrl,
+      readings,
+      verifier,
+      ...(timeoutMs ? { timeoutMs } : {}),
+      ...(onEvent ? { onEvent } : {}),
+    }),
 })
 
-/** The transport given, or HTTP to `gatewayUrl`; a ConfigError when there is neither. */
+/**
+ * The transport given, or HTTP to `gatewayUrl` checked by `verifier`; a ConfigError when there
+ * is neither, or HTTP without a verifier.
+ */
 export function transportOf({
   transport,
   gatewayUrl,
   timeoutMs,
+  verifier,
+  onEvent,
 }: {
   transport?: ReadingTransport | undefined
   gatewayUrl?: string | undefined
   timeoutMs?: number | undefined
+  verifier?: VerdictVerifier | undefined
+  onEvent?: ((event: DeviceTransportEvent) => void) | undefined
 }): ReadingTransport {
   if (transport) return transport
   if (gatewayUrl === undefined) {
     throw new ConfigError('DEVICE_NO_GATEWAY', 'readings need a gatewayUrl or a transport to go through')
   }
-  return httpTransport(gatewayUrl, timeoutMs)
+  if (!verifier) {
+    throw new ConfigError(
+      'DEVICE_NO_GATEWAY_LIST',
+      'sending over HTTP needs the gateways whose verdicts count (gateways: openGatewayList(…))',
+    )
+  }
+  return httpTransport({
+    gatewayUrl,
+    verifier,
+    ...(timeoutMs ? { timeoutMs } : {}),
+    ...(onEvent ? { onEvent } : {}),
+  })
 }
 
 export type PostReadingsReturnType =
@@ -60,13 +99,21 @@ export type PostReadingsReturnType =
   | { type: 'answered'; results: GatewayResult[]; accepted: number; rejected: number }
   /** The gateway refused the request as a whole (4xx other than 408/429): resending cannot help. */
   | { type: 'refused'; status: number; code: string; message: string }
-  /** No answer for the readings (network error, timeout, 5xx, 408, 429, unreadable answer): resend later. */
-  | { type: 'unavailable'; status: number | undefined; message: string }
+  /**
+   * No answer for the readings that counts (network error, timeout, 5xx, 408, 429, unreadable
+   * answer, or an answer that is no listed gateway's signed verdict on this request, `ignored`
+   * naming why): resend later.
+   */
+  | { type: 'unavailable'; status: number | undefined; message: string; ignored?: VerdictIgnoredCode[] }
 
 const resultsSchema = z.object({
   results: z.array(
     z.discriminatedUnion('status', [
-      z.object({ index: z.number().int().nonnegative(), status: z.literal('accepted') }),
+      z.object({
+        index: z.number().int().nonnegative(),
+        status: z.literal('accepted'),
+        duplicate: z.literal(true).optional(),
+      }),
       z.object({
         index: z.number().int().nonnegative(),
         status: z.literal('rejected'),
@@ -81,31 +128,62 @@ const resultsSchema = z.object({
 const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
 
 /**
+ * A request of readings as sent, over HTTP or MQTT: `{ "id", "readings": SignedReadingJson[] }`
+ * with a fresh random id, and the keccak-256 of its bytes, which the gateway's signed verdict
+ * must name (so an answer holds for this request only).
+ */
+export async function readingsRequest(readings: readonly SignedReading[]): Promise<{
+  id: string
+  payload: string
+  request: Hex
+}> {
+  const keccak = await loadKeccak256()
+  const id = randomBytes(12).toString('hex')
+  const payload = JSON.stringify({ id, readings: readings.map(toReadingJson) })
+  return { id, payload, request: bytesToHex(keccak(Buffer.from(payload, 'utf8'))) }
+}
+
+/**
  * Posts signed readings to a gateway: `POST {gatewayUrl}/v1/readings` with
- * `{ "readings": SignedReadingJson[] }` (at most `MAX_READINGS_PER_REQUEST`). Never throws for
- * what the network or the gateway does: the answer says whether resending can help.
+ * `{ "id", "readings": SignedReadingJson[] }` (at most `MAX_READINGS_PER_REQUEST`). Never throws
+ * for what the network or the gateway does: the answer says whether resending can help. An
+ * answer that would drop readings (accepted, rejected, refused) counts only when `verifier`
+ * finds it a listed gateway's signed verdict on this request; any other is reported to
+ * `onEvent` and taken as no answer (`unavailable`: the readings stay queued).
  */
 export async function postReadings({
   gatewayUrl,
   readings,
+  verifier,
   timeoutMs = 10_000,
+  onEvent,
 }: PostReadingsParameters): Promise<PostReadingsReturnType> {
   checkRequestSize(readings)
   const url = `${gatewayUrl.replace(/\/+$/, '')}/v1/readings`
+  const { payload, request } = await readingsRequest(readings)
   let response: Response
   let body: unknown
   try {
     response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ readings: readings.map(toReadingJson) }),
+      body: payload,
       signal: AbortSignal.timeout(timeoutMs),
     })
     body = await response.json().catch(() => undefined)
   } catch (cause) {
     return { type: 'unavailable', status: undefined, message: describeFailure(url, cause) }
   }
-  return readGatewayAnswer({ status: response.status, body, count: readings.length, source: url })
+  const answer = await verifier.verify({ readings, request, status: response.status, body, source: url })
+  if (answer.type !== 'ignored') return answer
+  const { type: _, ...ignored } = answer
+  onEvent?.({ type: 'verdict_ignored', ...ignored, source: url })
+  return {
+    type: 'unavailable',
+    status: response.status,
+    message: `${answer.code}: ${answer.message}`,
+    ignored: [answer.code],
+  }
 }
 
 /**

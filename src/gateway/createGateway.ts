@@ -1,11 +1,20 @@
 import { availableParallelism } from 'node:os'
-import type { FastifyInstance } from 'fastify'
-import type { Address, Hex } from 'viem'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { type Address, bytesToHex, type Hex } from 'viem'
 import { createJsonServer } from '../api/createJsonServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
+import { createVerdictHasher } from '../readings/createVerdictHasher.ts'
+import {
+  type ReadingVerdictEntry,
+  UNPARSED_READING,
+  type VerdictSignature,
+  verdictStatusOf,
+} from '../readings/gatewayVerdict.ts'
+import type { SignedReading } from '../readings/reading.ts'
+import { type DigestSigner, signGatewayVerdict } from '../readings/signGatewayVerdict.ts'
 import {
   checkReadingSignatures,
   SIGNATURE_OUTCOMES,
@@ -36,7 +45,32 @@ export type CreateGatewayOptions = {
   onSealed?: (batch: { epoch: bigint; hash: Hex; count: number }) => void
   /** Worker threads checking signatures (default: one per core; 0 checks on the main thread). */
   signatureThreads?: number
+  /**
+   * The gateway operator's key (its address is the gateway's id on the registry's list). It signs
+   * every answer (`GatewayVerdict`, see `src/readings/gatewayVerdict.ts`); without it answers go
+   * unsigned, and devices, which drop a reading only on a listed gateway's signed verdict, keep
+   * theirs queued.
+   */
+  operator?: DigestSigner
+  /**
+   * Told of every failure the gateway carries on after (default: a JSON line on stderr): a
+   * request it could not store (`INGEST_FAILED`, answered 503 so the sender keeps its readings),
+   * an epoch it could not seal (`EPOCH_SEAL_FAILED`, tried again on the next tick; reported at
+   * most every 30 s while it lasts).
+   */
+  onError?: (event: GatewayErrorEvent) => void
 }
+
+/** A failure the gateway reported and carried on after. */
+export type GatewayErrorEvent = {
+  code: 'INGEST_FAILED' | 'EPOCH_SEAL_FAILED'
+  message: string
+  error: unknown
+}
+
+/** Reports a gateway failure as one JSON line on stderr (the default of `onError`). */
+export const logGatewayError = (event: { code: string; message: string }) =>
+  console.error(JSON.stringify({ event: 'error', code: event.code, message: event.message }))
 
 export type Gateway = {
   start(): Promise<void>
@@ -48,24 +82,34 @@ export type Gateway = {
   sealClosedEpochs(): bigint[]
   /**
    * Checks a batch `{ readings: [...] }` and stores the accepted readings, durably, before it
-   * returns: what `POST /v1/readings` and the MQTT ingest both answer with. Never throws for bad input.
+   * returns: what `POST /v1/readings` and the MQTT ingest both answer with. Never throws for bad
+   * input (it throws when the store fails). Given `request`, the keccak-256 of the request's
+   * bytes, and an `operator` key, the answer is signed over it (`request`, `gateway`,
+   * `signature` in the body).
    */
-  ingest(body: unknown): Promise<IngestAnswer>
+  ingest(body: unknown, options?: { request?: Hex | undefined }): Promise<IngestAnswer>
   /** Readings accepted since start, and the running totals of rejections by reason. */
   stats(): { accepted: number; duplicates: number; rejected: Record<string, number> }
 }
 
-/** A gateway's answer to a batch of readings, with the HTTP status it is sent with. */
+/** The signature fields of an answer, when the gateway signed it. */
+type MaybeSigned = Partial<VerdictSignature>
+
+/**
+ * A gateway's answer to a batch of readings, with the HTTP status it is sent with. Signed
+ * (`request`, `gateway`, `signature`) when the gateway has an operator key and knows the
+ * request's bytes; a 503 (the store failed) never is: it drops nothing.
+ */
 export type IngestAnswer =
-  | { status: 200; body: { results: ReadingVerdict[]; accepted: number; rejected: number } }
+  | { status: 200; body: { results: ReadingVerdict[]; accepted: number; rejected: number } & MaybeSigned }
   | {
-      status: 400 | 413
-      body: { error: { code: string; message: string; details: Record<string, unknown> } }
+      status: 400 | 413 | 503
+      body: { error: { code: string; message: string; details: Record<string, unknown> } } & MaybeSigned
     }
 
 /** A refusal of a whole batch, as `ingest` answers it (the MQTT ingest answers with these too). */
 export const refusal = (
-  status: 400 | 413,
+  status: 400 | 413 | 503,
   code: string,
   message: string,
   details: Record<string, unknown> = {},
@@ -87,6 +131,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   const maxBatch = options.maxBatch ?? 1_000
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+  const hashVerdict = await createVerdictHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+  const { operator } = options
+  const onError = options.onError ?? logGatewayError
   const store = createGatewayStore(options.dbPath)
   const threads = options.signatureThreads ?? availableParallelism()
   const pool =
@@ -112,19 +159,53 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   const stats = { accepted: 0, duplicates: 0, rejected: {} as Record<string, number> }
 
   const server = createJsonServer(options.bodyLimit ?? 1024 * 1024) // readings are JSON only
+  // JSON as fastify parses it, and the keccak-256 of the bytes as received, which the answer's
+  // signature covers (a signed answer holds for exactly the request it answers)
+  const requestHashes = new WeakMap<FastifyRequest, Hex>()
+  const parseJson = server.getDefaultJsonParser('error', 'error')
+  server.removeContentTypeParser('application/json')
+  server.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer
+    requestHashes.set(request, bytesToHex(keccak(bytes)))
+    parseJson(request, bytes.toString('utf8'), done)
+  })
+
+  /** Signs an answer when the gateway has a key and knows the request's bytes. */
+  async function signed<T extends IngestAnswer>(
+    answer: T,
+    request: Hex | undefined,
+    readings: ReadingVerdictEntry[] = [],
+  ): Promise<T> {
+    if (!operator || request === undefined) return answer
+    const code = 'error' in answer.body ? answer.body.error.code : ''
+    const verdict = { request, status: answer.status, code, readings }
+    return {
+      ...answer,
+      body: { ...answer.body, ...(await signGatewayVerdict({ operator, hash: hashVerdict, verdict })) },
+    }
+  }
 
   /** Checks a batch of readings and stores the accepted ones: the body of `POST /v1/readings`. */
-  async function ingest(body: unknown): Promise<IngestAnswer> {
+  async function ingest(
+    body: unknown,
+    { request }: { request?: Hex | undefined } = {},
+  ): Promise<IngestAnswer> {
     const readingsJson = (body as { readings?: unknown } | null)?.readings
     if (typeof body !== 'object' || body === null || !Array.isArray(readingsJson)) {
-      return refusal(400, 'INVALID_BODY', 'the body must be a JSON object { "readings": [ … ] }')
+      return signed(
+        refusal(400, 'INVALID_BODY', 'the body must be a JSON object { "readings": [ … ] }'),
+        request,
+      )
     }
     if (readingsJson.length === 0 || readingsJson.length > maxBatch) {
-      return refusal(
-        readingsJson.length === 0 ? 400 : 413,
-        readingsJson.length === 0 ? 'BATCH_EMPTY' : 'BATCH_TOO_LARGE',
-        `a batch holds 1 to ${maxBatch} readings, this one ${readingsJson.length}`,
-        { maxBatch, received: readingsJson.length },
+      return signed(
+        refusal(
+          readingsJson.length === 0 ? 400 : 413,
+          readingsJson.length === 0 ? 'BATCH_EMPTY' : 'BATCH_TOO_LARGE',
+          `a batch holds 1 to ${maxBatch} readings, this one ${readingsJson.length}`,
+          { maxBatch, received: readingsJson.length },
+        ),
+        request,
       )
     }
     const batch = parseReadings(readingsJson)
@@ -163,14 +244,37 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       } else stats.rejected[v.reason] = (stats.rejected[v.reason] ?? 0) + 1
     }
     stats.accepted += accepted.length
-    return {
+    const answer: IngestAnswer = {
       status: 200,
       body: { results: verdicts, accepted: acceptedCount, rejected: verdicts.length - acceptedCount },
     }
+    return operator && request !== undefined
+      ? signed(answer, request, verdictEntries(batch.parsed, verdicts))
+      : answer
+  }
+
+  /** What the signature says of each reading: its device, seq and digest, and the verdict on it. */
+  function verdictEntries(
+    parsed: readonly { index: number; reading: SignedReading }[],
+    verdicts: readonly ReadingVerdict[],
+  ): ReadingVerdictEntry[] {
+    const byIndex = new Map(parsed.map(({ index, reading }) => [index, reading]))
+    return verdicts.map((verdict) => {
+      const reading = byIndex.get(verdict.index)
+      const what = reading
+        ? { device: reading.device, seq: reading.seq, digest: bytesToHex(digest(reading)) }
+        : UNPARSED_READING // failed the wire schema: nothing is known of it
+      return { ...what, ...verdictStatusOf(verdict) }
+    })
   }
 
   server.post('/v1/readings', async (request, reply) => {
-    const answer = await ingest(request.body)
+    let answer: IngestAnswer
+    try {
+      answer = await ingest(request.body, { request: requestHashes.get(request) })
+    } catch (error) {
+      answer = ingestFailed(error)
+    }
     return reply.status(answer.status).send(answer.body)
   })
 
@@ -227,6 +331,28 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     return sealed
   }
 
+  /** A request the gateway could not store: reported, and answered 503, so the sender keeps it. */
+  function ingestFailed(error: unknown): IngestAnswer {
+    const message = error instanceof Error ? error.message : String(error)
+    onError({ code: 'INGEST_FAILED', message: `could not check and store a batch: ${message}`, error })
+    return refusal(503, 'INGEST_FAILED', 'the gateway could not store the readings; send them again later')
+  }
+
+  // the sealing timer never throws: a failure is reported (at most every 30 s while it lasts)
+  // and the epoch is sealed on a later tick
+  let lastSealFailure = 0
+  const sealOnTimer = () => {
+    try {
+      sealClosedEpochs()
+      lastSealFailure = 0
+    } catch (error) {
+      if (Date.now() - lastSealFailure < 30_000) return
+      lastSealFailure = Date.now()
+      const message = error instanceof Error ? error.message : String(error)
+      onError({ code: 'EPOCH_SEAL_FAILED', message: `could not seal the closed epochs: ${message}`, error })
+    }
+  }
+
   let timer: NodeJS.Timeout | undefined
   let url = ''
   return {
@@ -239,7 +365,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
     async start() {
       url = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })
-      timer = setInterval(sealClosedEpochs, options.sealIntervalMs ?? 250)
+      timer = setInterval(sealOnTimer, options.sealIntervalMs ?? 250)
     },
     async stop() {
       if (timer) clearInterval(timer)

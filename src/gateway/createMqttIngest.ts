@@ -1,4 +1,6 @@
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
+import { bytesToHex } from 'viem'
+import { type Keccak256, loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import {
   allReadingsTopics,
@@ -6,7 +8,7 @@ import {
   replyIdOf,
   verdictsTopic,
 } from '../readings/readingTopics.ts'
-import { type Gateway, type IngestAnswer, refusal } from './createGateway.ts'
+import { type Gateway, type IngestAnswer, logGatewayError, refusal } from './createGateway.ts'
 
 export type CreateMqttIngestOptions = {
   /** The gateway whose checks and store the readings go through. */
@@ -26,6 +28,21 @@ export type CreateMqttIngestOptions = {
   password?: string
   /** Told when the connection to the broker drops and when it is back (after start). */
   onConnection?: (event: { type: 'lost' } | { type: 'restored' }) => void
+  /**
+   * Told of every failure the ingest carries on after (default: a JSON line on stderr):
+   * `INGEST_FAILED` (the gateway could not check or store a request: answered 503, so the sender
+   * keeps its readings and sends them again), `MQTT_PUBLISH_FAILED` (an answer did not reach the
+   * broker), `MQTT_CONNECTION_ERROR` (the broker refused or dropped the connection; reported once
+   * until the next successful connect, reconnecting every second meanwhile).
+   */
+  onError?: (event: MqttIngestErrorEvent) => void
+}
+
+/** A failure the MQTT ingest reported and carried on after. */
+export type MqttIngestErrorEvent = {
+  code: 'INGEST_FAILED' | 'MQTT_PUBLISH_FAILED' | 'MQTT_CONNECTION_ERROR'
+  message: string
+  error: unknown
 }
 
 export type MqttIngest = {
@@ -53,14 +70,19 @@ export class MqttBrokerUnreachableError extends DepinError {
  * `POST /v1/readings`, and answers on `<prefix>/verdicts/<replyId>`. A message is
  * acknowledged to the broker (PUBACK) only after its readings are durable, one at a time, so a
  * gateway that dies mid-batch gets it again. A payload that is not JSON, too large, or not a
- * batch is answered with a 4xx error and changes nothing.
+ * batch is answered with a 4xx error and changes nothing. Answers are signed by the gateway
+ * (when it has an operator key) over the keccak-256 of the payload as received. A request the
+ * gateway fails to store is reported (`onError`, `INGEST_FAILED`) and answered 503: the sender
+ * keeps its readings; no failure of a message stops the ones after it.
  */
 export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
   const { gateway, brokerUrl, clientId } = options
   const prefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX
   const bodyLimit = options.bodyLimit ?? 1024 * 1024
   const stats = { answered: 0, refused: 0, unanswerable: 0 }
+  const onError = options.onError ?? logGatewayError
   let client: MqttClient | undefined
+  let keccak: Keccak256 | undefined
 
   async function answerOf(payload: Buffer): Promise<{ id: unknown } & IngestAnswer> {
     if (payload.length > bodyLimit) {
@@ -95,7 +117,18 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
         ),
       }
     }
-    return { id, ...(await gateway.ingest(request)) }
+    const requestHash = keccak ? bytesToHex(keccak(payload)) : undefined
+    try {
+      return { id, ...(await gateway.ingest(request, { request: requestHash })) }
+    } catch (error) {
+      // the store (or the signature check) failed: said so, answered 503, the next message goes on
+      const message = error instanceof Error ? error.message : String(error)
+      onError({ code: 'INGEST_FAILED', message: `could not check and store a request: ${message}`, error })
+      return {
+        id,
+        ...refusal(503, 'INGEST_FAILED', 'the gateway could not store the readings; send them again later'),
+      }
+    }
   }
 
   async function handle(via: MqttClient, packet: IPublishPacket): Promise<void> {
@@ -105,17 +138,28 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
       return
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    // an error of the gateway itself (a store that cannot write) propagates: no PUBACK, so the
-    // broker delivers the message again
     const { id, status, body } = await answerOf(payload)
     if (status === 200) stats.answered++
     else stats.refused++
     // not awaited: its PUBACK is read only after this message is done, which would wait on it
-    via.publish(verdictsTopic(prefix, replyId), JSON.stringify({ id, status, ...body }), { qos: 1 })
+    via.publish(
+      verdictsTopic(prefix, replyId),
+      JSON.stringify({ id, status, ...body }),
+      { qos: 1 },
+      (error) => {
+        if (!error) return
+        onError({
+          code: 'MQTT_PUBLISH_FAILED',
+          message: `could not publish the answer to ${replyId}: ${error.message}`,
+          error,
+        })
+      },
+    )
   }
 
   return {
     async start() {
+      keccak = await loadKeccak256()
       const connecting = mqtt.connect(brokerUrl, {
         clientId,
         clean: false,
@@ -126,12 +170,18 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
         ...(options.password !== undefined ? { password: options.password } : {}),
       })
       // one message at a time, acknowledged once handled (mqtt.js sends the PUBACK after `done`);
-      // set before connecting, as a kept session's messages arrive right after the CONNACK
+      // set before connecting, as a kept session's messages arrive right after the CONNACK.
+      // `handle` answers every failure itself, so each message is acknowledged and the next taken
+      // (mqtt.js would drop an error given to `done` without a word, and without redelivery)
       connecting.handleMessage = (packet, done) => {
         if (packet.cmd !== 'publish') return done()
         handle(connecting, packet).then(
           () => done(),
-          (error: Error) => done(error),
+          (error: unknown) => {
+            const message = error instanceof Error ? error.message : String(error)
+            onError({ code: 'INGEST_FAILED', message: `could not handle a message: ${message}`, error })
+            done()
+          },
         )
       }
       try {
@@ -156,13 +206,24 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
         await connecting.endAsync(true)
         throw new MqttBrokerUnreachableError(brokerUrl, cause)
       }
-      connecting.on('error', () => {}) // reconnects by itself, every second
+      // reconnects by itself, every second; an error is reported once until the next connect
+      let errorReported = false
+      connecting.on('error', (error) => {
+        if (errorReported) return
+        errorReported = true
+        onError({
+          code: 'MQTT_CONNECTION_ERROR',
+          message: `MQTT broker ${brokerUrl}: ${error.message}`,
+          error,
+        })
+      })
       let connected = true
       connecting.on('offline', () => {
         if (connected) options.onConnection?.({ type: 'lost' })
         connected = false
       })
       connecting.on('connect', () => {
+        errorReported = false
         if (!connected) options.onConnection?.({ type: 'restored' })
         connected = true
       })

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { type Account, formatUnits, type Hex } from 'viem'
-import { privateKeyToAddress } from 'viem/accounts'
+import { privateKeyToAccount } from 'viem/accounts'
 import { createApiServer } from '../api/createApiServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { networkParametersOf } from '../blueprint/loadBlueprint.ts'
@@ -14,6 +14,8 @@ import { listGateway } from '../chain/listGateway.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
 import { createMqttTransport } from '../device/createMqttTransport.ts'
+import { createVerdictVerifier } from '../device/createVerdictVerifier.ts'
+import { openGatewayList } from '../device/openGatewayList.ts'
 import { httpTransport, type ReadingTransport } from '../device/postReadings.ts'
 import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
 import { registerFleet } from '../device/simulator/registerFleet.ts'
@@ -127,17 +129,21 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     }
 
     const gatewayIndexer = await startIndexer(join(dataDir, 'gateway', 'indexer.db'))
+    // the gateway's operator key: its address is the gateway's id on the registry's list, and it
+    // signs the gateway's verdicts
+    const gatewayOperator = privateKeyToAccount(loadOrCreateKey(join(dataDir, 'gateway', 'key')))
     const gateway = await createGateway({
       blueprint,
       deployment,
       devices: gatewayIndexer.store,
       dbPath: join(dataDir, 'gateway', 'gateway.db'),
       port: options.gatewayPort ?? 0,
+      operator: gatewayOperator,
     })
     await gateway.start()
     stopping.push(() => gateway.stop())
-    // on the registry's list, where validators find it; its id is its operator key's address
-    const gatewayId = privateKeyToAddress(loadOrCreateKey(join(dataDir, 'gateway', 'key')))
+    // on the registry's list, where validators (and devices) find it
+    const gatewayId = gatewayOperator.address
     const listed = await listGateway({ sender: chain, deployment, gateway: gatewayId, url: gateway.url })
     log(
       `gateway ${gatewayId} at ${gateway.url} (POST /v1/readings), ${listed === 'unchanged' ? 'listed' : `${listed} on the registry's list`}`,
@@ -240,9 +246,15 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${owners.length} accounts`,
     )
     await gatewayIndexer.syncOnce()
-    let transport: ReadingTransport = httpTransport(gateway.url)
+    // the fleet believes the verdicts of this network's gateway, whose address it knows
+    const verifier = createVerdictVerifier({
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      gateways: openGatewayList({ addresses: [gatewayId] }),
+    })
+    let transport: ReadingTransport = httpTransport({ gatewayUrl: gateway.url, verifier })
     if ((options.fleetTransport ?? 'mqtt') === 'mqtt') {
-      const mqttTransport = createMqttTransport({ brokerUrl: mqttUrl })
+      const mqttTransport = createMqttTransport({ brokerUrl: mqttUrl, verifier })
       stopping.push(() => mqttTransport.close())
       transport = mqttTransport
     }

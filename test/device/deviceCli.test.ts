@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { latLngToCell } from 'h3-js'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { writeDeployment } from '../../src/chain/deployment.ts'
+import { listGateway } from '../../src/chain/listGateway.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../../src/gateway/createMqttIngest.ts'
 import { createIndexer, type Indexer } from '../../src/indexer/createIndexer.ts'
@@ -25,6 +27,7 @@ let indexer: Indexer
 let gateway: Gateway
 let broker: EmbeddedBroker
 let ingest: MqttIngest
+let gatewayOperator: string
 beforeAll(async () => {
   net = await startTestNetwork()
   dataDir = mkdtempSync(join(tmpdir(), 'depin-device-cli-'))
@@ -36,14 +39,25 @@ beforeAll(async () => {
     pollIntervalMs: 100,
   })
   await indexer.start()
+  // the gateway signs its verdicts with its operator key, listed on the registry: the CLI reads
+  // that list over DEPIN_RPC_URL and believes only verdicts it signed
+  const operator = privateKeyToAccount(generatePrivateKey())
+  gatewayOperator = operator.address
   gateway = await createGateway({
     blueprint: loadBlueprint('blueprints/environment.yaml'),
     deployment: net.deployment,
     devices: indexer.store,
     dbPath: join(dataDir, 'gateway.db'),
     signatureThreads: 0,
+    operator,
   })
   await gateway.start()
+  await listGateway({
+    sender: net.admin,
+    deployment: net.deployment,
+    gateway: operator.address,
+    url: gateway.url,
+  })
   broker = await startEmbeddedBroker()
   ingest = createMqttIngest({ gateway, brokerUrl: broker.url, clientId: 'depin-gateway-device-cli-test' })
   await ingest.start()
@@ -59,19 +73,26 @@ afterAll(async () => {
 
 const keyFile = () => join(dataDir, 'devices', 'device.key')
 /** Runs `depin device …`; resolves with its output and exit code, whatever the code. */
-const depin = async (...args: string[]) => {
+const depin = (...args: string[]) => depinWith({}, ...args)
+/** `depin device …` with these environment variables besides the chain's DEPIN_RPC_URL. */
+const depinWith = async (vars: Record<string, string>, ...args: string[]) => {
   try {
-    const { stdout, stderr } = await run(process.execPath, [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'device',
-      ...args,
-      '--data-dir',
-      dataDir,
-      '--key-file',
-      keyFile(),
-    ])
+    const env = { ...process.env, DEPIN_RPC_URL: net.anvil.rpcUrl, DEPIN_GATEWAYS: '', ...vars }
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'device',
+        ...args,
+        '--data-dir',
+        dataDir,
+        '--key-file',
+        keyFile(),
+      ],
+      { env },
+    )
     return { code: 0, stdout, stderr }
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string }
@@ -126,5 +147,39 @@ describe('depin device', () => {
     const malformed = await depin('send', '--values', 'temperature')
     expect(malformed).toMatchObject({ code: 1, stderr: expect.stringContaining('READING_INVALID') })
     expect(gateway.stats().accepted).toBe(4)
+  })
+
+  it('without RPC access, believes only the gateways of DEPIN_GATEWAYS: another signer leaves the reading queued', async () => {
+    const values = 'temperature=21.5,humidity=55,pm25=12.3,pressure=1013.2'
+    const before = gateway.stats().accepted
+    const stranger = privateKeyToAccount(generatePrivateKey()).address
+    const noRpc = { DEPIN_RPC_URL: 'http://127.0.0.1:9' }
+    const wrong = await depinWith(
+      { ...noRpc, DEPIN_GATEWAYS: stranger },
+      'send',
+      '--values',
+      values,
+      '--gateway',
+      gateway.url,
+    )
+    expect(wrong).toMatchObject({
+      code: 3,
+      stdout: expect.stringMatching(/^queued seq 5 .*VERDICT_SIGNER_UNLISTED/),
+    })
+    expect(wrong.stderr).toMatch(/^ignored VERDICT_SIGNER_UNLISTED: /m)
+    // the gateway stored it; the device resends it, and drops it on the listed gateway's verdict
+    expect(gateway.stats().accepted).toBe(before + 1)
+    const right = await depinWith(
+      { ...noRpc, DEPIN_GATEWAYS: `${stranger},${gatewayOperator}` },
+      'send',
+      '--values',
+      values,
+      '--mqtt-url',
+      broker.url,
+    )
+    expect(right).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^accepted seq 5 .*\naccepted seq 6 /),
+    })
   })
 })

@@ -28,6 +28,7 @@ async function run(fleet: Fleet, ticks: number, stateDir?: string): Promise<Flee
   const running = runFleet({
     fleet,
     gatewayUrl: gateway.url,
+    gateways: gateway.gateways,
     chainId,
     deviceRegistry,
     intervalSeconds: 0.01,

@@ -1,14 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Wallet } from 'ethers'
-import type { Address } from 'viem'
+import { verifyTypedData, Wallet } from 'ethers'
+import { type Address, bytesToHex, keccak256, toBytes } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { decodeBatch } from '../../src/gateway/batchFormat.ts'
-import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
+import { createGateway, type Gateway, type GatewayErrorEvent } from '../../src/gateway/createGateway.ts'
+import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
+import { gatewayVerdictTypedData } from '../../src/readings/gatewayVerdict.ts'
 import { toReadingJson } from '../../src/readings/reading.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import { offChainDeployment } from '../helpers/offChainDeployment.ts'
@@ -26,6 +28,12 @@ let dir: string
 let now: bigint
 let gateway: Gateway
 const stations: PrivateKeyAccount[] = []
+/** The gateway operator's key, which signs its verdicts. */
+const operator = privateKeyToAccount(generatePrivateKey())
+/** Failures the gateway reported and carried on after. */
+let errors: GatewayErrorEvent[] = []
+/** When set, the gateway's clock fails with it (as a broken time source would). */
+let clockFailure: Error | undefined
 
 async function startGateway() {
   gateway = await createGateway({
@@ -33,7 +41,13 @@ async function startGateway() {
     deployment,
     devices,
     dbPath: join(dir, 'gateway.db'),
-    clock: () => now,
+    clock: () => {
+      if (clockFailure) throw clockFailure
+      return now
+    },
+    operator,
+    sealIntervalMs: 20,
+    onError: (event) => errors.push(event),
   })
   await gateway.start()
 }
@@ -41,6 +55,8 @@ async function startGateway() {
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-gw-'))
   now = GENESIS + 10n * 30n + 5n // 5 s into epoch 10
+  errors = []
+  clockFailure = undefined
   registry.clear()
   stations.length = 0
   for (let i = 0; i < 3; i++) {
@@ -72,6 +88,22 @@ async function post(body: unknown, raw?: string) {
     headers: { 'content-type': 'application/json' },
     body: raw ?? JSON.stringify(body),
   })
+  const {
+    request: _,
+    gateway: __,
+    signature: ___,
+    ...json
+  } = (await response.json()) as Record<string, unknown>
+  return { status: response.status, json: json as Record<string, unknown> & { results?: unknown[] } }
+}
+
+/** Posts `text` as it is, and returns the answer with its signature fields. */
+async function postSigned(text: string) {
+  const response = await fetch(`${gateway.url}/v1/readings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: text,
+  })
   return {
     status: response.status,
     json: (await response.json()) as Record<string, unknown> & { results?: unknown[] },
@@ -79,6 +111,19 @@ async function post(body: unknown, raw?: string) {
 }
 
 const storedCount = () => storedReadingCount(join(dir, 'gateway.db'))
+
+/** Polls `condition` until it holds, or fails after `timeoutMs`. */
+async function waitForCondition(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
 
 describe('POST /v1/readings', () => {
   it('accepts signed readings and stores them durably before answering', async () => {
@@ -91,6 +136,79 @@ describe('POST /v1/readings', () => {
       rejected: 0,
     })
     expect(storedCount()).toBe(3)
+  })
+
+  it("signs every verdict with the operator's key, over the request's bytes and each reading", async () => {
+    const [a, b] = stations as [PrivateKeyAccount, PrivateKeyAccount]
+    const readings = [await sign(a, 1n), await sign(b, 1n), await sign(a, 1n)]
+    // any bytes the body arrives in: the signature covers exactly these
+    const text = `{ "id": "r1",\n  "readings": ${JSON.stringify([...readings.map(toReadingJson), { seq: 'x' }])} }`
+    const { status, json } = await postSigned(text)
+    expect(status).toBe(200)
+    expect(json).toMatchObject({ request: keccak256(toBytes(text)), gateway: operator.address })
+    const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+    const entry = (r: (typeof readings)[number], status: string, reason: string) => ({
+      device: r.device,
+      seq: r.seq,
+      digest: bytesToHex(digest(r)),
+      status: status as 'accepted',
+      reason,
+    })
+    const typedData = gatewayVerdictTypedData({
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      verdict: {
+        request: keccak256(toBytes(text)),
+        status: 200,
+        code: '',
+        readings: [
+          entry(readings[0] as (typeof readings)[number], 'accepted', ''),
+          entry(readings[1] as (typeof readings)[number], 'accepted', ''),
+          entry(readings[2] as (typeof readings)[number], 'accepted', 'DUPLICATE'),
+          {
+            device: '0x0000000000000000000000000000000000000000',
+            seq: 0n,
+            digest: `0x${'00'.repeat(32)}`,
+            status: 'rejected',
+            reason: 'SCHEMA_INVALID',
+          },
+        ],
+      },
+    })
+    // checked with a second EIP-712 implementation, from the documented typed-data JSON
+    const { EIP712Domain: _, ...types } = typedData.types
+    expect(verifyTypedData(typedData.domain, types, typedData.message, json.signature as string)).toBe(
+      operator.address,
+    )
+
+    // a refusal of the whole request is signed too, with its status and code
+    const refusalText = JSON.stringify({ id: 'r2', readings: [] })
+    const refusal = await postSigned(refusalText)
+    expect(refusal).toMatchObject({
+      status: 400,
+      json: { error: { code: 'BATCH_EMPTY' }, gateway: operator.address },
+    })
+    const refused = gatewayVerdictTypedData({
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      verdict: { request: keccak256(toBytes(refusalText)), status: 400, code: 'BATCH_EMPTY', readings: [] },
+    })
+    const { EIP712Domain: __, ...refusedTypes } = refused.types
+    expect(
+      verifyTypedData(refused.domain, refusedTypes, refused.message, refusal.json.signature as string),
+    ).toBe(operator.address)
+  })
+
+  it('answers 503 INGEST_FAILED, unsigned, when it cannot check and store a batch, and reports it with a code', async () => {
+    clockFailure = new Error('the clock source is gone')
+    const { status, json } = await postSigned(
+      JSON.stringify({ readings: [toReadingJson(await sign(stations[0] as PrivateKeyAccount, 1n))] }),
+    )
+    expect(status).toBe(503)
+    expect(json).toMatchObject({ error: { code: 'INGEST_FAILED' } })
+    expect(json.signature).toBeUndefined() // it drops nothing: no device needs to believe it
+    expect(errors.map((e) => e.code)).toContain('INGEST_FAILED')
+    expect(storedCount()).toBe(0)
   })
 
   it('rejects each bad reading with its reason and keeps the good ones of the same batch', async () => {
@@ -205,6 +323,22 @@ describe('POST /v1/readings', () => {
 })
 
 describe('sealing epochs', () => {
+  it('keeps sealing on its timer after a failure, which it reports once with a code', async () => {
+    clockFailure = new Error('the clock source is gone')
+    await waitForCondition('the seal failure to be reported', () => errors.length > 0)
+    expect(errors.map((e) => e.code)).toEqual(['EPOCH_SEAL_FAILED'])
+    expect(errors[0]?.message).toMatch(/the clock source is gone/)
+    // the timer goes on: once the clock works again, the closed epoch is sealed
+    now = GENESIS + 11n * 30n + BigInt(blueprint.epochs.sealDelaySeconds)
+    clockFailure = undefined
+    await waitForCondition('epoch 10 to be sealed by the timer', async () => {
+      const response = await fetch(`${gateway.url}/v1/batches/10`)
+      await response.arrayBuffer()
+      return response.status === 200
+    })
+    expect(errors).toHaveLength(1) // reported once while it lasted, not on every tick
+  })
+
   it('seals a closed epoch into a canonical, content-addressed batch and refuses late readings', async () => {
     const keccak = await loadKeccak256()
     const readings = []

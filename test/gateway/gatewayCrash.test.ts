@@ -8,15 +8,20 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { privateKeyToAddress } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { networkParametersOf } from '../../src/blueprint/loadBlueprint.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { deployContracts } from '../../src/chain/deployContracts.ts'
 import type { Deployment } from '../../src/chain/deployment.ts'
 import { writeDeployment } from '../../src/chain/deployment.ts'
+import { listGateway } from '../../src/chain/listGateway.ts'
+import { loadOrCreateKey } from '../../src/chain/loadOrCreateKey.ts'
 import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
 import { createDevice, type Device } from '../../src/device/createDevice.ts'
 import { createMqttTransport, type MqttTransport } from '../../src/device/createMqttTransport.ts'
+import { createVerdictVerifier } from '../../src/device/createVerdictVerifier.ts'
+import { type GatewayList, openGatewayList } from '../../src/device/openGatewayList.ts'
 import { createFleet, type Fleet } from '../../src/device/simulator/createFleet.ts'
 import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
 import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
@@ -33,6 +38,8 @@ let fleet: Fleet
 let broker: EmbeddedBroker
 let transport: MqttTransport
 let gatewayUrl: string
+/** The registry's gateway list, read over RPC: the devices believe only its signed verdicts. */
+let gateways: GatewayList
 
 type GatewayProcess = { child: ChildProcess; output: string[] }
 function spawnGateway(): GatewayProcess {
@@ -87,6 +94,10 @@ beforeAll(async () => {
   teardown.push(() => broker.close())
   const port = await freePort()
   gatewayUrl = `http://127.0.0.1:${port}`
+  // the gateway's operator key (mode 0600): listed on the registry, it signs the verdicts
+  const operator = privateKeyToAddress(loadOrCreateKey(join(dir, 'gateway', 'key')))
+  await listGateway({ sender: admin, deployment, gateway: operator, url: gatewayUrl })
+  gateways = openGatewayList({ rpcUrl: anvil.rpcUrl, deviceRegistry: deployment.contracts.deviceRegistry })
   config = join(dir, 'gateway.json')
   writeFileSync(
     config,
@@ -99,9 +110,15 @@ beforeAll(async () => {
       mqttUrl: broker.url,
       mqttClientId: 'depin-gateway-crash-test',
       signatureThreads: 0,
+      keyFile: 'gateway/key',
     }),
   )
-  transport = createMqttTransport({ brokerUrl: broker.url, timeoutMs: 2_000 })
+  const verifier = createVerdictVerifier({
+    chainId: deployment.chainId,
+    deviceRegistry: deployment.contracts.deviceRegistry,
+    gateways,
+  })
+  transport = createMqttTransport({ brokerUrl: broker.url, timeoutMs: 2_000, verifier })
   teardown.push(() => transport.close())
 }, 120_000)
 
@@ -121,7 +138,7 @@ describe('a gateway process killed mid-load', () => {
         deviceRegistry: deployment.contracts.deviceRegistry,
         blueprint: fleet.blueprint,
         deviceClass: fleet.deviceClass.id,
-        ...(i % 2 === 0 ? { gatewayUrl, timeoutMs: 2_000 } : { transport }),
+        ...(i % 2 === 0 ? { gatewayUrl, gateways, timeoutMs: 2_000 } : { transport }),
       }),
     )
     const acknowledged = new Map<string, 'http' | 'mqtt'>()

@@ -1,24 +1,35 @@
 /**
  * Readings over MQTT, through two real brokers: the embedded aedes that `depin up` starts, and
  * the machine's Mosquitto (MQTT_URL, default mqtt://127.0.0.1:1883; `.ci/run` starts it when it
- * is down). The gateway answers each request only once its readings are durable in SQLite, bad
- * messages get a typed error and change nothing, and requests published while the gateway is
- * down are delivered when it returns (its session is kept by the broker).
+ * is down). The gateway answers each request only once its readings are durable in SQLite,
+ * signed with its operator key over the request's bytes; bad messages get a typed error and
+ * change nothing; a store that fails is reported with a code and answered 503; and requests
+ * published while the gateway is down are delivered when it returns (its session is kept by the
+ * broker). What devices make of forged answers: test/device/signedVerdicts.test.ts.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import type { Address } from 'viem'
+import { type Address, hashTypedData, keccak256, recoverAddress, toBytes } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { createDevice } from '../../src/device/createDevice.ts'
 import { createMqttTransport, type MqttTransport } from '../../src/device/createMqttTransport.ts'
+import { createVerdictVerifier } from '../../src/device/createVerdictVerifier.ts'
+import { openGatewayList } from '../../src/device/openGatewayList.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
-import { createMqttIngest, type MqttIngest } from '../../src/gateway/createMqttIngest.ts'
+import {
+  createMqttIngest,
+  type MqttIngest,
+  type MqttIngestErrorEvent,
+} from '../../src/gateway/createMqttIngest.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
+import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
+import { gatewayVerdictTypedData } from '../../src/readings/gatewayVerdict.ts'
+import { toReadingJson } from '../../src/readings/reading.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import { offChainDeployment } from '../helpers/offChainDeployment.ts'
 import { storedReadingCount } from '../helpers/storedReadingCount.ts'
@@ -29,6 +40,13 @@ const GENESIS = 1_800_000_000n
 const deployment = offChainDeployment(GENESIS, 30n)
 const registry = new Map<string, { deviceClass: number; status: 'active' | 'retired' }>()
 const devices = { getDevice: (d: Address) => registry.get(d.toLowerCase()) }
+/** The gateway operator's key: it signs the verdicts, and the devices here believe it. */
+const operator = privateKeyToAccount(generatePrivateKey())
+const verifier = createVerdictVerifier({
+  chainId: deployment.chainId,
+  deviceRegistry: deployment.contracts.deviceRegistry,
+  gateways: openGatewayList({ addresses: [operator.address] }),
+})
 
 /** A gateway over the in-process registry, its store in `dir`, its clock stopped at `now`. */
 const createTestGateway = (dir: string, now: bigint) =>
@@ -39,6 +57,7 @@ const createTestGateway = (dir: string, now: bigint) =>
     dbPath: join(dir, 'gateway.db'),
     clock: () => now,
     signatureThreads: 0,
+    operator,
   })
 
 let embedded: EmbeddedBroker
@@ -81,7 +100,12 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
     clientId = `depin-gateway-test-${randomBytes(6).toString('hex')}`
     registry.set(station.address.toLowerCase(), { deviceClass: 1, status: 'active' })
     await startGateway()
-    transport = createMqttTransport({ brokerUrl: brokerUrl(), topicPrefix: prefix, timeoutMs: 5_000 })
+    transport = createMqttTransport({
+      brokerUrl: brokerUrl(),
+      topicPrefix: prefix,
+      timeoutMs: 5_000,
+      verifier,
+    })
   })
   afterEach(async () => {
     await transport.close()
@@ -126,6 +150,54 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
     expect(ingest.stats()).toEqual({ answered: 1, refused: 0, unanswerable: 0 })
   })
 
+  it("signs each answer with the operator's key, over the request's bytes and each reading", async () => {
+    const reading = await sign(station, 1n)
+    const payload = JSON.stringify({ id: 'signed-1', readings: [toReadingJson(reading)] })
+    const answer = (await publishRaw(payload)) as Record<string, unknown>
+    expect(answer).toMatchObject({
+      id: 'signed-1',
+      status: 200,
+      accepted: 1,
+      request: keccak256(toBytes(payload)),
+      gateway: operator.address,
+      signature: expect.stringMatching(/^0x[0-9a-f]{130}$/),
+    })
+    // checked here with viem's own EIP-712 hashing, from the documented typed data
+    const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+    const typedData = gatewayVerdictTypedData({
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      verdict: {
+        request: keccak256(toBytes(payload)),
+        status: 200,
+        code: '',
+        readings: [
+          {
+            device: station.address,
+            seq: 1n,
+            digest: `0x${Buffer.from(digest(reading)).toString('hex')}`,
+            status: 'accepted',
+            reason: '',
+          },
+        ],
+      },
+    })
+    const { EIP712Domain: _, ...types } = typedData.types
+    const hash = hashTypedData({ ...typedData, types })
+    expect(await recoverAddress({ hash, signature: answer.signature as `0x${string}` })).toBe(
+      operator.address,
+    )
+
+    // a refusal is signed too (it drops the readings of a device), with its code
+    const refusal = JSON.stringify({ id: 'signed-2', readings: [] })
+    expect(await publishRaw(refusal)).toMatchObject({
+      status: 400,
+      error: { code: 'BATCH_EMPTY' },
+      request: keccak256(toBytes(refusal)),
+      gateway: operator.address,
+    })
+  })
+
   it('refuses what is not a batch with a typed error and changes nothing', async () => {
     expect(await publishRaw('{"id": "a", "readings": [')).toMatchObject({
       id: null,
@@ -154,6 +226,38 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
     expect(answer).toMatchObject({ id: 'd', status: 200, accepted: 0, rejected: 1 })
     expect(storedCount()).toBe(0)
     expect(ingest.stats()).toMatchObject({ refused: 5 })
+  })
+
+  it('reports a store that fails with a code, answers 503 (the device keeps its readings) and takes the next message', async () => {
+    const errors: MqttIngestErrorEvent[] = []
+    const broken = await createTestGateway(mkdtempSync(join(tmpdir(), 'depin-mqtt-broken-')), now)
+    await broken.stop() // its SQLite store is closed: every write fails
+    const brokenIngest = createMqttIngest({
+      gateway: broken,
+      brokerUrl: brokerUrl(),
+      clientId: `${clientId}-broken`,
+      topicPrefix: `${prefix}-broken`,
+      onError: (event) => errors.push(event),
+    })
+    await brokenIngest.start()
+    const brokenTransport = createMqttTransport({
+      brokerUrl: brokerUrl(),
+      topicPrefix: `${prefix}-broken`,
+      timeoutMs: 5_000,
+      verifier,
+    })
+    try {
+      for (const seq of [1n, 2n]) {
+        const answer = await brokenTransport.send([await sign(station, seq)])
+        expect(answer).toMatchObject({ type: 'unavailable', status: 503 })
+      }
+      expect(errors.map((e) => e.code)).toEqual(['INGEST_FAILED', 'INGEST_FAILED'])
+      expect(errors[0]?.message).toMatch(/database/i)
+      expect(brokenIngest.stats()).toMatchObject({ refused: 2 })
+    } finally {
+      await brokenTransport.close()
+      await brokenIngest.stop()
+    }
   })
 
   it('delivers what a device sent while the gateway was down, once it returns; the device keeps it queued meanwhile', async () => {
@@ -193,20 +297,26 @@ describe('a gateway whose broker goes away', () => {
     const port = Number(new URL(broker.url).port)
     const gateway = await createTestGateway(dir, now)
     const events: string[] = []
+    const errors: MqttIngestErrorEvent[] = []
     const ingest = createMqttIngest({
       gateway,
       brokerUrl: broker.url,
       clientId: 'depin-gateway-restart-test',
       onConnection: (event) => events.push(event.type),
+      onError: (event) => errors.push(event),
     })
     const station = privateKeyToAccount(generatePrivateKey())
     registry.set(station.address.toLowerCase(), { deviceClass: 1, status: 'active' })
-    const transport = createMqttTransport({ brokerUrl: broker.url, timeoutMs: 5_000 })
+    const transport = createMqttTransport({ brokerUrl: broker.url, timeoutMs: 5_000, verifier })
     try {
       await gateway.start()
       await ingest.start()
       await broker.close()
       await waitFor('the gateway to notice', () => (events.includes('lost') ? true : undefined), 10_000)
+      // its failed reconnects are reported, once, with a code (not swallowed)
+      await waitFor('the connection error to be reported', () => errors[0], 10_000)
+      expect(errors.map((e) => e.code)).toEqual(['MQTT_CONNECTION_ERROR'])
+      expect(errors[0]?.message).toMatch(/ECONNREFUSED/)
       broker = await startEmbeddedBroker({ port })
       await waitFor(
         'the gateway to reconnect',

@@ -2,6 +2,8 @@ import type { Address } from 'viem'
 import { depinDomain, readingTypes } from '../../chain/typedData.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { createDevice, type Device } from '../createDevice.ts'
+import { createVerdictVerifier, type DeviceTransportEvent } from '../createVerdictVerifier.ts'
+import { type GatewayList, openGatewayList } from '../openGatewayList.ts'
 import { MAX_READINGS_PER_REQUEST, type ReadingTransport, transportOf } from '../postReadings.ts'
 import type { Fleet, Station } from './createFleet.ts'
 
@@ -9,7 +11,18 @@ export type RunFleetParameters = {
   fleet: Fleet
   /** Base URL of the gateway, to send over HTTP. */
   gatewayUrl?: string
-  /** How the fleet's readings reach the gateway instead of HTTP to `gatewayUrl` (e.g. MQTT). */
+  /**
+   * Over HTTP: the gateways whose signed verdicts count, e.g. `openGatewayList({ addresses:
+   * [gatewayId] })` for the network the fleet runs in. Default: none, so no answer counts and
+   * every tick is reported `failed` (the readings still reach the gateway).
+   */
+  gateways?: GatewayList
+  /** Over HTTP: told of each answer ignored (no listed gateway's verdict on the request). */
+  onEvent?: (event: DeviceTransportEvent) => void
+  /**
+   * How the fleet's readings reach the gateway instead of HTTP to `gatewayUrl` (e.g. MQTT, with
+   * its own verdict check).
+   */
   transport?: ReadingTransport
   chainId: number
   deviceRegistry: Address
@@ -35,7 +48,10 @@ export type FleetBatch = {
   accepted: number
   /** The gateway's refusals, reading by reading. */
   rejections: Array<{ reading: SignedReading; reason: string; message: string }>
-  /** Readings the gateway never answered for (unreachable, 5xx, request refused): dropped, never resent. */
+  /**
+   * Readings no listed gateway answered for with a signed verdict (unreachable, 5xx, forged or
+   * unsigned answers): dropped, never resent.
+   */
   failed: number
   /** Why requests (or the tick itself) failed. */
   errors: string[]
@@ -52,7 +68,9 @@ export type RunFleetReturnType = {
  * first tick starts at once. Send-time faults: `clockSkew` stamps its readings ahead, `forged`
  * has another key sign them, `replay` also re-sends, after its new one, its previous reading the gateway accepted.
  * Unlike a `createDevice` agent the fleet keeps no offline queue: a tick the gateway does not
- * answer is reported and dropped.
+ * answer is reported and dropped. Verdicts count only when a listed gateway signed them (the
+ * transport's check; over HTTP, `gateways`), so `accepted`, `rejections` and the replay fault's
+ * memory of accepted readings are what a gateway stands behind.
  * @example
  * const run = runFleet({ fleet, gatewayUrl, chainId, deviceRegistry, intervalSeconds: 5, onBatch: (b) => console.log(b.accepted) })
  * // …
@@ -61,7 +79,17 @@ export type RunFleetReturnType = {
 export function runFleet(parameters: RunFleetParameters): RunFleetReturnType {
   const { fleet, gatewayUrl, chainId, deviceRegistry, intervalSeconds, onBatch, stateDir, timeoutMs } =
     parameters
-  const transport = transportOf({ transport: parameters.transport, gatewayUrl, timeoutMs })
+  const transport = transportOf({
+    transport: parameters.transport,
+    gatewayUrl,
+    timeoutMs,
+    verifier: createVerdictVerifier({
+      chainId,
+      deviceRegistry,
+      gateways: parameters.gateways ?? openGatewayList({ addresses: [] }),
+    }),
+    onEvent: parameters.onEvent,
+  })
   if (!(intervalSeconds > 0)) throw new RangeError(`intervalSeconds must be > 0, got ${intervalSeconds}`)
   const clock = parameters.clock ?? (() => BigInt(Math.floor(Date.now() / 1000)))
   const devices: Device[] = fleet.stations.map((station) =>
