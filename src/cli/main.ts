@@ -7,6 +7,7 @@
  *   status   epochs, devices and validators' liveness
  *   gateway list|set|remove   the registry's gateway list
  *   validator run   one validator as its own process
+ *   validator protection export|import   move a validator's slashing-protection record
  */
 import { Command, Option } from 'commander'
 import { DepinError } from '../errors.ts'
@@ -18,6 +19,7 @@ import { runGatewayProcess } from './gatewayRun.ts'
 import { runAggregate, runReadings } from './query.ts'
 import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
+import { runProtectionExport, runProtectionImport } from './validatorProtection.ts'
 import { runValidator } from './validatorRun.ts'
 
 const program = new Command()
@@ -175,13 +177,27 @@ deviceOptions(
     .option('--state-dir <dir>', 'sequence counter and offline queue (default <data-dir>/devices)'),
 ).action(runDeviceSend)
 
-program
-  .command('validator')
-  .description('run one role of the network as a process of its own')
+const validator = program.command('validator').description('run a validator, or move its signing record')
+validator
   .command('run')
   .description('run a validator: its own key, store, indexer and report exchange (GET/POST /v1/reports)')
   .requiredOption('--config <file>', 'validator config JSON (see src/cli/validatorRun.ts)')
-  .action(runValidator)
+  .action((options: { config: string }) => runValidator(options))
+const protection = validator
+  .command('protection')
+  .description("the validator's slashing protection: what it signed per epoch, to move it to another machine")
+protection
+  .command('export')
+  .description('write the digests it signed, per epoch, as an interchange file')
+  .requiredOption('--config <file>', 'validator config JSON')
+  .option('--out <file>', 'the file to write (default: stdout)')
+  .action(runProtectionExport)
+protection
+  .command('import')
+  .description('take the records of an exported file (before the first start on the new machine)')
+  .requiredOption('--config <file>', 'validator config JSON')
+  .requiredOption('--file <file>', 'the interchange file')
+  .action(runProtectionImport)
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof DepinError) {

@@ -413,6 +413,8 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     await app.register(rateLimit, {
       global: true,
       max: (request) => (request.method === 'POST' ? limits.posts : limits.gets),
+      // posts and gets counted apart: a flood of posts does not stop peers pulling what is held
+      keyGenerator: (request) => `${request.ip} ${request.method === 'POST' ? 'POST' : 'GET'}`,
       timeWindow: 1000,
       // thrown by the plugin, turned into { error: { code, message, details } } by the JSON server
       errorResponseBuilder: (_request, context) =>

@@ -580,7 +580,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
 
   /** When this validator, leading, first held a quorum for an epoch (unix seconds). */
   const quorumSeen = new Map<bigint, bigint>()
-  const leaderGrace = leaderTimeout / 2n > 0n ? leaderTimeout / 2n : 1n
+  const leaderGrace = (leaderTimeout * 2n) / 3n > 0n ? (leaderTimeout * 2n) / 3n : 1n
   async function submitIfLeading(): Promise<void> {
     const last = store.lastJudgedEpoch()
     if (last === undefined || submitted.has(last)) return
@@ -616,7 +616,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     }
     if (BigInt(agreeing.length) < quorum) return
     // Every honest validator earns for an epoch it signed: with a quorum in hand, the leader still
-    // waits (half its turn at most) for the active validators that have not reported yet; one that
+    // waits (two thirds of its turn at most) for the active validators that have not reported; one that
     // reported another digest is not waited for.
     if (reported.size < active.length) {
       const since = quorumSeen.get(epoch) ?? clock()
