@@ -14,6 +14,54 @@ import type { SignedReading } from '../readings/reading.ts'
 
 export const BATCH_FORMAT = 'depin-batch/1'
 
+const UINT64_MAX = (1n << 64n) - 1n
+const INT64_MIN = -(1n << 63n)
+const INT64_MAX = (1n << 63n) - 1n
+const UINT64_DECIMAL = /^(0|[1-9]\d{0,19})$/
+const INT64_DECIMAL = /^(0|-?[1-9]\d{0,18})$/
+const DEVICE = /^0x[0-9a-f]{40}$/
+const SIGNATURE = /^0x[0-9a-f]{130}$/
+
+/** One line's JSON; BATCH_INVALID when it is not JSON. */
+function parseLine(line: string, index: number): unknown {
+  try {
+    return JSON.parse(line)
+  } catch {
+    throw new DepinError('BATCH_INVALID', `batch line ${index} is not JSON`)
+  }
+}
+
+/** A reading line's fields, each checked (shape, lower-case hex, integer ranges); BATCH_INVALID otherwise. */
+function readingOfLine(value: unknown, index: number): SignedReading {
+  const invalid = (why: string) => new DepinError('BATCH_INVALID', `batch reading ${index}: ${why}`)
+  if (!Array.isArray(value) || value.length !== 5) throw invalid('not [device, seq, time, values, signature]')
+  const [device, seq, time, values, signature] = value as unknown[]
+  if (typeof device !== 'string' || !DEVICE.test(device)) throw invalid('device is not a lower-case address')
+  for (const [name, field] of [
+    ['seq', seq],
+    ['time', time],
+  ] as const)
+    if (typeof field !== 'string' || !UINT64_DECIMAL.test(field) || BigInt(field) > UINT64_MAX)
+      throw invalid(`${name} is not a uint64 decimal string`)
+  if (!Array.isArray(values) || values.length > 32) throw invalid('values is not a list of at most 32')
+  const numbers = values.map((v) => {
+    if (typeof v !== 'string' || !INT64_DECIMAL.test(v))
+      throw invalid('a value is not an int64 decimal string')
+    const n = BigInt(v)
+    if (n < INT64_MIN || n > INT64_MAX) throw invalid('a value is out of int64 range')
+    return n
+  })
+  if (typeof signature !== 'string' || !SIGNATURE.test(signature))
+    throw invalid('signature is not 65 bytes of lower-case hex')
+  return {
+    device: device as Address,
+    seq: BigInt(seq as string),
+    time: BigInt(time as string),
+    values: numbers,
+    signature: signature as Hex,
+  }
+}
+
 export type SealedBatch = { epoch: bigint; hash: Hex; count: number; bytes: Uint8Array }
 
 /** Orders readings canonically: device (lower-case), then seq. */
@@ -58,30 +106,43 @@ export function decodeBatch(
       `batch content hashes to ${hash}, not the announced ${expectedHash}`,
     )
   }
-  const text = new TextDecoder().decode(bytes)
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   const lines = text.split('\n')
   if (lines.pop() !== '') throw new DepinError('BATCH_INVALID', 'batch does not end in a newline')
-  const header = JSON.parse(lines[0] ?? 'null') as { format?: string; epoch?: string; count?: number } | null
+  const header = parseLine(lines[0] ?? 'null', 0) as {
+    format?: unknown
+    epoch?: unknown
+    count?: unknown
+  } | null
   if (
     header?.format !== BATCH_FORMAT ||
     typeof header.epoch !== 'string' ||
-    header.count !== lines.length - 1
+    !UINT64_DECIMAL.test(header.epoch) ||
+    BigInt(header.epoch) > UINT64_MAX ||
+    header.count !== lines.length - 1 ||
+    lines[0] !== JSON.stringify({ format: BATCH_FORMAT, epoch: header.epoch, count: header.count })
   ) {
     throw new DepinError(
       'BATCH_INVALID',
-      'batch header is missing, of another format, or miscounts its readings',
+      'batch header is missing, of another format, not canonical, or miscounts its readings',
     )
   }
   const readings: SignedReading[] = []
   for (let i = 1; i < lines.length; i++) {
-    const [device, seq, time, values, signature] = JSON.parse(lines[i] as string) as [
-      Address,
-      string,
-      string,
-      string[],
-      Hex,
-    ]
-    const reading = { device, seq: BigInt(seq), time: BigInt(time), values: values.map(BigInt), signature }
+    const line = lines[i] as string
+    const reading = readingOfLine(parseLine(line, i), i)
+    // canonical bytes: one encoding per batch, so its content address is the batch's only name
+    if (
+      line !==
+      JSON.stringify([
+        reading.device,
+        reading.seq.toString(),
+        reading.time.toString(),
+        reading.values.map(String),
+        reading.signature,
+      ])
+    )
+      throw new DepinError('BATCH_INVALID', `batch reading ${i} is not in canonical form`)
     const previous = readings[readings.length - 1]
     if (previous && compareReadings(previous, reading) >= 0) {
       throw new DepinError('BATCH_INVALID', `batch reading ${i} is out of canonical order`)

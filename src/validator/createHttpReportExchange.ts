@@ -37,6 +37,7 @@ import {
   toBatchSetJson,
   verifyBatchSet,
 } from './batchSets.ts'
+import { readCapped, readCappedBytes } from './readCapped.ts'
 import type {
   BatchSource,
   CumulativeSource,
@@ -654,29 +655,4 @@ const compareBatchSets = (x: BatchSetAnnouncement, y: BatchSetAnnouncement) => {
   const a = `${x.signer.toLowerCase()}${x.signature}`
   const b = `${y.signer.toLowerCase()}${y.signature}`
   return a < b ? -1 : a > b ? 1 : 0
-}
-
-/** Reads a response body as text, refusing one larger than `limit` bytes. */
-async function readCapped(response: Response, limit: number): Promise<string> {
-  return Buffer.from(await readCappedBytes(response, limit)).toString('utf8')
-}
-
-/** Reads a response body, refusing one larger than `limit` bytes. */
-async function readCappedBytes(response: Response, limit: number): Promise<Uint8Array> {
-  if (!response.body) return new Uint8Array()
-  const reader = response.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel()
-      throw new DepinError('PEER_INVALID', `answer larger than ${limit} bytes`)
-    }
-    chunks.push(value)
-  }
-  const all = Buffer.concat(chunks)
-  return new Uint8Array(all.buffer, all.byteOffset, all.byteLength)
 }

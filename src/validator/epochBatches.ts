@@ -8,6 +8,10 @@ import type { Keccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import { compareReadings, decodeBatch } from '../gateway/batchFormat.ts'
 import type { SignedReading } from '../readings/reading.ts'
+import { readCappedBytes } from './readCapped.ts'
+
+/** Largest sealed batch a validator reads from a gateway or peer (1,000,000 readings fit). */
+const MAX_BATCH_BYTES = 256 * 1024 * 1024
 
 /** A batch checked against its content address. */
 export type CheckedBatch = { epoch: bigint; hash: Hex; readings: SignedReading[]; bytes: Uint8Array }
@@ -22,6 +26,8 @@ export type GatewayBatchResult =
 export type FetchBatchOptions = {
   /** Milliseconds for the whole request (default 10,000). */
   timeoutMs?: number
+  /** Largest batch read, in bytes (default 256 MiB): a larger answer is refused while it streams in. */
+  maxBytes?: number
   /** Sent with the request, e.g. who is asking. */
   headers?: Record<string, string>
 }
@@ -56,11 +62,13 @@ export async function fetchGatewayBatch(
   }
   const hash = response.headers.get('x-batch-hash') as Hex | null
   try {
-    const bytes = new Uint8Array(await response.arrayBuffer())
+    const bytes = await readCappedBytes(response, options.maxBytes ?? MAX_BATCH_BYTES)
     if (!hash) throw new DepinError('BATCH_INVALID', `${url} sent epoch ${epoch}'s batch without its hash`)
     return { type: 'sealed', batch: checkBatch(keccak, bytes, hash, epoch) }
   } catch (error) {
-    if (error instanceof DepinError) return { type: 'invalid', reason: `${url}: ${error.message}` }
+    // malformed or oversized: the gateway misbehaves; anything else (a reset stream): ask again
+    if (error instanceof DepinError && (error.code === 'BATCH_INVALID' || error.code === 'PEER_INVALID'))
+      return { type: 'invalid', reason: `${url}: ${error.message}` }
     return { type: 'unavailable', reason: error instanceof Error ? error.message : String(error) }
   }
 }
@@ -83,7 +91,12 @@ export async function fetchBatchByHash(
         await response.body?.cancel()
         continue
       }
-      return checkBatch(keccak, new Uint8Array(await response.arrayBuffer()), hash, epoch)
+      return checkBatch(
+        keccak,
+        await readCappedBytes(response, options.maxBytes ?? MAX_BATCH_BYTES),
+        hash,
+        epoch,
+      )
     } catch {
       // down, slow or lying: the next source will do
     }
