@@ -7,6 +7,7 @@ import { formatUnits, getAddress, isAddress } from 'viem'
 import type { z } from 'zod'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
+import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
@@ -159,13 +160,31 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const recent = indexer.epochs(LIVENESS_WINDOW)
     const lastSettled = recent[0]?.epoch
     const endpoints = new Map(indexer.validatorEndpoints().map((e) => [e.validator.toLowerCase(), e.url]))
+    // what the validators saw signed for those epochs, to tell apart a validator whose signature
+    // the leader left out from one that signed another report, and from one that said nothing
+    const seen = rewards.seenReports(recent.at(-1)?.epoch ?? 0n)
+    const settledDigest = (e: (typeof recent)[number]) =>
+      hashEpochReport(deployment.chainId, deployment.contracts.epochManager, {
+        epoch: e.epoch,
+        readingsRoot: e.readingsRoot,
+        rewardsRoot: e.rewardsRoot,
+        total: e.total,
+        accepted: e.accepted,
+      })
     return toJson({
       window: recent.length,
       lastSettledEpoch: lastSettled ?? null,
       validators: indexer.validators().map((v) => {
-        const signed = recent.filter((e) =>
-          e.signers.some((s) => s.toLowerCase() === v.validator.toLowerCase()),
-        )
+        const address = v.validator.toLowerCase()
+        const signed = recent.filter((e) => e.signers.some((s) => s.toLowerCase() === address))
+        const missed = { notIncluded: 0, signedOther: 0, silent: 0 }
+        for (const e of recent) {
+          if (e.signers.some((s) => s.toLowerCase() === address)) continue
+          const digests = seen.get(e.epoch)?.get(address)
+          if (digests?.has(settledDigest(e))) missed.notIncluded++
+          else if (digests && digests.size > 0) missed.signedOther++
+          else missed.silent++
+        }
         const lastSigned = indexer
           .epochs()
           .find((e) => e.signers.some((s) => s.toLowerCase() === v.validator.toLowerCase()))?.epoch
@@ -175,6 +194,12 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
           endpoint: endpoints.get(v.validator.toLowerCase()) ?? null,
           lastSignedEpoch: lastSigned ?? null,
           signedRecent: signed.length,
+          /**
+           * Of the last settled reports it is not among the signers of: how many it had signed
+           * (the leader left its signature out), how many it signed differently, how many it was
+           * not seen to sign at all (as far as the validator serving this API saw).
+           */
+          missedRecent: missed,
           /** Share of the last settled reports it signed, in basis points. */
           agreementBps: recent.length === 0 ? 0 : Math.floor((signed.length * 10_000) / recent.length),
           live:

@@ -12,6 +12,7 @@ type ValidatorsAnswer = {
     endpoint: string | null
     signedRecent: number
     agreementBps: number
+    missedRecent: { notIncluded: number; signedOther: number; silent: number }
     live: boolean
   }[]
 }
@@ -40,8 +41,14 @@ export async function runStatus(options: { api: string }): Promise<void> {
   for (const g of status.gateways) console.log(`  ${g.gateway}  ${g.url}`)
   console.log(`validators (agreement = share of the last ${window} settled reports signed):`)
   for (const v of validators) {
+    const { notIncluded, signedOther, silent } = v.missedRecent
+    const missed = [
+      notIncluded ? `${notIncluded} signed but left out` : '',
+      signedOther ? `${signedOther} signed another report` : '',
+      silent ? `${silent} not seen` : '',
+    ].filter(Boolean)
     console.log(
-      `  ${v.validator}  ${v.status.padEnd(9)} stake ${formatUnits(BigInt(v.bond), 18).padStart(8)}  last signed ${v.lastSignedEpoch ?? '-'}  agreement ${(v.agreementBps / 100).toFixed(0)} %  ${v.live ? 'live' : 'NOT LIVE'}  ${v.endpoint ?? ''}`.trimEnd(),
+      `  ${v.validator}  ${v.status.padEnd(9)} stake ${formatUnits(BigInt(v.bond), 18).padStart(8)}  last signed ${v.lastSignedEpoch ?? '-'}  agreement ${(v.agreementBps / 100).toFixed(0)} %${missed.length ? ` (missed: ${missed.join(', ')})` : ''}  ${v.live ? 'live' : 'NOT LIVE'}  ${v.endpoint ?? ''}`.trimEnd(),
     )
   }
 }

@@ -586,6 +586,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (last === undefined || submitted.has(last)) return
     const epoch = last
     if (indexer.store.getEpoch(epoch)) {
+      // settled: keep who signed what, so a validator left out can be told from one that disagreed
+      store.saveSeenReports(epoch, await exchange.collect(epoch))
       submitted.add(epoch)
       return
     }

@@ -81,6 +81,14 @@ export function createValidatorStore(path: string) {
       PRIMARY KEY (epoch, device, seq)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS accepted_by_device_time ON accepted_readings (device, time);
+    -- the reports this validator saw for each settled epoch, by signer: who signed what (a
+    -- validator left out of the settled report may have signed it, or another one)
+    CREATE TABLE IF NOT EXISTS seen_reports (
+      epoch INTEGER NOT NULL,
+      signer TEXT NOT NULL,
+      digest TEXT NOT NULL,
+      PRIMARY KEY (epoch, signer, digest)
+    ) WITHOUT ROWID;
     -- epochs this validator judged but did not sign (its slashing protection refused), with why
     CREATE TABLE IF NOT EXISTS abstentions (
       epoch INTEGER PRIMARY KEY,
@@ -229,6 +237,26 @@ export function createValidatorStore(path: string) {
     /** Drops the batches of epochs before `epoch`. */
     pruneBatches(epoch: bigint): void {
       deleteBatchesBefore.run(epoch)
+    },
+    /** Records the reports seen for a settled epoch: (lower-case signer, digest) pairs. */
+    saveSeenReports(epoch: bigint, seen: readonly { signer: string; digest: Hex }[]): void {
+      const insert = db.prepare('INSERT OR IGNORE INTO seen_reports (epoch, signer, digest) VALUES (?, ?, ?)')
+      db.transaction(() => {
+        for (const r of seen) insert.run(epoch, r.signer.toLowerCase(), r.digest.toLowerCase())
+      })()
+    },
+    /** The reports seen for epochs from `from` on: epoch → lower-case signer → digests. */
+    seenReports(from: bigint): Map<bigint, Map<string, Set<Hex>>> {
+      const rows = db
+        .prepare('SELECT epoch, signer, digest FROM seen_reports WHERE epoch >= ?')
+        .all(from) as { epoch: number; signer: string; digest: Hex }[]
+      const seen = new Map<bigint, Map<string, Set<Hex>>>()
+      for (const row of rows) {
+        const bySigner = seen.get(BigInt(row.epoch)) ?? new Map<string, Set<Hex>>()
+        bySigner.set(row.signer, (bySigner.get(row.signer) ?? new Set()).add(row.digest))
+        seen.set(BigInt(row.epoch), bySigner)
+      }
+      return seen
     },
     /** Records that this validator judged `epoch` but signs nothing for it (it moves on). */
     abstain(epoch: bigint, reason: string): void {

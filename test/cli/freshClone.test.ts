@@ -45,8 +45,8 @@ type ReadmeCommand = {
 
 /**
  * The `npx depin …` lines of the README's Commands block (continuation lines included, comments
- * dropped); `gateway list|set|remove` stands for three verbs, each checked against the union of
- * the flags written.
+ * dropped); the last word of a verb may list alternatives: `gateway list|set|remove` stands for
+ * three verbs, each checked against the union of the flags written.
  */
 function readmeCommands(text: string): ReadmeCommand[] {
   const section = text.split(/^## Commands$/m)[1]?.split(/^## /m)[0] ?? ''
@@ -68,9 +68,11 @@ function readmeCommands(text: string): ReadmeCommand[] {
         words.findIndex((word) => word.startsWith('-') || word.startsWith('[') || word.startsWith('(')),
       )
       const flags = [...new Set(entry.match(/--[a-z][a-z0-9-]*/g) ?? [])].sort()
-      const [first, alternatives] = verbWords
-      if (first === undefined) return []
-      return (alternatives ?? '').split('|').map((sub) => ({ verb: `${first} ${sub}`.trim(), flags }))
+      // the last word of the verb may name alternatives: `gateway list|set|remove`
+      const last = verbWords.at(-1)
+      if (last === undefined) return []
+      const prefix = verbWords.slice(0, -1)
+      return last.split('|').map((sub) => ({ verb: [...prefix, sub].join(' '), flags }))
     })
 }
 

@@ -120,9 +120,18 @@ describe('an environmental sensor network, end to end', () => {
         lastSignedEpoch: string | null
         live: boolean
         endpoint: string | null
+        signedRecent: number
+        missedRecent: { notIncluded: number; signedOther: number; silent: number }
       }[]
+      window: number
     }
     expect(answer.validators).toHaveLength(3)
+    // every settled report of the window is either signed by a validator or accounted for as missed
+    for (const v of answer.validators) {
+      const { notIncluded, signedOther, silent } = v.missedRecent
+      expect(v.signedRecent + notIncluded + signedOther + silent).toBe(answer.window)
+      expect(signedOther).toBe(0) // all three are honest
+    }
     // validators in this process share a board: they advertise no endpoint
     for (const v of answer.validators) expect(v.endpoint).toBeNull()
     for (const v of answer.validators) {

@@ -43,7 +43,7 @@ export type EpochRewards = {
  * devicePool × weight / Σweight (floored; nothing when Σweight = 0), credited to its owner; the
  * validator pool is split equally (floored) among the distinct previous signers (unpaid when there
  * are none). The rounding dust is simply never minted. The claim tree commits to cumulative amounts,
- * so one claim against the latest root pays everything owed.
+ * so one claim against any root still in the RewardDistributor's ring pays everything owed.
  */
 export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewards {
   const { blueprint, scores } = input
