@@ -103,9 +103,10 @@ export function openGatewayList(parameters: OpenGatewayListParameters): GatewayL
     async standing(gateway) {
       const address = gateway.toLowerCase()
       if (reading) await reading
-      if ((!listed || Date.now() - readAt >= maxAgeMs) && mayRead()) await refresh()
+      const stale = !listed || Date.now() - readAt >= maxAgeMs
+      if (stale && mayRead()) await refresh()
       if (listed?.has(address)) return 'listed'
-      if (mayRead()) await refresh() // a gateway listed since the last read?
+      if (!stale && mayRead()) await refresh() // a gateway listed since the last read?
       if (!listed) return 'unavailable'
       return listed.has(address) ? 'listed' : 'unlisted'
     },
