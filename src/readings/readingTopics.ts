@@ -11,7 +11,9 @@
  *   are durable; a message the broker redelivers after a gateway crash is answered again
  *   (a reading already stored is a duplicate: acknowledged, stored once).
  *
- * Readings carry their own signatures, so the broker is trusted with delivery only.
+ * Readings carry their own signatures, and so do the answers (the gateway's `GatewayVerdict`,
+ * see `gatewayVerdict.ts`): anyone may publish on a verdicts topic, but a device believes only
+ * an answer a listed gateway signed for its request, so the broker is trusted with delivery only.
  */
 export const DEFAULT_TOPIC_PREFIX = 'depin/v1'
 
