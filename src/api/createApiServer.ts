@@ -42,6 +42,8 @@ export type CreateApiServerOptions = {
   port?: number
   /** The chain's JSON-RPC URL as browsers reach it: the dashboard checks proofs against it itself. */
   rpcUrl?: string
+  /** Failures nobody awaits (a live stream's tick); the stream is closed with an `error` event. */
+  onError?: (failure: { code: string; error: unknown }) => void
 }
 
 export type ApiServer = {
@@ -444,8 +446,18 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         next = epoch.epoch + 1n
       }
     }
-    tick()
-    const polling = setInterval(tick, 1_000)
+    // a tick that fails (a store error) tells the client, closes its stream and is reported: the
+    // client reconnects with Last-Event-ID and resumes where it was
+    const guardedTick = () => {
+      try {
+        tick()
+      } catch (error) {
+        options.onError?.({ code: 'STREAM_TICK_FAILED', error })
+        send('error', { code: 'STREAM_TICK_FAILED', message: 'the stream stopped; reconnect to resume' })
+        close()
+      }
+    }
+    const polling = setInterval(guardedTick, 1_000)
     const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000)
     const close = () => {
       clearInterval(polling)
@@ -455,6 +467,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     }
     streams.add(close)
     request.raw.on('close', close)
+    guardedTick()
   })
 
   let url = ''

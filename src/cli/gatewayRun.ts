@@ -4,10 +4,10 @@ import { z } from 'zod'
 import { listGateway } from '../chain/listGateway.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.ts'
+import { createContext, installProcessHandlers, untilAborted } from '../protocol/context.ts'
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import type { DigestSigner } from '../readings/signGatewayVerdict.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
-import { logLine } from './logLine.ts'
 import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one gateway process; relative paths are relative to the file. */
@@ -59,7 +59,11 @@ export function readGatewayConfig(path: string): GatewayConfig {
  */
 export async function runGatewayProcess(options: { config: string }): Promise<void> {
   const config = readGatewayConfig(options.config)
-  const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
+  // one context for the process: its logger, its shutdown signal, loud on what would kill it
+  const context = createContext({ role: 'gateway' })
+  const uninstall = installProcessHandlers(context)
+  const logLine = context.log
+  const { blueprint, deployment, clients, indexer } = await openRoleContext(config, context)
   const account = clients.account
   // the key from keyFile is a local account: it signs the digests of the gateway's verdicts
   const operator = account && 'sign' in account && account.sign ? (account as DigestSigner) : undefined
@@ -72,7 +76,7 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
     port: config.port,
     onSealed: (batch) =>
       logLine('epoch_sealed', { epoch: batch.epoch, hash: batch.hash, readings: batch.count }),
-    onError: ({ code, message }) => logLine('error', { code, message }),
+    onError: ({ code, message }) => context.logger.error({ event: 'error', code, message }),
     ...(operator ? { operator } : {}),
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
   })
@@ -88,7 +92,7 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
       clientId: config.mqttClientId ?? `depin-gateway-${id ? id.toLowerCase() : `port-${config.port}`}`,
       onConnection: (event) =>
         logLine(event.type === 'lost' ? 'mqtt_lost' : 'mqtt_restored', { broker: config.mqttUrl }),
-      onError: ({ code, message }) => logLine('error', { code, message }),
+      onError: ({ code, message }) => context.logger.error({ event: 'error', code, message }),
     })
     await mqttIngest.start()
   }
@@ -116,13 +120,11 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
         : {}),
   })
 
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', resolveStop)
-    process.once('SIGTERM', resolveStop)
-  })
+  await untilAborted(context.shutdown)
   logLine('gateway_stopping', {})
   await mqttIngest?.stop()
   await gateway.stop()
   await indexer.stop()
   logLine('gateway_stopped', { ...gateway.stats() })
+  uninstall()
 }

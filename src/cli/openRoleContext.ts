@@ -4,21 +4,26 @@ import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
 import { readOperatorKey } from '../chain/connectChain.ts'
 import { createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
-import { ConfigError } from '../errors.ts'
+import { ConfigError, DepinError } from '../errors.ts'
 import { createIndexer } from '../indexer/createIndexer.ts'
+import type { Context } from '../protocol/context.ts'
 
 /**
  * What a depin role running as a process of its own (a validator, a gateway) starts from: its
  * blueprint and deployment files, chain clients (signing with its key file when it has one),
- * its data dir, and a running indexer of the chain in `<dataDir>/indexer.db`.
+ * its data dir, and a running indexer of the chain in `<dataDir>/indexer.db`, whose failures
+ * go to the process's `context`.
  */
-export async function openRoleContext(config: {
-  blueprint: string
-  deployment: string
-  rpcUrl: string
-  dataDir: string
-  keyFile?: string | undefined
-}) {
+export async function openRoleContext(
+  config: {
+    blueprint: string
+    deployment: string
+    rpcUrl: string
+    dataDir: string
+    keyFile?: string | undefined
+  },
+  context: Context,
+) {
   const blueprint = loadBlueprint(config.blueprint)
   const deployment = readDeployment(config.deployment)
   const privateKey = config.keyFile === undefined ? undefined : readOperatorKey(config.keyFile)
@@ -31,11 +36,20 @@ export async function openRoleContext(config: {
     ...(privateKey ? { privateKey } : {}),
   })
   mkdirSync(config.dataDir, { recursive: true })
+  let lastIndexerError = 0
   const indexer = createIndexer({
     publicClient: clients.publicClient,
     deployment,
     dbPath: join(config.dataDir, 'indexer.db'),
     pollIntervalMs: 500,
+    // an RPC hiccup is retried (said once per 30 s); anything else (a reorg) halts the indexer,
+    // and a role whose view of the chain stopped cannot work: it stops, loudly
+    onError: (error) => {
+      if (error instanceof DepinError && !error.retryable) context.fail('INDEXER_HALTED', error)
+      if (Date.now() - lastIndexerError < 30_000) return
+      lastIndexerError = Date.now()
+      context.report('INDEXER_RETRYING', error)
+    },
   })
   await indexer.start()
   return { blueprint, deployment, clients, indexer }

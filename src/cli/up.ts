@@ -63,6 +63,19 @@ export async function runUp(options: UpOptions): Promise<void> {
   const log = (line: string) =>
     console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`)
   log(`starting network "${blueprint.name}" in ${options.dataDir}`)
+  // nothing may end or cripple the network silently: said with its code, then everything stops
+  let failed: (() => void) | undefined
+  const failedOnce = new Promise<void>((resolve) => {
+    failed = resolve
+  })
+  let exitCode = 0
+  const stopLoudly = (code: string, error: unknown) => {
+    log(`error ${code}: ${error instanceof Error ? error.message : String(error)}; stopping`)
+    exitCode = 1
+    failed?.()
+  }
+  process.on('unhandledRejection', (reason) => stopLoudly('UNHANDLED_REJECTION', reason))
+  process.on('uncaughtException', (error) => stopLoudly('UNCAUGHT_EXCEPTION', error))
   const network = await startEmbeddedNetwork({
     dataDir: options.dataDir,
     blueprint,
@@ -79,6 +92,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     validatorProcesses: options.validatorProcesses,
     blueprintPath: options.blueprint,
     log,
+    onFatal: ({ code, error }) => stopLoudly(code, error),
   })
   log('running; Ctrl-C stops (the chain saves its state, a second `depin up` resumes)')
   log(`claim an owner's rewards: npx depin claim --owner 0x70997970C51812dc3A010C7d01b50e0d17dc79C8`)
@@ -92,8 +106,10 @@ export async function runUp(options: UpOptions): Promise<void> {
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    failedOnce.then(resolve)
   })
   log('stopping…')
   await network.stop()
   log('stopped')
+  if (exitCode !== 0) process.exit(exitCode)
 }

@@ -5,12 +5,12 @@ import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
+import { createContext, installProcessHandlers, untilAborted } from '../protocol/context.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
 import { createHttpReportExchange } from '../validator/createHttpReportExchange.ts'
 import { type CreateValidatorOptions, createValidator } from '../validator/createValidator.ts'
 import { createExchangeAdmission } from '../validator/exchangeAdmission.ts'
 import type { ReportExchange } from '../validator/reportExchange.ts'
-import { logLine } from './logLine.ts'
 import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one validator process; relative paths are relative to the file. */
@@ -91,7 +91,11 @@ export async function runValidator(
   hooks: ValidatorTestHooks = {},
 ): Promise<void> {
   const config = readValidatorConfig(options.config)
-  const { blueprint, deployment, clients, indexer } = await openRoleContext(config)
+  // one context for the process: its logger, its shutdown signal, loud on what would kill it
+  const context = createContext({ role: 'validator' })
+  const uninstall = installProcessHandlers(context)
+  const logLine = context.log
+  const { blueprint, deployment, clients, indexer } = await openRoleContext(config, context)
   const own = (clients.account as Account).address.toLowerCase()
   // where peers reach this validator: given, or its listening address when that is a specific host
   const advertisedUrl = advertisedUrlOf(
@@ -145,7 +149,8 @@ export async function runValidator(
           clearInterval(advertising)
           logLine('endpoint', { url: advertisedUrl ?? null, ...again })
         })
-        .catch(() => {}) // the chain may be briefly unreachable: asked again in 10 s
+        // the chain may be briefly unreachable: said, and asked again in 10 s
+        .catch((error: unknown) => context.report('ENDPOINT_NOT_ADVERTISED', error))
     }, 10_000)
   }
   const validator = await createValidator({
@@ -196,20 +201,18 @@ export async function runValidator(
       const message = error instanceof Error ? error.message : String(error)
       if (message === lastError.message && Date.now() - lastError.at < 30_000) return
       lastError = { message, at: Date.now() }
-      logLine('error', { error: message })
+      context.report('VALIDATOR_TICK_FAILED', error)
     },
   })
   await validator.start()
   logLine('validator_started', { address: validator.address, exchange: exchange.url })
 
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', resolveStop)
-    process.once('SIGTERM', resolveStop)
-  })
+  await untilAborted(context.shutdown)
   logLine('validator_stopping', {})
   clearInterval(advertising)
   await validator.stop()
   await indexer.stop()
   await exchange.stop()
   logLine('validator_stopped', {})
+  uninstall()
 }

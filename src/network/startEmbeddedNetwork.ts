@@ -20,7 +20,7 @@ import { httpTransport, type ReadingTransport } from '../device/postReadings.ts'
 import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
 import { registerFleet } from '../device/simulator/registerFleet.ts'
 import { type FleetBatch, runFleet } from '../device/simulator/runFleet.ts'
-import { ConfigError } from '../errors.ts'
+import { ConfigError, DepinError } from '../errors.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest } from '../gateway/createMqttIngest.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
@@ -61,6 +61,8 @@ export type StartEmbeddedNetworkOptions = {
   onFleetBatch?: (batch: FleetBatch) => void
   /** Progress lines, one per step and one per settled epoch. */
   log?: (line: string) => void
+  /** Something the network cannot work on from (an indexer halted on a reorg); already logged. */
+  onFatal?: (failure: { code: string; error: unknown }) => void
 }
 
 export type EmbeddedNetwork = {
@@ -85,6 +87,11 @@ export type EmbeddedNetwork = {
 export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions): Promise<EmbeddedNetwork> {
   const { dataDir, blueprint } = options
   const log = options.log ?? (() => {})
+  /** What leaves the network unable to work: said, then handed to the caller (depin up stops). */
+  const fatal = (code: string, error: unknown) => {
+    log(`error ${code}: ${error instanceof Error ? error.message : String(error)}`)
+    options.onFatal?.({ code, error })
+  }
   const stopping: (() => Promise<void>)[] = []
   const stopAll = async () => {
     for (const stop of stopping.reverse()) await stop()
@@ -117,11 +124,20 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
 
     const startIndexer = async (dbPath: string) => {
       mkdirSync(dirname(dbPath), { recursive: true })
+      let lastError = 0
       const indexer = createIndexer({
         publicClient: chain.publicClient,
         deployment,
         dbPath,
         pollIntervalMs: 500,
+        // an RPC hiccup is retried (said once per 30 s); a halt (a reorg) stops the network loudly
+        onError: (error) => {
+          const code = error instanceof DepinError ? error.code : 'INDEXER_RETRYING'
+          if (error instanceof DepinError && !error.retryable) return fatal('INDEXER_HALTED', error)
+          if (Date.now() - lastError < 30_000) return
+          lastError = Date.now()
+          log(`indexer ${dbPath}: error ${code}: ${error instanceof Error ? error.message : String(error)}`)
+        },
       })
       await indexer.start()
       stopping.push(() => indexer.stop())
@@ -220,6 +236,8 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       indexer: gatewayIndexer.store,
       rewards: rewardsStore,
       port: options.apiPort ?? 0,
+      onError: ({ code, error }) =>
+        log(`api: error ${code}: ${error instanceof Error ? error.message : String(error)}`),
     })
     await api.start()
     stopping.push(() => api.stop())
@@ -285,6 +303,13 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
         .map(([reason, n]) => `${reason} ${n}`)
         .join(', ') || 'none'
     const progress = setInterval(() => {
+      try {
+        printSettled()
+      } catch (error) {
+        log(`error PROGRESS_FAILED: ${error instanceof Error ? error.message : String(error)}`)
+      }
+    }, 1_000)
+    function printSettled() {
       for (const epoch of gatewayIndexer.store.epochs(5).reverse()) {
         if (epoch.epoch <= printed) continue
         printed = epoch.epoch
@@ -300,7 +325,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
             ` ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol} minted; ${epoch.signers.length} of ${validatorClients.length} validators signed`,
         )
       }
-    }, 1_000)
+    }
     stopping.push(async () => clearInterval(progress))
     log(
       deployed

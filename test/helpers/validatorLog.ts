@@ -11,7 +11,8 @@ export function loggedErrors(p: ValidatorProcess): string[] {
   for (const line of p.output.join('').split('\n').slice(0, -1)) {
     if (!line.startsWith('{') || !line.includes('"event":"error"')) continue
     try {
-      errors.add((JSON.parse(line) as { error: string }).error)
+      const event = JSON.parse(line) as { code?: string; message?: string }
+      errors.add(`${event.code}: ${event.message}`)
     } catch {
       // a stderr chunk cut into a stdout line: not an event
     }
