@@ -1,0 +1,230 @@
+/**
+ * The soak's verdict, computed after every process has stopped, from the files they left and the
+ * chain's events: acknowledged readings lost, readings counted twice, epochs that failed to
+ * settle while a quorum (and the gateway) was up, SQLite integrity of every store, slashings.
+ */
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { Deployment } from '../../src/chain/deployment.ts'
+import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { createValidatorStore } from '../../src/validator/validatorStore.ts'
+import type { ReadSettlementsReturnType } from './readSettlements.ts'
+import type { UpSpan } from './roleProcess.ts'
+import { readingKey, type SoakTransport } from './runSoakFleet.ts'
+import { fewestUpBetween, intervalsWithAtLeast, upThroughout } from './upTimeline.ts'
+
+/** Seconds past the last leader turn for the settling transaction to be mined and seen. */
+const SETTLE_SLACK_SECONDS = 3
+/** Leader turns an epoch may need: a dead leader's, then one killed in its own turn, then the next. */
+const LEADER_TURNS = 3
+
+export type CheckSoakParameters = {
+  dir: string
+  deployment: Deployment
+  sealDelaySeconds: number
+  agreementTimeoutMs: number
+  leaderTimeoutMs: number
+  gatewaySpans: readonly UpSpan[]
+  validatorSpans: readonly (readonly UpSpan[])[]
+  /** Validators that must be up for an epoch to be expected to settle. */
+  quorum: number
+  /** Unix ms when every role was first up: epochs starting after it are checked. */
+  checkFrom: number
+  /** Unix ms of the orderly stop: epochs whose settling window ends before it are checked. */
+  checkTo: number
+  chain: ReadSettlementsReturnType
+  acknowledged: ReadonlyMap<string, { transport: SoakTransport; epoch: bigint }>
+  refused: ReadonlyMap<string, string>
+}
+
+/** Up to this many examples of each failure are kept, for the report. */
+const EXAMPLES = 10
+
+/** Runs every check; each figure named `…Lost`, `…Twice`, `…Failed` must be 0. */
+export function checkSoak(parameters: CheckSoakParameters) {
+  const { dir, deployment, chain } = parameters
+  const { genesisTime, epochLength } = deployment
+  const seconds = (ms: number) => Math.ceil(ms / 1000)
+  const agreementWait = seconds(parameters.agreementTimeoutMs)
+  const gatewayWait = Math.floor((agreementWait + 1) / 2)
+  const endMs = (epoch: bigint) => Number(genesisTime + (epoch + 1n) * epochLength) * 1000
+  const epochAt = (ms: number) => (BigInt(Math.floor(ms / 1000)) - genesisTime) / epochLength
+  /** From the epoch's end until its last leader turn (plus slack) is over. */
+  const settleWindow = (epoch: bigint) => ({
+    from: endMs(epoch),
+    to:
+      endMs(epoch) +
+      1000 *
+        (parameters.sealDelaySeconds +
+          agreementWait +
+          LEADER_TURNS * seconds(parameters.leaderTimeoutMs) +
+          SETTLE_SLACK_SECONDS),
+  })
+  /** From the epoch's end until validators stop waiting for gateways (plus a second). */
+  const fetchWindow = (epoch: bigint) => ({
+    from: endMs(epoch),
+    to: endMs(epoch) + 1000 * (parameters.sealDelaySeconds + gatewayWait + 1),
+  })
+
+  // 1. integrity first, before any store is opened by its own code
+  const integrity = databaseFiles(dir).map((file) => {
+    const db = new Database(file)
+    try {
+      return {
+        file: file.slice(dir.length + 1),
+        result: String(db.pragma('integrity_check', { simple: true })),
+      }
+    } finally {
+      db.close()
+    }
+  })
+
+  // 2. epochs that should have settled: their window inside a quorum-up and gateway-up interval
+  const firstEpoch = epochAt(parameters.checkFrom) + 1n
+  let lastEpoch = firstEpoch - 1n
+  while (settleWindow(lastEpoch + 1n).to <= parameters.checkTo) lastEpoch++
+  const expected: bigint[] = []
+  const unsettledExpected: bigint[] = []
+  const unsettled: bigint[] = []
+  for (let epoch = firstEpoch; epoch <= lastEpoch; epoch++) {
+    const window = settleWindow(epoch)
+    const settled = chain.settled.has(epoch)
+    if (!settled) unsettled.push(epoch)
+    const quorumUp = fewestUpBetween(parameters.validatorSpans, window.from, window.to) >= parameters.quorum
+    if (!quorumUp || !upThroughout(parameters.gatewaySpans, window.from, window.to)) continue
+    expected.push(epoch)
+    if (!settled) unsettledExpected.push(epoch)
+  }
+  const quorumTimeline = intervalsWithAtLeast(
+    parameters.validatorSpans,
+    parameters.quorum,
+    parameters.checkFrom,
+    parameters.checkTo,
+  )
+
+  // 3. the gateway's store: every acknowledged reading, once
+  const gatewayStore = createGatewayStore(join(dir, 'gateway', 'gateway.db'))
+  const stored = new Map<string, { epoch: bigint; count: number }>()
+  let storedRows = 0
+  try {
+    const newest = epochAt(Date.now()) + 1n
+    for (let epoch = 0n; epoch <= newest; epoch++) {
+      for (const r of gatewayStore.epochReadings(epoch)) {
+        const key = readingKey(r.device, r.seq)
+        const seen = stored.get(key)
+        stored.set(key, { epoch, count: (seen?.count ?? 0) + 1 })
+        storedRows++
+      }
+    }
+    // rows outside every epoch read above would hide from the count: the store's own total must match
+    if (gatewayStore.readingCount() !== storedRows)
+      throw new Error(`gateway store holds ${gatewayStore.readingCount()} rows, ${storedRows} read by epoch`)
+  } finally {
+    gatewayStore.close()
+  }
+  const storedTwice = [...stored].filter(([, s]) => s.count > 1).map(([key]) => key)
+
+  // 4. for each settled epoch, the readings the validators judged: a store whose result is the settled one
+  const validatorStores = parameters.validatorSpans.map((_, i) =>
+    createValidatorStore(join(dir, `v${i}`, 'validator.db')),
+  )
+  const judged = new Map<bigint, Set<string>>()
+  const acceptedIn = new Map<string, bigint[]>()
+  const settledUnaccounted: bigint[] = []
+  const acceptedMismatch: { epoch: bigint; chain: number; store: number }[] = []
+  try {
+    for (const [epoch, settlement] of chain.settled) {
+      const store = validatorStores.find((s) => {
+        const result = s.result(epoch)
+        return (
+          result?.report.readingsRoot === settlement.readingsRoot &&
+          result.report.rewardsRoot === settlement.rewardsRoot
+        )
+      })
+      if (!store) {
+        settledUnaccounted.push(epoch)
+        continue
+      }
+      const verdicts = store.verdicts(epoch)
+      judged.set(epoch, new Set(verdicts.map((v) => readingKey(v.device, v.seq))))
+      const accepted = verdicts.filter((v) => v.status === 'accepted')
+      if (accepted.length !== settlement.accepted)
+        acceptedMismatch.push({ epoch, chain: settlement.accepted, store: accepted.length })
+      for (const v of accepted) {
+        const key = readingKey(v.device, v.seq)
+        acceptedIn.set(key, [...(acceptedIn.get(key) ?? []), epoch])
+      }
+    }
+  } finally {
+    for (const s of validatorStores) s.close()
+  }
+  const acceptedTwice = [...acceptedIn].filter(([, epochs]) => epochs.length > 1)
+
+  // 5. every acknowledged reading: at the gateway, and judged in its epoch if that settled
+  const lostAtGateway: string[] = []
+  const lostInSettled: { key: string; epoch: bigint }[] = []
+  const leftOutGatewayDown: { key: string; epoch: bigint }[] = []
+  let inUnsettledEpochs = 0
+  for (const [key, ack] of parameters.acknowledged) {
+    const at = stored.get(key)
+    if (!at) {
+      lostAtGateway.push(key)
+      continue
+    }
+    if (!chain.settled.has(at.epoch)) {
+      inUnsettledEpochs++
+      continue
+    }
+    const judgedThere = judged.get(at.epoch)
+    if (!judgedThere) continue // settled, but no store accounts for it: counted in settledUnaccounted
+    if (judgedThere.has(key)) continue
+    const window = fetchWindow(at.epoch)
+    if (upThroughout(parameters.gatewaySpans, window.from, window.to))
+      lostInSettled.push({ key, epoch: ack.epoch })
+    else leftOutGatewayDown.push({ key, epoch: at.epoch })
+  }
+  const refusedButStored = [...parameters.refused].filter(([key]) => stored.has(key))
+
+  return {
+    integrity,
+    integrityFailed: integrity.filter((i) => i.result !== 'ok').length,
+    epochs: { first: firstEpoch, last: lastEpoch, settled: chain.settled.size, unsettled, expected },
+    unsettledWhileQuorumUpFailed: unsettledExpected.length,
+    unsettledExpected: unsettledExpected.slice(0, EXAMPLES),
+    quorumTimeline,
+    acknowledged: parameters.acknowledged.size,
+    storedReadings: storedRows,
+    acknowledgedLost: lostAtGateway.length + lostInSettled.length,
+    lostAtGateway: lostAtGateway.slice(0, EXAMPLES),
+    lostInSettled: lostInSettled.slice(0, EXAMPLES),
+    leftOutGatewayDown: leftOutGatewayDown.length,
+    leftOutEpochs: [...new Set(leftOutGatewayDown.map((l) => l.epoch))],
+    inUnsettledEpochs,
+    refusedButStored: refusedButStored.length,
+    refusedButStoredReasons: countBy(refusedButStored.map(([, reason]) => reason)),
+    storedTwice: storedTwice.length,
+    storedTwiceExamples: storedTwice.slice(0, EXAMPLES),
+    acceptedTwice: acceptedTwice.length,
+    acceptedTwiceExamples: acceptedTwice.slice(0, EXAMPLES),
+    settledUnaccounted,
+    acceptedMismatch,
+    slashed: chain.slashed,
+    inactive: chain.inactive,
+  }
+}
+export type SoakFigures = ReturnType<typeof checkSoak>
+
+/** Every SQLite file under `dir` (the WAL and shm files go with theirs). */
+function databaseFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.db'))
+    .map((e) => join(e.parentPath, e.name))
+    .sort()
+}
+
+const countBy = (values: readonly string[]) => {
+  const counts: Record<string, number> = {}
+  for (const v of values) counts[v] = (counts[v] ?? 0) + 1
+  return counts
+}
