@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Account } from 'viem'
-import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { networkParametersOf } from '../../src/blueprint/loadBlueprint.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { deployContracts } from '../../src/chain/deployContracts.ts'
@@ -16,6 +16,7 @@ import { joinAsValidator } from '../../src/chain/joinAsValidator.ts'
 import { listGateway } from '../../src/chain/listGateway.ts'
 import { loadOrCreateKey } from '../../src/chain/loadOrCreateKey.ts'
 import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
+import { openGatewayList } from '../../src/device/openGatewayList.ts'
 import { createFleet } from '../../src/device/simulator/createFleet.ts'
 import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
 import { runFleet } from '../../src/device/simulator/runFleet.ts'
@@ -88,12 +89,18 @@ async function buildProcessNetwork(
   teardown.push(() => indexer.stop())
   /** Each gateway on the registry's list; the fleet's stations are dealt out among them. */
   const gateways: Gateway[] = []
+  // each gateway's operator key: its address is its id on the list, and it signs its verdicts
+  const operators = Array.from({ length: options.gateways ?? 1 }, () =>
+    privateKeyToAccount(generatePrivateKey()),
+  )
   for (let g = 0; g < (options.gateways ?? 1); g++) {
+    const operator = operators[g] as (typeof operators)[number]
     const gateway = await createGateway({
       blueprint,
       deployment,
       devices: indexer.store,
       dbPath: join(dir, `gateway-${g}.db`),
+      operator,
     })
     await gateway.start()
     teardown.push(() => gateway.stop())
@@ -102,7 +109,7 @@ async function buildProcessNetwork(
     await listGateway({
       sender: admin,
       deployment,
-      gateway: privateKeyToAddress(generatePrivateKey()),
+      gateway: operator.address,
       url: listedUrl,
     })
   }
@@ -197,6 +204,8 @@ async function buildProcessNetwork(
       chainId: deployment.chainId,
       deviceRegistry: deployment.contracts.deviceRegistry,
       intervalSeconds: 2,
+      // the fleet believes the verdicts its gateway signs (the listed operators)
+      gateways: openGatewayList({ addresses: operators.map((o) => o.address) }),
     }),
   )
   for (const run of fleetRuns) teardown.push(() => run.stop())
