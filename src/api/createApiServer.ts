@@ -10,6 +10,7 @@ import type { Deployment } from '../chain/deployment.ts'
 import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
+import type { Context } from '../protocol/context.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
 import type { ValidatorStore } from '../validator/validatorStore.ts'
 import { aggregateValues } from './aggregateValues.ts'
@@ -44,6 +45,8 @@ export type CreateApiServerOptions = {
   rpcUrl?: string
   /** Failures nobody awaits (a live stream's tick); the stream is closed with an `error` event. */
   onError?: (failure: { code: string; error: unknown }) => void
+  /** The process's context: without `onError`, such failures are reported through it. */
+  context?: Context
 }
 
 export type ApiServer = {
@@ -452,7 +455,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       try {
         tick()
       } catch (error) {
-        options.onError?.({ code: 'STREAM_TICK_FAILED', error })
+        if (options.onError) options.onError({ code: 'STREAM_TICK_FAILED', error })
+        else options.context?.report('STREAM_TICK_FAILED', error)
         send('error', { code: 'STREAM_TICK_FAILED', message: 'the stream stopped; reconnect to resume' })
         close()
       }

@@ -76,7 +76,7 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
     port: config.port,
     onSealed: (batch) =>
       logLine('epoch_sealed', { epoch: batch.epoch, hash: batch.hash, readings: batch.count }),
-    onError: ({ code, message }) => context.logger.error({ event: 'error', code, message }),
+    context,
     ...(operator ? { operator } : {}),
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
   })

@@ -5,6 +5,7 @@ import { createJsonServer } from '../api/createJsonServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
+import type { Context } from '../protocol/context.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import { createVerdictHasher } from '../readings/createVerdictHasher.ts'
 import {
@@ -59,6 +60,8 @@ export type CreateGatewayOptions = {
    * most every 30 s while it lasts).
    */
   onError?: (event: GatewayErrorEvent) => void
+  /** The process's context: without `onError`, failures are reported through it. */
+  context?: Context
 }
 
 /** A failure the gateway reported and carried on after. */
@@ -133,7 +136,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
   const hashVerdict = await createVerdictHasher(deployment.chainId, deployment.contracts.deviceRegistry)
   const { operator } = options
-  const onError = options.onError ?? logGatewayError
+  const onError =
+    options.onError ??
+    (options.context
+      ? (event: GatewayErrorEvent) =>
+          options.context?.logger.error({ event: 'error', code: event.code, message: event.message })
+      : logGatewayError)
   const store = createGatewayStore(options.dbPath)
   const threads = options.signatureThreads ?? availableParallelism()
   const pool =

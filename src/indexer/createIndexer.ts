@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Chain, Hex, PublicClient, Transport } from 'viem'
 import type { Deployment } from '../chain/deployment.ts'
 import { ChainError, ConfigError, DepinError } from '../errors.ts'
+import type { Context } from '../protocol/context.ts'
 import { createBatchWriter } from './createBatchWriter.ts'
 import { createIndexerStore, type IndexerStore } from './indexerStore.ts'
 import {
@@ -39,6 +40,8 @@ export type CreateIndexerOptions = {
    * `waitForTime` rejects with them.
    */
   onError?: (error: unknown) => void
+  /** The process's context: without `onError`, poll failures are reported through it (INDEXER_POLL_FAILED). */
+  context?: Context
 }
 
 export type Indexer = {
@@ -159,7 +162,8 @@ export function createIndexer(options: CreateIndexerOptions): Indexer {
       await syncOnce()
     } catch (error) {
       if (stopping) return
-      onError?.(error)
+      if (onError) onError(error)
+      else options.context?.report('INDEXER_POLL_FAILED', error)
       if (!isRetryable(error)) {
         failure = error
         running = false

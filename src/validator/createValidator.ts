@@ -22,6 +22,7 @@ import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
 import type { DeviceRecord, EpochRecord } from '../indexer/indexerStore.ts'
+import type { Context } from '../protocol/context.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
@@ -118,6 +119,8 @@ export type CreateValidatorOptions = {
   /** Called after this validator proved an equivocation on-chain. */
   onEquivocationProven?: (event: { validator: Address; epoch: bigint; txHash: Hex }) => void
   onError?: (error: unknown) => void
+  /** The process's context: without `onError`, failures are reported through it (VALIDATOR_TICK_FAILED). */
+  context?: Context
 }
 
 export type Validator = {
@@ -702,6 +705,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         running = tick()
           .catch((error: unknown) => {
             if (options.onError) options.onError(error)
+            else options.context?.report('VALIDATOR_TICK_FAILED', error)
           })
           .finally(() => {
             running = undefined
