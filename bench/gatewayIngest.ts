@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { type Address, bytesToHex, getAddress } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { loadBlueprint } from '../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
 import { createGateway } from '../src/gateway/createGateway.ts'
@@ -94,6 +95,8 @@ export async function benchGatewayIngest(
     },
     dbPath: join(dir, 'gateway.db'),
     clock: () => NOW,
+    // as in production: every answer signed with the gateway's operator key
+    operator: privateKeyToAccount(generatePrivateKey()),
     ...(signatureThreads !== undefined ? { signatureThreads } : {}),
   })
   await gateway.start()
