@@ -53,8 +53,23 @@ describe('decodeBatch', () => {
         expect.objectContaining({ code: 'BATCH_INVALID' }),
       )
     }
-    // bytes that are not UTF-8
-    expect(() => decodeBatch(keccak, new Uint8Array([0xff, 0xfe, 0x0a]))).toThrow()
+    // bytes that are not UTF-8 (a stray byte, an overlong NUL, an encoded surrogate)
+    for (const bytes of [
+      [0xff, 0xfe, 0x0a],
+      [0xc0, 0x80, 0x0a],
+      [0xed, 0xa0, 0x80, 0x0a],
+    ]) {
+      expect(() => decodeBatch(keccak, new Uint8Array(bytes))).toThrow(
+        expect.objectContaining({ code: 'BATCH_INVALID' }),
+      )
+    }
+    // a canonical batch behind a UTF-8 byte-order mark: other bytes, so not canonical (found by npm run fuzz)
+    const canonical = encodeBatch(keccak, 7n, [reading(1n)]).bytes
+    const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...canonical])
+    expect(() => decodeBatch(keccak, withBom)).toThrow(expect.objectContaining({ code: 'BATCH_INVALID' }))
+    expect(() => decodeBatch(keccak, withBom, bytesToHex(keccak(withBom)))).toThrow(
+      expect.objectContaining({ code: 'BATCH_INVALID' }),
+    )
     // another batch's content address
     const batch = encodeBatch(keccak, 7n, [reading(1n)])
     expect(() => decodeBatch(keccak, batch.bytes, bytesToHex(keccak(encode('other'))))).toThrow(

@@ -106,7 +106,14 @@ export function decodeBatch(
       `batch content hashes to ${hash}, not the announced ${expectedHash}`,
     )
   }
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  // fatal: bytes that are not UTF-8 are refused, not replaced; ignoreBOM: a leading BOM is kept
+  // (and refused by the header check), not silently dropped from bytes that are then not canonical
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes)
+  } catch {
+    throw new DepinError('BATCH_INVALID', 'batch is not UTF-8 text')
+  }
   const lines = text.split('\n')
   if (lines.pop() !== '') throw new DepinError('BATCH_INVALID', 'batch does not end in a newline')
   const header = parseLine(lines[0] ?? 'null', 0) as {
