@@ -12,7 +12,7 @@
  * 0 / ok, else 1 (the temp dir, with every process's log, is kept then).
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -136,7 +136,7 @@ const kills_ = await runKillSchedule({
   kills,
   until: () => (stopEarly ? Date.now() : killUntil),
   seed,
-  gatewayShare: 0.35,
+  gatewayShare: 0.3,
   restartDelayMs: [500, 3_000],
   onKill: (k) => killed.push(k),
   onRestartFailed: (role, error) => {
@@ -186,6 +186,23 @@ const figures = checkSoak({
   acknowledged: fleet.acknowledged,
   refused: fleet.refused,
 })
+// the record behind the figures, for a look at what happened when (kept with the logs)
+writeFileSync(
+  join(dir, 'soak.json'),
+  JSON.stringify(
+    {
+      seed,
+      allUpAt,
+      checkTo,
+      kills: killed,
+      spans: Object.fromEntries(network.roles.map((r) => [r.name, r.spans()])),
+      settled: [...chain.settled.values()],
+      figures,
+    },
+    (_, v) => (typeof v === 'bigint' ? v.toString() : v),
+    1,
+  ),
+)
 const failed = report(figures)
 if (failed === 0 && !args.keep) rmSync(dir, { recursive: true, force: true })
 else say(`kept ${dir}`)
@@ -223,7 +240,7 @@ function report(f: SoakFigures): number {
   )
   console.log(
     `epochs: ${fmt(f.epochs.settled)} settled; of epochs ${f.epochs.first}–${f.epochs.last} (${fmt(Number(f.epochs.last - f.epochs.first + 1n))}), ` +
-      `${fmt(f.epochs.expected.length)} ended while a quorum and the gateway were up (their settling window, ` +
+      `${fmt(f.epochs.quorumOnly.length)} ended while a quorum was up, ${fmt(f.epochs.expected.length)} of them with the gateway up too (their settling window, ` +
       `end + seal + agreement + ${3} leader turns, inside it), ${fmt(f.epochs.unsettled.length)} did not settle in all` +
       (f.epochs.unsettled.length
         ? ` (${f.epochs.unsettled.slice(0, 20).join(', ')}${f.epochs.unsettled.length > 20 ? ', …' : ''})`
@@ -237,9 +254,12 @@ function report(f: SoakFigures): number {
       `${fmt(fleet.signed())} signed, ${fmt(f.storedReadings)} stored by the gateway, ${leftQueued} still queued at the end`,
   )
   console.log(
-    `  ${fmt(f.leftOutGatewayDown)} acknowledged readings were left out of ${f.leftOutEpochs.length} settled epoch(s) ` +
-      `because the gateway was down when the validators fetched their batch${f.leftOutEpochs.length ? ` (epochs ${f.leftOutEpochs.slice(0, 15).join(', ')}${f.leftOutEpochs.length > 15 ? ', …' : ''})` : ''}`,
+    `  lost: ${fmt(f.lostAtGateway)} acknowledged readings not in the gateway's store; ` +
+      `${fmt(f.lostInSettled)} stored but left out of their settled epoch while the gateway was up; ` +
+      `${fmt(f.leftOutGatewayDown)} stored but left out of ${f.leftOutEpochs.length} settled epoch(s) ` +
+      `whose batch the gateway sealed while it was down or restarting as the validators fetched it${f.leftOutEpochs.length ? ` (epochs ${f.leftOutEpochs.slice(0, 15).join(', ')}${f.leftOutEpochs.length > 15 ? ', …' : ''})` : ''}`,
   )
+  for (const epoch of f.leftOutEpochs.slice(0, 5)) console.log(`    epoch ${epoch}: ${gatewayStory(epoch)}`)
   console.log(`  ${fmt(f.inUnsettledEpochs)} acknowledged readings are in epochs that never settled`)
   console.log(
     `  ${fmt(f.refusedButStored)} readings refused to a device that the gateway had stored from an earlier delivery ${JSON.stringify(f.refusedButStoredReasons)}`,
@@ -247,13 +267,22 @@ function report(f: SoakFigures): number {
   if (fleet.errors.size) console.log(`  fleet errors: ${JSON.stringify(Object.fromEntries(fleet.errors))}`)
 
   const checks: [string, number | string, boolean][] = [
-    ['acknowledged readings lost', f.acknowledgedLost, f.acknowledgedLost === 0],
+    [
+      'acknowledged readings lost (not stored, or left out of their settled epoch)',
+      f.acknowledgedLost,
+      f.acknowledgedLost === 0,
+    ],
     ['readings stored twice by the gateway', f.storedTwice, f.storedTwice === 0],
     ['readings accepted in two settled epochs', f.acceptedTwice, f.acceptedTwice === 0],
     [
       'epochs unsettled while a quorum and the gateway were up',
       f.unsettledWhileQuorumUpFailed,
       f.unsettledWhileQuorumUpFailed === 0,
+    ],
+    [
+      'epochs unsettled while a quorum was up, the gateway up or not',
+      f.unsettledWhileQuorumOnlyFailed,
+      f.unsettledWhileQuorumOnlyFailed === 0,
     ],
     [
       `SQLite integrity_check of ${f.integrity.length} stores`,
@@ -280,11 +309,16 @@ function report(f: SoakFigures): number {
 
   // the evidence of each failure
   const details: [boolean, string, unknown][] = [
-    [f.lostAtGateway.length > 0, 'acknowledged but not in the gateway store', f.lostAtGateway],
+    [f.lostAtGateway > 0, 'acknowledged but not in the gateway store', f.lostAtGatewayExamples],
     [
-      f.lostInSettled.length > 0,
-      'acknowledged, stored, but not judged in its settled epoch',
-      f.lostInSettled,
+      f.lostInSettled > 0,
+      'acknowledged, stored, not judged in its settled epoch, the gateway up',
+      f.lostInSettledExamples,
+    ],
+    [
+      f.leftOutGatewayDown > 0,
+      'acknowledged, stored, not judged in its settled epoch, the gateway down as it was fetched',
+      f.leftOutGatewayDownExamples,
     ],
     [f.storedTwice > 0, 'stored twice', f.storedTwiceExamples],
     [f.acceptedTwice > 0, 'accepted in two epochs', f.acceptedTwiceExamples],
@@ -303,7 +337,7 @@ function report(f: SoakFigures): number {
   for (const [show, what, value] of details)
     if (show)
       console.log(`  ${what}: ${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v))}`)
-  for (const epoch of f.unsettledExpected)
+  for (const epoch of f.unsettledQuorumOnly)
     console.log(`  epoch ${epoch} did not settle: ${epochStory(epoch)}`)
   const failures = checks.filter(([, , ok]) => !ok).length
   console.log(failures === 0 ? 'soak: PASS' : `soak: FAIL (${failures} checks)`)
@@ -322,6 +356,25 @@ function epochStory(epoch: bigint): string {
       return `${k.role} killed at end${signed((k.at - end) / 1000)} s, ${back}`
     })
   return around.length ? around.join('; ') : 'no kill near it'
+}
+/** When the gateway was down around an epoch's seal (times relative to the epoch's end). */
+function gatewayStory(epoch: bigint): string {
+  const end = Number(deployment.genesisTime + (epoch + 1n) * deployment.epochLength) * 1000
+  const spans = network.gateway.spans()
+  const gaps = spans
+    .slice(1)
+    .map((s, i) => ({ from: spans[i]?.to ?? s.from, to: s.from }))
+    .filter((g) => g.to >= end - 5_000 && g.from <= end + 10_000)
+  const sealed = network.gateway.lastEvents('epoch_sealed').find((e) => String(e.epoch) === String(epoch))
+  return (
+    gaps
+      .map(
+        (g) =>
+          `gateway down from end${signed((g.from - end) / 1000)} s to end${signed((g.to - end) / 1000)} s`,
+      )
+      .join('; ') +
+    (sealed ? `, sealed at end${signed((Date.parse(String(sealed.time)) - end) / 1000)} s` : '')
+  )
 }
 function signed(s: number) {
   return `${s >= 0 ? '+' : ''}${s.toFixed(1)}`

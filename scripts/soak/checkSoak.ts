@@ -61,10 +61,10 @@ export function checkSoak(parameters: CheckSoakParameters) {
           LEADER_TURNS * seconds(parameters.leaderTimeoutMs) +
           SETTLE_SLACK_SECONDS),
   })
-  /** From the epoch's end until validators stop waiting for gateways (plus a second). */
+  /** From the epoch's seal until validators stop waiting for gateways: the gateway must answer in it. */
   const fetchWindow = (epoch: bigint) => ({
-    from: endMs(epoch),
-    to: endMs(epoch) + 1000 * (parameters.sealDelaySeconds + gatewayWait + 1),
+    from: endMs(epoch) + 1000 * parameters.sealDelaySeconds,
+    to: endMs(epoch) + 1000 * (parameters.sealDelaySeconds + gatewayWait),
   })
 
   // 1. integrity first, before any store is opened by its own code
@@ -86,13 +86,18 @@ export function checkSoak(parameters: CheckSoakParameters) {
   while (settleWindow(lastEpoch + 1n).to <= parameters.checkTo) lastEpoch++
   const expected: bigint[] = []
   const unsettledExpected: bigint[] = []
+  /** The same without the gateway: validators judge without a gateway that is down, so these settle too. */
+  const quorumOnly: bigint[] = []
+  const unsettledQuorumOnly: bigint[] = []
   const unsettled: bigint[] = []
   for (let epoch = firstEpoch; epoch <= lastEpoch; epoch++) {
     const window = settleWindow(epoch)
     const settled = chain.settled.has(epoch)
     if (!settled) unsettled.push(epoch)
-    const quorumUp = fewestUpBetween(parameters.validatorSpans, window.from, window.to) >= parameters.quorum
-    if (!quorumUp || !upThroughout(parameters.gatewaySpans, window.from, window.to)) continue
+    if (fewestUpBetween(parameters.validatorSpans, window.from, window.to) < parameters.quorum) continue
+    quorumOnly.push(epoch)
+    if (!settled) unsettledQuorumOnly.push(epoch)
+    if (!upThroughout(parameters.gatewaySpans, window.from, window.to)) continue
     expected.push(epoch)
     if (!settled) unsettledExpected.push(epoch)
   }
@@ -163,7 +168,9 @@ export function checkSoak(parameters: CheckSoakParameters) {
 
   // 5. every acknowledged reading: at the gateway, and judged in its epoch if that settled
   const lostAtGateway: string[] = []
+  /** Stored, its epoch settled without it though the gateway was up while the validators fetched. */
   const lostInSettled: { key: string; epoch: bigint }[] = []
+  /** The same, with the gateway down at some moment while the validators fetched the epoch's batch. */
   const leftOutGatewayDown: { key: string; epoch: bigint }[] = []
   let inUnsettledEpochs = 0
   for (const [key, ack] of parameters.acknowledged) {
@@ -189,15 +196,28 @@ export function checkSoak(parameters: CheckSoakParameters) {
   return {
     integrity,
     integrityFailed: integrity.filter((i) => i.result !== 'ok').length,
-    epochs: { first: firstEpoch, last: lastEpoch, settled: chain.settled.size, unsettled, expected },
+    epochs: {
+      first: firstEpoch,
+      last: lastEpoch,
+      settled: chain.settled.size,
+      unsettled,
+      expected,
+      quorumOnly,
+    },
     unsettledWhileQuorumUpFailed: unsettledExpected.length,
     unsettledExpected: unsettledExpected.slice(0, EXAMPLES),
+    unsettledWhileQuorumOnlyFailed: unsettledQuorumOnly.length,
+    unsettledQuorumOnly: unsettledQuorumOnly.slice(0, EXAMPLES),
     quorumTimeline,
     acknowledged: parameters.acknowledged.size,
     storedReadings: storedRows,
-    acknowledgedLost: lostAtGateway.length + lostInSettled.length,
-    lostAtGateway: lostAtGateway.slice(0, EXAMPLES),
-    lostInSettled: lostInSettled.slice(0, EXAMPLES),
+    /** Not in the gateway's store, or stored but not judged in its settled epoch, whatever the cause. */
+    acknowledgedLost: lostAtGateway.length + lostInSettled.length + leftOutGatewayDown.length,
+    lostAtGateway: lostAtGateway.length,
+    lostAtGatewayExamples: lostAtGateway.slice(0, EXAMPLES),
+    lostInSettled: lostInSettled.length,
+    lostInSettledExamples: lostInSettled.slice(0, EXAMPLES),
+    leftOutGatewayDownExamples: leftOutGatewayDown.slice(0, EXAMPLES),
     leftOutGatewayDown: leftOutGatewayDown.length,
     leftOutEpochs: [...new Set(leftOutGatewayDown.map((l) => l.epoch))],
     inUnsettledEpochs,

@@ -28,7 +28,7 @@ export type RoleProcess = {
   unexpectedExits(): readonly { at: number; code: number | null; signal: string | null }[]
   /** How many JSON events of this name it logged, over all its runs. */
   eventCount(event: string): number
-  /** The last JSON events it logged of these names (at most 20 each), for a report. */
+  /** The last JSON events it logged of these names (at most 500 each), for a report. */
   lastEvents(event: string): readonly Record<string, unknown>[]
   /** Milliseconds from each spawn to its started line. */
   startTimes(): readonly number[]
@@ -113,7 +113,7 @@ export function createRoleProcess(parameters: CreateRoleProcessParameters): Role
             counts.set(type, (counts.get(type) ?? 0) + 1)
             const kept = last.get(type) ?? []
             kept.push(event)
-            if (kept.length > 20) kept.shift()
+            if (kept.length > 500) kept.shift()
             last.set(type, kept)
             if (type === STARTED_EVENT[kind] && !started) {
               started = true
