@@ -7,8 +7,23 @@ import { DepinError } from '../errors.ts'
  * @param bodyLimit largest request body in bytes (a larger one is a 413 BODY_TOO_LARGE)
  */
 export function createJsonServer(bodyLimit: number): FastifyInstance {
-  const server = Fastify({ bodyLimit, logger: false })
+  const server = Fastify({
+    bodyLimit,
+    logger: false,
+    // a URL the router cannot take (bad percent-encoding, a path parameter past 100 characters)
+    frameworkErrors: (error, _request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      reply.status(tooLong ? 414 : 400).send({
+        error: { code: tooLong ? 'URL_TOO_LONG' : 'INVALID_URL', message: error.message, details: {} },
+      })
+    },
+  })
   server.removeContentTypeParser('text/plain')
+  server.setNotFoundHandler((request, reply) => {
+    reply.status(404).send({
+      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
+    })
+  })
   server.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
     const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
     const code =
