@@ -71,16 +71,22 @@ export const aggregateQuerySchema = windowSchema
     message: 'give cell, or lat and lng',
     path: ['cell'],
   })
-export const streamQuerySchema = z.object({
-  device: deviceField,
-  ...areaFields,
-  /** The last epoch the client has: the stream starts after it (default: the next to settle). */
-  since: z.coerce
-    .bigint()
-    .min(-1n)
-    .optional()
-    .describe('the last epoch the client has; the stream starts after it'),
-})
+export const streamQuerySchema = z
+  .object({
+    device: deviceField,
+    ...areaFields,
+    /** The last epoch the client has: the stream starts after it (default: the next to settle). */
+    since: z.coerce
+      .bigint()
+      .min(-1n)
+      .optional()
+      .describe('the last epoch the client has; the stream starts after it'),
+  })
+  // a point needs both coordinates (lat alone was a 500: found by npm run fuzz)
+  .refine((q) => (q.lat === undefined) === (q.lng === undefined), {
+    message: 'give lat and lng together',
+    path: ['lng'],
+  })
 export const epochsQuerySchema = z.object({
   /** Newest first. */
   limit: z.coerce.number().int().min(1).max(500).default(20),

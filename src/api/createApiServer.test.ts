@@ -71,6 +71,8 @@ describe('the API', () => {
       ['/v1/aggregate?field=temperature', 'cell'],
       ['/v1/aggregate?field=temperature&lat=95&lng=0', 'lat'],
       ['/v1/stream?since=soon', 'since'],
+      ['/v1/stream?lat=52.52', 'lng'],
+      ['/v1/stream?lng=13.4&ring=1', 'lng'],
     ] as const) {
       const { status, json } = await get(url)
       expect(status, url).toBe(400)
