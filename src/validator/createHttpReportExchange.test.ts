@@ -236,6 +236,18 @@ describe('createHttpReportExchange', () => {
     expect((await post(exchange.url, json)).body).toEqual({ result: 'stored' })
     expect((await post(exchange.url, json)).body).toEqual({ result: 'duplicate' })
     expect(await exchange.collect(5n)).toEqual([signed])
+
+    // the held report's digest and signature on another report are no duplicate (found by npm run fuzz)
+    for (const report of [
+      { ...json.report, total: '1' },
+      { ...json.report, epoch: '6' },
+      { ...json.report, readingsRoot: `0x${'77'.repeat(32)}` },
+    ]) {
+      const altered = await post(exchange.url, { ...json, report })
+      expect(altered.status, JSON.stringify(report)).toBe(400)
+      expect(altered.body.error.code).toBe('REPORT_INVALID')
+    }
+    expect(await exchange.collect(5n)).toEqual([signed])
   })
 
   it('checks what it collects from a peer before keeping it', async () => {

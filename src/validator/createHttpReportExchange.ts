@@ -202,6 +202,14 @@ export async function verifySignedEpochReport(
   return { epoch: signed.epoch, report, digest, signer: recovered, signature }
 }
 
+/** Whether two reports are the same, field by field (roots in lower case, as the wire schema gives them). */
+const sameReport = (a: EpochReport, b: EpochReport) =>
+  a.epoch === b.epoch &&
+  a.readingsRoot.toLowerCase() === b.readingsRoot.toLowerCase() &&
+  a.rewardsRoot.toLowerCase() === b.rewardsRoot.toLowerCase() &&
+  a.total === b.total &&
+  a.accepted === b.accepted
+
 const compareReports = (x: SignedEpochReport, y: SignedEpochReport) => {
   const a = `${x.signer.toLowerCase()}${x.digest}`
   const b = `${y.signer.toLowerCase()}${y.digest}`
@@ -436,8 +444,14 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       if (early) return early
       try {
         // the very item held already (same digest and signature): no signature recovery again
+        // (the very item: a report that differs from the one its digest names is not a duplicate)
         const known = reports.get(parsed.data.epoch, parsed.data.signer, parsed.data.digest)
-        if (known && known.signature === parsed.data.signature) return { result: 'duplicate' }
+        if (
+          known &&
+          known.signature === parsed.data.signature &&
+          sameReport(known.report, parsed.data.report)
+        )
+          return { result: 'duplicate' }
         return answerKeep(
           reply,
           keepAdmitted(reports, await verifySignedEpochReport(chainId, epochManager, parsed.data)),
