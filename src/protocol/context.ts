@@ -102,8 +102,10 @@ export function createContext(options: CreateContextOptions): Context & { stop()
  * (exit 1); SIGINT and SIGTERM abort the context's shutdown signal. Returns the uninstaller.
  */
 export function installProcessHandlers(context: Context & { stop(): void }): () => void {
-  const onRejection = (reason: unknown) => context.fail('UNHANDLED_REJECTION', reason, { origin: 'unhandledRejection' })
-  const onException = (error: unknown) => context.fail('UNCAUGHT_EXCEPTION', error, { origin: 'uncaughtException' })
+  const onRejection = (reason: unknown) =>
+    context.fail('UNHANDLED_REJECTION', reason, { origin: 'unhandledRejection' })
+  const onException = (error: unknown) =>
+    context.fail('UNCAUGHT_EXCEPTION', error, { origin: 'uncaughtException' })
   const onSignal = (signal: NodeJS.Signals) => {
     context.log('stop_requested', { signal })
     context.stop()
