@@ -232,6 +232,14 @@ async function showValidators() {
     cell(row, tokens(v.bond))
     cell(row, v.lastSignedEpoch ?? '—')
     cell(row, `${(v.agreementBps / 100).toFixed(0)} %`)
+    // why it is missing from recent settled reports: left out by the leader, signed another, not seen
+    const { notIncluded, signedOther, silent } = v.missedRecent
+    const missed = [
+      notIncluded ? `${notIncluded} left out` : '',
+      signedOther ? `${signedOther} signed another` : '',
+      silent ? `${silent} not seen` : '',
+    ].filter(Boolean)
+    cell(row, missed.length ? missed.join(', ') : '—')
     cell(row, v.live ? 'yes' : 'no')
   }
 }
