@@ -67,14 +67,19 @@ say(
 )
 say(`data, configs and every process's log: ${dir}`)
 
+let networkUp = false
 let stopping = false
 let stopEarly = false
 const unexpectedRestarts: Promise<void>[] = []
 const restartFailures: { role: string; error: string }[] = []
-process.once('SIGINT', () => {
-  say('SIGINT: ending the kills early, then stopping and checking')
-  stopEarly = true
-})
+// Ctrl-C (or a SIGTERM) ends the kills early; the soak still stops everything in order and checks
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopEarly) return
+    say(`${signal}: ending the kills early, then stopping and checking`)
+    stopEarly = true
+  })
+}
 
 const network = await startSoakNetwork({
   dir,
@@ -83,7 +88,7 @@ const network = await startSoakNetwork({
   fleetSeed: seed,
   // a process that dies by itself is a finding: it is recorded, and restarted so the soak goes on
   onUnexpectedExit: (role) => {
-    if (stopping) return
+    if (stopping || !networkUp) return
     say(`${role.name} exited by itself (${JSON.stringify(role.unexpectedExits().at(-1))}); restarting it`)
     unexpectedRestarts.push(restartUntilUp(role))
   },
@@ -99,6 +104,7 @@ async function restartUntilUp(role: RoleProcess): Promise<void> {
     }
   }
 }
+networkUp = true
 const allUpAt = Date.now()
 const { deployment, blueprint, admin } = network
 say(`network up: anvil ${network.anvil.rpcUrl}, gateway ${network.gatewayUrl}, broker ${network.brokerUrl}`)
@@ -144,6 +150,7 @@ const kills_ = await runKillSchedule({
     say(`${role.name} failed to restart: ${error instanceof Error ? error.message : String(error)}`)
   },
 })
+const killsOverAt = Date.now()
 await Promise.all(unexpectedRestarts)
 say(`kills over: ${kills_.length}; every process is up again; stopping the load, draining the queues`)
 
@@ -222,7 +229,8 @@ function report(f: SoakFigures): number {
   const submitted = network.validators.map((v) => `${v.name} ${v.eventCount('report_submitted')}`)
   console.log('')
   console.log(
-    `soak: ${minutes} min of kills, ${(soakSeconds / 60).toFixed(1)} min in all under load, seed ${seed}`,
+    `soak: npm run soak -- --minutes ${minutes} --kills ${kills} --stations ${stations} --seed ${seed}: ` +
+      `${((Math.min(killsOverAt, killUntil) - allUpAt) / 60_000).toFixed(1)} min of kills, ${(soakSeconds / 60).toFixed(1)} min in all under load`,
   )
   console.log(
     `kills: ${killed.length} (gateway ${killCount('gateway')}, validators ${killCount('validator')}: ${perValidator.join(', ')}), all SIGKILL, each restarted after 0.5–3 s`,

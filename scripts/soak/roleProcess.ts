@@ -32,6 +32,8 @@ export type RoleProcess = {
   lastEvents(event: string): readonly Record<string, unknown>[]
   /** Milliseconds from each spawn to its started line. */
   startTimes(): readonly number[]
+  /** SIGKILL at once, without waiting (for the soak's own exit, so nothing it started outlives it). */
+  killNow(): void
   /** Closes its log file (after the process has ended). */
   closeLog(): Promise<void>
 }
@@ -76,6 +78,8 @@ export function createRoleProcess(parameters: CreateRoleProcessParameters): Role
       else c.once('exit', () => resolve())
     })
 
+  // nothing the soak started outlives it, even when it fails
+  process.on('exit', () => role.killNow())
   const role: RoleProcess = {
     name,
     kind,
@@ -85,8 +89,10 @@ export function createRoleProcess(parameters: CreateRoleProcessParameters): Role
       ending = false
       log.write(`--- ${name} start #${runs} at ${new Date().toISOString()}\n`)
       const spawnedAt = Date.now()
+      // a process group of its own: a Ctrl-C at the terminal reaches the soak, which stops it in order
       const spawned = spawn(process.execPath, ['--import', 'tsx', ...args], {
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       })
       child = spawned
       return new Promise<void>((resolve, reject) => {
@@ -166,6 +172,11 @@ export function createRoleProcess(parameters: CreateRoleProcessParameters): Role
     eventCount: (event) => counts.get(event) ?? 0,
     lastEvents: (event) => last.get(event) ?? [],
     startTimes: () => startTimes,
+    killNow() {
+      if (!child || !running()) return
+      ending = true
+      child.kill('SIGKILL')
+    },
     closeLog: () => new Promise<void>((resolve) => log.end(() => resolve())),
   }
   return role

@@ -7,6 +7,9 @@
 import { mulberry32 } from '../../src/device/simulator/random.ts'
 import type { RoleKind, RoleProcess } from './roleProcess.ts'
 
+/** Tries to bring a killed process back before the schedule gives up on it (and says so). */
+const RESTART_ATTEMPTS = 5
+
 export type KillRecord = { at: number; role: string; kind: RoleKind; restartedAt: number | undefined }
 
 export type RunKillScheduleParameters = {
@@ -21,7 +24,7 @@ export type RunKillScheduleParameters = {
   /** Milliseconds between a kill and the restart, drawn uniformly. */
   restartDelayMs: readonly [number, number]
   onKill?: (kill: KillRecord) => void
-  /** A restart that failed (the process did not come up); it is tried again. */
+  /** A restart that failed (the process did not come up); it is tried again, up to 5 times. */
   onRestartFailed?: (role: RoleProcess, error: unknown) => void
 }
 
@@ -48,7 +51,7 @@ export async function runKillSchedule(parameters: RunKillScheduleParameters): Pr
   const restart = (role: RoleProcess, record: KillRecord) => {
     const restarting = (async () => {
       await new Promise((resolve) => setTimeout(resolve, between(parameters.restartDelayMs)))
-      for (;;) {
+      for (let attempt = 1; attempt <= RESTART_ATTEMPTS; attempt++) {
         try {
           await role.start()
           record.restartedAt = Date.now()

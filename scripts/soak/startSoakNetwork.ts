@@ -6,6 +6,7 @@
  * the DeviceRegistry. Short epochs, as the tests' `shortEpochBlueprint()`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import type { Account, Address } from 'viem'
 import { privateKeyToAddress } from 'viem/accounts'
@@ -19,7 +20,6 @@ import { loadOrCreateKey } from '../../src/chain/loadOrCreateKey.ts'
 import { anvilAccounts, startAnvil } from '../../src/chain/startAnvil.ts'
 import { createFleet } from '../../src/device/simulator/createFleet.ts'
 import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
-import { freePort } from '../../src/network/spawnValidatorProcesses.ts'
 import { startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
 import { shortEpochBlueprint } from '../../test/helpers/testBlueprint.ts'
 import { createRoleProcess, type RoleProcess } from './roleProcess.ts'
@@ -36,6 +36,28 @@ export type StartSoakNetworkParameters = {
   fleetSeed: number
   /** Called when a role process exits without being asked to. */
   onUnexpectedExit?: (role: RoleProcess) => void
+}
+
+/**
+ * A port free now, below the OS's ephemeral range (32768–60999 on Linux): a role keeps its port
+ * across restarts, and one from that range could be handed to another process's socket while
+ * the role is down (other tests on a shared machine take ports with `listen(0)`).
+ */
+const taken = new Set<number>()
+async function stablePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (taken.has(port)) continue
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer()
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+    })
+    if (free) {
+      taken.add(port)
+      return port
+    }
+  }
 }
 
 /** Builds and starts the network; `stop()` of the result ends what is still running. */
@@ -77,7 +99,7 @@ export async function startSoakNetwork(parameters: StartSoakNetworkParameters) {
     }
     const topicPrefix = `depin-${runId}/v1`
 
-    const gatewayPort = await freePort()
+    const gatewayPort = await stablePort()
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`
     const gatewayId = privateKeyToAddress(loadOrCreateKey(join(dir, 'gateway', 'key'))) as Address
     await listGateway({ sender: admin, deployment, gateway: gatewayId, url: gatewayUrl })
@@ -149,7 +171,7 @@ export async function startSoakNetwork(parameters: StartSoakNetworkParameters) {
           deployment: '../deployment.json',
           // no static peers: validators find each other from the endpoints they advertise on-chain
           peers: [],
-          port: await freePort(),
+          port: await stablePort(),
           leaderTimeoutMs: LEADER_TIMEOUT_MS,
           agreementTimeoutMs: AGREEMENT_TIMEOUT_MS,
           // odd validators check signatures on a worker thread, even ones on their main thread
