@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { DepinError } from '../errors.ts'
 
 /**
@@ -11,8 +11,10 @@ export function createJsonServer(bodyLimit: number): FastifyInstance {
     bodyLimit,
     logger: false,
     // a URL the router cannot take (bad percent-encoding, a path parameter past 100 characters)
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, _request, frameworkReply) => {
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      // the framework's reply type carries route generics that no route of ours has here
+      const reply = frameworkReply as unknown as FastifyReply
       reply.status(tooLong ? 414 : 400).send({
         error: { code: tooLong ? 'URL_TOO_LONG' : 'INVALID_URL', message: error.message, details: {} },
       })
