@@ -428,6 +428,16 @@ describe('createHttpReportExchange', () => {
     )
     expect(stranger.status).toBe(403)
     expect(stranger.body.error.code).toBe('SIGNER_NOT_VALIDATOR')
+    // refused before any signature is checked: items whose signature is not even the named
+    // signer's get the same early answer, not REPORT_INVALID (a recovery was never made)
+    const notEvenSigned = toSignedEpochReportJson(await sign(newAccount(), reportFor(99n)))
+    const early = await post(exchange.url, { ...notEvenSigned, signer: newAccount().address })
+    expect([early.status, early.body.error.code]).toEqual([403, 'SIGNER_NOT_VALIDATOR'])
+    const earlyWindow = await post(exchange.url, {
+      ...toSignedEpochReportJson(await sign(newAccount(), reportFor(5_000n))),
+      signer: validator.address,
+    })
+    expect([earlyWindow.status, earlyWindow.body.error.code]).toEqual([422, 'EPOCH_OUT_OF_WINDOW'])
     // a validator's, for a far-future epoch and for one long gone: refused
     for (const epoch of [102n, 1_000_000n, 83n]) {
       const answer = await post(
@@ -526,5 +536,7 @@ describe('createHttpReportExchange', () => {
     expect(statuses.filter((s) => s === 400).length).toBeLessThanOrEqual(5)
     expect(statuses).toContain(429)
     expect(limited?.error.code).toBe('RATE_LIMITED')
+    // posts and gets are counted apart: a flood of posts leaves peers able to pull
+    expect((await fetch(`${exchange.url}/v1/reports/1`)).status).toBe(200)
   })
 })

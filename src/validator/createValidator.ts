@@ -101,7 +101,8 @@ export type CreateValidatorOptions = {
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number; active: number }) => void
   /**
    * Slashing protection refused to sign: a different digest was recorded for the epoch (or it lies
-   * below an imported watermark). The validator signs nothing new for that epoch and moves on.
+   * below an imported watermark). A refused report: the validator signs nothing new for that epoch
+   * and moves on. A refused batch set: it announces none for the epoch, and still judges it.
    */
   onSigningRefused?: (event: {
     epoch: bigint
@@ -429,6 +430,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         announced: boolean
         /** The batch list recorded for signing before a crash: the one announced, whatever came since. */
         recorded?: Hex[]
+        /** The batches a report recorded before a crash was judged on: judged on again. */
+        judgedOn?: Hex[]
       }
     | undefined
 
@@ -448,9 +451,10 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       gathering = { epoch, batches: new Map(), answered: new Set(), announced: false }
       // after a crash: the batch set already signed for this epoch stands (it is announced again),
       // and a report already recorded fixes the input it was judged on
+      // (an imported record has no body: only its digest binds, through signOnce)
       const recordedSet = protection.record('batchSet', epoch)
-      if (recordedSet) {
-        const { batches } = JSON.parse(recordedSet.body || '{"batches":[]}') as { batches: Hex[] }
+      if (recordedSet?.body) {
+        const { batches } = JSON.parse(recordedSet.body) as { batches: Hex[] }
         for (const hash of batches) {
           const bytes = store.batch(hash)
           if (bytes) gathering.batches.set(hash, checkBatch(keccak, bytes, hash, epoch))
@@ -461,14 +465,16 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         } else gathering.recorded = batches // recorded, then the crash came before the signature
       }
       const recordedReport = protection.record('report', epoch)
-      if (recordedReport?.body) {
-        const { batchHashes } = JSON.parse(recordedReport.body) as { batchHashes: Hex[] }
-        const batches = await batchesByHash(epoch, batchHashes, gathering.batches, gateways)
-        if (!batches) return undefined
-        return { readings: mergeBatches(batches, isAuthentic), batchHashes }
-      }
+      if (recordedReport?.body)
+        gathering.judgedOn = (JSON.parse(recordedReport.body) as { batchHashes: Hex[] }).batchHashes
     }
     const held = gathering
+    // a report recorded for this epoch fixes its input, on every tick until it is judged again
+    if (held.judgedOn) {
+      const batches = await batchesByHash(epoch, held.judgedOn, held.batches, gateways)
+      if (!batches) return undefined
+      return { readings: mergeBatches(batches, isAuthentic), batchHashes: held.judgedOn }
+    }
     await Promise.all(
       gateways
         .filter((g) => !held.answered.has(g.url))
@@ -581,16 +587,26 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     return hashes.map((hash) => held.get(hash) as CheckedBatch)
   }
 
-  /** When this validator, leading, first held a quorum for an epoch (unix seconds). */
-  const quorumSeen = new Map<bigint, bigint>()
-  const leaderGrace = (leaderTimeout * 2n) / 3n > 0n ? (leaderTimeout * 2n) / 3n : 1n
+  /** How long into its turn a leader holding a quorum waits for the rest (none for turns under 2 s). */
+  const leaderGrace = (leaderTimeout * 2n) / 3n
+  /** Settled epochs whose seen reports are saved (for /v1/validators). */
+  const seenSaved = new Set<bigint>()
+  /** Keeps who signed what for the recent settled epochs, each once. */
+  async function saveSeenReports(last: bigint): Promise<void> {
+    for (let epoch = last > 3n ? last - 3n : 0n; epoch <= last; epoch++) {
+      if (seenSaved.has(epoch) || !indexer.store.getEpoch(epoch) || !store.result(epoch)) continue
+      store.saveSeenReports(epoch, await exchange.collect(epoch))
+      seenSaved.add(epoch)
+    }
+  }
   async function submitIfLeading(): Promise<void> {
     const last = store.lastJudgedEpoch()
-    if (last === undefined || submitted.has(last)) return
+    if (last === undefined) return
+    // settled: keep who signed what, so a validator left out can be told from one that disagreed
+    await saveSeenReports(last)
+    if (submitted.has(last)) return
     const epoch = last
     if (indexer.store.getEpoch(epoch)) {
-      // settled: keep who signed what, so a validator left out can be told from one that disagreed
-      store.saveSeenReports(epoch, await exchange.collect(epoch))
       submitted.add(epoch)
       return
     }
@@ -623,11 +639,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     // Every honest validator earns for an epoch it signed: with a quorum in hand, the leader still
     // waits (two thirds of its turn at most) for the active validators that have not reported; one that
     // reported another digest is not waited for.
-    if (reported.size < active.length) {
-      const since = quorumSeen.get(epoch) ?? clock()
-      quorumSeen.set(epoch, since)
-      if (clock() < since + leaderGrace) return
-    }
+    const turnStart = epochStart(epoch + 1n) + sealDelay + agreementWait + turn * leaderTimeout
+    if (reported.size < active.length && clock() < turnStart + leaderGrace) return
     submitted.add(epoch)
     try {
       const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])

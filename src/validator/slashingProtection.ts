@@ -17,7 +17,10 @@ import Database from 'better-sqlite3'
 import type { Address, Hex } from 'viem'
 import { z } from 'zod'
 import { DepinError } from '../errors.ts'
-import { addressHex, bytes32, decimal, UINT64_MAX } from './wireSchemas.ts'
+import { addressHex, bytes32, decimal } from './wireSchemas.ts'
+
+/** Epochs are stored as SQLite's signed 64-bit integers (no real network comes near). */
+const INT64_MAX = (1n << 63n) - 1n
 
 export type SignedItemKind = 'report' | 'batchSet'
 
@@ -47,8 +50,8 @@ export const slashingInterchangeSchema = z.object({
   data: z.array(
     z.object({
       validator: addressHex,
-      signedReports: z.array(z.object({ epoch: decimal(UINT64_MAX, 'uint64'), digest: bytes32 })),
-      signedBatchSets: z.array(z.object({ epoch: decimal(UINT64_MAX, 'uint64'), digest: bytes32 })),
+      signedReports: z.array(z.object({ epoch: decimal(INT64_MAX, 'stored epoch'), digest: bytes32 })),
+      signedBatchSets: z.array(z.object({ epoch: decimal(INT64_MAX, 'stored epoch'), digest: bytes32 })),
     }),
   ),
 })
