@@ -109,6 +109,8 @@ export async function runUp(options: UpOptions): Promise<void> {
     failedOnce.then(resolve)
   })
   log('stopping…')
+  // after a failure, a stop that hangs must not keep a broken network half-alive
+  if (exitCode !== 0) setTimeout(() => process.exit(exitCode), 30_000).unref()
   await network.stop()
   log('stopped')
   if (exitCode !== 0) process.exit(exitCode)
