@@ -539,4 +539,17 @@ describe('createHttpReportExchange', () => {
     // posts and gets are counted apart: a flood of posts leaves peers able to pull
     expect((await fetch(`${exchange.url}/v1/reports/1`)).status).toBe(200)
   })
+
+  it('serves batches by content address at most a few a second to one source', async () => {
+    const exchange = await startExchange({ rateLimit: { batchesPerSecond: 3 } })
+    const bytes = new TextEncoder().encode('a batch\n')
+    exchange.serveBatches(() => bytes)
+    const statuses: number[] = []
+    for (let i = 0; i < 6; i++)
+      statuses.push((await fetch(`${exchange.url}/v1/batches/by-hash/0x${'ab'.repeat(32)}`)).status)
+    expect(statuses.slice(0, 3)).toEqual([200, 200, 200])
+    expect(statuses).toContain(429)
+    // the other routes keep their own budget
+    expect((await fetch(`${exchange.url}/v1/reports/1`)).status).toBe(200)
+  })
 })

@@ -77,7 +77,7 @@ export type CreateHttpReportExchangeOptions = {
    */
   admit?: (item: { epoch: bigint; signer: Address }) => Admission
   /** Requests per source IP and second (default 50 POSTs, 600 GETs: a peer with 30 others asks each for two lists 4 times a second while it agrees; bursts up to that many). */
-  rateLimit?: { postsPerSecond?: number; getsPerSecond?: number }
+  rateLimit?: { postsPerSecond?: number; getsPerSecond?: number; batchesPerSecond?: number }
 }
 
 /** Whether the exchange may keep an item, before its signature is even looked at. */
@@ -122,6 +122,8 @@ export type SignedEpochReportJson = {
 
 /** The active set is capped at 31; room for inactive or departing signers, never unbounded. */
 const MAX_SIGNERS_PER_EPOCH = 128
+/** Batches served at once (each may be large); the next asker gets 503 BUSY and asks another peer. */
+const MAX_BATCHES_IN_FLIGHT = 4
 /** Two different reports are proof enough of equivocation; more would only take memory. */
 const MAX_REPORTS_PER_SIGNER = 2
 /** Largest peer answer read (MAX_SIGNERS_PER_EPOCH × MAX_REPORTS_PER_SIGNER reports fit easily). */
@@ -374,7 +376,9 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   const limits = {
     posts: options.rateLimit?.postsPerSecond ?? 50,
     gets: options.rateLimit?.getsPerSecond ?? 600,
+    batches: options.rateLimit?.batchesPerSecond ?? 10,
   }
+  let batchesInFlight = 0
   const invalidBody = (reply: FastifyReply, what: string, issues: z.core.$ZodIssue[]) =>
     reply.status(400).send({
       error: {
@@ -488,27 +492,45 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       if (epoch === undefined) return reply
       return { epoch: epoch.toString(), batchSets: heldBatchSets(epoch).map(toBatchSetJson) }
     })
-    app.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
-      if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {
-        return reply
-          .status(400)
-          .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
-      }
-      const bytes = batchSource(request.params.hash.toLowerCase() as Hex)
-      if (!bytes) {
-        return reply.status(404).send({
-          error: {
-            code: 'BATCH_NOT_FOUND',
-            message: `no batch with hash ${request.params.hash}`,
-            details: {},
-          },
+    // a batch may be hundreds of megabytes: few answers at once, and few per source and second
+    app.get<{ Params: { hash: string } }>(
+      '/v1/batches/by-hash/:hash',
+      { config: { rateLimit: { max: limits.batches, timeWindow: 1000 } } },
+      async (request, reply) => {
+        if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {
+          return reply
+            .status(400)
+            .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
+        }
+        if (batchesInFlight >= MAX_BATCHES_IN_FLIGHT) {
+          return reply.status(503).send({
+            error: {
+              code: 'BUSY',
+              message: 'serving as many batches as it can; ask another peer or retry',
+              details: {},
+            },
+          })
+        }
+        const bytes = batchSource(request.params.hash.toLowerCase() as Hex)
+        if (!bytes) {
+          return reply.status(404).send({
+            error: {
+              code: 'BATCH_NOT_FOUND',
+              message: `no batch with hash ${request.params.hash}`,
+              details: {},
+            },
+          })
+        }
+        batchesInFlight++
+        reply.raw.once('close', () => {
+          batchesInFlight--
         })
-      }
-      return reply
-        .header('content-type', 'application/x-ndjson')
-        .header('x-batch-hash', request.params.hash.toLowerCase())
-        .send(Buffer.from(bytes))
-    })
+        return reply
+          .header('content-type', 'application/x-ndjson')
+          .header('x-batch-hash', request.params.hash.toLowerCase())
+          .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) // no copy
+      },
+    )
 
     app.get<{ Params: { epoch: string } }>('/v1/cumulative/:epoch', async (request, reply) => {
       const epoch = epochParam(reply, request.params.epoch)

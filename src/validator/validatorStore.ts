@@ -232,7 +232,7 @@ export function createValidatorStore(path: string) {
     },
     batch(hash: Hex): Uint8Array | undefined {
       const row = selectBatch.get(hash.toLowerCase())
-      return row && new Uint8Array(row.bytes)
+      return row && new Uint8Array(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength) // no copy
     },
     /** Drops the batches of epochs before `epoch`. */
     pruneBatches(epoch: bigint): void {
