@@ -27,6 +27,8 @@ const VALIDATORS = 4
 const QUORUM = 3
 const PROGRESS_MS = 30_000
 const READING_INTERVAL_MS = 2_000
+/** A killed process is restarted after a delay drawn from this range (ms). */
+const RESTART_DELAY_MS = [300, 2_000] as const
 
 const { values: args } = parseArgs({
   options: {
@@ -105,7 +107,6 @@ async function restartUntilUp(role: RoleProcess): Promise<void> {
   }
 }
 networkUp = true
-const allUpAt = Date.now()
 const { deployment, blueprint, admin } = network
 say(`network up: anvil ${network.anvil.rpcUrl}, gateway ${network.gatewayUrl}, broker ${network.brokerUrl}`)
 
@@ -133,6 +134,16 @@ const progress = async () => {
       (down.length ? `, down: ${down.join(' ')}` : ''),
   )
 }
+// Warm-up: the faults start once every validator has judged an epoch. A validator with an empty
+// store starts at the running epoch (a newcomer), which is what test/validator/validatorSetChanges
+// tests; killed before its first epoch again and again, it would be a newcomer at every start.
+const warmUpDeadline = Date.now() + 120_000
+while (!network.validators.every((v) => v.eventCount('epoch_judged') > 0)) {
+  if (Date.now() > warmUpDeadline) throw new Error('the validators did not judge a first epoch within 120 s')
+  await new Promise((resolve) => setTimeout(resolve, 250))
+}
+const allUpAt = Date.now()
+say('every validator judged an epoch: the kills begin')
 const progressTimer = setInterval(() => void progress(), PROGRESS_MS)
 
 const killUntil = allUpAt + minutes * 60_000
@@ -143,7 +154,7 @@ const kills_ = await runKillSchedule({
   until: () => (stopEarly ? Date.now() : killUntil),
   seed,
   gatewayShare: 0.3,
-  restartDelayMs: [500, 3_000],
+  restartDelayMs: RESTART_DELAY_MS,
   onKill: (k) => killed.push(k),
   onRestartFailed: (role, error) => {
     restartFailures.push({ role: role.name, error: error instanceof Error ? error.message : String(error) })
@@ -233,7 +244,7 @@ function report(f: SoakFigures): number {
       `${((Math.min(killsOverAt, killUntil) - allUpAt) / 60_000).toFixed(1)} min of kills, ${(soakSeconds / 60).toFixed(1)} min in all under load`,
   )
   console.log(
-    `kills: ${killed.length} (gateway ${killCount('gateway')}, validators ${killCount('validator')}: ${perValidator.join(', ')}), all SIGKILL, each restarted after 0.5–3 s`,
+    `kills: ${killed.length} (gateway ${killCount('gateway')}, validators ${killCount('validator')}: ${perValidator.join(', ')}), all SIGKILL, ${killed.filter((k) => k.duringStart).length} of them while the process was still starting after its previous kill; each restarted after ${RESTART_DELAY_MS[0] / 1000}–${RESTART_DELAY_MS[1] / 1000} s`,
   )
   const startup = (kind: string) => {
     const times = network.roles.filter((r) => r.kind === kind).flatMap((r) => r.startTimes().slice(1))
@@ -360,8 +371,10 @@ function epochStory(epoch: bigint): string {
     .filter((k) => k.at >= start - 10_000 && k.at <= end + 20_000)
     .map((k) => {
       const back =
-        k.restartedAt === undefined ? 'never back' : `back at end${signed((k.restartedAt - end) / 1000)} s`
-      return `${k.role} killed at end${signed((k.at - end) / 1000)} s, ${back}`
+        k.restartedAt === undefined
+          ? 'killed again while starting'
+          : `back at end${signed((k.restartedAt - end) / 1000)} s`
+      return `${k.role} killed${k.duringStart ? ' while starting' : ''} at end${signed((k.at - end) / 1000)} s, ${back}`
     })
   return around.length ? around.join('; ') : 'no kill near it'
 }

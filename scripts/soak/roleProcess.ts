@@ -22,6 +22,8 @@ export type RoleProcess = {
   /** SIGTERM, then SIGKILL after `timeoutMs`; says whether it stopped by itself. */
   stop(timeoutMs?: number): Promise<{ clean: boolean }>
   isUp(): boolean
+  /** Spawned, its started line not logged yet (loading, opening its stores, catching up). */
+  isStarting(): boolean
   /** Every span it was up, oldest first (the last one open while it runs). */
   spans(): readonly UpSpan[]
   /** Exits nobody asked for (not after kill() or stop()), with their time and code. */
@@ -167,6 +169,7 @@ export function createRoleProcess(parameters: CreateRoleProcessParameters): Role
       return { clean: stopped && c.exitCode === 0 }
     },
     isUp: () => running() && spans.at(-1)?.to === undefined && spans.length > 0,
+    isStarting: () => running() && !role.isUp(),
     spans: () => spans,
     unexpectedExits: () => unexpected,
     eventCount: (event) => counts.get(event) ?? 0,

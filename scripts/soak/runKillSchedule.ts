@@ -3,6 +3,9 @@
  * spread so that about `kills` happen, and restarts each killed process after a short random
  * delay. Never more than one validator is down at a time (a kill waits until every validator is
  * up again), so a quorum of n − 1 stays up; the gateway may be down alongside one validator.
+ * Each kill is the gateway with probability `gatewayShare`, else a validator; when the schedule
+ * is behind its pace and the kind drawn must wait for a restart, its process still starting is
+ * killed again (a validator only if it is the one down), or else the other kind goes instead.
  */
 import { mulberry32 } from '../../src/device/simulator/random.ts'
 import type { RoleKind, RoleProcess } from './roleProcess.ts'
@@ -10,7 +13,15 @@ import type { RoleKind, RoleProcess } from './roleProcess.ts'
 /** Tries to bring a killed process back before the schedule gives up on it (and says so). */
 const RESTART_ATTEMPTS = 5
 
-export type KillRecord = { at: number; role: string; kind: RoleKind; restartedAt: number | undefined }
+export type KillRecord = {
+  at: number
+  role: string
+  kind: RoleKind
+  /** It was killed while still starting after an earlier kill (a crash during recovery). */
+  duringStart: boolean
+  /** When it was up again; undefined when it was killed again while starting. */
+  restartedAt: number | undefined
+}
 
 export type RunKillScheduleParameters = {
   gateway: RoleProcess
@@ -46,9 +57,23 @@ export async function runKillSchedule(parameters: RunKillScheduleParameters): Pr
     }
     return true
   }
-  const allValidatorsUp = () => validators.every((v) => v.isUp())
+  const began = Date.now()
+  /**
+   * Who a kill of this kind may hit now: the gateway if up; any validator while all are up. With
+   * `starting`, also one still starting after its kill: the gateway, or the only validator down.
+   */
+  const targets = (kind: RoleKind, starting: boolean): RoleProcess[] => {
+    if (kind === 'gateway') return gateway.isUp() || (starting && gateway.isStarting()) ? [gateway] : []
+    const down = validators.filter((v) => !v.isUp())
+    if (down.length === 0) return [...validators]
+    return starting && down.length === 1 && down[0]?.isStarting() ? down : []
+  }
+  /** Each role's kill count: a restart whose process was killed again while starting gives way. */
+  const killsOf = new Map<RoleProcess, number>()
 
   const restart = (role: RoleProcess, record: KillRecord) => {
+    const generation = killsOf.get(role)
+    const superseded = () => killsOf.get(role) !== generation
     const restarting = (async () => {
       await new Promise((resolve) => setTimeout(resolve, between(parameters.restartDelayMs)))
       for (let attempt = 1; attempt <= RESTART_ATTEMPTS; attempt++) {
@@ -57,6 +82,7 @@ export async function runKillSchedule(parameters: RunKillScheduleParameters): Pr
           record.restartedAt = Date.now()
           return
         } catch (error) {
+          if (superseded()) return // killed again while starting: that kill restarts it
           parameters.onRestartFailed?.(role, error)
           await role.kill()
         }
@@ -71,18 +97,42 @@ export async function runKillSchedule(parameters: RunKillScheduleParameters): Pr
     const meanGap = (until() - Date.now()) / (kills - done.length)
     await untilTime(Date.now() + meanGap * between([0.3, 1.7]))
     if (Date.now() >= until()) break
-    const kind: RoleKind = random() < parameters.gatewayShare ? 'gateway' : 'validator'
-    const eligible = kind === 'gateway' ? () => gateway.isUp() : allValidatorsUp
-    const waited = Date.now()
-    if (!(await whenReady(eligible))) break
-    // it had to wait for a restart: strike at a random moment shortly after, not right at it
-    if (Date.now() - waited > 100) {
-      await untilTime(Date.now() + between([0, 3_000]))
-      if (!(await whenReady(eligible))) break
+    const drawn: RoleKind = random() < parameters.gatewayShare ? 'gateway' : 'validator'
+    const other: RoleKind = drawn === 'gateway' ? 'validator' : 'gateway'
+    // Behind the pace (restarts slower than the gaps): rather than wait for a restart, the drawn
+    // kind's process still starting (a crash during recovery), else the other kind; else wait.
+    const behind = done.length < (kills * (Date.now() - began)) / (until() - began)
+    const choices: [RoleKind, boolean][] = behind
+      ? [
+          [drawn, false],
+          [drawn, true],
+          [other, false],
+          [other, true],
+        ]
+      : [[drawn, false]]
+    let [kind, pool] = [drawn, [] as RoleProcess[]]
+    for (const [k, starting] of choices) {
+      pool = targets(k, starting)
+      kind = k
+      if (pool.length > 0) break
     }
-    const target =
-      kind === 'gateway' ? gateway : (validators[Math.floor(random() * validators.length)] as RoleProcess)
-    const record: KillRecord = { at: Date.now(), role: target.name, kind, restartedAt: undefined }
+    if (pool.length === 0) {
+      kind = drawn
+      if (!(await whenReady(() => targets(drawn, false).length > 0))) break
+      // it had to wait for a restart: strike at a random moment shortly after, not right at it
+      await untilTime(Date.now() + between([0, 2_000]))
+      if (!(await whenReady(() => targets(drawn, false).length > 0))) break
+      pool = targets(drawn, false)
+    }
+    const target = pool[Math.floor(random() * pool.length)] as RoleProcess
+    const record: KillRecord = {
+      at: Date.now(),
+      role: target.name,
+      kind,
+      duringStart: target.isStarting(),
+      restartedAt: undefined,
+    }
+    killsOf.set(target, (killsOf.get(target) ?? 0) + 1)
     await target.kill()
     done.push(record)
     parameters.onKill?.(record)
