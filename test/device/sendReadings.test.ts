@@ -35,6 +35,9 @@ function device(stateDir: string, key: Hex, gatewayUrl = gateway.url) {
     blueprint,
     deviceClass: 1,
     stateDir,
+    // a 500-reading answer is signed and checked in pure JS on both sides: on a loaded machine
+    // that takes longer than the 10 s default, and the reading would be queued, not lost
+    timeoutMs: 60_000,
   })
 }
 const sent = () => gateway.requests.flat()
