@@ -139,9 +139,11 @@ export async function startExchangeFixture(options: StartExchangeFixtureOptions)
   const reports: ReportJson[] = Array.from({ length: POOL_SIZE }, () => genuineReport(validator))
   const batchSets: BatchSetJson[] = Array.from({ length: POOL_SIZE }, () => genuineBatchSet(validator))
   /** A genuine item of the validator: mostly from the pool, now and then a fresh one replacing one. */
-  function pooled<T>(pool: T[], make: () => T): T {
+  function pooled<T extends { epoch: string }>(pool: T[], make: () => T): T {
     const i = random.int(pool.length)
-    if (random.chance(0.08)) pool[i] = make()
+    // one the window has left (or is about to) is replaced: the pool stays admissible as epochs pass
+    const stale = BigInt((pool[i] as T).epoch) + BEHIND <= currentEpoch() + 1n
+    if (stale || random.chance(0.05)) pool[i] = make()
     return pool[i] as T
   }
 

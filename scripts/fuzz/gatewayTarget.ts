@@ -116,8 +116,12 @@ export async function startGatewayFixture(options: StartGatewayFixtureOptions): 
   const retired = Array.from({ length: 2 }, (_, i) => key(`retired ${i}`))
   const otherClass = Array.from({ length: 2 }, (_, i) => key(`class ${i}`))
   const strangers = Array.from({ length: 4 }, (_, i) => key(`stranger ${i}`))
+  // active devices of their own for readings at the 64-bit edges: one accepted at seq 2^64 − 1
+  // leaves its device nothing above it, and every later reading of it a replay
+  const edgeDevices = Array.from({ length: 8 }, (_, i) => key(`edge device ${i}`))
   const registry = new Map<string, { deviceClass: number; status: 'active' | 'retired' }>()
-  for (const k of active) registry.set(k.address.toLowerCase(), { deviceClass: classId, status: 'active' })
+  for (const k of [...active, ...edgeDevices])
+    registry.set(k.address.toLowerCase(), { deviceClass: classId, status: 'active' })
   for (const k of retired) registry.set(k.address.toLowerCase(), { deviceClass: classId, status: 'retired' })
   for (const k of otherClass)
     registry.set(k.address.toLowerCase(), { deviceClass: unknownClass, status: 'active' })
@@ -286,7 +290,7 @@ export async function startGatewayFixture(options: StartGatewayFixtureOptions): 
 
   /** Readings with integers at and beyond the 64-bit edges, signed when the wire can carry them. */
   function edges(): Json[] {
-    const k = random.pick(active)
+    const k = random.pick(edgeDevices)
     const edge = () => mutator.edgeBigInt()
     const inUint64 = (v: bigint) => v >= 0n && v < 2n ** 64n
     const inInt64 = (v: bigint) => v >= -(2n ** 63n) && v < 2n ** 63n
