@@ -59,8 +59,6 @@ export type StartGatewayFixtureOptions = {
   inProcessShare: number
   sockets: number
   keccak: Keccak256
-  /** An MQTT broker to go through instead of an embedded aedes of the fuzzer's own. */
-  brokerUrl?: string | undefined
 }
 
 /** The reasons a genuine, fresh reading can never deserve (the others depend on timing). */
@@ -144,9 +142,7 @@ export async function startGatewayFixture(options: StartGatewayFixtureOptions): 
   await gateway.start()
   const http: Transport = createTransport(gateway.url, gateway.server, options.sockets)
 
-  const broker: EmbeddedBroker = options.brokerUrl
-    ? { url: options.brokerUrl, close: async () => {} }
-    : await startEmbeddedBroker()
+  const broker: EmbeddedBroker = await startEmbeddedBroker()
   const ingest: MqttIngest = createMqttIngest({
     gateway,
     brokerUrl: broker.url,
@@ -565,8 +561,7 @@ export async function startGatewayFixture(options: StartGatewayFixtureOptions): 
       new Promise<string>((resolve) => setTimeout(() => resolve('no answer'), 10_000).unref()),
     ])
     await stray.endAsync(true)
-    if (outcome === 'refused' || options.brokerUrl)
-      tally.note('gateway-mqtt', `empty reply id: ${outcome} by the broker`)
+    if (outcome === 'refused') tally.note('gateway-mqtt', `empty reply id: ${outcome} by the broker`)
     else
       tally.flag(
         'transportErrors',
