@@ -217,12 +217,11 @@ for (const target of TARGETS) {
   for (const [note, n] of sorted.slice(0, 18)) console.log(`    ${number(n).padStart(10)}  ${note}`)
   if (sorted.length > 18) console.log(`    … and ${sorted.length - 18} more kinds of answer`)
 }
-const rateLimited = results.reduce(
-  (n, r) => n + TARGETS.reduce((m, t) => m + (new Map(r.notes[t]).get('429 (rate limited)') ?? 0), 0),
-  0,
-)
+const noted = (note: string) =>
+  results.reduce((n, r) => n + TARGETS.reduce((m, t) => m + (new Map(r.notes[t]).get(note) ?? 0), 0), 0)
 console.log(
-  `\n  429 answers (the limiter, counted apart; the exchange's limit is set out of reach): ${rateLimited}`,
+  `\n  counted apart: ${noted('429 (rate limited)')} answers 429 (the exchange's rate limits are set out of reach), ` +
+    `${noted('503 BUSY (batches served at once, counted apart)')} answers 503 BUSY (the exchange serves 4 batches at once by design)`,
 )
 console.log('\n  must be 0:')
 for (const figure of figureNames)
