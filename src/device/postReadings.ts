@@ -161,18 +161,24 @@ export async function postReadings({
   checkRequestSize(readings)
   const url = `${gatewayUrl.replace(/\/+$/, '')}/v1/readings`
   const { payload, request } = await readingsRequest(readings)
-  let response: Response
+  let response: Response | undefined
   let body: unknown
-  try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: payload,
-      signal: AbortSignal.timeout(timeoutMs),
-    })
-    body = await response.json().catch(() => undefined)
-  } catch (cause) {
-    return { type: 'unavailable', status: undefined, message: describeFailure(url, cause) }
+  // a connection reset before any answer (typically a kept-alive connection the gateway closed
+  // just as this request went out) is tried once more at once: resending is safe, since the
+  // gateway acknowledges a reading it already stored as a duplicate
+  for (let attempt = 1; response === undefined; attempt++) {
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: payload,
+        signal: AbortSignal.timeout(timeoutMs),
+      })
+      body = await response.json().catch(() => undefined)
+    } catch (cause) {
+      if (attempt === 1 && isConnectionReset(cause)) continue
+      return { type: 'unavailable', status: undefined, message: describeFailure(url, cause) }
+    }
   }
   const answer = await verifier.verify({ readings, request, status: response.status, body, source: url })
   if (answer.type !== 'ignored') return answer
@@ -184,6 +190,12 @@ export async function postReadings({
     message: `${answer.code}: ${answer.message}`,
     ignored: [answer.code],
   }
+}
+
+/** Whether a fetch failed because the connection was reset or closed before any answer. */
+function isConnectionReset(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: string } | undefined) : undefined
+  return cause?.code === 'ECONNRESET' || cause?.code === 'UND_ERR_SOCKET' || cause?.code === 'EPIPE'
 }
 
 /**

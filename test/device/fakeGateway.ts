@@ -17,7 +17,8 @@ import { type SignedReading, signedReadingJsonSchema } from '../../src/readings/
 import { recoverSigner } from '../../src/readings/recoverReadingSigner.ts'
 import { signGatewayVerdict } from '../../src/readings/signGatewayVerdict.ts'
 
-export type FakeGatewayMode = 'accept' | 'unavailable' | 'refuse'
+/** `resetOnce`: the next request's connection is reset before any answer, then it accepts again. */
+export type FakeGatewayMode = 'accept' | 'unavailable' | 'refuse' | 'resetOnce'
 
 export async function startFakeGateway(options: {
   chainId: number
@@ -36,6 +37,11 @@ export async function startFakeGateway(options: {
 
   const server = createServer(async (req, res) => {
     const bytes = await readBody(req)
+    if (mode === 'resetOnce') {
+      mode = 'accept'
+      req.socket.destroy()
+      return
+    }
     const request = bytesToHex(keccak(bytes))
     const body = JSON.parse(bytes.toString('utf8')) as { readings: unknown[] }
     const readings = body.readings.map((raw) => {

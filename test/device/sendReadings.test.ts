@@ -128,6 +128,16 @@ describe('createDevice: delivery to a gateway over HTTP', () => {
     ).toEqual([next.seq])
   })
 
+  it('sends again at once when the connection is reset before any answer', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'device-send-'))
+    const d = device(stateDir, generatePrivateKey())
+    gateway.setMode('resetOnce')
+    const before = gateway.requests.length
+    const result = await d.send([await d.sign({ values: values(1n), time: 1n })])
+    expect(result).toMatchObject({ accepted: 1, queued: 0 })
+    expect(gateway.requests.length - before).toBe(1) // the reset one never reached its handler's end
+  })
+
   it('splits a large send into requests of at most 500 readings', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'device-send-'))
     const d = device(stateDir, generatePrivateKey())
