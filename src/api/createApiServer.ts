@@ -6,7 +6,7 @@ import { cellToLatLng, cellToParent, getResolution, gridDisk, isValidCell, latLn
 import { formatUnits, getAddress, isAddress } from 'viem'
 import type { z } from 'zod'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
-import type { Deployment } from '../chain/deployment.ts'
+import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
@@ -137,8 +137,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       rpcUrl: options.rpcUrl ?? null,
       contracts: deployment.contracts,
       epochLength: deployment.epochLength,
-      currentEpoch:
-        now < deployment.genesisTime ? 0n : (now - deployment.genesisTime) / deployment.epochLength,
+      currentEpoch: runningEpoch(now, deployment),
       lastSettledEpoch: epochs[0] ?? null,
       devices: indexer.deviceCount(),
       validators: indexer.validators().filter((v) => v.status === 'active').length,

@@ -111,3 +111,8 @@ export function readDeployment(path: string): Deployment {
   }
   return readJsonFile(path, deploymentSchema, 'DEPLOYMENT_INVALID', 'deployment file')
 }
+
+/** The epoch running at unix time `now` (epoch 0 before genesis). */
+export function runningEpoch(now: bigint, epochs: { genesisTime: bigint; epochLength: bigint }): bigint {
+  return now < epochs.genesisTime ? 0n : (now - epochs.genesisTime) / epochs.epochLength
+}

@@ -9,7 +9,7 @@ import {
 } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
-import type { Deployment } from '../chain/deployment.ts'
+import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import {
   hashEpochReport,
@@ -46,7 +46,7 @@ import { createSignatureCheckPool, type SignatureCheckPool } from './judge/creat
 import { type JudgeEpochInput, type JudgeEpochResult, judgeEpoch } from './judge/judgeEpoch.ts'
 import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
 import type { PeerRefusal, PublishOutcome, ReportExchange, SignedEpochReport } from './reportExchange.ts'
-import { openSlashingProtection, type SigningRecord } from './slashingProtection.ts'
+import { openSlashingProtection, type SigningRecord, type SignOnceResult } from './slashingProtection.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
 
 /**
@@ -212,9 +212,25 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   let firstEpoch = options.firstEpoch
   if (firstEpoch === undefined && store.lastJudgedEpoch() === undefined) {
     const now = clock()
-    firstEpoch = now < genesisTime ? 0n : (now - genesisTime) / epochLength
+    firstEpoch = runningEpoch(now, deployment)
   }
   const submitted = new Set<bigint>()
+
+  /** Tells of a signature slashing protection refused: what was asked, and what is on record. */
+  function reportRefusal(
+    kind: 'report' | 'batchSet',
+    epoch: bigint,
+    digest: Hex,
+    refusal: Extract<SignOnceResult, { type: 'refused' }>,
+  ): void {
+    options.onSigningRefused?.({
+      epoch,
+      kind,
+      code: refusal.code,
+      digest,
+      recorded: refusal.recorded?.digest ?? null,
+    })
+  }
 
   /** Publishes one of this validator's items and says so loudly when a peer did not keep it. */
   async function publishOwn(
@@ -259,7 +275,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (republished) return
     republished = true
     const now = clock()
-    const current = now < genesisTime ? 0n : (now - genesisTime) / epochLength
+    const current = runningEpoch(now, deployment)
     for (const record of protection.recordsSince(current - REPUBLISH_EPOCHS)) await republish(record)
   }
 
@@ -331,13 +347,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       },
     )
     if (signing.type === 'refused') {
-      options.onSigningRefused?.({
-        epoch,
-        kind: 'report',
-        code: signing.code,
-        digest: reportDigest,
-        recorded: signing.recorded?.digest ?? null,
-      })
+      reportRefusal('report', epoch, reportDigest, signing)
       store.abstain(epoch, signing.code)
       if (signing.recorded?.signature) await republish(signing.recorded) // what it did sign stands
       return
@@ -493,10 +503,11 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (!held.announced) {
       if (held.answered.size < gateways.length && clock() < sealedAt + gatewayWait) return undefined
       const batches = held.recorded ?? canonicalBatchList([...held.batches.keys()])
+      const digest = hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches)
       const signing = await protection.signOnce(
         'batchSet',
         epoch,
-        hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches),
+        digest,
         JSON.stringify({ batches }),
         async () => {
           await step('batchSetRecorded', epoch)
@@ -513,14 +524,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       )
       held.announced = true
       if (signing.type === 'refused') {
-        // announced before under other inputs (its record was read above), or below a watermark
-        options.onSigningRefused?.({
-          epoch,
-          kind: 'batchSet',
-          code: signing.code,
-          digest: hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches),
-          recorded: signing.recorded?.digest ?? null,
-        })
+        // an imported record of another list, or an epoch below the imported watermark
+        reportRefusal('batchSet', epoch, digest, signing)
       } else {
         await step('batchSetSigned', epoch)
         await publishOwn('batchSet', epoch, () =>

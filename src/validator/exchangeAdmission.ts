@@ -1,4 +1,5 @@
 import type { Address } from 'viem'
+import { runningEpoch } from '../chain/deployment.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import type { Admission } from './createHttpReportExchange.ts'
 
@@ -48,7 +49,7 @@ export function createExchangeAdmission(
   }
   return ({ epoch, signer }) => {
     const now = clock()
-    const current = now < options.genesisTime ? 0n : (now - options.genesisTime) / options.epochLength
+    const current = runningEpoch(now, options)
     if (epoch + behind < current || epoch > current + ahead) {
       return {
         type: 'refused',
