@@ -21,7 +21,7 @@ export type CreateExchangeAdmissionOptions = {
 /**
  * The report exchange's first gate, checked before any signature is recovered: an item is kept
  * only when its epoch lies within [current − behind, current + ahead] and its signer is one of
- * the network's validators — active, or unbonding (it signed while active and is still
+ * the network's validators — active, slashed (its late reports are still evidence) or unbonding (it signed while active and is still
  * slashable, so its reports stay evidence). Throwaway keys and far-future epochs are refused at
  * the cost of a lookup, so they can neither fill the board nor push real epochs out of it.
  *
@@ -41,7 +41,7 @@ export function createExchangeAdmission(
     const set = new Set(
       options.validators
         .validators()
-        .filter((v) => v.status === 'active' || v.status === 'unbonding')
+        .filter((v) => v.status === 'active' || v.status === 'unbonding' || v.status === 'slashed')
         .map((v) => v.validator.toLowerCase()),
     )
     cached = { at: Date.now(), signers: set }
