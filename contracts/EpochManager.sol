@@ -20,7 +20,10 @@ interface IRewardDistributor {
 /// contract) by a quorum of distinct active validators. Signatures must come sorted by signer
 /// address, strictly ascending, so a signer cannot be counted twice; OpenZeppelin's ECDSA rejects
 /// malleable (high-s) signatures. Epochs strictly increase (an epoch that never settled may be
-/// skipped; its emission is then never minted). Anyone may submit a fully signed report. Anyone may
+/// skipped; its emission is then never minted). A report must land before the end of the epoch after
+/// next (`settlementDeadline`): then every validator knows, from the chain alone, which epoch the next
+/// one's cumulative rewards build on (the last one settled before it), and an epoch that settles late
+/// can never leave its rewards out of its successor's tree. Anyone may submit a fully signed report. Anyone may
 /// prove equivocation — two different reports signed by one validator for one epoch — and the
 /// validator's bond is slashed. Loops run over signatures only, which the validator cap bounds.
 /// ReportAccepted names the signers: validators' rewards for an epoch go to them (in the next tree).
@@ -39,6 +42,7 @@ contract EpochManager is EIP712 {
 
     error EpochNotIncreasing(uint64 epoch, uint64 nextEpoch);
     error EpochNotClosed(uint64 epoch, uint64 closesAt);
+    error EpochSettlementClosed(uint64 epoch, uint64 deadline);
     error EpochZeroRoot();
     error EpochNoValidators();
     error EpochQuorumNotReached(uint256 signers, uint256 quorum);
@@ -93,6 +97,8 @@ contract EpochManager is EIP712 {
         if (report.epoch < _nextEpoch) revert EpochNotIncreasing(report.epoch, _nextEpoch);
         uint64 closesAt = epochEnd(report.epoch);
         if (block.timestamp < closesAt) revert EpochNotClosed(report.epoch, closesAt);
+        uint64 deadline = closesAt + 2 * _epochLength; // settlementDeadline(report.epoch)
+        if (block.timestamp >= deadline) revert EpochSettlementClosed(report.epoch, deadline);
         if (report.readingsRoot == bytes32(0) || report.rewardsRoot == bytes32(0)) revert EpochZeroRoot();
         if (_validators.activeCount() == 0) revert EpochNoValidators();
         uint256 needed = _validators.quorum();
@@ -171,6 +177,12 @@ contract EpochManager is EIP712 {
     /// @notice The first second after `epoch`: its report is accepted from then on.
     function epochEnd(uint64 epoch) public view returns (uint64) {
         return _genesisTime + (epoch + 1) * _epochLength;
+    }
+
+    /// @notice The first second at which a report for `epoch` is refused: the end of the epoch after
+    /// next. Validators judging epoch e + 1 build on e once it settled or this deadline passed.
+    function settlementDeadline(uint64 epoch) public view returns (uint64) {
+        return epochEnd(epoch) + 2 * _epochLength;
     }
 
     /// @notice The lowest epoch number a new report may carry.

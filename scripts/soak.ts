@@ -21,7 +21,12 @@ import { readSettlements, settledEpochCount } from './soak/readSettlements.ts'
 import type { RoleProcess } from './soak/roleProcess.ts'
 import { type KillRecord, runKillSchedule } from './soak/runKillSchedule.ts'
 import { runSoakFleet } from './soak/runSoakFleet.ts'
-import { AGREEMENT_TIMEOUT_MS, LEADER_TIMEOUT_MS, startSoakNetwork } from './soak/startSoakNetwork.ts'
+import {
+  AGREEMENT_TIMEOUT_MS,
+  GATEWAY_WAIT_MS,
+  LEADER_TIMEOUT_MS,
+  startSoakNetwork,
+} from './soak/startSoakNetwork.ts'
 
 const VALIDATORS = 4
 const QUORUM = 3
@@ -194,6 +199,7 @@ const figures = checkSoak({
   deployment,
   sealDelaySeconds: blueprint.epochs.sealDelaySeconds,
   agreementTimeoutMs: AGREEMENT_TIMEOUT_MS,
+  gatewayWaitMs: GATEWAY_WAIT_MS,
   leaderTimeoutMs: LEADER_TIMEOUT_MS,
   gatewaySpans: network.gateway.spans(),
   validatorSpans: network.validators.map((v) => v.spans()),

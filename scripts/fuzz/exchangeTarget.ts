@@ -79,6 +79,8 @@ export async function startExchangeFixture(options: StartExchangeFixtureOptions)
       validators: () => [
         { validator: validator.address, status: 'active', bond: 10n ** 21n, joinedAt: genesis },
       ],
+      activeValidatorsAt: () => [validator.address.toLowerCase() as Address],
+      lastProcessed: () => ({ block: 1n, timestamp: now() }),
     },
     genesisTime: genesis,
     epochLength: EPOCH_LENGTH,

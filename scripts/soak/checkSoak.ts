@@ -24,6 +24,7 @@ export type CheckSoakParameters = {
   deployment: Deployment
   sealDelaySeconds: number
   agreementTimeoutMs: number
+  gatewayWaitMs: number
   leaderTimeoutMs: number
   gatewaySpans: readonly UpSpan[]
   validatorSpans: readonly (readonly UpSpan[])[]
@@ -46,8 +47,10 @@ export function checkSoak(parameters: CheckSoakParameters) {
   const { dir, deployment, chain } = parameters
   const { genesisTime, epochLength } = deployment
   const seconds = (ms: number) => Math.ceil(ms / 1000)
-  const agreementWait = seconds(parameters.agreementTimeoutMs)
-  const gatewayWait = Math.floor((agreementWait + 1) / 2)
+  // as the validator counts them: the gateway wait, then the rest of the agreement timeout
+  const agreementTimeout = seconds(parameters.agreementTimeoutMs)
+  const gatewayWait = seconds(parameters.gatewayWaitMs)
+  const agreementWait = gatewayWait + agreementTimeout - Math.floor((agreementTimeout + 1) / 2)
   const endMs = (epoch: bigint) => Number(genesisTime + (epoch + 1n) * epochLength) * 1000
   const epochAt = (ms: number) => (BigInt(Math.floor(ms / 1000)) - genesisTime) / epochLength
   /** From the epoch's end until its last leader turn (plus slack) is over. */

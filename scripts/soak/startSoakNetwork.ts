@@ -27,6 +27,8 @@ import { createRoleProcess, type RoleProcess } from './roleProcess.ts'
 /** What the validators are configured with; the soak's settlement deadline follows from them. */
 export const LEADER_TIMEOUT_MS = 3_000
 export const AGREEMENT_TIMEOUT_MS = 4_000
+/** Longer than the gateway takes to come back from a SIGKILL (restart delay + start), on a loaded machine. */
+export const GATEWAY_WAIT_MS = 6_000
 
 export type StartSoakNetworkParameters = {
   dir: string
@@ -174,6 +176,7 @@ export async function startSoakNetwork(parameters: StartSoakNetworkParameters) {
           port: await stablePort(),
           leaderTimeoutMs: LEADER_TIMEOUT_MS,
           agreementTimeoutMs: AGREEMENT_TIMEOUT_MS,
+          gatewayWaitMs: GATEWAY_WAIT_MS,
           // odd validators check signatures on a worker thread, even ones on their main thread
           ...(i % 2 === 1 ? { parallelJudgeFrom: 1, signatureThreads: 1 } : {}),
         }),

@@ -34,6 +34,12 @@ export const validatorConfigSchema = z.object({
   leaderTimeoutMs: z.number().int().positive().default(10_000),
   /** Milliseconds after sealing for agreeing with the peers on an epoch's batches. */
   agreementTimeoutMs: z.number().int().positive().default(4_000),
+  /**
+   * Milliseconds after sealing that a listed gateway which has not answered is waited for (default:
+   * half the agreement timeout); its readings miss the epoch after that. Make it longer than a
+   * gateway takes to restart.
+   */
+  gatewayWaitMs: z.number().int().positive().optional(),
   /** Worker threads for the signature checks of large epochs (default: the machine's parallelism). */
   signatureThreads: z.number().int().min(0).optional(),
   /** Readings from which an epoch's signatures are checked on those threads. */
@@ -163,6 +169,7 @@ export async function runValidator(
     ...(hooks.onStep ? { onStep: hooks.onStep } : {}),
     leaderTimeoutMs: config.leaderTimeoutMs,
     agreementTimeoutMs: config.agreementTimeoutMs,
+    ...(config.gatewayWaitMs === undefined ? {} : { gatewayWaitMs: config.gatewayWaitMs }),
     parallelJudgeFrom: config.parallelJudgeFrom,
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
     onJudged: (r) =>

@@ -97,4 +97,22 @@ describe('openIndexerDatabase', () => {
       expect.objectContaining({ code: 'INDEXER_SCHEMA_MISMATCH' }),
     )
   })
+
+  it('empties a version 2 database, which kept no validator history, so that it indexes again from the start', () => {
+    const path = dbPath()
+    const db = openIndexerDatabase(path)
+    createBatchWriter(db)({ events: [registered], cursor: { block: 10n, hash: hash(10), timestamp: 1_010n } })
+    db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run()
+    db.close()
+
+    const store = createIndexerStore(openIndexerDatabase(path))
+    expect(store.lastProcessed()).toBeUndefined()
+    expect(store.deviceCount()).toBe(0)
+    store.close()
+    const raw = new Database(path)
+    expect(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe(
+      String(INDEXER_SCHEMA_VERSION),
+    )
+    raw.close()
+  })
 })

@@ -47,6 +47,19 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
     `INSERT INTO gateway_events (block, log_index, block_timestamp, tx_hash, gateway, kind, url)
      VALUES (@block, @logIndex, @blockTimestamp, @txHash, @gateway, @kind, @url)`,
   )
+  const insertValidatorEvent = db.prepare(
+    `INSERT INTO validator_events (block, log_index, block_timestamp, tx_hash, validator, kind)
+     VALUES (@block, @logIndex, @blockTimestamp, @txHash, @validator, @kind)`,
+  )
+  const validatorEvent = (event: ProtocolEvent & { validator: Address }, kind: string) =>
+    insertValidatorEvent.run({
+      block: event.block,
+      logIndex: event.logIndex,
+      blockTimestamp: event.blockTimestamp,
+      txHash: event.txHash,
+      validator: event.validator,
+      kind,
+    })
   const setEndpoint = db.prepare(
     `INSERT INTO validator_endpoints (validator, url, updated_block) VALUES (@validator, @url, @block)
      ON CONFLICT (validator) DO UPDATE SET url = excluded.url, updated_block = excluded.updated_block`,
@@ -102,6 +115,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
         ? setValidatorStatus.run({ validator: event.validator, status, block: event.block })
         : setValidatorStatusAndBond.run({ validator: event.validator, status, bond, block: event.block })
     if (result.changes !== 1) throw inconsistent(event, `validator ${event.validator} never joined`)
+    validatorEvent(event, { unbonding: 'left', withdrawn: 'withdrew', slashed: 'slashed' }[status])
   }
 
   const apply = (event: ProtocolEvent): void => {
@@ -191,6 +205,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
           joinedAt: event.blockTimestamp,
           block: event.block,
         })
+        validatorEvent(event, 'joined')
         return
       case 'validatorEndpointSet':
         setEndpoint.run({ validator: event.validator, url: event.url, block: event.block })

@@ -87,6 +87,12 @@ export type IndexerStore = {
   listDevices(options?: { owner?: Address; limit?: number; offset?: number }): DeviceRecord[]
   /** Every validator that ever joined, sorted by address ascending. */
   validators(): ValidatorRecord[]
+  /**
+   * The active validators as of time `before` (blocks with timestamp < `before`), addresses
+   * lower-case, ascending; final, like `devicesAt`, only once a block at or after `before` was
+   * processed (INDEXER_BEHIND until then). An epoch's validators are those as of its end.
+   */
+  activeValidatorsAt(before: bigint): Address[]
   /** The endpoint each active validator advertised (non-empty ones), sorted by validator address. */
   validatorEndpoints(): { validator: Address; url: string }[]
   /** Accepted epochs, newest first; all of them unless `limit` is given. */
@@ -157,6 +163,13 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
      )
      WHERE latest = 1 AND kind != 'removed' ORDER BY gateway COLLATE NOCASE`,
   )
+  const activeValidatorsAt = db.prepare<[bigint], { validator: Address }>(
+    `SELECT lower(validator) AS validator FROM (
+       SELECT *, ROW_NUMBER() OVER (PARTITION BY lower(validator) ORDER BY block DESC, log_index DESC) AS latest
+       FROM validator_events WHERE block_timestamp < ?
+     )
+     WHERE latest = 1 AND kind = 'joined' ORDER BY lower(validator)`,
+  )
   const deviceCount = db.prepare<[], { n: bigint }>('SELECT COUNT(*) AS n FROM devices')
   const listDevices = db.prepare<[number, number], DeviceRow>(
     `SELECT device, owner, class, cell, status, registered_at FROM devices
@@ -205,6 +218,10 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
     },
     gateways() {
       return gatewaysAt.all(BigInt(Number.MAX_SAFE_INTEGER))
+    },
+    activeValidatorsAt(before) {
+      requireProcessed(db, before)
+      return activeValidatorsAt.all(before).map((row) => row.validator)
     },
     deviceCount() {
       return Number(deviceCount.get()?.n ?? 0n)

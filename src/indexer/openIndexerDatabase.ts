@@ -3,7 +3,7 @@ import type { Hex } from 'viem'
 import { DepinError } from '../errors.ts'
 
 /** Bumped whenever a table changes; a database of a newer version is refused, an older one migrated. */
-export const INDEXER_SCHEMA_VERSION = 2
+export const INDEXER_SCHEMA_VERSION = 3
 
 export type IndexerDatabase = Database.Database
 
@@ -119,6 +119,36 @@ CREATE TABLE IF NOT EXISTS validator_endpoints (
 );
 `
 
+/** Schema v3: the validator set's history, so that the set as of any time can be read. */
+const schemaV3 = `
+-- append-only: one row per change of a validator's status (ValidatorSet events)
+CREATE TABLE IF NOT EXISTS validator_events (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  block_timestamp INTEGER NOT NULL,
+  tx_hash TEXT NOT NULL,
+  validator TEXT NOT NULL COLLATE NOCASE,
+  kind TEXT NOT NULL CHECK (kind IN ('joined', 'left', 'withdrew', 'slashed')),
+  PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS validator_events_by_time ON validator_events (block_timestamp);
+`
+
+/** Every table filled from the chain: a migration that needs history not kept so far empties them. */
+const INDEXED_TABLES = [
+  'cursor',
+  'device_events',
+  'devices',
+  'validators',
+  'epochs',
+  'epoch_funding',
+  'equivocations',
+  'claims',
+  'gateway_events',
+  'validator_endpoints',
+  'validator_events',
+]
+
 export type OpenIndexerDatabaseOptions = {
   /** Open an existing database for reading only (another process indexes into it). */
   readonly?: boolean
@@ -165,6 +195,11 @@ function migrate(db: IndexerDatabase): void {
     db.exec(schemaV1)
     // v1 databases come from contracts without gateway or endpoint events: v2 only adds their tables
     db.exec(schemaV2)
+    db.exec(schemaV3)
+    // v3 keeps the validator set's history, which older versions did not: they index again from the
+    // deployment's first block (the indexer is a function of the chain; nothing else is lost)
+    if (version !== undefined && version < 3)
+      for (const table of INDEXED_TABLES) db.exec(`DELETE FROM ${table}`)
     writeMeta(db, 'schema_version', String(INDEXER_SCHEMA_VERSION))
   }).immediate()
 }

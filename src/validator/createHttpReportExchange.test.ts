@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Hex } from 'viem'
+import type { Address, Hex } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { afterEach, describe, expect, it } from 'vitest'
 import { hashEpochReport, signEpochReport } from '../chain/signEpochReport.ts'
@@ -100,6 +100,16 @@ async function post(url: string, body: unknown, raw = false) {
 async function held(url: string, epoch: bigint) {
   const response = await fetch(`${url}/v1/reports/${epoch}`)
   return ((await response.json()) as { reports: unknown[] }).reports
+}
+
+/** A validator set that never changed: every member active all along. */
+function validatorSet(members: readonly Address[]) {
+  return {
+    validators: () =>
+      members.map((validator) => ({ validator, status: 'active' as const, bond: 1n, joinedAt: 0n })),
+    activeValidatorsAt: () => members.map((m) => m.toLowerCase() as Address),
+    lastProcessed: () => undefined,
+  }
 }
 
 describe('createHttpReportExchange', () => {
@@ -409,13 +419,41 @@ describe('createHttpReportExchange', () => {
     expect(await held(b.url, 22n)).toEqual([])
   })
 
+  it("keeps an epoch's items only from the validators active at its end, once the indexer passed it", async () => {
+    const [early, late, slashed] = [newAccount(), newAccount(), newAccount()]
+    const lower = (a: { address: Address }) => a.address.toLowerCase() as Address
+    // epoch 99 ended at 1,000: early and slashed were active then; late joined after it, slashed
+    // was slashed after it; epoch 100 has not ended for the indexer, so the set of now stands in
+    const admit = createExchangeAdmission({
+      validators: {
+        validators: () => [
+          { validator: early.address, status: 'active', bond: 1n, joinedAt: 0n },
+          { validator: late.address, status: 'active', bond: 1n, joinedAt: 1_001n },
+          { validator: slashed.address, status: 'slashed', bond: 0n, joinedAt: 0n },
+        ],
+        activeValidatorsAt: (before) => (before <= 1_000n ? [lower(early), lower(slashed)] : [lower(early)]),
+        lastProcessed: () => ({ block: 7n, timestamp: 1_002n }),
+      },
+      genesisTime: 0n,
+      epochLength: 10n,
+      clock: () => 1_003n,
+    })
+    const code = (signer: { address: Address }, epoch: bigint) => {
+      const verdict = admit({ epoch, signer: signer.address })
+      return verdict.type === 'refused' ? verdict.code : 'admitted'
+    }
+    expect(code(early, 99n)).toBe('admitted')
+    expect(code(slashed, 99n)).toBe('admitted') // it signed while active: evidence
+    expect(code(late, 99n)).toBe('SIGNER_NOT_VALIDATOR')
+    expect(code(late, 100n)).toBe('admitted')
+    expect(code(slashed, 100n)).toBe('SIGNER_NOT_VALIDATOR')
+  })
+
   it('refuses, before any signature check, items of non-validators and of epochs outside the window', async () => {
     const validator = newAccount()
     const current = 100n
     const admit = createExchangeAdmission({
-      validators: {
-        validators: () => [{ validator: validator.address, status: 'active', bond: 1n, joinedAt: 0n }],
-      },
+      validators: validatorSet([validator.address]),
       genesisTime: 0n,
       epochLength: 10n,
       clock: () => current * 10n + 3n,
@@ -478,9 +516,7 @@ describe('createHttpReportExchange', () => {
   it('does not keep what a peer passes on from non-validators', async () => {
     const validator = newAccount()
     const admit = createExchangeAdmission({
-      validators: {
-        validators: () => [{ validator: validator.address, status: 'active', bond: 1n, joinedAt: 0n }],
-      },
+      validators: validatorSet([validator.address]),
       genesisTime: 0n,
       epochLength: 10n,
       clock: () => 1_003n,
@@ -502,10 +538,7 @@ describe('createHttpReportExchange', () => {
     const validator = newAccount()
     const gate = (members: string[]) =>
       createExchangeAdmission({
-        validators: {
-          validators: () =>
-            members.map((m) => ({ validator: m as Hex, status: 'active' as const, bond: 1n, joinedAt: 0n })),
-        },
+        validators: validatorSet(members as Address[]),
         genesisTime: 0n,
         epochLength: 10n,
         clock: () => 1_003n,

@@ -80,6 +80,13 @@ export type CreateValidatorOptions = {
    * batch set. Whoever is still silent then is left out.
    */
   agreementTimeoutMs?: number
+  /**
+   * Milliseconds after an epoch is sealed that a listed gateway which has not answered is waited
+   * for (default: half the agreement timeout). Its readings are left out of the epoch after that,
+   * so a gateway restarting after a crash should fit in it. A longer wait moves the batch-set
+   * deadline (and the leaders' turns) back by as much; when every gateway answers, nobody waits.
+   */
+  gatewayWaitMs?: number
   /** Worker threads for signature checks of large epochs (default: the machine's parallelism; 0: none). */
   signatureThreads?: number
   /** Readings from which an epoch's signatures are checked on the worker threads (default 20,000). */
@@ -163,7 +170,8 @@ const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
  * fetching any it lacks from a peer (see batchSets.ts). It re-verifies every signature itself,
  * judges the readings by the blueprint's quality rules against the registry as of the epoch's
  * end, computes rewards on top of the cumulative amounts of the last epoch settled before this
- * one ended, signs the report, and publishes it. The leader of an epoch (rotating over the active set by address; the next
+ * one (once the previous epoch settled or its settlement deadline passed), signs the report,
+ * and publishes it. The leader of an epoch (rotating over the active set by address; the next
  * one takes over after `leaderTimeoutMs`) submits once a quorum signed the same report.
  * Everything that decides the report is integer math over chain data and content-addressed
  * batches, so honest validators agree bit for bit.
@@ -188,8 +196,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   const { genesisTime, epochLength } = deployment
   const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
   const leaderTimeout = BigInt(Math.ceil((options.leaderTimeoutMs ?? 10_000) / 1000))
-  const agreementWait = BigInt(Math.ceil((options.agreementTimeoutMs ?? 4_000) / 1000))
-  const gatewayWait = (agreementWait + 1n) / 2n
+  const agreementTimeout = BigInt(Math.ceil((options.agreementTimeoutMs ?? 4_000) / 1000))
+  const defaultGatewayWait = (agreementTimeout + 1n) / 2n
+  const gatewayWait =
+    options.gatewayWaitMs === undefined ? defaultGatewayWait : BigInt(Math.ceil(options.gatewayWaitMs / 1000))
+  /** Seconds after the seal until the batch-set round ends and the leaders' turns begin. */
+  const agreementWait = gatewayWait + agreementTimeout - defaultGatewayWait
+  /** The first second at which the EpochManager refuses an epoch's report: the end of the epoch after next. */
+  const settlementDeadline = (epoch: bigint) => epochStart(epoch + 3n)
   const asking = { headers: { 'x-depin-validator': account.address } }
   exchange.serveBatches((hash) => store.batch(hash))
   exchange.serveCumulative((epoch) => {
@@ -202,12 +216,20 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const signer = recoverSigner(keccak, digest(reading), reading.signature)
     return signer.type === 'recovered' && signer.address === reading.device.toLowerCase()
   }
-  const activeValidators = () =>
-    indexer.store
-      .validators()
-      .filter((v) => v.status === 'active')
-      .map((v) => v.validator.toLowerCase())
-      .sort()
+  /**
+   * An epoch's validators: those active at its end, lower-case, ascending. The same for everyone
+   * however late each judges (the indexer's history of the set), so the batch threshold and the
+   * leaders' order never depend on when a validator looked.
+   */
+  const validatorsOf = (epoch: bigint): string[] => indexer.store.activeValidatorsAt(epochStart(epoch + 1n))
+  /** Validators active now: only their signatures count on-chain. */
+  const activeNow = () =>
+    new Set(
+      indexer.store
+        .validators()
+        .filter((v) => v.status === 'active')
+        .map((v) => v.validator.toLowerCase()),
+    )
   const epochStart = (epoch: bigint) => genesisTime + epoch * epochLength
   let firstEpoch = options.firstEpoch
   if (firstEpoch === undefined && store.lastJudgedEpoch() === undefined) {
@@ -282,24 +304,30 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   async function judgeNext(): Promise<void> {
     const last = store.lastJudgedEpoch()
     const next = last === undefined ? (firstEpoch ?? 0n) : last + 1n
-    // After downtime, skip to the newest sealable epoch: an epoch judged long after its successor
-    // closed could no longer build on the settlement before it (the chain moved on).
+    // After downtime, skip to the newest sealable epoch once the next one can no longer settle
+    // (its settlement deadline passed): judging it would be work nobody can submit.
     const now = clock()
     const newestSealable =
       now < genesisTime + sealDelay ? -1n : (now - sealDelay - genesisTime) / epochLength - 1n
-    const epoch = next < newestSealable ? newestSealable : next
+    const epoch = next < newestSealable && now >= settlementDeadline(next) ? newestSealable : next
     const end = epochStart(epoch + 1n)
     if (now < end + sealDelay) return
     const lastProcessed = indexer.store.lastProcessed()
     if (!lastProcessed || lastProcessed.timestamp < end) return // registry state at the epoch's end not final yet
     const readings = await agreeOnReadings(epoch, end)
     if (!readings) return
+    // Build on the last epoch settled before this one: final once the previous epoch settled or
+    // can no longer settle (its deadline passed on-chain), since epochs settle in increasing order.
+    // Until then, wait: the previous one may still settle, and its rewards must not be left out.
+    if (epoch > 0n && !indexer.store.getEpoch(epoch - 1n)) {
+      const seen = indexer.store.lastProcessed()
+      if (!seen || seen.timestamp < settlementDeadline(epoch - 1n)) return
+    }
 
     const devices = new Map<string, DeviceRecord>(
       indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]),
     )
-    // Build on the last epoch the chain settled before this one ended: the same base for every validator.
-    const base = indexer.store.epochs().find((e) => e.epoch < epoch && e.timestamp < end)
+    const base = indexer.store.epochs().find((e) => e.epoch < epoch)
     const previousCumulative = base ? await settledCumulative(base) : new Map<string, bigint>()
     const judged = await judge({
       blueprint,
@@ -417,7 +445,9 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
 
   /**
    * Judges on this thread, or, from `parallelJudgeFrom` readings on, with the signatures checked
-   * on worker threads (started at the first such epoch): the same result bit for bit.
+   * on worker threads: the same result bit for bit. The workers start at the first such epoch;
+   * until they have loaded (seconds on a loaded machine, right after a restart) epochs are judged
+   * on this thread, so a restarted validator is not late for the epoch it restarted in.
    */
   let pool: SignatureCheckPool | undefined
   async function judge(input: JudgeEpochInput): Promise<JudgeEpochResult> {
@@ -428,7 +458,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       deviceRegistry: deployment.contracts.deviceRegistry,
       threads,
     })
-    return judgeEpochInParallel(input, pool)
+    return pool.isReady() ? judgeEpochInParallel(input, pool) : judgeEpoch(input)
   }
 
   /** The batches held for the epoch being agreed on, and how far the agreement got. */
@@ -533,7 +563,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         )
       }
     }
-    const active = activeValidators()
+    const active = validatorsOf(epoch)
     const announcements = await exchange.collectBatchSets(epoch)
     if (
       announcersAmong(announcements, active as Address[]).size < active.length &&
@@ -611,11 +641,12 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     await saveSeenReports(last)
     if (submitted.has(last)) return
     const epoch = last
-    if (indexer.store.getEpoch(epoch)) {
+    // settled already, or too late: the EpochManager refuses a report after its deadline
+    if (indexer.store.getEpoch(epoch) || clock() >= settlementDeadline(epoch)) {
       submitted.add(epoch)
       return
     }
-    const active = activeValidators()
+    const active = validatorsOf(epoch)
     const position = active.indexOf(account.address.toLowerCase())
     if (position < 0) return
     const sinceSeal = clock() - (epochStart(epoch + 1n) + sealDelay + agreementWait)
@@ -625,13 +656,16 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const own = store.result(epoch)
     if (!own) return
     const quorum = await contracts.validatorSet.read.quorum()
+    // the epoch's validators whose signatures still count: the chain checks who is active now
+    const countable = activeNow()
+    const signers = active.filter((v) => countable.has(v))
     const agreeing = []
     const collected = await exchange.collect(epoch)
     const reported = new Set(
-      collected.map((s) => s.signer.toLowerCase()).filter((signer) => active.includes(signer)),
+      collected.map((s) => s.signer.toLowerCase()).filter((signer) => signers.includes(signer)),
     )
     for (const s of collected) {
-      if (s.digest !== own.digest || !active.includes(s.signer.toLowerCase())) continue
+      if (s.digest !== own.digest || !signers.includes(s.signer.toLowerCase())) continue
       const signer = await recoverReportSigner(
         deployment.chainId,
         deployment.contracts.epochManager,
@@ -645,7 +679,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     // waits (two thirds of its turn at most) for the active validators that have not reported; one that
     // reported another digest is not waited for.
     const turnStart = epochStart(epoch + 1n) + sealDelay + agreementWait + turn * leaderTimeout
-    if (reported.size < active.length && clock() < turnStart + leaderGrace) return
+    if (reported.size < signers.length && clock() < turnStart + leaderGrace) return
     submitted.add(epoch)
     try {
       const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])

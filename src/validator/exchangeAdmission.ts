@@ -4,8 +4,8 @@ import type { IndexerStore } from '../indexer/indexerStore.ts'
 import type { Admission } from './createHttpReportExchange.ts'
 
 export type CreateExchangeAdmissionOptions = {
-  /** The validator's own indexer: who the network's validators are. */
-  validators: Pick<IndexerStore, 'validators'>
+  /** The validator's own indexer: who the network's validators are, and were at each epoch's end. */
+  validators: Pick<IndexerStore, 'validators' | 'activeValidatorsAt' | 'lastProcessed'>
   genesisTime: bigint
   epochLength: bigint
   /** Unix seconds; defaults to the system clock. */
@@ -14,19 +14,18 @@ export type CreateExchangeAdmissionOptions = {
   behind?: bigint
   /** Epochs after the current one accepted (default 1: clock skew between machines). */
   ahead?: bigint
-  /** Milliseconds the validator list is reused before it is read again (default 1,000). */
+  /** Milliseconds the current validator list is reused before it is read again (default 1,000). */
   cacheMs?: number
 }
 
 /**
  * The report exchange's first gate, checked before any signature is recovered: an item is kept
- * only when its epoch lies within [current − behind, current + ahead] and its signer is one of
- * the network's validators — active, slashed (its late reports are still evidence) or unbonding (it signed while active and is still
- * slashable, so its reports stay evidence). Throwaway keys and far-future epochs are refused at
- * the cost of a lookup, so they can neither fill the board nor push real epochs out of it.
- *
- * The set is the one the indexer holds now, not as of each epoch's end (the indexer keeps no
- * validator history yet); the chain counts current validators' signatures anyway.
+ * only when its epoch lies within [current − behind, current + ahead] and its signer was an
+ * active validator at the epoch's end (from the indexer's history of the set; one that left or
+ * was slashed since still signed while active, so its items stay evidence). For an epoch whose end
+ * the indexer has not reached yet, the set active now stands in. Throwaway keys and far-future
+ * epochs are refused at the cost of a lookup, so they can neither fill the board nor push real
+ * epochs out of it.
  */
 export function createExchangeAdmission(
   options: CreateExchangeAdmissionOptions,
@@ -35,16 +34,29 @@ export function createExchangeAdmission(
   const behind = options.behind ?? 16n
   const ahead = options.ahead ?? 1n
   const cacheMs = options.cacheMs ?? 1_000
-  let cached = { at: Number.NEGATIVE_INFINITY, signers: new Set<string>() }
-  const signers = () => {
-    if (Date.now() - cached.at < cacheMs) return cached.signers
+  let current = { at: Number.NEGATIVE_INFINITY, signers: new Set<string>() }
+  const activeNow = () => {
+    if (Date.now() - current.at < cacheMs) return current.signers
     const set = new Set(
       options.validators
         .validators()
-        .filter((v) => v.status === 'active' || v.status === 'unbonding' || v.status === 'slashed')
+        .filter((v) => v.status === 'active')
         .map((v) => v.validator.toLowerCase()),
     )
-    cached = { at: Date.now(), signers: set }
+    current = { at: Date.now(), signers: set }
+    return set
+  }
+  // an epoch's set is final once the indexer passed its end: kept for the epochs of the window
+  const atEnd = new Map<bigint, Set<string>>()
+  const signers = (epoch: bigint): Set<string> => {
+    const kept = atEnd.get(epoch)
+    if (kept) return kept
+    const end = options.genesisTime + (epoch + 1n) * options.epochLength
+    const processed = options.validators.lastProcessed()
+    if (!processed || processed.timestamp < end) return activeNow()
+    const set = new Set(options.validators.activeValidatorsAt(end).map((v) => v.toLowerCase()))
+    atEnd.set(epoch, set)
+    for (const old of atEnd.keys()) if (old + behind + ahead + 1n < epoch) atEnd.delete(old)
     return set
   }
   return ({ epoch, signer }) => {
@@ -57,11 +69,11 @@ export function createExchangeAdmission(
         message: `epoch ${epoch} is outside [${current > behind ? current - behind : 0n}, ${current + ahead}] (the current epoch is ${current})`,
       }
     }
-    if (!signers().has(signer.toLowerCase())) {
+    if (!signers(epoch).has(signer.toLowerCase())) {
       return {
         type: 'refused',
         code: 'SIGNER_NOT_VALIDATOR',
-        message: `${signer} is not an active or unbonding validator of this network`,
+        message: `${signer} was not an active validator of this network at epoch ${epoch}'s end`,
       }
     }
     return { type: 'admitted' }

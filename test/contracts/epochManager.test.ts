@@ -27,7 +27,7 @@ const root = StandardMerkleTree.of(
 beforeAll(async () => {
   net = await startTestNetwork()
   validators = sortAddresses(await joinValidators(net, 4))
-  await net.closeEpoch(3n)
+  await net.closeEpoch(2n) // epoch 1's report is due before epoch 3 ends
 })
 afterAll(async () => net?.stop())
 revertAfterEachTest(() => net)
@@ -147,8 +147,25 @@ describe('EpochManager.submitReport', () => {
     await expectRevert(submit(1n), 'EpochNotIncreasing')
     const current = await net.contracts.epochManager.read.currentEpoch()
     await expectRevert(submit(current), 'EpochNotClosed')
+    await net.closeEpoch(3n)
     await net.send(submit(3n))
     expect(await net.contracts.epochManager.read.nextEpoch()).toBe(4n)
+  })
+
+  it('refuses a report once the epoch after next has ended: the successor knows its base from the chain', async () => {
+    const submit = async (epoch: bigint) => {
+      const report = makeReport(epoch, root, 1n)
+      return net.contracts.epochManager.write.submitReport([
+        report,
+        await signReport(net, validators, report),
+      ])
+    }
+    const deadline = await net.contracts.epochManager.read.settlementDeadline([4n])
+    expect(deadline).toBe(await net.contracts.epochManager.read.epochEnd([6n]))
+    await net.closeEpoch(6n) // the first second of epoch 7: epoch 4's deadline
+    expect(await expectRevert(submit(4n), 'EpochSettlementClosed')).toEqual([4n, deadline])
+    await net.send(submit(5n)) // epoch 5's deadline is epoch 7's end
+    expect(await net.contracts.epochManager.read.lastEpoch()).toEqual([true, 5n])
   })
 
   it('never accepts a zero root', async () => {

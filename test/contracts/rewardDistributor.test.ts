@@ -32,10 +32,14 @@ beforeAll(async () => {
 afterAll(async () => net?.stop())
 revertAfterEachTest(() => net)
 
-/** Settles `epoch` with a tree of cumulative amounts; returns the OpenZeppelin tree (the reference). */
+/**
+ * Settles `epoch` with a tree of cumulative amounts (closing it first, if it is not: a report is due
+ * before the epoch after next ends); returns the OpenZeppelin tree (the reference).
+ */
 async function settle(epoch: bigint, cumulative: [Address, bigint][], total: bigint) {
   const tree = StandardMerkleTree.of(cumulative, ['address', 'uint256'])
   const report = makeReport(epoch, tree.root as Hex, total)
+  await net.closeEpoch(epoch)
   await net.send(
     net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
   )
@@ -184,7 +188,6 @@ describe('RewardDistributor.claim', () => {
 describe('RewardDistributor: the ring of the last ROOT_RING_SIZE roots', () => {
   /** Settles epochs 1–4, alice's cumulative amount growing 10, 12, 15, 21 (bob's 1, 2, 3, 4); returns the trees. */
   async function settleFourEpochs() {
-    await net.closeEpoch(4n)
     const trees = []
     let before = 0n
     for (const [i, amount] of [10n, 12n, 15n, 21n].entries()) {
@@ -255,7 +258,6 @@ describe('RewardDistributor: the ring of the last ROOT_RING_SIZE roots', () => {
     const distributor = net.contracts.rewardDistributor
     const ring = await distributor.read.ROOT_RING_SIZE()
     expect(ring).toBe(32n)
-    await net.closeEpoch(ring + 1n)
     const first = await settle(
       1n,
       [
@@ -266,6 +268,7 @@ describe('RewardDistributor: the ring of the last ROOT_RING_SIZE roots', () => {
     )
     for (let epoch = 2n; epoch <= ring; epoch++) {
       const report = makeReport(epoch, keccak256(toHex(`rewards ${epoch}`)), 0n)
+      await net.closeEpoch(epoch)
       await net.send(
         net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
       )
@@ -276,6 +279,7 @@ describe('RewardDistributor: the ring of the last ROOT_RING_SIZE roots', () => {
     expect(await balance(bob)).toBe(5n * WAD)
 
     const report = makeReport(ring + 1n, keccak256(toHex('rewards last')), 0n)
+    await net.closeEpoch(ring + 1n)
     await net.send(
       net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)]),
     )
@@ -291,7 +295,6 @@ describe('RewardDistributor: the ring of the last ROOT_RING_SIZE roots', () => {
   })
 
   it('refuses a claim naming an epoch that did not settle, or not yet', async () => {
-    await net.closeEpoch(4n)
     const tree = await settle(
       1n,
       [

@@ -90,9 +90,9 @@ const code = (error: unknown) => (error instanceof DepinError ? error.code : Str
 
 /**
  * A history touching every indexed event, 10 s between steps so that every step has its own
- * block timestamp: two devices registered, one transferred and relocated, the other retired;
- * three validators join, one leaves, one equivocates and is slashed; epoch 1 is reported and a
- * claim paid.
+ * block timestamp: three validators join, epoch 1 is reported and a claim paid, one validator
+ * leaves, one equivocates and is slashed; two devices registered, one transferred and relocated,
+ * the other retired.
  */
 async function playHistory() {
   const [alice, bob, carol, relayer] = [
@@ -103,26 +103,7 @@ async function playHistory() {
   ]
   const step = () => net.warp(10)
 
-  const first = await registerDevice(alice, BERLIN)
-  await step()
-  const second = await registerDevice(bob, LISBON)
-  await step()
-  const transferredAt = await timestampOf(
-    await net.send(
-      alice.contracts.deviceRegistry.write.transfer([first.device, carol.address]),
-      alice.clients,
-    ),
-  )
-  await net.warp(3_600) // the relocation cooldown
-  const relocatedAt = await timestampOf(
-    await net.send(carol.contracts.deviceRegistry.write.relocate([first.device, LISBON]), carol.clients),
-  )
-  await step()
-  const retiredAt = await timestampOf(
-    await net.send(bob.contracts.deviceRegistry.write.retire([second.device]), bob.clients),
-  )
-  await step()
-
+  // epoch 1 first: its report is due before epoch 3 ends, and the device history below takes an hour
   const validators = await joinValidators(net, 3)
   const joinedAt = new Map<Address, bigint>()
   for (const v of validators) {
@@ -158,7 +139,10 @@ async function playHistory() {
   )
 
   const [stays, cheat, leaver] = validators as [Actor, Actor, Actor]
-  await net.send(leaver.contracts.validatorSet.write.leave(), leaver.clients)
+  const leftAt = await timestampOf(
+    await net.send(leaver.contracts.validatorSet.write.leave(), leaver.clients),
+  )
+  await step()
   const other = makeReport(1n, keccak256(toHex('another root')), 15n * WAD)
   const [sigHonest] = await signReport(net, [cheat], report)
   const [sigOther] = await signReport(net, [cheat], other)
@@ -171,6 +155,27 @@ async function playHistory() {
     ]),
     relayer.clients,
   )
+  await step()
+
+  const first = await registerDevice(alice, BERLIN)
+  await step()
+  const second = await registerDevice(bob, LISBON)
+  await step()
+  const transferredAt = await timestampOf(
+    await net.send(
+      alice.contracts.deviceRegistry.write.transfer([first.device, carol.address]),
+      alice.clients,
+    ),
+  )
+  await net.warp(3_600) // the relocation cooldown
+  const relocatedAt = await timestampOf(
+    await net.send(carol.contracts.deviceRegistry.write.relocate([first.device, LISBON]), carol.clients),
+  )
+  await step()
+  const retiredAt = await timestampOf(
+    await net.send(bob.contracts.deviceRegistry.write.retire([second.device]), bob.clients),
+  )
+  await step()
 
   return {
     alice,
@@ -182,7 +187,7 @@ async function playHistory() {
     transferredAt,
     relocatedAt,
     retiredAt,
-    validators: { all: validators, stays, cheat, leaver, joinedAt },
+    validators: { all: validators, stays, cheat, leaver, joinedAt, leftAt },
     report,
     reportReceipt,
     claimReceipt,
@@ -234,8 +239,21 @@ describe('createIndexer', () => {
     expect(store.listDevices({ owner: h.carol.address }).map((d) => d.device)).toEqual([h.first.device])
     expect(store.listDevices({ owner: h.alice.address })).toEqual([])
 
-    // validators
-    const { stays, cheat, leaver, joinedAt } = h.validators
+    // validators, and the active set as of any time
+    const { stays, cheat, leaver, joinedAt, leftAt } = h.validators
+    const lowerSorted = (actors: Actor[]) => actors.map((a) => a.address.toLowerCase()).sort()
+    const joins = [...joinedAt.values()].sort()
+    const slashedAt = await timestampOf(h.equivocationReceipt)
+    expect(store.activeValidatorsAt(joins[0] as bigint)).toEqual([])
+    expect(store.activeValidatorsAt((joins.at(-1) as bigint) + 1n)).toEqual(
+      lowerSorted([stays, cheat, leaver]),
+    )
+    expect(store.activeValidatorsAt(leftAt + 1n)).toEqual(lowerSorted([stays, cheat]))
+    expect(store.activeValidatorsAt(slashedAt + 1n)).toEqual(lowerSorted([stays]))
+    const last = store.lastProcessed()?.timestamp as bigint
+    expect(() => store.activeValidatorsAt(last + 1n)).toThrow(
+      expect.objectContaining({ code: 'INDEXER_BEHIND' }),
+    )
     expect(store.validators()).toEqual(
       sortAddresses([
         { address: stays.address, status: 'active', bond: 10n * WAD },

@@ -29,9 +29,8 @@ afterAll(async () => net?.stop())
 
 const now = () => BigInt(Math.floor(Date.now() / 1000))
 const epochStart = (epoch: bigint) => net.deployment.genesisTime + epoch * net.deployment.epochLength
-/** The settlement epoch `epoch` builds on, by the validators' rule: the last one settled before it ended. */
-const baseOf = (epoch: bigint, settled: EpochRecord[]) =>
-  settled.find((e) => e.epoch < epoch && e.timestamp < epochStart(epoch + 1n))
+/** The settlement epoch `epoch` builds on, by the validators' rule: the last one settled before it. */
+const baseOf = (epoch: bigint, settled: EpochRecord[]) => settled.find((e) => e.epoch < epoch)
 const lower = (addresses: readonly string[]) => addresses.map((a) => a.toLowerCase())
 
 /** Shared by the tests below, in order: the killed leader, the epoch it led, and its index. */

@@ -45,6 +45,19 @@ describe('createSignatureCheckPool', () => {
     await expect(pool.check(readings, reversed.subarray(1))).rejects.toThrow(RangeError)
   })
 
+  it('tells when every worker has loaded, and is no longer ready once closed', async () => {
+    const starting = createSignatureCheckPool({
+      chainId: CHAIN_ID,
+      deviceRegistry: DEVICE_REGISTRY,
+      threads: 2,
+    })
+    expect(starting.isReady()).toBe(false) // a worker takes a while to load its modules
+    await starting.ready
+    expect(starting.isReady()).toBe(true)
+    await starting.close()
+    expect(starting.isReady()).toBe(false)
+  })
+
   it('fails pending and later checks once closed', async () => {
     const closing = createSignatureCheckPool({
       chainId: CHAIN_ID,

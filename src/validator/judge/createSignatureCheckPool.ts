@@ -33,6 +33,13 @@ export type SignatureCheckPool = {
    * on every reading, which at 10^6 readings takes as long as several workers' recoveries.
    */
   check(readings: readonly SignedReading[], visitOrder?: Uint32Array): Promise<SignatureChecks>
+  /**
+   * True once every worker has loaded (on a loaded machine that takes seconds): a caller with a
+   * deadline checks on its own thread until then rather than wait.
+   */
+  isReady(): boolean
+  /** Resolves once every worker has loaded; rejects if one failed first. */
+  readonly ready: Promise<void>
   /** Stops the workers; pending checks fail. */
   close(): Promise<void>
 }
@@ -61,9 +68,18 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
   const workers: { worker: Worker; jobs: Set<number> }[] = []
   let nextId = 0
   let failure: Error | undefined
+  let loaded = 0
+  let markReady: () => void = () => {}
+  let markFailed: (error: Error) => void = () => {}
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve
+    markFailed = reject
+  })
+  ready.catch(() => {}) // a failure also reaches every check; nobody need await this
 
   const fail = (error: Error): void => {
     failure ??= error
+    markFailed(failure)
     for (const pending of [...running.values(), ...queue]) pending.done(failure)
     running.clear()
     queue.length = 0
@@ -86,6 +102,10 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
   for (let t = 0; t < threads; t++) {
     const slot = { worker: spawnWorker(workerData), jobs: new Set<number>() }
     slot.worker.on('message', (reply: SignatureCheckReply) => {
+      if (reply.id === -1) {
+        if (++loaded === threads) markReady()
+        return
+      }
       slot.jobs.delete(reply.id)
       const pending = running.get(reply.id)
       running.delete(reply.id)
@@ -106,6 +126,8 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
 
   return {
     threads,
+    ready,
+    isReady: () => loaded === threads && failure === undefined,
     check: (readings, visitOrder) => {
       if (failure !== undefined) return Promise.reject(failure)
       const n = readings.length

@@ -22,6 +22,7 @@ export type SignatureCheckJob = {
   outcomes: SharedArrayBuffer
 }
 
+/** A job's outcome; `id` −1 (no job) once the worker has loaded and is ready for jobs. */
 export type SignatureCheckReply = { id: number; error?: string }
 
 const port = parentPort
@@ -46,3 +47,4 @@ port.on('message', (job: SignatureCheckJob) => {
   }
   port.postMessage(reply)
 })
+port.postMessage({ id: -1 } satisfies SignatureCheckReply)
