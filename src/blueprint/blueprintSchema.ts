@@ -84,6 +84,11 @@ export const blueprintSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case name'),
     description: z.string().default(''),
+    /** The use case whose rules judge the network's records (src/usecases/registry.ts). */
+    useCase: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, 'lower-case name')
+      .default('environment'),
     epochs: z.object({
       lengthSeconds: seconds,
       maxClockSkewSeconds: z.number().int().nonnegative(),

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import type { NetworkParameters } from '../chain/deployment.ts'
 import { ConfigError } from '../errors.ts'
+import { USE_CASES } from '../usecases/registry.ts'
 import { blueprintSchema, type ParsedBlueprint, parseScaled } from './blueprintSchema.ts'
 
 /** A reading field with its bounds as fixed-point integers (value × 10^scale). */
@@ -44,6 +45,12 @@ export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint 
     })
   }
   const bp = parsed.data
+  if (!Object.hasOwn(USE_CASES, bp.useCase)) {
+    throw new ConfigError(
+      'BLUEPRINT_INVALID',
+      `${source}: useCase: "${bp.useCase}" is not a use case of this build (${Object.keys(USE_CASES).join(', ')})`,
+    )
+  }
   const deviceClasses: DeviceClassRules[] = bp.deviceClasses.map((cls) => ({
     id: cls.id,
     name: cls.name,

@@ -74,7 +74,7 @@ async function checkNetwork(net: ProcessNetwork, faults: Map<number, ValidatorFa
   // the epoch's end: an equivocator slashed before it is no validator of that epoch, and the
   // exchanges refuse its items (SIGNER_NOT_VALIDATOR).
   const epochEnd = net.deployment.genesisTime + (withReadings.epoch + 1n) * net.deployment.epochLength
-  const activeAtEnd = new Set(net.indexer.store.activeValidatorsAt(epochEnd))
+  const activeAtEnd = new Set<string>(net.indexer.store.activeValidatorsAt(epochEnd))
   const liarsOfEpoch = liars.filter((i) => activeAtEnd.has(address(i)))
   const falseRoot = keccak256(withReadings.rewardsRoot)
   const exchangePort = net.ports[honest[0] as number] as number

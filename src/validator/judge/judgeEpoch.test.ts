@@ -85,8 +85,7 @@ describe('judgeEpoch: an honest fleet', () => {
         owner: s.record.owner,
         submitted: 6,
         accepted: 6,
-        qualityBps: 10_000,
-        uptimeBps: 10_000,
+        units: { qualityBps: 10_000, uptimeBps: 10_000 },
         weight: 60_000n,
       })),
     )
@@ -137,7 +136,7 @@ describe('judgeEpoch: duplicates', () => {
     )
     expect(result.judged).toHaveLength(6)
     expect(result.accepted).toBe(6)
-    expect(result.devices[0]).toMatchObject({ submitted: 6, accepted: 6, qualityBps: 10_000 })
+    expect(result.devices[0]).toMatchObject({ submitted: 6, accepted: 6, units: { qualityBps: 10_000 } })
   })
 
   it('of two different signed readings with one seq, keeps the one whose signature hex sorts lowest', async () => {
@@ -350,8 +349,7 @@ describe('judgeEpoch: each rule, alone', () => {
     expect(judge(readings, registryOf([s])).devices[0]).toMatchObject({
       submitted: 6,
       accepted: 3,
-      qualityBps: 5000,
-      uptimeBps: 5000,
+      units: { qualityBps: 5000, uptimeBps: 5000 },
       weight: 15_000n,
     })
   })
@@ -375,8 +373,7 @@ describe('judgeEpoch: each rule, alone', () => {
     ])
     expect(judge(readings, registryOf([s])).devices[0]).toMatchObject({
       accepted: 4,
-      qualityBps: 6666,
-      uptimeBps: 6666,
+      units: { qualityBps: 6666, uptimeBps: 6666 },
       weight: 26_664n,
     })
   })

@@ -3,6 +3,7 @@ import type { Blueprint } from '../../blueprint/loadBlueprint.ts'
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import type { ReadingHasher } from '../../readings/createReadingHasher.ts'
 import type { SignedReading } from '../../readings/reading.ts'
+import type { UseCase } from '../../usecases/useCase.ts'
 import { checkReadingSignatures } from './checkReadingSignatures.ts'
 import { judgeCheckedReadings } from './judgeCheckedReadings.ts'
 import type { DeviceRecord, DeviceScore, JudgedReading, RejectReason } from './judgement.ts'
@@ -10,6 +11,8 @@ import { orderReadings } from './orderReadings.ts'
 
 export type JudgeEpochInput = {
   blueprint: Blueprint
+  /** The use case whose rules judge the epoch; default: the one the blueprint names. */
+  useCase?: UseCase
   epoch: bigint
   /** The epoch's window in unix seconds, [epochStart, epochEnd). */
   epochStart: bigint
@@ -36,16 +39,13 @@ export type JudgeEpochResult = {
 }
 
 /**
- * Judges one epoch's batch by the blueprint's rules, purely and deterministically: the same batch
- * and registry give every validator the same verdicts, scores and root, bit for bit, whatever the
- * batch's order. Rules, in order:
+ * Judges one epoch's batch, purely and deterministically: the same batch and registry give every
+ * validator the same verdicts, scores and root, bit for bit, whatever the batch's order. In order:
  * 1. canonical order, duplicates of (device, seq) removed (see orderReadings);
- * 2. each reading: signature recovers (low s) to its device, device registered and active, as many
- *    values as the class has fields, each within [min, max], time within [epochStart, epochEnd);
- * 3. each device in seq order: time strictly increasing, minIntervalSeconds since the last accepted
- *    reading, no stuckWindow identical readings in a row;
- * 4. spatial consistency against neighbouring devices of the class (see computeSpatialBounds);
- * 5. scores; 6. readings root.
+ * 2. each reading: signature recovers (low s) to its device, device registered and active;
+ * 3. the use case's rules over the whole epoch (the environment's: schema, ranges and epoch window,
+ *    per-device sequence, rate and stuck values, spatial consistency — src/usecases/environment);
+ * 4. scores by the use case's weighting; 5. readings root.
  * Signatures are checked on this thread; judgeEpochInParallel spreads them over worker threads.
  */
 export function judgeEpoch(input: JudgeEpochInput): JudgeEpochResult {

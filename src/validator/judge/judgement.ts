@@ -10,23 +10,26 @@ import type { SignedReading } from '../../readings/reading.ts'
 /** A device as the registry holds it at the epoch's end (the indexer's record; the judge needs no more). */
 export type DeviceRecord = Omit<IndexerDeviceRecord, 'registeredAt'>
 
-/** Why a reading was rejected, in the order the rules run. */
-export const REJECT_REASONS = [
+/**
+ * Why the pipeline itself rejects a reading, before any use case's rules: its signature, and the
+ * registry. A use case's reasons follow these (useCase.rejectReasons), so an epoch's reasons are
+ * `rejectReasonsOf(useCase)`.
+ */
+export const PIPELINE_REJECT_REASONS = [
   'SIGNATURE_INVALID',
   'SIGNATURE_MALLEABLE',
   'SIGNATURE_MALFORMED',
   'DEVICE_UNKNOWN',
   'DEVICE_RETIRED',
-  'SCHEMA_MISMATCH',
-  'OUT_OF_RANGE',
-  'OUTSIDE_EPOCH',
-  'SEQUENCE_NOT_INCREASING',
-  'RATE_LIMITED',
-  'STUCK_VALUE',
-  'SPATIAL_OUTLIER',
 ] as const
 
-export type RejectReason = (typeof REJECT_REASONS)[number]
+/** Every reason a reading of this use case can be rejected for, in the order the rules run. */
+export function rejectReasonsOf(useCase: { rejectReasons: readonly string[] }): readonly string[] {
+  return [...PIPELINE_REJECT_REASONS, ...useCase.rejectReasons]
+}
+
+/** A reason code: one of the pipeline's or of the use case's rejectReasons. */
+export type RejectReason = string
 
 export type Verdict = { type: 'accepted' } | { type: 'rejected'; reason: RejectReason }
 
@@ -44,10 +47,8 @@ export type DeviceScore = {
   /** Readings of the device in the batch, duplicates removed. */
   submitted: number
   accepted: number
-  /** accepted × 10000 / submitted, floored. */
-  qualityBps: number
-  /** min(10000, accepted × 10000 / expectedReadingsPerEpoch), floored. */
-  uptimeBps: number
-  /** accepted × qualityBps: the device's share of the device pool. */
+  /** The use case's measures of the device's work (the environment: qualityBps, uptimeBps). */
+  units: Readonly<Record<string, number>>
+  /** The device's share of the device pool, by the use case's weighting. */
   weight: bigint
 }

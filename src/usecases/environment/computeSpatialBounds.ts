@@ -1,6 +1,6 @@
 import { cellToParent, getResolution, gridDisk, isValidCell } from 'h3-js'
 import type { DeviceClassRules } from '../../blueprint/loadBlueprint.ts'
-import { lowerMedianWithout } from './lowerMedianWithout.ts'
+import { lowerMedianWithout } from '../../validator/judge/lowerMedianWithout.ts'
 
 /** A device of one class, with the per-field lower medians of its readings that passed so far. */
 export type SpatialDevice = { cell: bigint; medians: readonly bigint[] }

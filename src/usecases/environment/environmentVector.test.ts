@@ -10,9 +10,9 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { createFleet } from '../../device/simulator/createFleet.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { signReading } from '../../readings/signReading.ts'
-import { computeEpochRewards } from './computeEpochRewards.ts'
-import { judgeEpoch } from './judgeEpoch.ts'
-import type { DeviceRecord } from './judgement.ts'
+import { computeEpochRewards } from '../../validator/judge/computeEpochRewards.ts'
+import { judgeEpoch } from '../../validator/judge/judgeEpoch.ts'
+import type { DeviceRecord } from '../../validator/judge/judgement.ts'
 import {
   CHAIN_ID,
   DEVICE_REGISTRY,
@@ -20,7 +20,7 @@ import {
   type JudgeHashing,
   loadJudgeHashing,
   ownerAddress,
-} from './testFleet.ts'
+} from '../../validator/judge/testFleet.ts'
 
 const GENESIS = 1_764_201_600n // 2025-11-27T00:00:00Z, an epoch boundary
 const EPOCH_LENGTH = 30n

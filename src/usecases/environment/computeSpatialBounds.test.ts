@@ -1,13 +1,13 @@
 import fc from 'fast-check'
 import { cellToParent, getResolution, gridDisk, latLngToCell } from 'h3-js'
 import { describe, expect, it } from 'vitest'
+import { lowerMedian } from '../../validator/judge/lowerMedian.ts'
 import {
   computeSpatialBounds,
   type SpatialBounds,
   type SpatialDevice,
   type SpatialRules,
 } from './computeSpatialBounds.ts'
-import { lowerMedian } from './lowerMedian.ts'
 
 const rules: SpatialRules = {
   resolution: 5,

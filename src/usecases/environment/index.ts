@@ -1,0 +1,15 @@
+/**
+ * Environmental sensors (weather and air stations): the first use case. Readings are integer
+ * values per field of the device's class; the rules accept those in range, in the epoch, not too
+ * frequent, not stuck and consistent with the neighbours; a device earns accepted × quality.
+ */
+import type { UseCase } from '../useCase.ts'
+import { ENVIRONMENT_REJECT_REASONS, environmentWeight, judgeEnvironment } from './rules.ts'
+
+export const environment: UseCase = {
+  id: 'environment',
+  version: 1,
+  rejectReasons: ENVIRONMENT_REJECT_REASONS,
+  judge: judgeEnvironment,
+  weight: environmentWeight,
+}

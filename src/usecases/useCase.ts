@@ -1,0 +1,64 @@
+/**
+ * A use case, as the shared pipeline knows it: the one interface through which the judge (and,
+ * as more moves here, the gateway, the API and the dashboard) reaches what is specific to
+ * environmental sensors, connectivity, energy…. Everything a use case decides lives in its folder
+ * (`src/usecases/<id>/`); the pipeline imports only this file and `registry.ts`, and a test of the
+ * import graph keeps it that way.
+ */
+import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import type { SignedReading } from '../readings/reading.ts'
+import type { DeviceRecord } from '../validator/judge/judgement.ts'
+
+/** Verdict code of a reading not rejected (yet). */
+export const ACCEPTED = 0
+
+/**
+ * What a use case's rules see of an epoch: its whole input, after the pipeline's own checks.
+ * Readings are in canonical order (device address, then seq), one run per device.
+ */
+export type RulesInput = {
+  blueprint: Blueprint
+  /** The epoch's window in unix seconds, [epochStart, epochEnd). */
+  epochStart: bigint
+  epochEnd: bigint
+  /** Registry state at the epoch's end, by lower-case device address. */
+  devices: ReadonlyMap<string, DeviceRecord>
+  readings: readonly SignedReading[]
+  /** Each device's readings: readings[start, end). */
+  runs: readonly { device: string; start: number; end: number }[]
+  /**
+   * Verdict codes by reading index, to be completed in place: the pipeline has set those it
+   * rejected (signature, unknown or retired device); the rules decide every reading still at
+   * ACCEPTED, giving each rejected one `code(reason)` of one of the use case's reasons.
+   */
+  verdicts: Uint8Array
+  /** The verdict code of one of the use case's `rejectReasons`. */
+  code(reason: string): number
+}
+
+/** A registered device's work in an epoch, as the pipeline counts it and the use case measures it. */
+export type DeviceUnits = {
+  /** Readings of the device in the epoch, duplicates removed. */
+  submitted: number
+  /** Of them accepted. */
+  accepted: number
+  /** The use case's own measures of the device's work (integers), shown with its outcome. */
+  units: Readonly<Record<string, number>>
+}
+
+export type UseCase = {
+  /** The name a blueprint's `useCase` gives. */
+  readonly id: string
+  /** Bumped on every change of the rules' outcome: part of what validators must agree on. */
+  readonly version: number
+  /** The reasons its rules reject a reading for, in the order the rules run. */
+  readonly rejectReasons: readonly string[]
+  /**
+   * The rules: a pure, deterministic function of the epoch's whole input, integers only. Sets the
+   * verdict of every reading the pipeline left at ACCEPTED, and returns each device's measures by
+   * run (the pipeline reads those of registered devices only).
+   */
+  judge(input: RulesInput): Readonly<Record<string, number>>[]
+  /** How a device's work becomes its share of the epoch's device pool (integers, ≥ 0). */
+  weight(device: DeviceUnits): bigint
+}
