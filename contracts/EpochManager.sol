@@ -19,7 +19,9 @@ interface IRewardDistributor {
 /// @notice Accepts one report per closed epoch, only when signed (EIP-712, domain "depin" v1 of this
 /// contract) by a quorum of distinct active validators. Signatures must come sorted by signer
 /// address, strictly ascending, so a signer cannot be counted twice; OpenZeppelin's ECDSA rejects
-/// malleable (high-s) signatures. Epochs strictly increase (an epoch that never settled may be
+/// malleable (high-s) signatures. Every report names the rules hash fixed at deployment (the
+/// blueprint and the use case's rules): a validator running other rules is refused, loudly, instead
+/// of silently never agreeing. Epochs strictly increase (an epoch that never settled may be
 /// skipped; its emission is then never minted). A report must land before the end of the epoch after
 /// next (`settlementDeadline`): then every validator knows, from the chain alone, which epoch the next
 /// one's cumulative rewards build on (the last one settled before it), and an epoch that settles late
@@ -30,6 +32,7 @@ interface IRewardDistributor {
 contract EpochManager is EIP712 {
     struct EpochReport {
         uint64 epoch;
+        bytes32 rulesHash;
         bytes32 readingsRoot;
         bytes32 rewardsRoot;
         uint256 total;
@@ -37,7 +40,7 @@ contract EpochManager is EIP712 {
     }
 
     bytes32 public constant EPOCH_REPORT_TYPEHASH = keccak256(
-        "EpochReport(uint64 epoch,bytes32 readingsRoot,bytes32 rewardsRoot,uint256 total,uint32 accepted)"
+        "EpochReport(uint64 epoch,bytes32 rulesHash,bytes32 readingsRoot,bytes32 rewardsRoot,uint256 total,uint32 accepted)"
     );
 
     error EpochNotIncreasing(uint64 epoch, uint64 nextEpoch);
@@ -52,6 +55,7 @@ contract EpochManager is EIP712 {
     error EpochNotEquivocation();
     error EpochAlreadyPunished(address validator, uint64 epoch);
     error EpochInvalidConfig();
+    error EpochRulesMismatch(bytes32 reported, bytes32 deployed);
 
     event ReportAccepted(
         uint64 indexed epoch,
@@ -68,6 +72,7 @@ contract EpochManager is EIP712 {
     IRewardDistributor private immutable _distributor;
     uint64 private immutable _genesisTime;
     uint64 private immutable _epochLength;
+    bytes32 private immutable _rulesHash;
 
     uint64 private _nextEpoch;
     bool private _hasSettled;
@@ -79,10 +84,16 @@ contract EpochManager is EIP712 {
     /// @param distributor_ the RewardDistributor
     /// @param genesisTime_ start of epoch 0 (unix seconds)
     /// @param epochLength_ seconds per epoch (> 0)
-    constructor(IValidatorSet validators_, IRewardDistributor distributor_, uint64 genesisTime_, uint64 epochLength_)
-        EIP712("depin", "1")
-    {
-        if (epochLength_ == 0) revert EpochInvalidConfig();
+    /// @param rulesHash_ hash of the blueprint and the use case's rules every report must carry (≠ 0)
+    constructor(
+        IValidatorSet validators_,
+        IRewardDistributor distributor_,
+        uint64 genesisTime_,
+        uint64 epochLength_,
+        bytes32 rulesHash_
+    ) EIP712("depin", "1") {
+        if (epochLength_ == 0 || rulesHash_ == bytes32(0)) revert EpochInvalidConfig();
+        _rulesHash = rulesHash_;
         _validators = validators_;
         _distributor = distributor_;
         _genesisTime = genesisTime_;
@@ -99,6 +110,7 @@ contract EpochManager is EIP712 {
         if (block.timestamp < closesAt) revert EpochNotClosed(report.epoch, closesAt);
         uint64 deadline = closesAt + 2 * _epochLength; // settlementDeadline(report.epoch)
         if (block.timestamp >= deadline) revert EpochSettlementClosed(report.epoch, deadline);
+        if (report.rulesHash != _rulesHash) revert EpochRulesMismatch(report.rulesHash, _rulesHash);
         if (report.readingsRoot == bytes32(0) || report.rewardsRoot == bytes32(0)) revert EpochZeroRoot();
         if (_validators.activeCount() == 0) revert EpochNoValidators();
         uint256 needed = _validators.quorum();
@@ -159,6 +171,7 @@ contract EpochManager is EIP712 {
                 abi.encode(
                     EPOCH_REPORT_TYPEHASH,
                     report.epoch,
+                    report.rulesHash,
                     report.readingsRoot,
                     report.rewardsRoot,
                     report.total,
@@ -166,6 +179,11 @@ contract EpochManager is EIP712 {
                 )
             )
         );
+    }
+
+    /// @notice The rules this network was deployed with (blueprint and use case): every report names them.
+    function rulesHash() external view returns (bytes32) {
+        return _rulesHash;
     }
 
     /// @notice The epoch running at the current block time (0 before genesis).

@@ -163,6 +163,7 @@ export async function startApiFixture(options: StartApiFixtureOptions): Promise<
     if (epoch !== UNPROVABLE) for (const a of accepted) provable.set(a.digest, tree.root)
     const report = {
       epoch,
+      rulesHash: bytesToHex(random.bytes(32)),
       readingsRoot: tree.root,
       rewardsRoot: rewards.root,
       total: 5n * 10n ** 18n,

@@ -50,7 +50,14 @@ const POOL_SIZE = 400
 
 type ReportJson = {
   epoch: string
-  report: { epoch: string; readingsRoot: Hex; rewardsRoot: Hex; total: string; accepted: number }
+  report: {
+    epoch: string
+    rulesHash: Hex
+    readingsRoot: Hex
+    rewardsRoot: Hex
+    total: string
+    accepted: number
+  }
   digest: Hex
   signer: Address
   signature: Hex
@@ -116,6 +123,7 @@ export async function startExchangeFixture(options: StartExchangeFixtureOptions)
   function genuineReport(key: FuzzKey, epoch = windowEpoch()): ReportJson {
     const report = {
       epoch,
+      rulesHash: bytes32(),
       readingsRoot: bytes32(),
       rewardsRoot: bytes32(),
       total: random.chance(0.1)
@@ -171,6 +179,7 @@ export async function startExchangeFixture(options: StartExchangeFixtureOptions)
     const r = item.report
     const report = {
       epoch: uint(r.epoch, 64n),
+      rulesHash: hex32(r.rulesHash),
       readingsRoot: hex32(r.readingsRoot),
       rewardsRoot: hex32(r.rewardsRoot),
       total: uint(r.total, 256n),

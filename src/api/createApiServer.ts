@@ -137,6 +137,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       rpcUrl: options.rpcUrl ?? null,
       contracts: deployment.contracts,
       epochLength: deployment.epochLength,
+      // the rules every report names (the blueprint's, pinned in the EpochManager)
+      useCase: blueprint.useCase,
+      rulesHash: blueprint.rulesHash,
       currentEpoch: runningEpoch(now, deployment),
       lastSettledEpoch: epochs[0] ?? null,
       devices: indexer.deviceCount(),
@@ -170,6 +173,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const settledDigest = (e: (typeof recent)[number]) =>
       hashEpochReport(deployment.chainId, deployment.contracts.epochManager, {
         epoch: e.epoch,
+        // the only rules the EpochManager accepts: the blueprint's, pinned at deployment
+        rulesHash: blueprint.rulesHash,
         readingsRoot: e.readingsRoot,
         rewardsRoot: e.rewardsRoot,
         total: e.total,

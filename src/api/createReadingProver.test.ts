@@ -32,7 +32,14 @@ async function storeWithEpoch5() {
     ),
   )
   const accepted = readings.map((reading) => ({ reading, digest: bytesToHex(hash(reading)) }))
-  const report = { epoch: 5n, readingsRoot: '0x' as Hex, rewardsRoot: '0x' as Hex, total: 0n, accepted: 3 }
+  const report = {
+    epoch: 5n,
+    rulesHash: '0x' as Hex,
+    readingsRoot: '0x' as Hex,
+    rewardsRoot: '0x' as Hex,
+    total: 0n,
+    accepted: 3,
+  }
   store.saveResult(
     {
       epoch: 5n,

@@ -48,6 +48,34 @@ describe('blueprints', () => {
     expect(() => compileBlueprint(missing)).toThrow(/epochs\.lengthSeconds/)
   })
 
+  it('hashes its rules: the same for the same rules however written, another for any rule changed', () => {
+    const raw = parse(readFileSync('blueprints/environment.yaml', 'utf8'))
+    const hash = compileBlueprint(raw).rulesHash
+    expect(hash).toMatch(/^0x[0-9a-f]{64}$/)
+    // key order and the free-text description do not matter; the use case's default is written out
+    const reordered = Object.fromEntries(Object.entries(raw).reverse())
+    expect(compileBlueprint({ ...reordered, description: 'another text' }).rulesHash).toBe(hash)
+    expect(compileBlueprint({ ...raw, useCase: 'environment' }).rulesHash).toBe(hash)
+    // a rule, an economic parameter, the network's name: each makes other rules
+    const stuck = structuredClone(raw)
+    stuck.deviceClasses[0].quality.stuckWindow += 1
+    const emission = structuredClone(raw)
+    emission.token.initialEpochEmission = String(BigInt(emission.token.initialEpochEmission) + 1n)
+    const hashes = [stuck, emission, { ...raw, name: 'other' }].map((b) => compileBlueprint(b).rulesHash)
+    expect(new Set([hash, ...hashes]).size).toBe(4)
+    expect(networkParametersOf(compileBlueprint(raw)).rulesHash).toBe(hash)
+  })
+
+  it('refuses a use case this build does not have', () => {
+    const raw = parse(readFileSync('blueprints/environment.yaml', 'utf8'))
+    expect(() => compileBlueprint({ ...raw, useCase: 'teleportation' }, 'x.yaml')).toThrow(
+      expect.objectContaining({
+        code: 'BLUEPRINT_INVALID',
+        message: expect.stringContaining('teleportation'),
+      }),
+    )
+  })
+
   it('reports unreadable files and bad YAML with the file name', () => {
     expect(() => loadBlueprint('does/not/exist.yaml')).toThrow(/cannot read blueprint does\/not\/exist.yaml/)
     const dir = mkdtempSync(join(tmpdir(), 'bp-'))

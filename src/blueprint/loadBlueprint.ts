@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs'
+import type { Hex } from 'viem'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import type { NetworkParameters } from '../chain/deployment.ts'
 import { ConfigError } from '../errors.ts'
 import { USE_CASES } from '../usecases/registry.ts'
 import { blueprintSchema, type ParsedBlueprint, parseScaled } from './blueprintSchema.ts'
+import { computeRulesHash } from './rulesHash.ts'
 
 /** A reading field with its bounds as fixed-point integers (value × 10^scale). */
 export type BlueprintField = { name: string; unit: string; scale: number; min: bigint; max: bigint }
@@ -33,6 +35,8 @@ export type Blueprint = Omit<ParsedBlueprint, 'deviceClasses'> & {
   deviceClasses: DeviceClassRules[]
   /** The class rules by id. */
   classById: ReadonlyMap<number, DeviceClassRules>
+  /** What every report of a network deployed from this blueprint names (rulesHash.ts). */
+  rulesHash: Hex
 }
 
 /** Validates a parsed blueprint object; errors name the field (`deviceClasses.0.fields.1.max: …`). */
@@ -45,7 +49,8 @@ export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint 
     })
   }
   const bp = parsed.data
-  if (!Object.hasOwn(USE_CASES, bp.useCase)) {
+  const useCase = Object.hasOwn(USE_CASES, bp.useCase) ? USE_CASES[bp.useCase] : undefined
+  if (!useCase) {
     throw new ConfigError(
       'BLUEPRINT_INVALID',
       `${source}: useCase: "${bp.useCase}" is not a use case of this build (${Object.keys(USE_CASES).join(', ')})`,
@@ -75,7 +80,12 @@ export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint 
       },
     },
   }))
-  return { ...bp, deviceClasses, classById: new Map(deviceClasses.map((c) => [c.id, c])) }
+  return {
+    ...bp,
+    deviceClasses,
+    classById: new Map(deviceClasses.map((c) => [c.id, c])),
+    rulesHash: computeRulesHash(bp, useCase),
+  }
 }
 
 /** Reads a YAML or JSON blueprint file and validates it. */
@@ -120,5 +130,6 @@ export function networkParametersOf(blueprint: Blueprint, genesisTime?: bigint):
       epochLength: BigInt(blueprint.epochs.lengthSeconds),
       ...(genesisTime !== undefined ? { genesisTime } : {}),
     },
+    rulesHash: blueprint.rulesHash,
   }
 }

@@ -1,7 +1,7 @@
 import { type Address, getContractAddress, type Hash } from 'viem'
 import { ChainError, ConfigError } from '../errors.ts'
 import type { ChainClients } from './createChainClients.ts'
-import type { Deployment, NetworkParameters } from './deployment.ts'
+import { type Deployment, type NetworkParameters, NO_RULES_HASH } from './deployment.ts'
 import {
   depinTokenAbi,
   depinTokenBytecode,
@@ -110,7 +110,13 @@ export async function deployContracts({
     await walletClient.deployContract({
       abi: epochManagerAbi,
       bytecode: epochManagerBytecode,
-      args: [addresses.validatorSet, addresses.rewardDistributor, genesisTime, epochs.epochLength],
+      args: [
+        addresses.validatorSet,
+        addresses.rewardDistributor,
+        genesisTime,
+        epochs.epochLength,
+        parameters.rulesHash ?? NO_RULES_HASH,
+      ],
     }),
   )
   await wait(
@@ -141,6 +147,7 @@ export async function deployContracts({
     startBlock,
     genesisTime,
     epochLength: epochs.epochLength,
+    rulesHash: parameters.rulesHash ?? NO_RULES_HASH,
     codeHash: protocolCodeHash,
     contracts: addresses,
   }

@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs'
-import { getAddress } from 'viem'
+import { getAddress, keccak256, toHex } from 'viem'
 import { z } from 'zod'
 import { ConfigError } from '../errors.ts'
 import { readJsonFile } from '../readJsonFile.ts'
@@ -8,6 +8,10 @@ const address = z
   .string()
   .regex(/^0x[0-9a-fA-F]{40}$/, 'an 0x-prefixed 20-byte address')
   .transform((a) => getAddress(a))
+const bytes32 = z
+  .string()
+  .regex(/^0x[0-9a-f]{64}$/, 'an 0x-prefixed 32-byte lower-case hex value')
+  .transform((v) => v as `0x${string}`)
 const uint = z
   .union([z.string().regex(/^\d+$/, 'a non-negative integer'), z.number().int().nonnegative(), z.bigint()])
   .transform((v) => BigInt(v))
@@ -41,6 +45,11 @@ export const networkParametersSchema = z.object({
     genesisTime: uint.optional(),
     epochLength: uint.refine((v) => v > 0n, 'must be > 0'),
   }),
+  /**
+   * The rules every report must name (a blueprint's rulesHash), pinned in the EpochManager;
+   * omitted, NO_RULES_HASH (a network no blueprint's validators can serve).
+   */
+  rulesHash: bytes32.optional(),
 })
 export type NetworkParameters = z.output<typeof networkParametersSchema>
 export type NetworkParametersInput = z.input<typeof networkParametersSchema>
@@ -66,6 +75,9 @@ export const defaultNetworkParameters: NetworkParameters = {
   epochs: { epochLength: 30n },
 }
 
+/** The rules hash of a network deployed without a blueprint's (every blueprint's differs). */
+export const NO_RULES_HASH = keccak256(toHex('depin.rules.none'))
+
 export const deploymentSchema = z.object({
   version: z.literal(1),
   chainId: z.number().int().positive(),
@@ -74,6 +86,8 @@ export const deploymentSchema = z.object({
   startBlock: uint,
   genesisTime: uint,
   epochLength: uint,
+  /** The rules hash the EpochManager pins (absent in files written before it was recorded). */
+  rulesHash: bytes32.optional(),
   /** protocolCodeHash of the code deployed (absent in files written before it was recorded). */
   codeHash: z
     .string()

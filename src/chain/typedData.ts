@@ -45,6 +45,7 @@ export const makerAttestationTypes = {
 export const epochReportTypes = {
   EpochReport: [
     { name: 'epoch', type: 'uint64' },
+    { name: 'rulesHash', type: 'bytes32' },
     { name: 'readingsRoot', type: 'bytes32' },
     { name: 'rewardsRoot', type: 'bytes32' },
     { name: 'total', type: 'uint256' },
@@ -76,6 +77,8 @@ export const readingTypes = {
 
 export type EpochReport = {
   epoch: bigint
+  /** The network's rules (blueprint and use case) the report was judged by: the EpochManager's. */
+  rulesHash: `0x${string}`
   readingsRoot: `0x${string}`
   rewardsRoot: `0x${string}`
   total: bigint

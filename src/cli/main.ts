@@ -33,7 +33,12 @@ program
   .option('--data-dir <dir>', 'where the network keeps its state', '.data')
   .option('--rpc-url <url>', 'an EVM JSON-RPC endpoint (default: an embedded anvil in the data dir)')
   .option('--key-file <file>', 'deployer private key file, mode 0600 (or set DEPIN_PRIVATE_KEY)')
-  .option('--params <file>', 'network parameters JSON (default: built-in local parameters)')
+  .option(
+    '--blueprint <file>',
+    'network definition: its parameters, and its rules pinned on-chain',
+    'blueprints/environment.yaml',
+  )
+  .option('--params <file>', "network parameters JSON instead of the blueprint's (its rules stay pinned)")
   .option('--force', 'deploy a new network even if the data dir already has one', false)
   .action(runDeploy)
 

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
+import { checkRules } from '../chain/checkRules.ts'
 import { readOperatorKey } from '../chain/connectChain.ts'
 import { createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
@@ -35,6 +36,8 @@ export async function openRoleContext(
     pollingInterval: 250,
     ...(privateKey ? { privateKey } : {}),
   })
+  // before anything starts: a role running other rules than the network's stops, naming both
+  await checkRules(clients, deployment, blueprint)
   mkdirSync(config.dataDir, { recursive: true })
   let lastIndexerError = 0
   const indexer = createIndexer({

@@ -22,6 +22,8 @@ export async function runStatus(options: { api: string }): Promise<void> {
   const get = <T>(path: string) => askApi<T>(options.api, path)
   const status = await get<{
     chainId: number
+    useCase: string
+    rulesHash: string
     currentEpoch: string
     devices: number
     lastSettledEpoch: { epoch: string; accepted: number; total: string; txHash: string } | null
@@ -32,6 +34,7 @@ export async function runStatus(options: { api: string }): Promise<void> {
   console.log(
     `chain ${status.chainId}, epoch ${status.currentEpoch} running, ${status.devices} devices registered`,
   )
+  console.log(`use case ${status.useCase}, rules hash ${status.rulesHash}`)
   console.log(
     last
       ? `last settled epoch ${last.epoch}: ${last.accepted} readings accepted, ${formatUnits(BigInt(last.total), 18)} tokens, tx ${last.txHash}`

@@ -27,6 +27,7 @@ function reportFor(epoch: bigint, variant = 1): EpochReport {
   const byte = variant.toString(16).padStart(2, '0')
   return {
     epoch,
+    rulesHash: `0x${'5e'.repeat(32)}`,
     readingsRoot: `0x${byte.repeat(32)}`,
     rewardsRoot: `0x${'ab'.repeat(31)}${byte}`,
     total: 900_000_000_000_000_000_000n + BigInt(variant),

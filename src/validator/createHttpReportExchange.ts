@@ -114,7 +114,14 @@ export type HttpReportExchange = ReportExchange & {
 /** The JSON wire form of a signed report: bigints as decimal strings. */
 export type SignedEpochReportJson = {
   epoch: string
-  report: { epoch: string; readingsRoot: Hex; rewardsRoot: Hex; total: string; accepted: number }
+  report: {
+    epoch: string
+    rulesHash: Hex
+    readingsRoot: Hex
+    rewardsRoot: Hex
+    total: string
+    accepted: number
+  }
   digest: Hex
   signer: Address
   signature: Hex
@@ -134,6 +141,7 @@ export const signedEpochReportJsonSchema = z.object({
   epoch: decimal(UINT64_MAX, 'uint64'),
   report: z.object({
     epoch: decimal(UINT64_MAX, 'uint64'),
+    rulesHash: bytes32,
     readingsRoot: bytes32,
     rewardsRoot: bytes32,
     total: decimal(UINT256_MAX, 'uint256'),
@@ -151,6 +159,7 @@ export function toSignedEpochReportJson(signed: SignedEpochReport): SignedEpochR
     epoch: signed.epoch.toString(),
     report: {
       epoch: report.epoch.toString(),
+      rulesHash: report.rulesHash,
       readingsRoot: report.readingsRoot,
       rewardsRoot: report.rewardsRoot,
       total: report.total.toString(),
@@ -177,6 +186,7 @@ export async function verifySignedEpochReport(
     })
   const report: EpochReport = {
     epoch: signed.report.epoch,
+    rulesHash: signed.report.rulesHash.toLowerCase() as Hex,
     readingsRoot: signed.report.readingsRoot.toLowerCase() as Hex,
     rewardsRoot: signed.report.rewardsRoot.toLowerCase() as Hex,
     total: signed.report.total,
@@ -207,6 +217,7 @@ export async function verifySignedEpochReport(
 /** Whether two reports are the same, field by field (roots in lower case, as the wire schema gives them). */
 const sameReport = (a: EpochReport, b: EpochReport) =>
   a.epoch === b.epoch &&
+  a.rulesHash.toLowerCase() === b.rulesHash.toLowerCase() &&
   a.readingsRoot.toLowerCase() === b.readingsRoot.toLowerCase() &&
   a.rewardsRoot.toLowerCase() === b.rewardsRoot.toLowerCase() &&
   a.total === b.total &&

@@ -8,6 +8,7 @@ import {
   type Hex,
 } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import { checkRules } from '../chain/checkRules.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
@@ -145,9 +146,17 @@ const KEEP_BATCH_EPOCHS = 64n
 /** Epochs whose signed items a restarted validator publishes again. */
 const REPUBLISH_EPOCHS = 4n
 
-type ReportJson = { epoch: string; readingsRoot: Hex; rewardsRoot: Hex; total: string; accepted: number }
+type ReportJson = {
+  epoch: string
+  rulesHash: Hex
+  readingsRoot: Hex
+  rewardsRoot: Hex
+  total: string
+  accepted: number
+}
 const reportJson = (r: EpochReport): ReportJson => ({
   epoch: r.epoch.toString(),
+  rulesHash: r.rulesHash,
   readingsRoot: r.readingsRoot,
   rewardsRoot: r.rewardsRoot,
   total: r.total.toString(),
@@ -155,6 +164,7 @@ const reportJson = (r: EpochReport): ReportJson => ({
 })
 const reportFromJson = (r: ReportJson): EpochReport => ({
   epoch: BigInt(r.epoch),
+  rulesHash: r.rulesHash,
   readingsRoot: r.readingsRoot,
   rewardsRoot: r.rewardsRoot,
   total: BigInt(r.total),
@@ -162,6 +172,13 @@ const reportFromJson = (r: ReportJson): EpochReport => ({
 })
 
 const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
+
+/** The custom error a contract call reverted with, if it did. */
+function revertName(error: unknown): string | undefined {
+  const revert =
+    error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null
+  return revert instanceof ContractFunctionRevertedError ? revert.data?.errorName : undefined
+}
 
 /**
  * A validator node. Per closed epoch it agrees with its peers on the input: it fetches the sealed
@@ -193,6 +210,13 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   })
   const step = async (name: ValidatorStep, epoch: bigint) => options.onStep?.(name, epoch)
   const contracts = getContracts(clients, deployment)
+  // rules pinned on-chain: a validator running other rules stops here, naming both hashes, instead
+  // of signing reports nobody else signs (and the EpochManager would refuse)
+  await checkRules(clients, deployment, blueprint).catch((error: unknown) => {
+    store.close()
+    protection.close()
+    throw error
+  })
   const { genesisTime, epochLength } = deployment
   const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
   const leaderTimeout = BigInt(Math.ceil((options.leaderTimeoutMs ?? 10_000) / 1000))
@@ -304,12 +328,13 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   async function judgeNext(): Promise<void> {
     const last = store.lastJudgedEpoch()
     const next = last === undefined ? (firstEpoch ?? 0n) : last + 1n
-    // After downtime, skip to the newest sealable epoch once the next one can no longer settle
-    // (its settlement deadline passed): judging it would be work nobody can submit.
+    // After downtime, skip to the oldest epoch that can still settle (its deadline, the end of the
+    // epoch after next, still ahead): older ones are work nobody could submit. Its base is final
+    // at once (the epoch before it is past its deadline), so every validator back from an outage
+    // lands on the same epoch and can judge it right away, whenever it looks.
     const now = clock()
-    const newestSealable =
-      now < genesisTime + sealDelay ? -1n : (now - sealDelay - genesisTime) / epochLength - 1n
-    const epoch = next < newestSealable && now >= settlementDeadline(next) ? newestSealable : next
+    const oldestSettleable = runningEpoch(now, deployment) - 2n
+    const epoch = next < oldestSettleable ? oldestSettleable : next
     const end = epochStart(epoch + 1n)
     if (now < end + sealDelay) return
     const lastProcessed = indexer.store.lastProcessed()
@@ -348,6 +373,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     })
     const report: EpochReport = {
       epoch,
+      rulesHash: blueprint.rulesHash,
       readingsRoot: judged.readingsRoot,
       rewardsRoot: rewards.rewardsRoot,
       total: rewards.total,
@@ -646,12 +672,18 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       submitted.add(epoch)
       return
     }
+    // (after a wiped indexer re-syncs, the epoch's validator set is not known yet: wait)
+    const seen = indexer.store.lastProcessed()
+    if (!seen || seen.timestamp < epochStart(epoch + 1n)) return
     const active = validatorsOf(epoch)
     const position = active.indexOf(account.address.toLowerCase())
     if (position < 0) return
     const sinceSeal = clock() - (epochStart(epoch + 1n) + sealDelay + agreementWait)
     const turn = sinceSeal < 0n ? 0n : sinceSeal / leaderTimeout
-    if (BigInt(position) !== (epoch + turn) % BigInt(active.length)) return
+    // in the last leader timeout before the deadline, anyone holding a quorum submits: leaders
+    // that are down must not cost the epoch (the first transaction mined wins, the others revert)
+    const lastChance = clock() >= settlementDeadline(epoch) - leaderTimeout
+    if (!lastChance && BigInt(position) !== (epoch + turn) % BigInt(active.length)) return
 
     const own = store.result(epoch)
     if (!own) return
@@ -679,7 +711,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     // waits (two thirds of its turn at most) for the active validators that have not reported; one that
     // reported another digest is not waited for.
     const turnStart = epochStart(epoch + 1n) + sealDelay + agreementWait + turn * leaderTimeout
-    if (reported.size < signers.length && clock() < turnStart + leaderGrace) return
+    if (!lastChance && reported.size < signers.length && clock() < turnStart + leaderGrace) return
     submitted.add(epoch)
     try {
       const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])
@@ -688,7 +720,9 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
       options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length, active: active.length })
     } catch (error) {
-      // another submitter may have won (the indexer will say so), or the node hiccupped: try again next tick
+      // another submitter won (in the last chance, everyone holding a quorum submits): nothing to do
+      if (revertName(error) === 'EpochNotIncreasing') return
+      // or the node hiccupped: try again next tick
       submitted.delete(epoch)
       throw error
     }
@@ -724,16 +758,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
           if (receipt.status === 'success')
             options.onEquivocationProven?.({ validator: signer, epoch, txHash: hash })
         } catch (error) {
-          const revert =
-            error instanceof BaseError ? error.walk((e) => e instanceof ContractFunctionRevertedError) : null
-          if (
-            !(
-              revert instanceof ContractFunctionRevertedError &&
-              revert.data?.errorName === 'EpochAlreadyPunished'
-            )
-          ) {
-            throw error
-          }
+          if (revertName(error) !== 'EpochAlreadyPunished') throw error
         }
       }
     }

@@ -160,6 +160,7 @@ export function createValidatorStore(path: string) {
       epoch: BigInt(row.epoch),
       report: {
         epoch: BigInt(report.epoch as string),
+        rulesHash: report.rulesHash as Hex,
         readingsRoot: report.readingsRoot as Hex,
         rewardsRoot: report.rewardsRoot as Hex,
         total: BigInt(report.total as string),

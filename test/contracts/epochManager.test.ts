@@ -2,6 +2,7 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Hex, hexToSignature, keccak256, signatureToHex, toHex, zeroHash } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NO_RULES_HASH } from '../../src/chain/deployment.ts'
 import { orderSignatures, signEpochReport } from '../../src/chain/signEpochReport.ts'
 import { expectRevert } from '../helpers/expectRevert.ts'
 import { revertAfterEachTest } from '../helpers/revertAfterEachTest.ts'
@@ -166,6 +167,17 @@ describe('EpochManager.submitReport', () => {
     expect(await expectRevert(submit(4n), 'EpochSettlementClosed')).toEqual([4n, deadline])
     await net.send(submit(5n)) // epoch 5's deadline is epoch 7's end
     expect(await net.contracts.epochManager.read.lastEpoch()).toEqual([true, 5n])
+  })
+
+  it('accepts only reports naming the rules pinned at deployment', async () => {
+    expect(await net.contracts.epochManager.read.rulesHash()).toBe(NO_RULES_HASH)
+    const other = { ...makeReport(1n, root, 1n), rulesHash: keccak256(toHex('other rules')) }
+    const args = await expectRevert(
+      net.contracts.epochManager.write.submitReport([other, await signReport(net, validators, other)]),
+      'EpochRulesMismatch',
+    )
+    expect(args).toEqual([other.rulesHash, NO_RULES_HASH])
+    expect(await net.contracts.epochManager.read.lastEpoch()).toEqual([false, 0n])
   })
 
   it('never accepts a zero root', async () => {

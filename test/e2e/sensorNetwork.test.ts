@@ -97,6 +97,7 @@ describe('an environmental sensor network, end to end', () => {
     for (const r of results) {
       expect(r?.report).toEqual({
         epoch: settled.epoch,
+        rulesHash: blueprint.rulesHash,
         readingsRoot: settled.readingsRoot,
         rewardsRoot: settled.rewardsRoot,
         total: settled.total,

@@ -19,6 +19,7 @@ import {
   type Deployment,
   defaultNetworkParameters,
   type NetworkParameters,
+  NO_RULES_HASH,
 } from '../../src/chain/deployment.ts'
 import { type DepinContracts, getContracts } from '../../src/chain/getContracts.ts'
 import { sendTransaction } from '../../src/chain/sendTransaction.ts'
@@ -145,7 +146,14 @@ export async function signReport(
 
 /** A report with non-zero roots derived from `epoch` and a label. */
 export function makeReport(epoch: bigint, rewardsRoot: Hex, total: bigint, label = 'readings'): EpochReport {
-  return { epoch, readingsRoot: keccak256(toHex(`${label}:${epoch}`)), rewardsRoot, total, accepted: 100 }
+  return {
+    epoch,
+    rulesHash: NO_RULES_HASH,
+    readingsRoot: keccak256(toHex(`${label}:${epoch}`)),
+    rewardsRoot,
+    total,
+    accepted: 100,
+  }
 }
 
 /** Registers a new device key to `owner` at `cell` with its proof of possession; returns it and the receipt. */

@@ -41,6 +41,7 @@ describe('a flood against every validator endpoint', () => {
       const epoch = k % 2 === 0 ? base + 1_000_000n + BigInt(k) : base + BigInt(k % 4)
       const report = {
         epoch,
+        rulesHash: `0x${'33'.repeat(32)}` as Hex,
         readingsRoot: `0x${'11'.repeat(32)}` as Hex,
         rewardsRoot: `0x${'22'.repeat(32)}` as Hex,
         total: 1n,
@@ -152,6 +153,7 @@ describe('a flood against every validator endpoint', () => {
         expect(reports[0]?.digest).toBe(
           hashEpochReport(chainId, epochManager, {
             epoch,
+            rulesHash: net.blueprint.rulesHash,
             readingsRoot: settled?.readingsRoot as Hex,
             rewardsRoot: settled?.rewardsRoot as Hex,
             total: settled?.total as bigint,

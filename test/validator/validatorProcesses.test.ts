@@ -4,9 +4,14 @@
  * signatures, an equivocating validator is slashed, and epochs still settle when one of three is
  * killed (quorum 2 of 3).
  */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { type Account, type Hex, keccak256, toHex } from 'viem'
 import { generatePrivateKey } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { compileBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
 import { runningEpoch } from '../../src/chain/deployment.ts'
 import { getContracts } from '../../src/chain/getContracts.ts'
@@ -55,6 +60,7 @@ describe('validators as separate processes', () => {
     const sign = async (rewardsRoot: Hex) => {
       const report = {
         epoch,
+        rulesHash: blueprint.rulesHash,
         readingsRoot: keccak256(toHex('readings')),
         rewardsRoot,
         total: 1n,
@@ -92,6 +98,45 @@ describe('validators as separate processes', () => {
     expect(proof.slashed).toBe(blueprint.validators.minBond)
     expect(net.addresses().has(proof.prover.toLowerCase())).toBe(true)
     expect(await getContracts(admin, deployment).validatorSet.read.isActive([cheatAddress])).toBe(false)
+  })
+
+  it('refuse to start a validator whose blueprint makes other rules than the network pinned', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'depin-other-rules-'))
+    try {
+      const raw = JSON.parse(
+        readFileSync(join(dirname(dirname(net.processes[1]?.config as string)), 'blueprint.json'), 'utf8'),
+      )
+      raw.deviceClasses[0].quality.stuckWindow += 1 // one rule changed
+      writeFileSync(join(dir, 'blueprint.json'), JSON.stringify(raw))
+      const other = compileBlueprint(raw).rulesHash
+      const config = JSON.parse(readFileSync(net.processes[1]?.config as string, 'utf8'))
+      writeFileSync(join(dir, 'key'), `${generatePrivateKey()}\n`, { mode: 0o600 })
+      writeFileSync(
+        join(dir, 'config.json'),
+        JSON.stringify({
+          ...config,
+          dataDir: '.',
+          keyFile: 'key',
+          blueprint: 'blueprint.json',
+          deployment: join(dirname(dirname(net.processes[1]?.config as string)), 'deployment.json'),
+          port: 0,
+        }),
+      )
+      const run = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'validator', 'run', '--config', join(dir, 'config.json')],
+        { encoding: 'utf8', timeout: 60_000 },
+      )
+      expect(run.status).not.toBe(0)
+      const output = run.stdout + run.stderr
+      expect(output).toContain('RULES_MISMATCH')
+      expect(output).toContain(other)
+      expect(output).toContain(net.blueprint.rulesHash)
+      // it stopped before it started anything: no indexer, no store
+      expect(existsSync(join(dir, 'validator.db'))).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('still settle when one of three is killed, and the others stop cleanly', async () => {

@@ -21,6 +21,7 @@ import {
   loadJudgeHashing,
   ownerAddress,
 } from '../../validator/judge/testFleet.ts'
+import { environment as environmentUseCase } from './index.ts'
 
 const GENESIS = 1_764_201_600n // 2025-11-27T00:00:00Z, an epoch boundary
 const EPOCH_LENGTH = 30n
@@ -117,6 +118,9 @@ describe('the environment use case: a fixed vector', () => {
   it('gives the pinned verdicts, readings roots and rewards roots, and twice the same', async () => {
     const first = await runVector()
     expect(await runVector()).toEqual(first)
+    // the rules' outcome is pinned with the version that enters every network's rules hash: a
+    // change of this vector is a change of rules, and goes with a new version of the use case
+    expect(environmentUseCase.version).toBe(1)
     expect(first).toMatchInlineSnapshot(`
       [
         {

@@ -90,7 +90,9 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
     }
   }
 
-  // 2. The use case's rules, over the epoch's whole input.
+  // 2. The use case's rules, over the epoch's whole input. They decide only what the pipeline
+  // left open: a reading it rejected (a forged signature) stays rejected whatever they do.
+  const pipeline = verdicts.slice()
   const units = useCase.judge({
     blueprint: parameters.blueprint,
     epochStart: parameters.epochStart,
@@ -101,6 +103,14 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
     verdicts,
     code: codes.codeOf,
   })
+
+  for (let i = 0; i < verdicts.length; i++) {
+    const code = verdicts[i] as number
+    if ((pipeline[i] !== ACCEPTED && code !== pipeline[i]) || code > codes.reasons.length)
+      throw new RangeError(
+        `use case ${useCase.id} gave reading ${i} verdict code ${code} (the pipeline's was ${pipeline[i]})`,
+      )
+  }
 
   // 3. Scores of registered devices, in address order (runs are), weighted by the use case.
   const scores: DeviceScore[] = []

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { depinDomain, readingTypes } from '../../chain/typedData.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { EMPTY_READINGS_ROOT } from '../../rewards/readingsTree.ts'
+import { ACCEPTED, type UseCase } from '../../usecases/useCase.ts'
 import { computeEpochRewards } from './computeEpochRewards.ts'
 import { type JudgeEpochResult, judgeEpoch } from './judgeEpoch.ts'
 import type { DeviceRecord } from './judgement.ts'
@@ -541,3 +542,80 @@ describe('judgeEpoch: determinism', () => {
 
 /** JSON with bigints as decimal strings. */
 const stringify = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}n` : v))
+
+describe('the judge with another use case', () => {
+  /** A use case of the test's own: rejects readings of odd seq, a device earns 2 per accepted reading. */
+  const evenSeq: UseCase = {
+    id: 'even-seq',
+    version: 1,
+    rejectReasons: ['ODD_SEQ'],
+    judge({ readings, runs, verdicts, code }) {
+      for (let i = 0; i < readings.length; i++)
+        if (verdicts[i] === ACCEPTED && (readings[i] as SignedReading).seq % 2n === 1n)
+          verdicts[i] = code('ODD_SEQ')
+      return runs.map((run) => ({ span: run.end - run.start }))
+    },
+    weight: (device) => 2n * BigInt(device.accepted),
+  }
+
+  it("runs the pipeline's checks, then only the use case's rules and weighting", async () => {
+    const { stations, readings } = await mixedBatch()
+    const result = judgeEpoch({
+      blueprint: environment,
+      useCase: evenSeq,
+      epoch: 7n,
+      epochStart: EPOCH_START,
+      epochEnd: EPOCH_END,
+      readings,
+      devices: registryOf(stations.filter((s) => s.name !== 'm-stranger')),
+      ...hashing,
+    })
+    // the pipeline's reasons, then the use case's: no environment rule ran
+    expect(Object.keys(result.rejectedByReason)).toEqual([
+      'SIGNATURE_INVALID',
+      'SIGNATURE_MALLEABLE',
+      'SIGNATURE_MALFORMED',
+      'DEVICE_UNKNOWN',
+      'DEVICE_RETIRED',
+      'ODD_SEQ',
+    ])
+    for (const j of result.judged) {
+      if (j.verdict.type === 'accepted') expect(j.reading.seq % 2n).toBe(0n)
+      else if (j.verdict.reason === 'ODD_SEQ') expect(j.reading.seq % 2n).toBe(1n)
+    }
+    expect(result.rejectedByReason.DEVICE_UNKNOWN).toBeGreaterThan(0)
+    expect(result.rejectedByReason.SIGNATURE_INVALID).toBeGreaterThan(0)
+    for (const score of result.devices) {
+      expect(score.weight).toBe(2n * BigInt(score.accepted))
+      expect(score.units.span).toBe(score.submitted)
+    }
+  })
+
+  it("refuses a use case that overturns the pipeline's rejections, or gives a code it has not", async () => {
+    const { stations, readings } = await mixedBatch()
+    const run = (judgeRules: UseCase['judge']) =>
+      judgeEpoch({
+        blueprint: environment,
+        useCase: { ...evenSeq, judge: judgeRules },
+        epoch: 7n,
+        epochStart: EPOCH_START,
+        epochEnd: EPOCH_END,
+        readings,
+        devices: registryOf(stations),
+        ...hashing,
+      })
+    // accepting everything, forged signatures included
+    expect(() =>
+      run(({ verdicts, runs }) => {
+        verdicts.fill(ACCEPTED)
+        return runs.map(() => ({}))
+      }),
+    ).toThrow(/verdict code 0 \(the pipeline's was [1-5]\)/)
+    expect(() =>
+      run(({ verdicts, runs }) => {
+        verdicts[verdicts.indexOf(ACCEPTED)] = 99
+        return runs.map(() => ({}))
+      }),
+    ).toThrow(/verdict code 99/)
+  })
+})

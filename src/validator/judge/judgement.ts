@@ -10,6 +10,9 @@ import type { SignedReading } from '../../readings/reading.ts'
 /** A device as the registry holds it at the epoch's end (the indexer's record; the judge needs no more). */
 export type DeviceRecord = Omit<IndexerDeviceRecord, 'registeredAt'>
 
+/** Version of the pipeline's own checks and scoring frame: part of every network's rules hash. */
+export const PIPELINE_RULES_VERSION = 1
+
 /**
  * Why the pipeline itself rejects a reading, before any use case's rules: its signature, and the
  * registry. A use case's reasons follow these (useCase.rejectReasons), so an epoch's reasons are
