@@ -12,6 +12,7 @@
  */
 import { type Address, getAddress, type Hex, hexToBytes } from 'viem'
 import { hashEpochReport } from '../../src/chain/signEpochReport.ts'
+import type { EpochReportJson } from '../../src/chain/typedData.ts'
 import type { Keccak256 } from '../../src/crypto/keccak.ts'
 import { encodeBatch } from '../../src/gateway/batchFormat.ts'
 import { hashBatchSet, MAX_BATCHES_PER_SET } from '../../src/validator/batchSets.ts'
@@ -50,14 +51,7 @@ const POOL_SIZE = 400
 
 type ReportJson = {
   epoch: string
-  report: {
-    epoch: string
-    rulesHash: Hex
-    readingsRoot: Hex
-    rewardsRoot: Hex
-    total: string
-    accepted: number
-  }
+  report: EpochReportJson
   digest: Hex
   signer: Address
   signature: Hex

@@ -85,6 +85,24 @@ export type EpochReport = {
   accepted: number
 }
 
+/** An EpochReport in JSON: bigints as decimal strings. */
+export type EpochReportJson = Omit<EpochReport, 'epoch' | 'total'> & { epoch: string; total: string }
+
+export const epochReportToJson = (r: EpochReport): EpochReportJson => ({
+  epoch: r.epoch.toString(),
+  rulesHash: r.rulesHash,
+  readingsRoot: r.readingsRoot,
+  rewardsRoot: r.rewardsRoot,
+  total: r.total.toString(),
+  accepted: r.accepted,
+})
+
+export const epochReportFromJson = (r: EpochReportJson): EpochReport => ({
+  ...r,
+  epoch: BigInt(r.epoch),
+  total: BigInt(r.total),
+})
+
 /**
  * A gateway's signed answer to one request of readings, in the DeviceRegistry's domain, signed
  * with the gateway operator's key (the address on the registry's gateway list). `request` is the

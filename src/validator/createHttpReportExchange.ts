@@ -27,7 +27,7 @@ import type { Address, Hex } from 'viem'
 import { z } from 'zod'
 import { createJsonServer } from '../api/createJsonServer.ts'
 import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.ts'
-import type { EpochReport } from '../chain/typedData.ts'
+import { type EpochReport, type EpochReportJson, epochReportToJson } from '../chain/typedData.ts'
 import { signatureShapeProblem } from '../crypto/signatureShape.ts'
 import { DepinError } from '../errors.ts'
 import {
@@ -114,14 +114,7 @@ export type HttpReportExchange = ReportExchange & {
 /** The JSON wire form of a signed report: bigints as decimal strings. */
 export type SignedEpochReportJson = {
   epoch: string
-  report: {
-    epoch: string
-    rulesHash: Hex
-    readingsRoot: Hex
-    rewardsRoot: Hex
-    total: string
-    accepted: number
-  }
+  report: EpochReportJson
   digest: Hex
   signer: Address
   signature: Hex
@@ -157,14 +150,7 @@ export function toSignedEpochReportJson(signed: SignedEpochReport): SignedEpochR
   const { report } = signed
   return {
     epoch: signed.epoch.toString(),
-    report: {
-      epoch: report.epoch.toString(),
-      rulesHash: report.rulesHash,
-      readingsRoot: report.readingsRoot,
-      rewardsRoot: report.rewardsRoot,
-      total: report.total.toString(),
-      accepted: report.accepted,
-    },
+    report: epochReportToJson(report),
     digest: signed.digest,
     signer: signed.signer,
     signature: signed.signature,

@@ -18,7 +18,12 @@ import {
   recoverReportSigner,
   signEpochReport,
 } from '../chain/signEpochReport.ts'
-import type { EpochReport } from '../chain/typedData.ts'
+import {
+  type EpochReport,
+  type EpochReportJson,
+  epochReportFromJson,
+  epochReportToJson,
+} from '../chain/typedData.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
@@ -146,31 +151,6 @@ const KEEP_BATCH_EPOCHS = 64n
 /** Epochs whose signed items a restarted validator publishes again. */
 const REPUBLISH_EPOCHS = 4n
 
-type ReportJson = {
-  epoch: string
-  rulesHash: Hex
-  readingsRoot: Hex
-  rewardsRoot: Hex
-  total: string
-  accepted: number
-}
-const reportJson = (r: EpochReport): ReportJson => ({
-  epoch: r.epoch.toString(),
-  rulesHash: r.rulesHash,
-  readingsRoot: r.readingsRoot,
-  rewardsRoot: r.rewardsRoot,
-  total: r.total.toString(),
-  accepted: r.accepted,
-})
-const reportFromJson = (r: ReportJson): EpochReport => ({
-  epoch: BigInt(r.epoch),
-  rulesHash: r.rulesHash,
-  readingsRoot: r.readingsRoot,
-  rewardsRoot: r.rewardsRoot,
-  total: BigInt(r.total),
-  accepted: r.accepted,
-})
-
 const systemClock = () => BigInt(Math.floor(Date.now() / 1000))
 
 /** The custom error a contract call reverted with, if it did. */
@@ -292,10 +272,10 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   async function republish(record: SigningRecord): Promise<void> {
     if (!record.signature || record.body === '') return // imported, or never signed: nothing to send
     if (record.kind === 'report') {
-      const { report } = JSON.parse(record.body) as { report: ReportJson }
+      const { report } = JSON.parse(record.body) as { report: EpochReportJson }
       const signed: SignedEpochReport = {
         epoch: record.epoch,
-        report: reportFromJson(report),
+        report: epochReportFromJson(report),
         digest: record.digest,
         signer: account.address,
         signature: record.signature,
@@ -387,7 +367,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       'report',
       epoch,
       reportDigest,
-      JSON.stringify({ report: reportJson(report), batchHashes: readings.batchHashes }),
+      JSON.stringify({ report: epochReportToJson(report), batchHashes: readings.batchHashes }),
       async () => {
         await step('recorded', epoch)
         return (

@@ -33,6 +33,12 @@ beforeAll(async () => {
 afterAll(async () => net?.stop())
 revertAfterEachTest(() => net)
 
+/** Submits epoch `epoch`'s report signed by every validator (a write call, not yet sent). */
+async function submit(epoch: bigint) {
+  const report = makeReport(epoch, root, 1n)
+  return net.contracts.epochManager.write.submitReport([report, await signReport(net, validators, report)])
+}
+
 describe('EpochManager.submitReport', () => {
   it('needs ceil(2n/3): 3 of 4 validators', async () => {
     expect(await net.contracts.validatorSet.read.quorum()).toBe(3n)
@@ -136,13 +142,6 @@ describe('EpochManager.submitReport', () => {
   })
 
   it('accepts only strictly increasing epochs, and only once they closed', async () => {
-    const submit = async (epoch: bigint) => {
-      const report = makeReport(epoch, root, 1n)
-      return net.contracts.epochManager.write.submitReport([
-        report,
-        await signReport(net, validators, report),
-      ])
-    }
     await net.send(submit(2n))
     await expectRevert(submit(2n), 'EpochNotIncreasing')
     await expectRevert(submit(1n), 'EpochNotIncreasing')
@@ -154,13 +153,6 @@ describe('EpochManager.submitReport', () => {
   })
 
   it('refuses a report once the epoch after next has ended: the successor knows its base from the chain', async () => {
-    const submit = async (epoch: bigint) => {
-      const report = makeReport(epoch, root, 1n)
-      return net.contracts.epochManager.write.submitReport([
-        report,
-        await signReport(net, validators, report),
-      ])
-    }
     const deadline = await net.contracts.epochManager.read.settlementDeadline([4n])
     expect(deadline).toBe(await net.contracts.epochManager.read.epochEnd([6n]))
     await net.closeEpoch(6n) // the first second of epoch 7: epoch 4's deadline
