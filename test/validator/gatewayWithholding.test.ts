@@ -27,8 +27,16 @@ async function withholdingGateway(upstream: string): Promise<string> {
   const keccak = await loadKeccak256()
   proxy = createServer(async (request, response) => {
     const asker = String(request.headers['x-depin-validator'] ?? '').toLowerCase()
-    const forward = await fetch(`${upstream}${request.url}`)
-    const bytes = new Uint8Array(await forward.arrayBuffer())
+    let forward: Response
+    let bytes: Uint8Array
+    try {
+      forward = await fetch(`${upstream}${request.url}`)
+      bytes = new Uint8Array(await forward.arrayBuffer())
+    } catch {
+      // the real gateway is down (the network stopping): answer as a gateway that is away would
+      response.writeHead(502, { 'content-type': 'application/json' }).end('{}')
+      return
+    }
     const epochMatch = /^\/v1\/batches\/(\d+)$/.exec(request.url ?? '')
     if (victim && asker === victim && forward.ok && epochMatch) {
       const full = decodeBatch(keccak, bytes)
