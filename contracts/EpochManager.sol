@@ -29,18 +29,22 @@ interface IRewardDistributor {
 /// prove equivocation — two different reports signed by one validator for one epoch — and the
 /// validator's bond is slashed. Loops run over signatures only, which the validator cap bounds.
 /// ReportAccepted names the signers: validators' rewards for an epoch go to them (in the next tree).
+/// It also carries the receipts root (every device's outcome, one leaf each), which is signed with the
+/// report but not stored: a storage slot per epoch would add ≈ 22,000 gas, and receipts are checked
+/// off-chain against the event, as anyone can read it from the chain's logs.
 contract EpochManager is EIP712 {
     struct EpochReport {
         uint64 epoch;
         bytes32 rulesHash;
         bytes32 readingsRoot;
         bytes32 rewardsRoot;
+        bytes32 receiptsRoot;
         uint256 total;
         uint32 accepted;
     }
 
     bytes32 public constant EPOCH_REPORT_TYPEHASH = keccak256(
-        "EpochReport(uint64 epoch,bytes32 rulesHash,bytes32 readingsRoot,bytes32 rewardsRoot,uint256 total,uint32 accepted)"
+        "EpochReport(uint64 epoch,bytes32 rulesHash,bytes32 readingsRoot,bytes32 rewardsRoot,bytes32 receiptsRoot,uint256 total,uint32 accepted)"
     );
 
     error EpochNotIncreasing(uint64 epoch, uint64 nextEpoch);
@@ -61,6 +65,7 @@ contract EpochManager is EIP712 {
         uint64 indexed epoch,
         bytes32 readingsRoot,
         bytes32 rewardsRoot,
+        bytes32 receiptsRoot,
         uint256 total,
         uint32 accepted,
         address[] signers,
@@ -111,7 +116,9 @@ contract EpochManager is EIP712 {
         uint64 deadline = closesAt + 2 * _epochLength; // settlementDeadline(report.epoch)
         if (block.timestamp >= deadline) revert EpochSettlementClosed(report.epoch, deadline);
         if (report.rulesHash != _rulesHash) revert EpochRulesMismatch(report.rulesHash, _rulesHash);
-        if (report.readingsRoot == bytes32(0) || report.rewardsRoot == bytes32(0)) revert EpochZeroRoot();
+        if (report.readingsRoot == bytes32(0) || report.rewardsRoot == bytes32(0) || report.receiptsRoot == bytes32(0)) {
+            revert EpochZeroRoot();
+        }
         if (_validators.activeCount() == 0) revert EpochNoValidators();
         uint256 needed = _validators.quorum();
         if (signatures.length < needed) revert EpochQuorumNotReached(signatures.length, needed);
@@ -136,6 +143,7 @@ contract EpochManager is EIP712 {
             report.epoch,
             report.readingsRoot,
             report.rewardsRoot,
+            report.receiptsRoot,
             report.total,
             report.accepted,
             signers,
@@ -174,6 +182,7 @@ contract EpochManager is EIP712 {
                     report.rulesHash,
                     report.readingsRoot,
                     report.rewardsRoot,
+                    report.receiptsRoot,
                     report.total,
                     report.accepted
                 )

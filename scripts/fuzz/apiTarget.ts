@@ -166,6 +166,7 @@ export async function startApiFixture(options: StartApiFixtureOptions): Promise<
       rulesHash: bytesToHex(random.bytes(32)),
       readingsRoot: tree.root,
       rewardsRoot: rewards.root,
+      receiptsRoot: bytesToHex(random.bytes(32)),
       total: 5n * 10n ** 18n,
       accepted: accepted.length,
     }

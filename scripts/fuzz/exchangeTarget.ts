@@ -120,6 +120,7 @@ export async function startExchangeFixture(options: StartExchangeFixtureOptions)
       rulesHash: bytes32(),
       readingsRoot: bytes32(),
       rewardsRoot: bytes32(),
+      receiptsRoot: bytes32(),
       total: random.chance(0.1)
         ? mutator.edgeBigInt() ** 4n % 2n ** 256n
         : BigInt(random.int(1_000_000)) * 10n ** 15n,
@@ -176,6 +177,7 @@ export async function startExchangeFixture(options: StartExchangeFixtureOptions)
       rulesHash: hex32(r.rulesHash),
       readingsRoot: hex32(r.readingsRoot),
       rewardsRoot: hex32(r.rewardsRoot),
+      receiptsRoot: hex32(r.receiptsRoot),
       total: uint(r.total, 256n),
       accepted:
         typeof r.accepted === 'number' &&

@@ -11,7 +11,11 @@ import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import type { Context } from '../protocol/context.ts'
+import { describeReceipt, rejectedByReason, unitsByName } from '../rewards/describeReceipt.ts'
+import { RECEIPT_LEAF_TYPES, receiptToJson } from '../rewards/receiptsTree.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
+import { useCaseOf } from '../usecases/registry.ts'
+import { rejectReasonsOf } from '../validator/judge/judgement.ts'
 import type { ValidatorStore } from '../validator/validatorStore.ts'
 import { aggregateValues } from './aggregateValues.ts'
 import {
@@ -20,11 +24,13 @@ import {
   epochsQuerySchema,
   MAX_AGGREGATE_READINGS,
   readingsQuerySchema,
+  receiptsQuerySchema,
   streamQuerySchema,
   windowOf,
 } from './apiQueries.ts'
 import { createJsonServer } from './createJsonServer.ts'
 import { createReadingProver } from './createReadingProver.ts'
+import { createReceiptProver } from './createReceiptProver.ts'
 import { openApiDocument } from './openApiDocument.ts'
 import { MAP_HEIGHT, MAP_WIDTH, projectBaseMap, projectPoint } from './projectBaseMap.ts'
 
@@ -88,7 +94,15 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   server.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && route.method === 'GET') routes.push(route.url)
   })
-  const prover = createReadingProver({ store: rewards, indexer, keccak: await loadKeccak256() })
+  const keccak = await loadKeccak256()
+  const prover = createReadingProver({ store: rewards, indexer, keccak })
+  const receiptProver = createReceiptProver({ store: rewards, indexer, keccak })
+  const useCase = useCaseOf(blueprint)
+  const receiptNames = {
+    reasons: rejectReasonsOf(useCase),
+    unitNames: useCase.unitNames,
+    symbol: blueprint.token.symbol,
+  }
   const invalidQuery = (reply: FastifyReply, error: z.ZodError) => {
     const issue = error.issues[0]
     return reply.status(400).send({
@@ -177,6 +191,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         rulesHash: blueprint.rulesHash,
         readingsRoot: e.readingsRoot,
         rewardsRoot: e.rewardsRoot,
+        receiptsRoot: e.receiptsRoot,
         total: e.total,
         accepted: e.accepted,
       })
@@ -241,6 +256,37 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       claimed,
       claimable: cumulativeAmount - claimed,
       proof: cumulativeAmount > 0n ? (settled?.tree?.getProof(account) ?? null) : null,
+    })
+  })
+
+  server.get<{ Params: { device: string } }>('/v1/devices/:device/receipts', async (request, reply) => {
+    if (!isAddress(request.params.device)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
+    }
+    const query = receiptsQuerySchema.safeParse(request.query)
+    if (!query.success) return invalidQuery(reply, query.error)
+    const device = getAddress(request.params.device)
+    const { receipts, unverifiable } = receiptProver.proveDevice(device, query.data.limit, query.data.before)
+    // each receipt is a leaf of OpenZeppelin's StandardMerkleTree over leafTypes, proven against
+    // the receipts root its epoch's ReportAccepted event carries (quorum-signed with the report)
+    return toJson({
+      device,
+      registered: indexer.getDevice(device) !== undefined,
+      leafTypes: RECEIPT_LEAF_TYPES,
+      reasons: receiptNames.reasons,
+      unitNames: receiptNames.unitNames,
+      receipts: receipts.map(({ receipt, proof, receiptsRoot }) => ({
+        epoch: receipt.epoch,
+        receipt: receiptToJson(receipt),
+        rejectedByReason: rejectedByReason(receipt, receiptNames),
+        units: unitsByName(receipt, receiptNames),
+        explanation: describeReceipt(receipt, receiptNames),
+        receiptsRoot,
+        proof,
+      })),
+      unverifiable,
     })
   })
 

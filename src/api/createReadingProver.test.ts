@@ -37,6 +37,7 @@ async function storeWithEpoch5() {
     rulesHash: '0x' as Hex,
     readingsRoot: '0x' as Hex,
     rewardsRoot: '0x' as Hex,
+    receiptsRoot: '0x' as Hex,
     total: 0n,
     accepted: 3,
   }

@@ -4,6 +4,7 @@ import {
   devicesQuerySchema,
   epochsQuerySchema,
   readingsQuerySchema,
+  receiptsQuerySchema,
   streamQuerySchema,
 } from './apiQueries.ts'
 
@@ -37,6 +38,13 @@ export const API_ROUTES: readonly RouteDoc[] = [
     path: '/v1/rewards/{account}',
     summary: "An account's cumulative rewards and the Merkle proof the RewardDistributor accepts",
     params: { account: 'a 0x address' },
+  },
+  {
+    path: '/v1/devices/{device}/receipts',
+    summary:
+      "A device's receipts, newest first: per settled epoch its readings submitted, accepted and rejected by reason, the use case's measures, weight and reward, in plain words too, each with its proof against the epoch's receipts root",
+    params: { device: 'a 0x address' },
+    query: receiptsQuerySchema,
   },
   {
     path: '/v1/readings',

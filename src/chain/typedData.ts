@@ -48,6 +48,7 @@ export const epochReportTypes = {
     { name: 'rulesHash', type: 'bytes32' },
     { name: 'readingsRoot', type: 'bytes32' },
     { name: 'rewardsRoot', type: 'bytes32' },
+    { name: 'receiptsRoot', type: 'bytes32' },
     { name: 'total', type: 'uint256' },
     { name: 'accepted', type: 'uint32' },
   ],
@@ -81,6 +82,8 @@ export type EpochReport = {
   rulesHash: `0x${string}`
   readingsRoot: `0x${string}`
   rewardsRoot: `0x${string}`
+  /** Root of the epoch's device receipts (src/rewards/receiptsTree.ts). */
+  receiptsRoot: `0x${string}`
   total: bigint
   accepted: number
 }
@@ -93,6 +96,7 @@ export const epochReportToJson = (r: EpochReport): EpochReportJson => ({
   rulesHash: r.rulesHash,
   readingsRoot: r.readingsRoot,
   rewardsRoot: r.rewardsRoot,
+  receiptsRoot: r.receiptsRoot,
   total: r.total.toString(),
   accepted: r.accepted,
 })

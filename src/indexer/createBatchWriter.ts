@@ -77,8 +77,8 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
     'UPDATE validators SET status = @status, bond = @bond, updated_block = @block WHERE validator = @validator',
   )
   const insertEpoch = db.prepare(
-    `INSERT INTO epochs (epoch, readings_root, rewards_root, total, accepted, signers, submitter, tx_hash, block, timestamp)
-     VALUES (@epoch, @readingsRoot, @rewardsRoot, @total, @accepted, @signers, @submitter, @txHash, @block, @timestamp)`,
+    `INSERT INTO epochs (epoch, readings_root, rewards_root, receipts_root, total, accepted, signers, submitter, tx_hash, block, timestamp)
+     VALUES (@epoch, @readingsRoot, @rewardsRoot, @receiptsRoot, @total, @accepted, @signers, @submitter, @txHash, @block, @timestamp)`,
   )
   const insertFunding = db.prepare(
     `INSERT INTO epoch_funding (epoch, rewards_root, minted, from_fees, block)
@@ -224,6 +224,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
           epoch: event.epoch,
           readingsRoot: event.readingsRoot,
           rewardsRoot: event.rewardsRoot,
+          receiptsRoot: event.receiptsRoot,
           total: event.total.toString(),
           accepted: event.accepted,
           signers: JSON.stringify(event.signers),

@@ -28,6 +28,8 @@ export type EpochRecord = {
   epoch: bigint
   readingsRoot: Hex
   rewardsRoot: Hex
+  /** Root of the epoch's device receipts (signed with the report; in ReportAccepted, not in storage). */
+  receiptsRoot: Hex
   total: bigint
   accepted: number
   /** The validators whose signatures the EpochManager counted, ascending. */
@@ -118,6 +120,7 @@ type EpochRow = {
   epoch: bigint
   readings_root: Hex
   rewards_root: Hex
+  receipts_root: Hex
   total: string
   accepted: bigint
   signers: string
@@ -138,7 +141,7 @@ type EquivocationRow = {
   block: bigint
 }
 
-const epochColumns = `e.epoch, e.readings_root, e.rewards_root, e.total, e.accepted, e.signers, e.submitter,
+const epochColumns = `e.epoch, e.readings_root, e.rewards_root, e.receipts_root, e.total, e.accepted, e.signers, e.submitter,
   e.tx_hash, e.block, e.timestamp, f.minted, f.from_fees
   FROM epochs e LEFT JOIN epoch_funding f ON f.epoch = e.epoch`
 
@@ -318,6 +321,7 @@ function toEpoch(row: EpochRow): EpochRecord {
     epoch: row.epoch,
     readingsRoot: row.readings_root,
     rewardsRoot: row.rewards_root,
+    receiptsRoot: row.receipts_root,
     total: BigInt(row.total),
     accepted: Number(row.accepted),
     signers: JSON.parse(row.signers) as Address[],

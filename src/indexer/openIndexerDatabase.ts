@@ -3,7 +3,7 @@ import type { Hex } from 'viem'
 import { DepinError } from '../errors.ts'
 
 /** Bumped whenever a table changes; a database of a newer version is refused, an older one migrated. */
-export const INDEXER_SCHEMA_VERSION = 3
+export const INDEXER_SCHEMA_VERSION = 4
 
 export type IndexerDatabase = Database.Database
 
@@ -196,9 +196,14 @@ function migrate(db: IndexerDatabase): void {
     // v1 databases come from contracts without gateway or endpoint events: v2 only adds their tables
     db.exec(schemaV2)
     db.exec(schemaV3)
-    // v3 keeps the validator set's history, which older versions did not: they index again from the
-    // deployment's first block (the indexer is a function of the chain; nothing else is lost)
-    if (version !== undefined && version < 3)
+    // v4: an epoch's receipts root (ReportAccepted carries it)
+    const epochColumns = db.prepare<[], { name: string }>('PRAGMA table_info(epochs)').all()
+    if (!epochColumns.some((column) => column.name === 'receipts_root'))
+      db.exec(`ALTER TABLE epochs ADD COLUMN receipts_root TEXT NOT NULL DEFAULT ''`)
+    // v3 keeps the validator set's history and v4 the receipts roots, which older versions did not:
+    // they index again from the deployment's first block (the indexer is a function of the chain;
+    // nothing else is lost)
+    if (version !== undefined && version < 4)
       for (const table of INDEXED_TABLES) db.exec(`DELETE FROM ${table}`)
     writeMeta(db, 'schema_version', String(INDEXER_SCHEMA_VERSION))
   }).immediate()

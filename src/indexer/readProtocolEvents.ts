@@ -46,6 +46,7 @@ export type ProtocolEvent = EventPosition &
         epoch: bigint
         readingsRoot: Hex
         rewardsRoot: Hex
+        receiptsRoot: Hex
         total: bigint
         accepted: number
         signers: readonly Address[]

@@ -54,6 +54,11 @@ export type UseCase = {
   /** The reasons its rules reject a reading for, in the order the rules run. */
   readonly rejectReasons: readonly string[]
   /**
+   * The names of the measures its rules return per device (integers), in the order a device's
+   * receipt lists them: a measure the rules leave out counts 0, one not named here is an error.
+   */
+  readonly unitNames: readonly string[]
+  /**
    * The rules: a pure, deterministic function of the epoch's whole input, integers only. Sets the
    * verdict of every reading the pipeline left at ACCEPTED, and returns each device's measures by
    * run (the pipeline reads those of registered devices only).

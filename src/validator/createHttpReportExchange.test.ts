@@ -30,6 +30,7 @@ function reportFor(epoch: bigint, variant = 1): EpochReport {
     rulesHash: `0x${'5e'.repeat(32)}`,
     readingsRoot: `0x${byte.repeat(32)}`,
     rewardsRoot: `0x${'ab'.repeat(31)}${byte}`,
+    receiptsRoot: `0x${'cd'.repeat(31)}${byte}`,
     total: 900_000_000_000_000_000_000n + BigInt(variant),
     accepted: 1_000 + variant,
   }

@@ -137,6 +137,7 @@ export const signedEpochReportJsonSchema = z.object({
     rulesHash: bytes32,
     readingsRoot: bytes32,
     rewardsRoot: bytes32,
+    receiptsRoot: bytes32,
     total: decimal(UINT256_MAX, 'uint256'),
     accepted: z.number().int().min(0).max(0xffffffff),
   }),
@@ -175,6 +176,7 @@ export async function verifySignedEpochReport(
     rulesHash: signed.report.rulesHash.toLowerCase() as Hex,
     readingsRoot: signed.report.readingsRoot.toLowerCase() as Hex,
     rewardsRoot: signed.report.rewardsRoot.toLowerCase() as Hex,
+    receiptsRoot: signed.report.receiptsRoot.toLowerCase() as Hex,
     total: signed.report.total,
     accepted: signed.report.accepted,
   }
@@ -206,6 +208,7 @@ const sameReport = (a: EpochReport, b: EpochReport) =>
   a.rulesHash.toLowerCase() === b.rulesHash.toLowerCase() &&
   a.readingsRoot.toLowerCase() === b.readingsRoot.toLowerCase() &&
   a.rewardsRoot.toLowerCase() === b.rewardsRoot.toLowerCase() &&
+  a.receiptsRoot.toLowerCase() === b.receiptsRoot.toLowerCase() &&
   a.total === b.total &&
   a.accepted === b.accepted
 

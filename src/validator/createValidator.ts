@@ -32,6 +32,7 @@ import type { Context } from '../protocol/context.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
+import { useCaseOf } from '../usecases/registry.ts'
 import {
   agreedBatches,
   announcersAmong,
@@ -49,6 +50,7 @@ import {
 } from './epochBatches.ts'
 import { computeEpochRewards, rewardsRootOf } from './judge/computeEpochRewards.ts'
 import { createSignatureCheckPool, type SignatureCheckPool } from './judge/createSignatureCheckPool.ts'
+import { epochReceipts } from './judge/epochReceipts.ts'
 import { type JudgeEpochInput, type JudgeEpochResult, judgeEpoch } from './judge/judgeEpoch.ts'
 import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
 import type { PeerRefusal, PublishOutcome, ReportExchange, SignedEpochReport } from './reportExchange.ts'
@@ -351,11 +353,19 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       previousSigners: base?.signers ?? [],
       previousCumulative,
     })
+    const { receipts, receiptsRoot } = epochReceipts({
+      epoch,
+      useCase: useCaseOf(blueprint),
+      scores: judged.devices,
+      rewards,
+      keccak,
+    })
     const report: EpochReport = {
       epoch,
       rulesHash: blueprint.rulesHash,
       readingsRoot: judged.readingsRoot,
       rewardsRoot: rewards.rewardsRoot,
+      receiptsRoot,
       total: rewards.total,
       accepted: judged.accepted,
     }
@@ -408,6 +418,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       judged.judged
         .filter((j) => j.verdict.type === 'accepted')
         .map((j) => ({ reading: j.reading, digest: bytesToHex(j.digest) })),
+      receipts,
     )
     await step('saved', epoch)
     await publishOwn('report', epoch, () =>

@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3'
 import type { Hex } from 'viem'
 import type { EpochReport } from '../chain/typedData.ts'
+import { DepinError } from '../errors.ts'
 import { fromReadingJson, type SignedReading, toReadingJson } from '../readings/reading.ts'
+import { type Receipt, type ReceiptJson, receiptFromJson, receiptToJson } from '../rewards/receiptsTree.ts'
 
 export type EpochResult = {
   epoch: bigint
@@ -95,8 +97,29 @@ export function createValidatorStore(path: string) {
       reason TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS accepted_by_time ON accepted_readings (time);
+    -- every scored device's receipt of each epoch judged: the leaves of its receipts tree
+    CREATE TABLE IF NOT EXISTS receipts (
+      epoch INTEGER NOT NULL,
+      device TEXT NOT NULL,
+      receipt TEXT NOT NULL,
+      PRIMARY KEY (epoch, device)
+    ) WITHOUT ROWID;
   `)
-  db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')").run()
+  // Schema 2: reports carry a receipts root. A schema-1 store's reports belong to a deployment
+  // whose EpochManager this version cannot talk to: refused, rather than read with a root missing.
+  const version = (
+    db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined
+  )?.value
+  const judgedBefore = (db.prepare('SELECT COUNT(*) AS n FROM epoch_results').get() as { n: number }).n
+  if (version === '1' && judgedBefore > 0) {
+    db.close()
+    throw new DepinError(
+      'STORE_SCHEMA_OLD',
+      `${path} was written by an older depin (store schema 1: reports without a receipts root), for a deployment this version cannot submit to; start this validator on a new data directory for a new deployment`,
+      { details: { path, schemaVersion: version } },
+    )
+  }
+  db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '2')").run()
   const insertResult = db.prepare(
     'INSERT OR REPLACE INTO epoch_results (epoch, report, digest, signature, cumulative, rejected_by_reason, batch_hashes) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
@@ -108,8 +131,15 @@ export function createValidatorStore(path: string) {
   const insertAccepted = db.prepare(
     'INSERT OR REPLACE INTO accepted_readings (epoch, device, seq, time, reading, digest) VALUES (?, ?, ?, ?, ?, ?)',
   )
+  const deleteReceipts = db.prepare('DELETE FROM receipts WHERE epoch = ?')
+  const insertReceipt = db.prepare('INSERT INTO receipts (epoch, device, receipt) VALUES (?, ?, ?)')
   const saveResult = db.transaction(
-    (result: EpochResult, verdicts: StoredVerdict[], accepted: AcceptedReading[]) => {
+    (
+      result: EpochResult,
+      verdicts: StoredVerdict[],
+      accepted: AcceptedReading[],
+      receipts: readonly Receipt[],
+    ) => {
       insertResult.run(
         result.epoch,
         json(result.report),
@@ -133,6 +163,9 @@ export function createValidatorStore(path: string) {
           digest,
         )
       }
+      deleteReceipts.run(result.epoch)
+      for (const receipt of receipts)
+        insertReceipt.run(result.epoch, receipt.device.toLowerCase(), JSON.stringify(receiptToJson(receipt)))
     },
   )
   const insertAdopted = db.prepare(
@@ -163,6 +196,7 @@ export function createValidatorStore(path: string) {
         rulesHash: report.rulesHash as Hex,
         readingsRoot: report.readingsRoot as Hex,
         rewardsRoot: report.rewardsRoot as Hex,
+        receiptsRoot: report.receiptsRoot as Hex,
         total: BigInt(report.total as string),
         accepted: Number(report.accepted),
       },
@@ -174,9 +208,30 @@ export function createValidatorStore(path: string) {
     }
   }
   return {
-    /** Records an epoch's result, verdicts and accepted readings in one transaction. */
-    saveResult(result: EpochResult, verdicts: StoredVerdict[], accepted: AcceptedReading[] = []): void {
-      saveResult(result, verdicts, accepted)
+    /** Records an epoch's result, verdicts, accepted readings and receipts in one transaction. */
+    saveResult(
+      result: EpochResult,
+      verdicts: StoredVerdict[],
+      accepted: AcceptedReading[] = [],
+      receipts: readonly Receipt[] = [],
+    ): void {
+      saveResult(result, verdicts, accepted, receipts)
+    },
+    /** An epoch's receipts: the leaves of its receipts tree, by device address ascending. */
+    receipts(epoch: bigint): Receipt[] {
+      return (
+        db.prepare('SELECT receipt FROM receipts WHERE epoch = ? ORDER BY device').all(epoch) as {
+          receipt: string
+        }[]
+      ).map((row) => receiptFromJson(JSON.parse(row.receipt) as ReceiptJson))
+    },
+    /** The epochs (newest first, at most `limit`, below `before` when given) with a receipt of `device`. */
+    receiptEpochs(device: string, limit: number, before?: bigint): bigint[] {
+      return (
+        db
+          .prepare('SELECT epoch FROM receipts WHERE device = ? AND epoch < ? ORDER BY epoch DESC LIMIT ?')
+          .all(device.toLowerCase(), before ?? Number.MAX_SAFE_INTEGER, limit) as { epoch: number }[]
+      ).map((row) => BigInt(row.epoch))
     },
     /**
      * Accepted readings with `from <= time < to` (of one epoch when `epoch` is given), of

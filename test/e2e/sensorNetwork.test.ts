@@ -100,6 +100,7 @@ describe('an environmental sensor network, end to end', () => {
         rulesHash: blueprint.rulesHash,
         readingsRoot: settled.readingsRoot,
         rewardsRoot: settled.rewardsRoot,
+        receiptsRoot: settled.receiptsRoot,
         total: settled.total,
         accepted: settled.accepted,
       })

@@ -151,6 +151,7 @@ export function makeReport(epoch: bigint, rewardsRoot: Hex, total: bigint, label
     rulesHash: NO_RULES_HASH,
     readingsRoot: keccak256(toHex(`${label}:${epoch}`)),
     rewardsRoot,
+    receiptsRoot: keccak256(toHex(`receipts:${epoch}`)),
     total,
     accepted: 100,
   }

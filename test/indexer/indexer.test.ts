@@ -282,6 +282,7 @@ describe('createIndexer', () => {
       epoch: 1n,
       readingsRoot: h.report.readingsRoot,
       rewardsRoot: h.report.rewardsRoot,
+      receiptsRoot: h.report.receiptsRoot,
       total: 15n * WAD,
       accepted: 100,
       signers: sortAddresses(h.validators.all).map((v) => v.address),

@@ -44,6 +44,7 @@ describe('a flood against every validator endpoint', () => {
         rulesHash: `0x${'33'.repeat(32)}` as Hex,
         readingsRoot: `0x${'11'.repeat(32)}` as Hex,
         rewardsRoot: `0x${'22'.repeat(32)}` as Hex,
+        receiptsRoot: `0x${'44'.repeat(32)}` as Hex,
         total: 1n,
         accepted: 1,
       }
@@ -156,6 +157,7 @@ describe('a flood against every validator endpoint', () => {
             rulesHash: net.blueprint.rulesHash,
             readingsRoot: settled?.readingsRoot as Hex,
             rewardsRoot: settled?.rewardsRoot as Hex,
+            receiptsRoot: settled?.receiptsRoot as Hex,
             total: settled?.total as bigint,
             accepted: settled?.accepted as number,
           }),

@@ -63,6 +63,7 @@ describe('validators as separate processes', () => {
         rulesHash: blueprint.rulesHash,
         readingsRoot: keccak256(toHex('readings')),
         rewardsRoot,
+        receiptsRoot: keccak256(toHex('receipts')),
         total: 1n,
         accepted: 1,
       }

@@ -11,6 +11,7 @@ import { createFleet } from '../../device/simulator/createFleet.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { signReading } from '../../readings/signReading.ts'
 import { computeEpochRewards } from '../../validator/judge/computeEpochRewards.ts'
+import { epochReceipts } from '../../validator/judge/epochReceipts.ts'
 import { judgeEpoch } from '../../validator/judge/judgeEpoch.ts'
 import type { DeviceRecord } from '../../validator/judge/judgement.ts'
 import {
@@ -94,6 +95,22 @@ async function runVector() {
       previousSigners,
       previousCumulative: cumulative,
     })
+    // receipts (added after the vector was pinned: the roots above them are unchanged)
+    const { receipts, receiptsRoot } = epochReceipts({
+      epoch,
+      useCase: environmentUseCase,
+      scores: judged.devices,
+      rewards,
+      keccak: hashing.keccak,
+    })
+    const paidByOwner = new Map<string, bigint>()
+    for (const r of receipts) {
+      expect(r.rejected.reduce((a, b) => a + b, 0)).toBe(r.submitted - r.accepted)
+      expect(r.reward).toBe((r.devicePool * r.weight) / r.totalWeight)
+      const owner = r.owner.toLowerCase()
+      paidByOwner.set(owner, (paidByOwner.get(owner) ?? 0n) + r.reward)
+    }
+    expect(new Map([...paidByOwner].sort())).toEqual(rewards.perOwner)
     const verdicts = judged.judged.map(
       (j) =>
         `${j.reading.device.toLowerCase()}:${j.reading.seq}:${bytesToHex(j.digest)}:${j.verdict.type === 'accepted' ? 'accepted' : j.verdict.reason}`,
@@ -104,6 +121,7 @@ async function runVector() {
       accepted: judged.accepted,
       readingsRoot: judged.readingsRoot,
       rewardsRoot: rewards.rewardsRoot,
+      receiptsRoot,
       total: rewards.total.toString(),
       rejected: Object.fromEntries(Object.entries(judged.rejectedByReason).filter(([, n]) => n > 0)),
       verdictsHash: keccak256(toHex(verdicts.join('\n'))),
@@ -128,6 +146,7 @@ describe('the environment use case: a fixed vector', () => {
           "epoch": 0n,
           "readings": 120,
           "readingsRoot": "0xf691e2749fa3da593940012915e7cf7577fb12aa3cb7986ded37ec068852671d",
+          "receiptsRoot": "0xfc3b25c436af5710d47aa1b9b86ab6999752ab6e11cfb1ed89eb233969d8fc31",
           "rejected": {
             "OUT_OF_RANGE": 10,
             "SIGNATURE_INVALID": 10,
@@ -143,6 +162,7 @@ describe('the environment use case: a fixed vector', () => {
           "epoch": 1n,
           "readings": 120,
           "readingsRoot": "0xecbf28c90ed61b77e2f5fc72503b55cb3b107b33ed6c138cce8515e3f6b248ee",
+          "receiptsRoot": "0xa7c66b39475459e2d1a510d10aea0386c80b3508b7c52ba93362cde6e346aba3",
           "rejected": {
             "OUT_OF_RANGE": 10,
             "SIGNATURE_INVALID": 10,
@@ -158,6 +178,7 @@ describe('the environment use case: a fixed vector', () => {
           "epoch": 2n,
           "readings": 120,
           "readingsRoot": "0xec1dfb4a1da056ab6724b0e8b3101fccddaad1ff3bff5feac6fb0496127cc48a",
+          "receiptsRoot": "0x0186c4dfb4bc0f743b2c029b3e0c5024b5a9b1a7c84b37fb5a1753040f3aec03",
           "rejected": {
             "OUT_OF_RANGE": 10,
             "SIGNATURE_INVALID": 10,

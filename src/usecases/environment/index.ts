@@ -10,6 +10,7 @@ export const environment: UseCase = {
   id: 'environment',
   version: 1,
   rejectReasons: ENVIRONMENT_REJECT_REASONS,
+  unitNames: ['qualityBps', 'uptimeBps'],
   judge: judgeEnvironment,
   weight: environmentWeight,
 }

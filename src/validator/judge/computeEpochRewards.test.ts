@@ -28,6 +28,7 @@ function score(device: string, owner: Address, accepted: number, submitted: numb
     owner,
     submitted,
     accepted,
+    rejected: [submitted - accepted],
     units: { qualityBps, uptimeBps: Math.min(10_000, Number((BigInt(accepted) * 10_000n) / 6n)) },
     weight: BigInt(accepted) * BigInt(qualityBps),
   }

@@ -25,6 +25,12 @@ export type EpochRewards = {
   emission: bigint
   /** Everything credited this epoch (≤ emission: floor dust is not minted). */
   total: bigint
+  /** emission × deviceShareBps / 10000: what the devices share. */
+  devicePool: bigint
+  /** Σ weight of the epoch's scores. */
+  totalWeight: bigint
+  /** Each scored device's credit, devicePool × weight / totalWeight (floored), by lower-case device. */
+  perDevice: Map<string, bigint>
   /** This epoch's credits to device owners, by lower-case account, accounts ascending, no zero entries. */
   perOwner: Map<string, bigint>
   /** This epoch's credits to validators, by lower-case account, accounts ascending, no zero entries. */
@@ -61,8 +67,11 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     totalWeight += score.weight
   }
   const perOwner = new Map<string, bigint>()
-  if (totalWeight > 0n) {
-    for (const score of scores) credit(perOwner, score.owner, (devicePool * score.weight) / totalWeight)
+  const perDevice = new Map<string, bigint>()
+  for (const score of scores) {
+    const reward = totalWeight > 0n ? (devicePool * score.weight) / totalWeight : 0n
+    perDevice.set(score.device.toLowerCase(), reward)
+    credit(perOwner, score.owner, reward)
   }
 
   const perValidator = new Map<string, bigint>()
@@ -97,6 +106,9 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
   return {
     emission,
     total,
+    devicePool,
+    totalWeight,
+    perDevice,
     perOwner: sortedByAccount(perOwner),
     perValidator: sortedByAccount(perValidator),
     cumulative: sortedByAccount(cumulative),

@@ -118,11 +118,21 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
     const record = devices.get(run.device)
     if (record === undefined) return // no owner to score: every reading is DEVICE_UNKNOWN
     let accepted = 0
-    for (let i = run.start; i < run.end; i++) if (verdicts[i] === ACCEPTED) accepted++
-    const work = { submitted: run.end - run.start, accepted, units: units[r] ?? {} }
+    const rejected = new Array<number>(codes.reasons.length).fill(0)
+    for (let i = run.start; i < run.end; i++) {
+      const code = verdicts[i] as number
+      if (code === ACCEPTED) accepted++
+      else rejected[code - 1] = (rejected[code - 1] as number) + 1
+    }
+    const measured = units[r] ?? {}
+    for (const [name, value] of Object.entries(measured)) {
+      if (!useCase.unitNames.includes(name) || !Number.isSafeInteger(value))
+        throw new RangeError(`use case ${useCase.id} measured ${record.device}'s ${name} as ${value}`)
+    }
+    const work = { submitted: run.end - run.start, accepted, units: measured }
     const weight = useCase.weight(work)
     if (weight < 0n) throw new RangeError(`use case ${useCase.id} weighed ${record.device} below zero`)
-    scores.push({ device: record.device, owner: record.owner, ...work, weight })
+    scores.push({ device: record.device, owner: record.owner, ...work, rejected, weight })
   })
 
   // 4. The verdicts, counts and readings root.

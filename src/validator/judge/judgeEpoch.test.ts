@@ -86,6 +86,7 @@ describe('judgeEpoch: an honest fleet', () => {
         owner: s.record.owner,
         submitted: 6,
         accepted: 6,
+        rejected: new Array(12).fill(0),
         units: { qualityBps: 10_000, uptimeBps: 10_000 },
         weight: 60_000n,
       })),
@@ -549,6 +550,7 @@ describe('the judge with another use case', () => {
     id: 'even-seq',
     version: 1,
     rejectReasons: ['ODD_SEQ'],
+    unitNames: ['span'],
     judge({ readings, runs, verdicts, code }) {
       for (let i = 0; i < readings.length; i++)
         if (verdicts[i] === ACCEPTED && (readings[i] as SignedReading).seq % 2n === 1n)

@@ -50,6 +50,8 @@ export type DeviceScore = {
   /** Readings of the device in the batch, duplicates removed. */
   submitted: number
   accepted: number
+  /** Its readings rejected per reason: index i counts verdict code i + 1 (rejectReasonsOf order). */
+  rejected: readonly number[]
   /** The use case's measures of the device's work (the environment: qualityBps, uptimeBps). */
   units: Readonly<Record<string, number>>
   /** The device's share of the device pool, by the use case's weighting. */
