@@ -4,6 +4,7 @@
  *   deploy   deploy the protocol contracts (embedded anvil by default, or --rpc-url)
  *   up       run the whole network embedded until Ctrl-C
  *   claim    claim an owner's rewards
+ *   receipts why a device earned what it earned, checked against the chain
  *   status   epochs, devices and validators' liveness
  *   gateway list|set|remove   the registry's gateway list
  *   validator run   one validator as its own process
@@ -17,6 +18,7 @@ import { runDeviceInit, runDeviceSend } from './device.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runGatewayProcess } from './gatewayRun.ts'
 import { runAggregate, runReadings } from './query.ts'
+import { runReceipts } from './receipts.ts'
 import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
 import { runProtectionExport, runProtectionImport } from './validatorProtection.ts'
@@ -80,6 +82,19 @@ program
   .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
   .option('--key-file <file>', 'key paying the gas, mode 0600 (default on a local chain: anvil test key 0)')
   .action(runClaim)
+
+program
+  .command('receipts')
+  .description(
+    'why a device earned what it earned, per epoch in plain words, each receipt checked here against the chain',
+  )
+  .requiredOption('--device <address>', 'the device')
+  .option('--limit <n>', 'most recent epochs', '5')
+  .option('--before <epoch>', 'only epochs before this one')
+  .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
+  .option('--rpc-url <url>', 'the chain, to check the proofs against', 'http://127.0.0.1:8545')
+  .option('--data-dir <dir>', "the data dir holding the network's deployment.json", '.data')
+  .action(runReceipts)
 
 program
   .command('status')

@@ -332,7 +332,10 @@ export function createValidatorStore(path: string) {
     verdicts(epoch: bigint): StoredVerdict[] {
       return (
         db
-          .prepare('SELECT device, seq, status, reason FROM verdicts WHERE epoch = ? ORDER BY device, seq')
+          .prepare(
+            // seq is a decimal string (uint64): by length, then text, is by number
+            'SELECT device, seq, status, reason FROM verdicts WHERE epoch = ? ORDER BY device, length(seq), seq',
+          )
           .all(epoch) as {
           device: string
           seq: string

@@ -13,12 +13,15 @@ import mqtt from 'mqtt'
 import { chromium } from 'playwright-core'
 import { type Address, getAddress, type Hex, hashTypedData } from 'viem'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { ProvenReceiptJson } from '../../src/api/verifyProvenReceipts.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { epochManagerAbi } from '../../src/chain/generated/contracts.ts'
 import { getContracts } from '../../src/chain/getContracts.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
 import { depinDomain, readingTypes } from '../../src/chain/typedData.ts'
 import { runClaim } from '../../src/cli/claim.ts'
 import { runAggregate, runReadings } from '../../src/cli/query.ts'
+import { runReceipts } from '../../src/cli/receipts.ts'
 import { runStatus } from '../../src/cli/status.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { createFleet, type FaultSpec } from '../../src/device/simulator/createFleet.ts'
@@ -28,7 +31,10 @@ import type { EpochRecord } from '../../src/indexer/indexerStore.ts'
 import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
 import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import { type SignedReadingJson, toReadingJson } from '../../src/readings/reading.ts'
+import { RECEIPT_LEAF_TYPES, receiptFromJson, receiptLeafValues } from '../../src/rewards/receiptsTree.ts'
+import { environment } from '../../src/usecases/environment/index.ts'
 import { judgeEpoch } from '../../src/validator/judge/judgeEpoch.ts'
+import { rejectReasonsOf } from '../../src/validator/judge/judgement.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
 const { blueprint } = shortEpochBlueprint()
@@ -289,6 +295,126 @@ describe('an environmental sensor network, end to end', () => {
     }
     expect(deviceReward.get(deviceOf('outOfRange')) ?? 0n).toBe(0n)
     expect(deviceReward.get(deviceOf('liar')) ?? 0n).toBe(0n)
+  })
+
+  it("explains each device's outcome with a receipt that verifies against the chain and recomputes from the sealed batch", async () => {
+    const { deployment } = network
+    const keccak = await loadKeccak256()
+    const response = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
+    const batch = decodeBatch(
+      keccak,
+      new Uint8Array(await response.arrayBuffer()),
+      response.headers.get('x-batch-hash') as Hex,
+    )
+    const end = deployment.genesisTime + (settled.epoch + 1n) * deployment.epochLength
+    const devices = new Map(network.indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]))
+    const judged = judgeEpoch({
+      blueprint,
+      epoch: settled.epoch,
+      epochStart: end - deployment.epochLength,
+      epochEnd: end,
+      readings: batch.readings,
+      devices,
+      digest: await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry),
+      keccak,
+    })
+    // the receipts root of the epoch, from the chain's own log of the report
+    const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
+    const [log] = await publicClient.getContractEvents({
+      address: deployment.contracts.epochManager,
+      abi: epochManagerAbi,
+      eventName: 'ReportAccepted',
+      args: { epoch: settled.epoch },
+      fromBlock: deployment.startBlock,
+    })
+    const receiptsRoot = log?.args.receiptsRoot as Hex
+    expect(receiptsRoot).toBe(settled.receiptsRoot)
+    const reasons = rejectReasonsOf(environment)
+    for (const kind of [...faultKinds, 'honest'] as const) {
+      const device = kind === 'honest' ? (fleet.stations[0]?.account.address as Address) : deviceOf(kind)
+      const answer = (await (
+        await fetch(`${network.apiUrl}/v1/devices/${device}/receipts?limit=100`)
+      ).json()) as {
+        receipts: ProvenReceiptJson[]
+        reasons: string[]
+      }
+      expect(answer.reasons).toEqual(reasons)
+      const served = answer.receipts.find((r) => r.epoch === settled.epoch.toString())
+      const own = judged.judged.filter((j) => j.reading.device.toLowerCase() === device.toLowerCase())
+      if (own.length === 0) {
+        // nothing of it reached the epoch's batch (the gateway refused a forgery or a replay)
+        expect(served, kind).toBeUndefined()
+        continue
+      }
+      if (!served) throw new Error(`no receipt of ${kind} for epoch ${settled.epoch}`)
+      const receipt = receiptFromJson(served.receipt)
+      // a leaf of OpenZeppelin's tree under the on-chain root
+      expect(
+        StandardMerkleTree.verify(
+          receiptsRoot,
+          [...RECEIPT_LEAF_TYPES],
+          receiptLeafValues(receipt),
+          served.proof,
+        ),
+        kind,
+      ).toBe(true)
+      // its numbers, recomputed from the device's records in the sealed batch
+      const counts = new Array(reasons.length).fill(0)
+      for (const j of own) if (j.verdict.type === 'rejected') counts[reasons.indexOf(j.verdict.reason)]++
+      expect(receipt.submitted, kind).toBe(own.length)
+      expect(receipt.accepted, kind).toBe(own.filter((j) => j.verdict.type === 'accepted').length)
+      expect(receipt.rejected, kind).toEqual(counts)
+      const qualityBps = (BigInt(receipt.accepted) * 10_000n) / BigInt(receipt.submitted)
+      expect(receipt.units[0]).toBe(qualityBps)
+      expect(receipt.weight).toBe(BigInt(receipt.accepted) * qualityBps)
+      expect(receipt.totalWeight).toBe(judged.devices.reduce((sum, d) => sum + d.weight, 0n))
+      expect(receipt.reward).toBe((receipt.devicePool * receipt.weight) / receipt.totalWeight)
+      expect(receipt.owner).toBe((devices.get(device.toLowerCase()) as { owner: Address }).owner)
+      if (kind === 'outOfRange') {
+        expect(served.explanation).toMatch(/OUT_OF_RANGE \d+/)
+        expect(receipt.reward).toBe(0n)
+      }
+      if (kind === 'honest') expect(receipt.reward).toBeGreaterThan(0n)
+    }
+
+    // and from the command line, checked against the chain; a tampered reward is caught
+    const printed: string[] = []
+    const print = (line: string) => printed.push(line)
+    const device = deviceOf('stuck')
+    await runReceipts({
+      device,
+      api: network.apiUrl,
+      rpcUrl: network.rpcUrl,
+      dataDir: dir,
+      limit: '3',
+      print,
+    })
+    expect(process.exitCode ?? 0).toBe(0)
+    expect(printed.filter((line) => line.startsWith('Epoch ')).length).toBeGreaterThan(0)
+    expect(printed.some((line) => line.includes('NOT VERIFIED'))).toBe(false)
+    expect(printed.filter((line) => line.startsWith('  verified:')).length).toBe(
+      printed.filter((line) => line.startsWith('Epoch ')).length,
+    )
+    const tampering = createServer(async (request, response) => {
+      const answer = (await (await fetch(`${network.apiUrl}${request.url}`)).json()) as {
+        receipts?: ProvenReceiptJson[]
+      }
+      const first = answer.receipts?.[0]
+      if (first) first.receipt.reward = String(BigInt(first.receipt.reward) + 10n ** 18n)
+      response.setHeader('content-type', 'application/json')
+      response.end(JSON.stringify(answer))
+    })
+    await new Promise<void>((resolve) => tampering.listen(0, '127.0.0.1', resolve))
+    try {
+      printed.length = 0
+      const api = `http://127.0.0.1:${(tampering.address() as { port: number }).port}`
+      await runReceipts({ device, api, rpcUrl: network.rpcUrl, dataDir: dir, limit: '3', print })
+      expect(process.exitCode).toBe(1)
+      expect(printed.some((line) => line.startsWith('  NOT VERIFIED: not in the receipts root'))).toBe(true)
+    } finally {
+      process.exitCode = 0
+      tampering.close()
+    }
   })
 
   it('serves accepted readings and area aggregates with proofs that check against the on-chain root', async () => {
