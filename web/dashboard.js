@@ -1,7 +1,7 @@
 // The depin dashboard: the API's data, no framework and no build step. Every value shown comes
 // from the API; nothing here decides anything. Text goes in with textContent, never as HTML.
 
-import { verifyReading } from './verifyReading.js'
+import { verifyReading, verifyReceipt } from './verifyReading.js'
 
 const SVG = 'http://www.w3.org/2000/svg'
 const short = (hex) =>
@@ -199,6 +199,72 @@ async function showDevice(device, dot) {
     ? `${results.filter(Boolean).length} of ${results.length} shown checked in this browser against the chain's readings roots (eth_call to ${network.rpcUrl}).`
     : 'The API gave no chain RPC URL: proofs not checked here.'
   verified.dataset.done = 'true'
+  await showReceipts(device, panel)
+}
+
+/** Why the device earned what it earned: its receipts of the last settled epochs, each checked here. */
+async function showReceipts(device, panel) {
+  const answer = await getJson(`/v1/devices/${device.device}/receipts?limit=8`)
+  const heading = document.createElement('h3')
+  heading.textContent = 'Rewards, explained'
+  const table = document.createElement('table')
+  table.id = 'receipts'
+  const head = table.createTHead().insertRow()
+  for (const name of ['epoch', 'submitted', 'accepted', 'rejected', 'share', 'reward', 'checked here']) {
+    const th = document.createElement('th')
+    th.textContent = name
+    head.append(th)
+  }
+  const body = table.createTBody()
+  const checks = []
+  for (const r of answer.receipts) {
+    const row = body.insertRow()
+    row.title = r.explanation
+    cell(row, r.epoch)
+    cell(row, String(r.receipt.submitted))
+    cell(row, String(r.receipt.accepted))
+    const reasons = Object.entries(r.rejectedByReason)
+    cell(row, reasons.length ? reasons.map(([reason, n]) => `${reason} ${n}`).join(', ') : '—')
+    const total = BigInt(r.receipt.totalWeight)
+    const shareBps = total === 0n ? 0n : (BigInt(r.receipt.weight) * 10_000n) / total
+    cell(
+      row,
+      `${shareBps / 100n}.${(shareBps % 100n).toString().padStart(2, '0')} %`,
+      `weight ${r.receipt.weight} of ${total}`,
+    )
+    cell(row, tokens(r.receipt.reward))
+    const verdict = cell(row, network.rpcUrl ? 'checking…' : 'no RPC URL')
+    verdict.className = 'receipt-verdict'
+    if (network.rpcUrl) {
+      checks.push(
+        verifyReceipt(r, network).then(
+          (ok) => {
+            verdict.textContent = ok ? '✓ on-chain' : '✗ not in the root'
+            verdict.dataset.verified = String(ok)
+            return ok
+          },
+          (error) => {
+            verdict.textContent = `cannot check: ${error.message}`
+            return false
+          },
+        ),
+      )
+    }
+  }
+  const latest = document.createElement('p')
+  latest.className = 'note'
+  latest.id = 'receipt-explanation'
+  latest.textContent =
+    answer.receipts[0]?.explanation ?? 'No receipts yet: the device sent nothing in a settled epoch.'
+  const verified = document.createElement('p')
+  verified.id = 'receipts-verified'
+  verified.className = 'note'
+  panel.append(heading, latest, table, verified)
+  const results = await Promise.all(checks)
+  verified.textContent = network.rpcUrl
+    ? `${results.filter(Boolean).length} of ${results.length} receipts checked in this browser against the receipts roots of the chain's ReportAccepted events (eth_getLogs to ${network.rpcUrl}).`
+    : 'The API gave no chain RPC URL: receipts not checked here.'
+  verified.dataset.done = 'true'
 }
 
 function addEpoch(epoch, fresh) {
@@ -266,4 +332,7 @@ await Promise.all([showSummary(), showMap(), showEpochs(), showValidators()])
 followStream()
 document.body.dataset.ready = 'true'
 // for scripts and tests: check any proven reading the same way
-globalThis.depin = { verifyReading: (proven) => verifyReading(proven, network) }
+globalThis.depin = {
+  verifyReading: (proven) => verifyReading(proven, network),
+  verifyReceipt: (proven) => verifyReceipt(proven, network),
+}

@@ -1,7 +1,8 @@
 // Checks, in the browser and trusting nothing the API says, that a reading is in the readings
-// root the chain settled for its epoch: its EIP-712 digest is recomputed from the reading, the
-// leaf keccak256(keccak256(digest)) is hashed up the proof as OpenZeppelin's MerkleProof does
-// (sorted pairs), and the root is read from the EpochManager over the chain's JSON-RPC.
+// root the chain settled for its epoch (its EIP-712 digest recomputed from the reading, the leaf
+// keccak256(keccak256(digest)) hashed up the proof as OpenZeppelin's MerkleProof does, sorted
+// pairs; the root read from the EpochManager over the chain's JSON-RPC), and that a device's
+// receipt is in the receipts root of its epoch's ReportAccepted event (read from the chain's logs).
 // keccak-256 comes from hash-wasm (loaded as the global `hashwasm` by vendor/keccak.js).
 
 const encoder = new TextEncoder()
@@ -102,6 +103,91 @@ export async function verifyReading(proven, network) {
   const [root, onChain] = await Promise.all([
     rootOfProof(digest, proven.proof),
     onChainReadingsRoot(network.rpcUrl, network.epochManager, proven.epoch),
+  ])
+  return root === onChain
+}
+
+/**
+ * abi.encode of a receipt's leaf (src/rewards/receiptsTree.ts RECEIPT_LEAF_TYPES: uint64, address,
+ * address, uint32, uint32, uint32[], int64[], uint256 × 4), as the API serves it in `receipt`.
+ */
+export function receiptLeafBytes(r) {
+  const array = (values) => concat(word(values.length), ...values.map(word))
+  const rejected = array(r.rejected)
+  const units = array(r.units)
+  const head = 11 * 32
+  return concat(
+    word(r.epoch),
+    addressWord(r.device),
+    addressWord(r.owner),
+    word(r.submitted),
+    word(r.accepted),
+    word(head),
+    word(head + rejected.length),
+    word(r.weight),
+    word(r.totalWeight),
+    word(r.devicePool),
+    word(r.reward),
+    rejected,
+    units,
+  )
+}
+
+const receiptsRoots = new Map()
+/**
+ * The receipts root of `epoch`'s ReportAccepted event (topic 1 the epoch; the root is the third
+ * word of the event's data), read from the chain's logs (once per epoch).
+ */
+export async function onChainReceiptsRoot(rpcUrl, epochManager, epoch) {
+  const key = `${epochManager}:${epoch}`
+  if (!receiptsRoots.has(key)) {
+    const topic = bytesToHex(
+      await keccak(
+        encoder.encode('ReportAccepted(uint64,bytes32,bytes32,bytes32,uint256,uint32,address[],address)'),
+      ),
+    )
+    const root = fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'eth_getLogs',
+        params: [
+          {
+            address: epochManager,
+            fromBlock: '0x0',
+            toBlock: 'latest',
+            topics: [topic, bytesToHex(word(epoch))],
+          },
+        ],
+      }),
+    })
+      .then((response) => response.json())
+      .then((answer) => {
+        if (!Array.isArray(answer.result)) throw new Error(answer.error?.message ?? 'no result')
+        const log = answer.result[0]
+        if (!log) throw new Error(`epoch ${epoch} has no report on-chain`)
+        return `0x${log.data.slice(2 + 2 * 64, 2 + 3 * 64)}`.toLowerCase()
+      })
+    receiptsRoots.set(key, root)
+    root.catch(() => receiptsRoots.delete(key)) // asked again next time
+  }
+  return receiptsRoots.get(key)
+}
+
+/**
+ * Whether a receipt from the API (`{ epoch, receipt, proof }`) is a leaf of the receipts root its
+ * epoch's report carries on-chain, and its reward is floor(devicePool × weight / totalWeight).
+ */
+export async function verifyReceipt(proven, network) {
+  const r = proven.receipt
+  const reward =
+    BigInt(r.totalWeight) === 0n ? 0n : (BigInt(r.devicePool) * BigInt(r.weight)) / BigInt(r.totalWeight)
+  if (reward !== BigInt(r.reward) || r.epoch !== proven.epoch) return false
+  const [root, onChain] = await Promise.all([
+    rootOfProof(receiptLeafBytes(r), proven.proof),
+    onChainReceiptsRoot(network.rpcUrl, network.epochManager, proven.epoch),
   ])
   return root === onChain
 }

@@ -681,6 +681,23 @@ describe('an environmental sensor network, end to end', () => {
       }, proven.readings[0] as Proven)
       expect(verdicts).toEqual([true, false])
 
+      // why it earned what it earned: its receipts, each checked here against the chain's logs
+      await page.waitForSelector('#receipts-verified[data-done="true"]')
+      const receiptRows = await page.locator('#receipts tbody tr').count()
+      expect(receiptRows).toBeGreaterThan(0)
+      expect(await page.locator('td.receipt-verdict[data-verified="true"]').count()).toBe(receiptRows)
+      expect(await page.locator('#receipt-explanation').textContent()).toMatch(/^Epoch \d+: .* submitted/)
+      const receipts = (await (
+        await fetch(`${network.apiUrl}/v1/devices/${station}/receipts?limit=1`)
+      ).json()) as { receipts: ProvenReceiptJson[] }
+      const receiptVerdicts = await page.evaluate(async (r) => {
+        const depin = (globalThis as unknown as { depin: { verifyReceipt(r: unknown): Promise<boolean> } })
+          .depin
+        const inflated = { ...r, receipt: { ...r.receipt, accepted: r.receipt.accepted + 1 } }
+        return [await depin.verifyReceipt(r), await depin.verifyReceipt(inflated)]
+      }, receipts.receipts[0] as ProvenReceiptJson)
+      expect(receiptVerdicts).toEqual([true, false])
+
       // the next epoch arrives on the live stream and is added at the top
       await page.waitForSelector('#epochs tbody tr.new', { timeout: 60_000 })
       expect(await page.locator('#live').textContent()).toBe('live')
