@@ -5,6 +5,7 @@
  *   up       run the whole network embedded until Ctrl-C
  *   claim    claim an owner's rewards
  *   receipts why a device earned what it earned, checked against the chain
+ *   randomness an epoch's randomness, from the chain alone
  *   status   epochs, devices and validators' liveness
  *   gateway list|set|remove   the registry's gateway list
  *   validator run   one validator as its own process
@@ -18,6 +19,7 @@ import { runDeviceInit, runDeviceSend } from './device.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runGatewayProcess } from './gatewayRun.ts'
 import { runAggregate, runReadings } from './query.ts'
+import { runRandomness } from './randomness.ts'
 import { runReceipts } from './receipts.ts'
 import { runStatus } from './status.ts'
 import { runUp } from './up.ts'
@@ -95,6 +97,14 @@ program
   .option('--rpc-url <url>', 'the chain, to check the proofs against', 'http://127.0.0.1:8545')
   .option('--data-dir <dir>', "the data dir holding the network's deployment.json", '.data')
   .action(runReceipts)
+
+program
+  .command('randomness')
+  .description("an epoch's randomness, recomputed from the chain alone, with its inputs")
+  .requiredOption('--epoch <n>', 'the epoch')
+  .option('--rpc-url <url>', 'the chain', 'http://127.0.0.1:8545')
+  .option('--data-dir <dir>', "the data dir holding the network's deployment.json", '.data')
+  .action(runRandomness)
 
 program
   .command('status')

@@ -21,6 +21,11 @@ export type RulesInput = {
   /** The epoch's window in unix seconds, [epochStart, epochEnd). */
   epochStart: bigint
   epochEnd: bigint
+  /**
+   * The epoch's randomness (src/chain/epochRandomness.ts): unknown before the epoch started, the
+   * same for every validator, recomputable from chain data; e.g. who beacons this epoch.
+   */
+  randomness: `0x${string}`
   /** Registry state at the epoch's end, by lower-case device address. */
   devices: ReadonlyMap<string, DeviceRecord>
   readings: readonly SignedReading[]

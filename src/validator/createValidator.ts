@@ -11,6 +11,7 @@ import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { checkRules } from '../chain/checkRules.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import { type Deployment, runningEpoch } from '../chain/deployment.ts'
+import { type EpochRandomness, epochRandomness } from '../chain/epochRandomness.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import {
   hashEpochReport,
@@ -243,6 +244,25 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     firstEpoch = runningEpoch(now, deployment)
   }
   const submitted = new Set<bigint>()
+  /** Epoch randomness, computed once per epoch (from the chain's blocks and the indexer's reports). */
+  const randomness = new Map<bigint, EpochRandomness>()
+  async function randomnessOf(epoch: bigint): Promise<EpochRandomness | undefined> {
+    const known = randomness.get(epoch)
+    if (known) return known
+    const computed = await epochRandomness({
+      publicClient: clients.publicClient,
+      deployment,
+      rulesHash: blueprint.rulesHash,
+      epoch,
+      fromBlock: randomness.get(epoch - 1n)?.block.number,
+      lastReportBefore: (time) => indexer.store.epochs().find((e) => e.timestamp < time),
+    })
+    if (computed) {
+      randomness.set(epoch, computed)
+      for (const old of randomness.keys()) if (old < epoch - 8n) randomness.delete(old)
+    }
+    return computed
+  }
 
   /** Tells of a signature slashing protection refused: what was asked, and what is on record. */
   function reportRefusal(
@@ -336,11 +356,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     )
     const base = indexer.store.epochs().find((e) => e.epoch < epoch)
     const previousCumulative = base ? await settledCumulative(base) : new Map<string, bigint>()
+    const randomness = await randomnessOf(epoch)
+    if (!randomness) return // no block at or after its start yet (cannot be: it ended; asked again)
     const judged = await judge({
       blueprint,
       epoch,
       epochStart: epochStart(epoch),
       epochEnd: end,
+      randomness: randomness.value,
       readings: readings.readings,
       devices,
       digest,

@@ -15,12 +15,14 @@ import { type Address, getAddress, type Hex, hashTypedData } from 'viem'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { ProvenReceiptJson } from '../../src/api/verifyProvenReceipts.ts'
 import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { epochRandomness } from '../../src/chain/epochRandomness.ts'
 import { epochManagerAbi } from '../../src/chain/generated/contracts.ts'
 import { getContracts } from '../../src/chain/getContracts.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
 import { depinDomain, readingTypes } from '../../src/chain/typedData.ts'
 import { runClaim } from '../../src/cli/claim.ts'
 import { runAggregate, runReadings } from '../../src/cli/query.ts'
+import { runRandomness } from '../../src/cli/randomness.ts'
 import { runReceipts } from '../../src/cli/receipts.ts'
 import { runStatus } from '../../src/cli/status.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
@@ -415,6 +417,37 @@ describe('an environmental sensor network, end to end', () => {
       process.exitCode = 0
       tampering.close()
     }
+  })
+
+  it("gives each epoch's randomness the same from the validators' indexer as from the chain alone", async () => {
+    const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
+    const common = { publicClient, deployment: network.deployment, rulesHash: blueprint.rulesHash }
+    for (const epoch of [settled.epoch - 1n, settled.epoch, settled.epoch + 1n]) {
+      // the validator's way: its indexer's reports
+      const byIndexer = await epochRandomness({
+        ...common,
+        epoch,
+        lastReportBefore: (time) => network.indexer.store.epochs().find((e) => e.timestamp < time),
+      })
+      const printed: string[] = []
+      await runRandomness({
+        epoch: String(epoch),
+        rpcUrl: network.rpcUrl,
+        dataDir: dir,
+        print: (l) => printed.push(l),
+      })
+      expect(printed[0]).toBe(`epoch ${epoch} randomness ${byIndexer?.value}`)
+    }
+    const printed: string[] = []
+    await runRandomness({
+      epoch: '100000',
+      rpcUrl: network.rpcUrl,
+      dataDir: dir,
+      print: (l) => printed.push(l),
+    })
+    expect(printed[0]).toMatch(/has not started on-chain yet/)
+    expect(process.exitCode).toBe(1)
+    process.exitCode = 0
   })
 
   it('serves accepted readings and area aggregates with proofs that check against the on-chain root', async () => {

@@ -23,6 +23,8 @@ export type JudgeCheckedReadingsParameters = {
   useCase?: UseCase
   epochStart: bigint
   epochEnd: bigint
+  /** The epoch's randomness (zero when not given). */
+  randomness?: `0x${string}`
   devices: ReadonlyMap<string, DeviceRecord>
   keccak: Keccak256
   /** The batch in canonical order (orderReadings). */
@@ -97,6 +99,7 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
     blueprint: parameters.blueprint,
     epochStart: parameters.epochStart,
     epochEnd: parameters.epochEnd,
+    randomness: parameters.randomness ?? `0x${'00'.repeat(32)}`,
     devices,
     readings,
     runs,

@@ -17,6 +17,11 @@ export type JudgeEpochInput = {
   /** The epoch's window in unix seconds, [epochStart, epochEnd). */
   epochStart: bigint
   epochEnd: bigint
+  /**
+   * The epoch's randomness (epochRandomness), handed to the use case's rules. A validator always
+   * gives it; without it (tools and tests judging outside a chain) the rules see zero.
+   */
+  randomness?: Hex
   /** The epoch's batch: any order, may hold duplicates. */
   readings: readonly SignedReading[]
   /** Registry state at the epoch's end, by lower-case device address. */
