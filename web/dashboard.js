@@ -237,7 +237,7 @@ async function showReceipts(device, panel) {
     verdict.className = 'receipt-verdict'
     if (network.rpcUrl) {
       checks.push(
-        verifyReceipt(r, network).then(
+        verifyReceipt(r, network, device.device).then(
           (ok) => {
             verdict.textContent = ok ? '✓ on-chain' : '✗ not in the root'
             verdict.dataset.verified = String(ok)
@@ -334,5 +334,5 @@ document.body.dataset.ready = 'true'
 // for scripts and tests: check any proven reading the same way
 globalThis.depin = {
   verifyReading: (proven) => verifyReading(proven, network),
-  verifyReceipt: (proven) => verifyReceipt(proven, network),
+  verifyReceipt: (proven, device) => verifyReceipt(proven, network, device),
 }

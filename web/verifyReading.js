@@ -177,11 +177,14 @@ export async function onChainReceiptsRoot(rpcUrl, epochManager, epoch) {
 }
 
 /**
- * Whether a receipt from the API (`{ epoch, receipt, proof }`) is a leaf of the receipts root its
- * epoch's report carries on-chain, and its reward is floor(devicePool × weight / totalWeight).
+ * Whether a receipt from the API (`{ epoch, receipt, proof }`) is `device`'s, a leaf of the
+ * receipts root its epoch's report carries on-chain, and its reward is
+ * floor(devicePool × weight / totalWeight).
  */
-export async function verifyReceipt(proven, network) {
+export async function verifyReceipt(proven, network, device) {
   const r = proven.receipt
+  // a genuine receipt of another device proves nothing about this one
+  if (device !== undefined && r.device.toLowerCase() !== device.toLowerCase()) return false
   const reward =
     BigInt(r.totalWeight) === 0n ? 0n : (BigInt(r.devicePool) * BigInt(r.weight)) / BigInt(r.totalWeight)
   if (reward !== BigInt(r.reward) || r.epoch !== proven.epoch) return false

@@ -92,14 +92,13 @@ export const epochsQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(20),
 })
 export const receiptsQuerySchema = z.object({
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(100)
-    .default(10)
-    .describe('most receipts returned (newest first)'),
-  before: z.coerce.bigint().min(0n).optional().describe('only epochs before this one'),
+  limit: z.coerce.number().int().min(1).max(20).default(10).describe('most receipts returned (newest first)'),
+  before: z
+    .string()
+    .regex(/^\d{1,18}$/, 'an epoch number')
+    .transform(BigInt)
+    .optional()
+    .describe('only epochs before this one'),
 })
 export const devicesQuerySchema = z.object({
   owner: z

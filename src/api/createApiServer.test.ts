@@ -73,12 +73,20 @@ describe('the API', () => {
       ['/v1/stream?since=soon', 'since'],
       ['/v1/stream?lat=52.52', 'lng'],
       ['/v1/stream?lng=13.4&ring=1', 'lng'],
+      [`/v1/devices/0x${'12'.repeat(20)}/receipts?before=99999999999999999999`, 'before'],
+      [`/v1/devices/0x${'12'.repeat(20)}/receipts?before=`, 'before'],
+      [`/v1/devices/0x${'12'.repeat(20)}/receipts?before=-1`, 'before'],
+      [`/v1/devices/0x${'12'.repeat(20)}/receipts?limit=21`, 'limit'],
     ] as const) {
       const { status, json } = await get(url)
       expect(status, url).toBe(400)
       expect(json.error.code, url).toBe('INVALID_QUERY')
       expect(json.error.message, url).toMatch(new RegExp(`^${parameter}: `))
     }
+    expect(await get('/v1/devices/0x12/receipts')).toMatchObject({
+      status: 400,
+      json: { error: { code: 'INVALID_ADDRESS' } },
+    })
     const unknownField = await get('/v1/aggregate?field=windSpeed&lat=52.5&lng=13.4')
     expect(unknownField).toMatchObject({ status: 400, json: { error: { code: 'UNKNOWN_FIELD' } } })
   })
@@ -86,6 +94,12 @@ describe('the API', () => {
   it('answers empty lists, not errors, before anything settled', async () => {
     expect(await get('/v1/epochs')).toEqual({ status: 200, json: { epochs: [] } })
     expect((await get('/v1/readings')).json).toMatchObject({ readings: [], unverifiable: [] })
+    expect((await get(`/v1/devices/0x${'12'.repeat(20)}/receipts?before=5`)).json).toMatchObject({
+      registered: false,
+      receipts: [],
+      unverifiable: [],
+      unitNames: ['qualityBps', 'uptimeBps'],
+    })
     expect((await get('/v1/aggregate?field=temperature&lat=52.52&lng=13.405')).json).toMatchObject({
       count: 0,
       readings: [],

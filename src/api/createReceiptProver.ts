@@ -7,8 +7,8 @@ import type { ValidatorStore } from '../validator/validatorStore.ts'
 /** A device's receipt for a settled epoch, with its proof against the receipts root the validators signed. */
 export type ProvenReceipt = { receipt: Receipt; proof: Hex[]; receiptsRoot: Hex }
 
-/** Receipts trees kept in memory, most recent first. */
-const CACHED_TREES = 16
+/** Receipts trees kept in memory, most recent first: more than one answer can ask for (20). */
+const CACHED_TREES = 32
 
 /**
  * Proves devices' receipts against the receipts roots of settled epochs (the ReportAccepted

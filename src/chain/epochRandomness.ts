@@ -10,9 +10,14 @@
  * - previousReportDigest: the EIP-712 digest of the last report the EpochManager accepted in a
  *   block before start (zero before the first), which a quorum of validators signed.
  *
- * A block producer can grind its block's hash, and a quorum can choose among reports it would all
- * sign; neither alone knows the other's part in advance. On a chain with a beacon, `prevrandao`
- * would be the stronger source; anvil has none worth the name.
+ * Limits, stated plainly: whoever decides the last block before the start can grind its hash — on
+ * a chain with fixed slots only that slot's proposer; on anvil with mixed mining, anyone, by
+ * sending transactions just before the start until the value suits them — and the submitter of a
+ * report chooses whether it lands before or after the start. What this buys is a value no one
+ * knows before the epoch and everyone recomputes; against a grinding adversary, a validators'
+ * commit-reveal or threshold signature (or `prevrandao` where the chain has a beacon) is the next
+ * step. The connectivity rules limit what grinding buys: only hotspots registered before the
+ * epoch's start can be chosen, so a key cannot be ground to fit a known value.
  */
 import { type Address, encodeAbiParameters, type Hex, keccak256, type PublicClient, zeroHash } from 'viem'
 import { epochManagerAbi } from './generated/contracts.ts'
@@ -123,7 +128,9 @@ export type EpochRandomnessParameters = {
 }
 
 /** The randomness of `epoch`, or undefined while the epoch has not started on-chain. */
-export async function epochRandomness(parameters: EpochRandomnessParameters): Promise<EpochRandomness | undefined> {
+export async function epochRandomness(
+  parameters: EpochRandomnessParameters,
+): Promise<EpochRandomness | undefined> {
   const { deployment, epoch } = parameters
   const start = deployment.genesisTime + epoch * deployment.epochLength
   const block = await lastBlockBefore(

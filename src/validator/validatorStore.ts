@@ -111,6 +111,14 @@ export function createValidatorStore(path: string) {
     db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined
   )?.value
   const judgedBefore = (db.prepare('SELECT COUNT(*) AS n FROM epoch_results').get() as { n: number }).n
+  if (version !== undefined && Number(version) > 2) {
+    db.close()
+    throw new DepinError(
+      'STORE_SCHEMA_NEWER',
+      `${path} was written by a newer depin (store schema ${version}); this one reads schema 2`,
+      { details: { path, schemaVersion: version } },
+    )
+  }
   if (version === '1' && judgedBefore > 0) {
     db.close()
     throw new DepinError(

@@ -724,12 +724,19 @@ describe('an environmental sensor network, end to end', () => {
         await fetch(`${network.apiUrl}/v1/devices/${station}/receipts?limit=1`)
       ).json()) as { receipts: ProvenReceiptJson[] }
       const receiptVerdicts = await page.evaluate(async (r) => {
-        const depin = (globalThis as unknown as { depin: { verifyReceipt(r: unknown): Promise<boolean> } })
-          .depin
+        const depin = (
+          globalThis as unknown as { depin: { verifyReceipt(r: unknown, device: string): Promise<boolean> } }
+        ).depin
         const inflated = { ...r, receipt: { ...r.receipt, accepted: r.receipt.accepted + 1 } }
-        return [await depin.verifyReceipt(r), await depin.verifyReceipt(inflated)]
+        const device = r.receipt.device
+        const other = `0x${'11'.repeat(20)}`
+        return [
+          await depin.verifyReceipt(r, device),
+          await depin.verifyReceipt(inflated, device),
+          await depin.verifyReceipt(r, other), // a genuine receipt, but not this device's
+        ]
       }, receipts.receipts[0] as ProvenReceiptJson)
-      expect(receiptVerdicts).toEqual([true, false])
+      expect(receiptVerdicts).toEqual([true, false, false])
 
       // the next epoch arrives on the live stream and is added at the top
       await page.waitForSelector('#epochs tbody tr.new', { timeout: 60_000 })

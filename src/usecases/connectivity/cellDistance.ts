@@ -35,21 +35,53 @@ export function isqrt(n: bigint): bigint {
  * when H3 cannot relate them (too far apart: across a pentagon or distant base cells).
  */
 export function cellDistanceM(a: bigint, b: bigint, resolution: number): bigint | undefined {
+  return createCellDistance(resolution)(a, b)
+}
+
+/**
+ * cellDistanceM at one resolution, remembering each cell's parent and each origin's own IJ (a
+ * judge measures many witnesses against one beaconer).
+ */
+export function createCellDistance(resolution: number): (a: bigint, b: bigint) => bigint | undefined {
   const spacing = CELL_SPACING_MM[resolution]
   if (spacing === undefined) throw new RangeError(`no cell spacing for H3 resolution ${resolution}`)
-  const at = (cell: bigint) => {
-    const hex = cell.toString(16)
-    return getResolution(hex) === resolution ? hex : cellToParent(hex, resolution)
+  const hexes = new Map<bigint, string | null>()
+  const at = (cell: bigint): string | null => {
+    let hex = hexes.get(cell)
+    if (hex === undefined) {
+      try {
+        const own = cell.toString(16)
+        hex = getResolution(own) === resolution ? own : cellToParent(own, resolution)
+      } catch {
+        hex = null // not a cell, or coarser than the resolution
+      }
+      hexes.set(cell, hex)
+    }
+    return hex
   }
-  const origin = at(a)
-  try {
-    const p = cellToLocalIj(origin, origin)
-    const q = cellToLocalIj(origin, at(b))
+  const origins = new Map<string, { i: number; j: number } | null>()
+  return (a, b) => {
+    const origin = at(a)
+    const other = at(b)
+    if (origin === null || other === null) return undefined
+    let p = origins.get(origin)
+    if (p === undefined) {
+      try {
+        p = cellToLocalIj(origin, origin)
+      } catch {
+        p = null
+      }
+      origins.set(origin, p)
+    }
+    if (p === null) return undefined
+    let q: { i: number; j: number }
+    try {
+      q = cellToLocalIj(origin, other)
+    } catch {
+      return undefined
+    }
     const di = BigInt(q.i - p.i)
     const dj = BigInt(q.j - p.j)
-    const squared = di * di + dj * dj - di * dj
-    return isqrt(squared * spacing * spacing) / 1000n
-  } catch {
-    return undefined
+    return isqrt((di * di + dj * dj - di * dj) * spacing * spacing) / 1000n
   }
 }

@@ -1,4 +1,6 @@
+import { latLngToCell } from 'h3-js'
 import { type Address, type Hex, keccak256, toHex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { type Keccak256, loadKeccak256 } from '../../crypto/keccak.ts'
 import {
@@ -7,6 +9,7 @@ import {
   type CoverageParameters,
   chooseBeaconers,
   coverageWeight,
+  type Hotspot,
   type HotspotUnits,
   judgeCoverage,
   type WitnessRecord,
@@ -38,7 +41,7 @@ const parameters: CoverageParameters = {
     { resolution: 10, target: 1 },
     { resolution: 8, target: 4 },
   ],
-  disputeLimit: 2,
+  impossibleReportLimit: 2,
   beaconerWeight: 1n,
   witnessWeight: 1n,
 }
@@ -91,6 +94,7 @@ async function simulate(): Promise<Run> {
       fleet,
       hotspots,
       beaconShareBps: parameters.beaconShareBps,
+      distanceResolution: parameters.distanceResolution,
       seed: 11,
       ...(previous ? { replay: previous } : {}),
     })
@@ -172,7 +176,8 @@ describe('proof of coverage on a simulated city', () => {
         .sort((a, b) => (a.rank < b.rank ? -1 : 1))
       const expected = ranked.slice(0, Math.floor((hotspots.size * 3000) / 10_000)).map((r) => r.device)
       expect(outcome.beaconers).toEqual(expected)
-      expect(chooseBeaconers(randomnessOf(epoch), hotspots, radios, 3000)).toEqual(expected)
+      const start = GENESIS + epoch * EPOCH_LENGTH
+      expect(chooseBeaconers(randomnessOf(epoch), hotspots, radios, 3000, start, 11)).toEqual(expected)
     }
     expect(new Set(run.outcomes.map((o) => o.outcome.beaconers.join())).size).toBe(Number(EPOCHS))
   })
@@ -187,7 +192,7 @@ describe('proof of coverage on a simulated city', () => {
         .filter((u): u is HotspotUnits => u !== undefined)
       if (flat.length < 2) continue
       for (const u of flat) expect(u.densityBps).toBeLessThanOrEqual(Math.floor(10_000 / flat.length))
-      if (flat.some((u) => u.disputes >= parameters.disputeLimit)) continue
+      if (flat.some((u) => u.impossibleReports >= parameters.impossibleReportLimit)) continue
       const paid = flat.reduce((sum, u) => sum + coverageWeight(u, parameters), 0n)
       const unscaled = flat.map((u) => coverageWeight({ ...u, densityBps: 10_000 }, parameters))
       let most = 0n
@@ -197,10 +202,142 @@ describe('proof of coverage on a simulated city', () => {
     expect(run.fleet.flat.some((name) => weightOf(name) > 0n)).toBe(true)
   })
 
-  it('rewards at most maxWitnessesPerBeacon witnesses of a beacon, the same ones on every run', async () => {
-    for (const { outcome } of run.outcomes)
-      for (const c of outcome.coverage)
-        expect(c.witnesses).toBeLessThanOrEqual(parameters.maxWitnessesPerBeacon)
+  it("rewards at most maxWitnessesPerBeacon of a beacon's valid witnesses, picked by the randomness", () => {
+    let checked = 0
+    for (const { epoch, outcome, beacons, witnesses } of run.outcomes) {
+      for (const c of outcome.coverage) {
+        const beacon = beacons.find(
+          (b) => b.device.toLowerCase() === c.beaconer.toLowerCase(),
+        ) as BeaconRecord
+        // recomputed: the beacon's valid witnesses ranked by keccak256(randomness ‖ beaconer ‖ witness)
+        const ofBeacon = witnesses
+          .map((w, i) => ({ w, verdict: outcome.witnessVerdicts[i] }))
+          .filter(
+            ({ w, verdict }) =>
+              w.beaconId === keccak256(beacon.payload) &&
+              (verdict === null || verdict === 'WITNESS_NOT_SELECTED'),
+          )
+        const ranked = ofBeacon
+          .map(({ w }) => ({
+            w,
+            rank: keccak256(`${randomnessOf(epoch)}${c.beaconer.slice(2)}${w.device.slice(2)}` as Hex),
+          }))
+          .sort((a, b) => (a.rank < b.rank ? -1 : 1))
+        const rewarded = ranked.slice(0, parameters.maxWitnessesPerBeacon).map(({ w }) => w.device)
+        const actual = ofBeacon.filter(({ verdict }) => verdict === null).map(({ w }) => w.device)
+        expect(new Set(actual)).toEqual(new Set(rewarded))
+        expect(c.witnesses).toBe(rewarded.length)
+        if (ofBeacon.length > parameters.maxWitnessesPerBeacon) checked++
+      }
+    }
+    expect(checked).toBeGreaterThan(0) // some beacons had more valid witnesses than are rewarded
+  })
+
+  it('cannot be made to cut an honest beaconer: framers reporting its beacon impossibly strong only lose themselves', () => {
+    const { epoch, beacons, witnesses } = run.outcomes[3] as Run['outcomes'][number]
+    const hotspots = coverageRegistry(run.fleet, 1)
+    // two registered hotspots 10 km out quote every beacon with a 20 dBm RSSI
+    const framers = ['framer a', 'framer b'].map((name) => privateKeyToAccount(keccak256(toHex(name))))
+    framers.forEach((f, i) => {
+      hotspots.set(f.address.toLowerCase(), {
+        device: f.address,
+        owner: f.address,
+        cell: BigInt(`0x${latLngToCell(52.6, 13.25 + i * 0.01, 12)}`),
+        deviceClass: 1,
+        status: 'active',
+        registeredAt: 0n,
+      })
+    })
+    const forged = framers.flatMap((f) =>
+      beacons.map((b, k) => ({
+        device: f.address,
+        seq: BigInt(k + 1),
+        time: b.time,
+        beaconId: keccak256(b.payload),
+        rssiCentiDbm: 2000,
+        snrCentiDb: 1000,
+        frequencyKhz: b.frequencyKhz,
+      })),
+    )
+    const start = GENESIS + epoch * EPOCH_LENGTH
+    const judge = (all: WitnessRecord[]) =>
+      judgeCoverage({
+        chainId: CHAIN_ID,
+        deviceRegistry: DEVICE_REGISTRY,
+        epoch,
+        epochStart: start,
+        epochEnd: start + EPOCH_LENGTH,
+        randomness: randomnessOf(epoch),
+        hotspots,
+        radios,
+        parameters,
+        beacons,
+        witnesses: all,
+        keccak,
+      })
+    // the framers registered, once without their made-up witnesses, once with them
+    const honest = judge(witnesses)
+    const judged = judge([...witnesses, ...forged])
+    expect(forged.length).toBeGreaterThan(10)
+    expect(honest.units.size).toBeGreaterThan(10)
+    for (const [device, units] of honest.units) {
+      const after = judged.units.get(device) as HotspotUnits
+      expect(after, device).toEqual({ ...units, densityBps: after.densityBps })
+      expect(coverageWeight(after, parameters), device).toBe(
+        coverageWeight({ ...units, densityBps: after.densityBps }, parameters),
+      )
+    }
+    for (const f of framers) {
+      const units = judged.units.get(f.address.toLowerCase())
+      expect(units === undefined || coverageWeight(units, parameters) === 0n).toBe(true)
+    }
+    const verdicts = judged.witnessVerdicts.slice(witnesses.length)
+    expect(verdicts.filter((v) => v === null)).toEqual([])
+    expect(verdicts).toContain('WITNESS_RSSI_TOO_STRONG')
+  })
+
+  it('never lets a key registered after the epoch started beacon in it (no grinding the randomness)', () => {
+    const epoch = 2n
+    const start = GENESIS + epoch * EPOCH_LENGTH
+    const hotspots = coverageRegistry(run.fleet, 1)
+    // the best-ranked hotspot of the epoch, as if it had been ground and registered mid-epoch
+    const first = chooseBeaconers(randomnessOf(epoch), hotspots, radios, 3000, start, 11)[0] as Address
+    const late = hotspots.get(first.toLowerCase()) as Hotspot
+    hotspots.set(first.toLowerCase(), { ...late, registeredAt: start + 1n })
+    expect(chooseBeaconers(randomnessOf(epoch), hotspots, radios, 3000, start, 11)).not.toContain(first)
+  })
+
+  it('takes a hotspot with a hostile cell out of the epoch instead of failing it', () => {
+    const { epoch, beacons, witnesses } = run.outcomes[1] as Run['outcomes'][number]
+    const hotspots = coverageRegistry(run.fleet, 1)
+    const witness = (witnesses[0] as WitnessRecord).device.toLowerCase()
+    const beaconer = (beacons[0] as BeaconRecord).device.toLowerCase()
+    hotspots.set(witness, { ...(hotspots.get(witness) as Hotspot), cell: 0n })
+    // a cell coarser than the distance resolution
+    hotspots.set(beaconer, {
+      ...(hotspots.get(beaconer) as Hotspot),
+      cell: BigInt(`0x${latLngToCell(52.5, 13.4, 5)}`),
+    })
+    const start = GENESIS + epoch * EPOCH_LENGTH
+    const judged = judgeCoverage({
+      chainId: CHAIN_ID,
+      deviceRegistry: DEVICE_REGISTRY,
+      epoch,
+      epochStart: start,
+      epochEnd: start + EPOCH_LENGTH,
+      randomness: randomnessOf(epoch),
+      hotspots,
+      radios,
+      parameters,
+      beacons,
+      witnesses,
+      keccak,
+    })
+    expect(judged.witnessVerdicts[0]).toBe('HOTSPOT_CELL_INVALID')
+    expect(judged.beaconVerdicts[0]).toBe('HOTSPOT_CELL_INVALID')
+  })
+
+  it('is the same on every run', async () => {
     const again = await simulate()
     expect(again.outcomes.map((o) => o.outcome)).toEqual(run.outcomes.map((o) => o.outcome))
   })

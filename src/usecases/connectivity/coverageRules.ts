@@ -4,9 +4,10 @@
  * randomness; integers only. Modelled on Helium's iot_verifier (poc.rs, hex_density.rs), with
  * every outcome a stable reason code:
  *
- * 1. The randomness picks the epoch's beaconers among the registered radio hotspots (sorted by
- *    keccak256(randomness ‖ address), the first beaconShareBps of them), so anyone recomputes who
- *    had to beacon.
+ * 1. The randomness picks the epoch's beaconers among the radio hotspots registered before the
+ *    epoch started (sorted by keccak256(randomness ‖ address), the first beaconShareBps of them),
+ *    so anyone recomputes who had to beacon, and a key ground after the randomness was known and
+ *    registered mid-epoch is never one of them.
  * 2. A beacon's payload is the beaconer's signature of the epoch's beacon message (the
  *    randomness, the epoch, the chain): nobody can make it before the epoch, nor for another key.
  *    Its id, keccak256(payload), is what witnesses quote.
@@ -14,26 +15,31 @@
  *    its frequency, not by the beaconer itself, once, from an asserted cell between the minimum
  *    and maximum distance, with an RSSI no stronger than free-space path loss allows over that
  *    distance (plus a margin).
- * 4. Of a beacon's valid witnesses the randomness picks at most maxWitnessesPerBeacon to reward.
+ * 4. Of a beacon's valid witnesses the randomness picks at most maxWitnessesPerBeacon to reward,
+ *    ranked by keccak256(randomness ‖ beaconer ‖ witness) — not by the payload, which a beaconer
+ *    could re-sign until its accomplices rank first.
  * 5. Density (HIP-17's idea): per configured resolution, hotspots active in one cell beyond its
  *    target share the cell's worth — each one's weight is scaled by target / count.
- * 6. Disputes: a witness heard stronger than free space allows over the asserted distance proves
- *    that the beaconer or the witness is not where it says. Physics cannot tell which, so each
- *    side counts the other as a dispute; a hotspot disputed by disputeLimit or more distinct
- *    hotspots in an epoch earns nothing for it. That stops a ring of hotspots in one room that
- *    assert cells apart (each disputes the others), and costs a truthful hotspot only when it
- *    sits among several liars — which an attacker can arrange only with that many registered
- *    hotspots next to it.
+ * 6. Impossible reports: a witness heard stronger than free space allows over the asserted
+ *    distance proves that the beaconer or the witness is not where it says. Physics cannot tell
+ *    which, and blaming the beaconer would let anyone frame honest beaconers with made-up strong
+ *    witnesses, so only the reporter pays: a hotspot that reports impossibleReportLimit or more
+ *    beacons impossibly in an epoch earns nothing for it. A ring of hotspots in one room that
+ *    assert cells apart reports its own beacons so; a truthful hotspot pays only when it sits
+ *    among such liars (in the same room, which physics cannot tell from them).
+ * A hotspot whose asserted cell is not a valid H3 cell at or below the distance resolution takes
+ * part in nothing (HOTSPOT_CELL_INVALID): hostile registry data never stops an epoch.
  */
-import { cellToParent as cellToParentHex } from 'h3-js'
-import { type Address, concat, encodeAbiParameters, type Hex, hexToBytes, keccak256 } from 'viem'
+import { cellToParent as cellToParentHex, getResolution, isValidCell } from 'h3-js'
+import { type Address, bytesToHex, concat, encodeAbiParameters, type Hex, hexToBytes, keccak256 } from 'viem'
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import { recoverSigner } from '../../readings/recoverReadingSigner.ts'
-import { cellDistanceM } from './cellDistance.ts'
+import { createCellDistance } from './cellDistance.ts'
 import { maxRssiCenti } from './pathLoss.ts'
 
 export const BEACON_REJECT_REASONS = [
   'HOTSPOT_NOT_RADIO',
+  'HOTSPOT_CELL_INVALID',
   'BEACON_OUTSIDE_EPOCH',
   'BEACON_NOT_CHOSEN',
   'BEACON_PAYLOAD_INVALID',
@@ -43,6 +49,7 @@ export const BEACON_REJECT_REASONS = [
 
 export const WITNESS_REJECT_REASONS = [
   'HOTSPOT_NOT_RADIO',
+  'HOTSPOT_CELL_INVALID',
   'WITNESS_OUTSIDE_EPOCH',
   'WITNESS_BEACON_UNKNOWN',
   'WITNESS_SELF',
@@ -66,6 +73,8 @@ export type Hotspot = {
   cell: bigint
   deviceClass: number
   status: 'active' | 'retired'
+  /** Time of the block it was registered in: only hotspots registered before an epoch beacon in it. */
+  registeredAt: bigint
 }
 
 /** A hotspot model's radio, from its device class. */
@@ -87,8 +96,8 @@ export type CoverageParameters = {
   rssiMarginCentiDb: number
   /** Per resolution, the hotspots a cell is worth; more share it. */
   density: readonly { resolution: number; target: number }[]
-  /** Distinct hotspots disputing a hotspot's location that make it earn nothing for the epoch. */
-  disputeLimit: number
+  /** Beacons a hotspot reports with an impossible RSSI in an epoch that make it earn nothing for it. */
+  impossibleReportLimit: number
   /** Weight per rewarded witness of a hotspot's own beacon, and per rewarded witness it made. */
   beaconerWeight: bigint
   witnessWeight: bigint
@@ -137,8 +146,8 @@ export type HotspotUnits = {
   witnesses: number
   /** Density scale, basis points (10,000 = not crowded). */
   densityBps: number
-  /** Distinct hotspots whose links with it were physically impossible (RSSI too strong). */
-  disputes: number
+  /** Beacons it reported heard stronger than physically possible (WITNESS_RSSI_TOO_STRONG). */
+  impossibleReports: number
 }
 
 export type CoverageOutcome = {
@@ -169,15 +178,26 @@ export const beaconIdOf = (payload: Hex): Hex => keccak256(payload)
 /** The randomness's order of a set of keys: ascending keccak256(randomness ‖ key). */
 const ranked = (randomness: Hex, key: Hex): Hex => keccak256(concat([randomness, key]))
 
-/** The epoch's beaconers: the first beaconShareBps of the active radio hotspots in the randomness's order. */
+/**
+ * The epoch's beaconers: the first beaconShareBps of the active radio hotspots registered before
+ * `epochStart` (with a usable cell), in the randomness's order.
+ */
 export function chooseBeaconers(
   randomness: Hex,
   hotspots: ReadonlyMap<string, Hotspot>,
   radios: ReadonlyMap<number, Radio>,
   beaconShareBps: number,
+  epochStart: bigint,
+  distanceResolution: number,
 ): Address[] {
   const eligible = [...hotspots.values()]
-    .filter((h) => h.status === 'active' && radios.has(h.deviceClass))
+    .filter(
+      (h) =>
+        h.status === 'active' &&
+        radios.has(h.deviceClass) &&
+        h.registeredAt < epochStart &&
+        usableCell(h.cell, distanceResolution),
+    )
     .map((h) => ({ device: h.device, rank: ranked(randomness, h.device.toLowerCase() as Hex) }))
     .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0))
   if (eligible.length === 0) return []
@@ -187,6 +207,13 @@ export function chooseBeaconers(
 
 const absolute = (x: bigint) => (x < 0n ? -x : x)
 
+/** Whether a registry cell is a valid H3 cell at or below `resolution` (finer or equal). */
+export function usableCell(cell: bigint, resolution: number): boolean {
+  if (cell <= 0n || cell >= 1n << 64n) return false
+  const hex = cell.toString(16)
+  return isValidCell(hex) && getResolution(hex) >= resolution
+}
+
 /** Judges an epoch's beacons and witnesses (see the module's comment). */
 export function judgeCoverage(input: CoverageInput): CoverageOutcome {
   const { parameters: p, hotspots, radios, randomness } = input
@@ -195,9 +222,25 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
     const hotspot = hotspots.get(device)
     return hotspot?.status === 'active' ? radios.get(hotspot.deviceClass) : undefined
   }
+  const usable = new Map<string, boolean>()
+  const cellUsable = (device: string) => {
+    let ok = usable.get(device)
+    if (ok === undefined) {
+      ok = usableCell((hotspots.get(device) as Hotspot).cell, p.distanceResolution)
+      usable.set(device, ok)
+    }
+    return ok
+  }
 
   // 1–2. Beacons: chosen, genuine for this epoch, on the hotspot's frequency, one each.
-  const beaconers = chooseBeaconers(randomness, hotspots, radios, p.beaconShareBps)
+  const beaconers = chooseBeaconers(
+    randomness,
+    hotspots,
+    radios,
+    p.beaconShareBps,
+    input.epochStart,
+    p.distanceResolution,
+  )
   const chosen = new Set(beaconers.map((b) => b.toLowerCase()))
   const message = hexToBytes(beaconMessage(input.chainId, input.deviceRegistry, input.epoch, randomness))
   const accepted = new Map<Hex, { device: string; record: BeaconRecord; radio: Radio }>()
@@ -206,6 +249,7 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
     const device = beacon.device.toLowerCase()
     const radio = radioOf(device)
     if (!radio) return 'HOTSPOT_NOT_RADIO'
+    if (!cellUsable(device)) return 'HOTSPOT_CELL_INVALID'
     if (!inEpoch(beacon.time)) return 'BEACON_OUTSIDE_EPOCH'
     if (!chosen.has(device)) return 'BEACON_NOT_CHOSEN'
     const signer = recoverSigner(input.keccak, message, beacon.payload)
@@ -221,11 +265,9 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
   // 3. Witnesses: each against its beacon.
   const witnessVerdicts: (WitnessRejectReason | null)[] = []
   const heard = new Set<string>()
-  const disputes = new Map<string, Set<string>>()
-  const dispute = (a: string, b: string) => {
-    disputes.set(a, (disputes.get(a) ?? new Set<string>()).add(b))
-    disputes.set(b, (disputes.get(b) ?? new Set<string>()).add(a))
-  }
+  const distanceOf = createCellDistance(p.distanceResolution)
+  /** Per witness, the beacons it reported impossibly. */
+  const impossible = new Map<string, number>()
   /** Valid witnesses (input index) per beacon id, before the selection. */
   const valid = new Map<Hex, number[]>()
   input.witnesses.forEach((witness, index) => {
@@ -233,6 +275,7 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
       const device = witness.device.toLowerCase()
       const radio = radioOf(device)
       if (!radio) return 'HOTSPOT_NOT_RADIO'
+      if (!cellUsable(device)) return 'HOTSPOT_CELL_INVALID'
       if (!inEpoch(witness.time)) return 'WITNESS_OUTSIDE_EPOCH'
       const id = witness.beaconId.toLowerCase() as Hex
       const beacon = accepted.get(id)
@@ -247,7 +290,7 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
         return 'WITNESS_FREQUENCY'
       const from = hotspots.get(beacon.device) as Hotspot
       const to = hotspots.get(device) as Hotspot
-      const distance = cellDistanceM(from.cell, to.cell, p.distanceResolution)
+      const distance = distanceOf(from.cell, to.cell)
       if (distance === undefined || distance > p.maxDistanceM) return 'WITNESS_TOO_FAR'
       if (distance < p.minDistanceM) return 'WITNESS_TOO_CLOSE'
       const strongest = maxRssiCenti({
@@ -257,7 +300,7 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
         frequencyKhz: beacon.record.frequencyKhz,
       })
       if (witness.rssiCentiDbm > strongest + p.rssiMarginCentiDb) {
-        dispute(beacon.device, device)
+        impossible.set(device, (impossible.get(device) ?? 0) + 1)
         return 'WITNESS_RSSI_TOO_STRONG'
       }
       valid.set(id, [...(valid.get(id) ?? []), index])
@@ -276,22 +319,29 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
         beaconWitnesses: 0,
         witnesses: 0,
         densityBps: 10_000,
-        disputes: disputes.get(device)?.size ?? 0,
+        impossibleReports: impossible.get(device) ?? 0,
       }
       units.set(device, u)
     }
     return u
   }
   const coverage: CoverageOutcome['coverage'] = []
+  const randomnessBytes = hexToBytes(randomness)
   for (const [id, beacon] of accepted) {
     unitsOf(beacon.device).beacons = 1
     const indices = valid.get(id) ?? []
     const order = indices
       .map((index) => ({
         index,
-        rank: ranked(
-          randomness,
-          concat([id, (input.witnesses[index] as WitnessRecord).device.toLowerCase() as Hex]),
+        // keccak256(randomness ‖ beaconer ‖ witness), as `ranked` but with the fast keccak
+        rank: bytesToHex(
+          input.keccak(
+            concat([
+              randomnessBytes,
+              hexToBytes(beacon.device as Hex),
+              hexToBytes((input.witnesses[index] as WitnessRecord).device),
+            ]),
+          ),
         ),
       }))
       .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0))
@@ -329,13 +379,13 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
 
 /**
  * A hotspot's weight: (beaconerWeight × rewarded witnesses of its beacon + witnessWeight × its
- * rewarded witnesses) × density; nothing when disputeLimit or more hotspots dispute its location.
+ * rewarded witnesses) × density; nothing when it reported impossibleReportLimit or more beacons impossibly.
  */
 export function coverageWeight(
   u: HotspotUnits,
-  p: Pick<CoverageParameters, 'beaconerWeight' | 'witnessWeight' | 'disputeLimit'>,
+  p: Pick<CoverageParameters, 'beaconerWeight' | 'witnessWeight' | 'impossibleReportLimit'>,
 ): bigint {
-  if (u.disputes >= p.disputeLimit) return 0n
+  if (u.impossibleReports >= p.impossibleReportLimit) return 0n
   return (
     (p.beaconerWeight * BigInt(u.beaconWitnesses) + p.witnessWeight * BigInt(u.witnesses)) *
     BigInt(u.densityBps)

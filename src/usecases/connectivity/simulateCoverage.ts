@@ -147,6 +147,7 @@ export function coverageRegistry(fleet: CoverageFleet, deviceClass: number): Map
         cell: h.cell,
         deviceClass,
         status: 'active' as const,
+        registeredAt: 0n,
       },
     ]),
   )
@@ -175,6 +176,7 @@ export type SimulateCoverageEpochParameters = {
   epochStart: bigint
   randomness: Hex
   beaconShareBps: number
+  distanceResolution: number
   /** What the replayers send again: an earlier epoch's simulated records. */
   replay?: { beacons: BeaconRecord[]; witnesses: WitnessRecord[] }
   seed: number
@@ -193,6 +195,8 @@ export async function simulateCoverageEpoch(
     parameters.hotspots,
     radios,
     parameters.beaconShareBps,
+    epochStart,
+    parameters.distanceResolution,
   )
   const byAddress = new Map(fleet.hotspots.map((h) => [h.account.address.toLowerCase(), h]))
   const message = beaconMessage(

@@ -132,7 +132,11 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
       if (!useCase.unitNames.includes(name) || !Number.isSafeInteger(value))
         throw new RangeError(`use case ${useCase.id} measured ${record.device}'s ${name} as ${value}`)
     }
-    const work = { submitted: run.end - run.start, accepted, units: measured }
+    // every unit the use case names, 0 where its rules gave none: what a receipt lists and a
+    // verifier hands the weighting again
+    const filled: Record<string, number> = {}
+    for (const name of useCase.unitNames) filled[name] = measured[name] ?? 0
+    const work = { submitted: run.end - run.start, accepted, units: filled }
     const weight = useCase.weight(work)
     if (weight < 0n) throw new RangeError(`use case ${useCase.id} weighed ${record.device} below zero`)
     scores.push({ device: record.device, owner: record.owner, ...work, rejected, weight })
