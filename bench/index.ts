@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { promisify } from 'node:util'
+import type { BenchCoverageResult } from './coverage.ts'
 import type { GatewayIngestResult } from './gatewayIngest.ts'
 import type { BenchJudgeResult } from './judge.ts'
 
@@ -24,6 +25,7 @@ const part = async <T>(name: string, size: number): Promise<T> =>
 const cores = availableParallelism()
 const judgeReadings = Number(process.env.BENCH_JUDGE_READINGS ?? 1_000_000)
 const ingestReadings = Number(process.env.BENCH_INGEST_READINGS ?? 120_000)
+const coverageWitnesses = Number(process.env.BENCH_COVERAGE_WITNESSES ?? 1_000_000)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const step = (line: string) => console.error(`… ${line}`)
 
@@ -39,6 +41,9 @@ const ingestMqtt = await part<GatewayIngestResult>('ingestMqtt', ingestReadings)
 step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cached in /tmp)`)
 const judge = await part<BenchJudgeResult>('judge', judgeReadings)
 const judgeRate = judge.readingsPerSecond
+
+step(`connectivity judging ${fmt(coverageWitnesses)} witness records (the proof-of-coverage rules)`)
+const coverage = await part<BenchCoverageResult>('coverage', coverageWitnesses)
 
 step('settlement: rewards tree and every proof for 10,000 / 100,000 / 1,000,000 devices')
 type TreeResult = { leaves: number; buildSeconds: number; proofsSeconds: number; peakRssMB: number }
@@ -61,6 +66,11 @@ const rows = [
     `3. validator judging ${fmt(judge.readings)} readings: re-verify, rules, both roots, rewards`,
     `${fmt(judgeRate)} /s`,
     (judgeRate / limit).toFixed(2),
+  ],
+  [
+    `3b. connectivity judging ${fmt(coverage.witnesses)} witness records: every rule (their signatures not yet: the records do not pass through the shared pipeline yet)`,
+    `${fmt(coverage.perSecond)} /s`,
+    (coverage.perSecond / limit).toFixed(2),
   ],
   ...trees.map((t) => [
     `4. settle ${fmt(t.leaves)} devices: rewards tree + every proof`,

@@ -1,8 +1,9 @@
 /**
  * Runs one benchmark in a process of its own and prints its result as JSON, so that one part's
  * heap (a million readings) does not weigh on the next part's speed or peak memory.
- * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|judge|trees [size]`
+ * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|judge|coverage|trees [size]`
  */
+import { benchCoverage } from './coverage.ts'
 import { benchGatewayIngest } from './gatewayIngest.ts'
 import { benchJudge, benchRecoverRate } from './judge.ts'
 import { benchRewardsTree } from './rewardsTree.ts'
@@ -14,6 +15,7 @@ const parts: Record<string, () => Promise<unknown>> = {
   ingest: () => benchGatewayIngest(Number(size ?? 60_000)),
   ingestMqtt: () => benchGatewayIngest(Number(size ?? 60_000), 500, 4, undefined, 'mqtt'),
   judge: () => benchJudge(Number(size ?? 1_000_000)),
+  coverage: () => benchCoverage(Number(size ?? 1_000_000)),
   trees: () => benchRewardsTree([Number(size ?? 1_000_000)]),
 }
 const run = parts[part ?? '']

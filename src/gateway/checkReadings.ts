@@ -1,6 +1,7 @@
 import type { Address, Hex } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { type SignedReading, signedReadingJsonSchema } from '../readings/reading.ts'
+import { useCaseOf } from '../usecases/registry.ts'
 import type { SignatureOutcome } from '../validator/judge/checkReadingSignatures.ts'
 
 /** What the gateway needs to know of a device: from the indexer's view of the registry. */
@@ -67,7 +68,7 @@ export type CheckReadingsReturnType = {
 }
 
 /**
- * Checks a batch of readings as they arrive, in order: wire schema, registration, class schema,
+ * Checks a batch of readings as they arrive, in order: wire schema, registration, the use case's record shape,
  * signature (checked beforehand, in parallel: it must recover to the device), clock skew, sealed
  * epoch, and replay. Sequence numbers strictly increase per device; a reading equal in seq and signature to
  * the last accepted one is a duplicate (acknowledged again, stored once), not a replay. Quality
@@ -84,6 +85,8 @@ export function checkReadings(
   const accepted: { epoch: bigint; reading: SignedReading }[] = []
   const batchLast = new Map<string, { seq: bigint; signature: Hex }>()
   const latestAllowed = now + BigInt(blueprint.epochs.maxClockSkewSeconds)
+  // the record's shape is the use case's to check (the environment: one value per class field)
+  const useCase = useCaseOf(blueprint)
   const byIndex = new Map(batch.parsed.map(({ index, reading }) => [index, reading]))
 
   for (let index = 0; index < batch.size; index++) {
@@ -109,13 +112,8 @@ export function checkReadings(
     const record = devices.getDevice(reading.device)
     if (!record) return reject('DEVICE_UNKNOWN', `device ${reading.device} is not registered`)
     if (record.status !== 'active') return reject('DEVICE_RETIRED', `device ${reading.device} is retired`)
-    const fields = blueprint.classById.get(record.deviceClass)?.fields.length
-    if (fields !== reading.values.length) {
-      return reject(
-        'SCHEMA_MISMATCH',
-        `class ${record.deviceClass} readings carry ${fields} values, not ${reading.values.length}`,
-      )
-    }
+    const shapeProblem = useCase.recordShapeProblem(reading, record.deviceClass, blueprint)
+    if (shapeProblem !== undefined) return reject('SCHEMA_MISMATCH', shapeProblem)
     const signature = signatures.get(index)
     if (signature !== 'VALID') {
       return reject(

@@ -71,4 +71,10 @@ export type UseCase = {
   judge(input: RulesInput): Readonly<Record<string, number>>[]
   /** How a device's work becomes its share of the epoch's device pool (integers, ≥ 0). */
   weight(device: DeviceUnits): bigint
+  /**
+   * What a gateway checks of a record's shape before it stores it, beyond the pipeline's own
+   * checks (signature, registration, clock, sequence): the reason it is refused
+   * (SCHEMA_MISMATCH), or undefined. Plausibility is the validators' judgement, not the gateway's.
+   */
+  recordShapeProblem(reading: SignedReading, deviceClass: number, blueprint: Blueprint): string | undefined
 }

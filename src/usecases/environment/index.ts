@@ -4,6 +4,7 @@
  * frequent, not stuck and consistent with the neighbours; a device earns accepted × quality.
  */
 import type { UseCase } from '../useCase.ts'
+import { environmentRecordShapeProblem } from './recordShape.ts'
 import { ENVIRONMENT_REJECT_REASONS, environmentWeight, judgeEnvironment } from './rules.ts'
 
 export const environment: UseCase = {
@@ -13,4 +14,5 @@ export const environment: UseCase = {
   unitNames: ['qualityBps', 'uptimeBps'],
   judge: judgeEnvironment,
   weight: environmentWeight,
+  recordShapeProblem: environmentRecordShapeProblem,
 }

@@ -558,6 +558,7 @@ describe('the judge with another use case', () => {
       return runs.map((run) => ({ span: run.end - run.start }))
     },
     weight: (device) => 2n * BigInt(device.accepted),
+    recordShapeProblem: () => undefined,
   }
 
   it("runs the pipeline's checks, then only the use case's rules and weighting", async () => {
