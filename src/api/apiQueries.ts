@@ -5,8 +5,8 @@
 import { isAddress } from 'viem'
 import { z } from 'zod'
 
-/** Most readings one aggregate is computed from (each comes with its proof). */
-export const MAX_AGGREGATE_READINGS = 10_000
+/** Most readings one answer of the stream sends per epoch (each comes with its proof). */
+export const MAX_STREAM_READINGS = 10_000
 
 export const unixSeconds = z.coerce.bigint().refine((v) => v >= 0n && v < 1n << 40n, 'unix seconds')
 /** A time window: `from` and `to` in unix seconds, `to` excluded; default the last hour. */
@@ -55,22 +55,6 @@ export const readingsQuerySchema = windowSchema.extend({
   device: deviceField,
   limit: z.coerce.number().int().min(1).max(1_000).default(100).describe('most readings returned'),
 })
-export const aggregateQuerySchema = windowSchema
-  .extend({
-    field: z.string().min(1).describe('a field of the device class, e.g. temperature'),
-    ...areaFields,
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(MAX_AGGREGATE_READINGS)
-      .default(1_000)
-      .describe('most readings the aggregate may use (more matching is a 413 QUERY_TOO_LARGE)'),
-  })
-  .refine((q) => q.cell !== undefined || (q.lat !== undefined && q.lng !== undefined), {
-    message: 'give cell, or lat and lng',
-    path: ['cell'],
-  })
 export const streamQuerySchema = z
   .object({
     device: deviceField,

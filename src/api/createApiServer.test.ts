@@ -6,9 +6,10 @@ import { offChainDeployment } from '../../test/helpers/offChainDeployment.ts'
 import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
 import { createIndexerStore, type IndexerStore } from '../indexer/indexerStore.ts'
 import { openIndexerDatabase } from '../indexer/openIndexerDatabase.ts'
+import { USE_CASES } from '../usecases/registry.ts'
 import { createValidatorStore, type ValidatorStore } from '../validator/validatorStore.ts'
 import { type ApiServer, createApiServer } from './createApiServer.ts'
-import { API_ROUTES } from './openApiDocument.ts'
+import { apiRoutes } from './openApiDocument.ts'
 
 // real (empty) SQLite stores: the routes' parameters and documents, not their data, are tested here
 let dir: string
@@ -43,7 +44,11 @@ const get = async (url: string) => {
 describe('the API', () => {
   it('documents exactly the routes it serves, in an OpenAPI 3.1 document', async () => {
     const served = api.routes.map((path) => path.replace(/:(\w+)/g, '{$1}')).sort()
-    expect(served).toEqual(API_ROUTES.map((r) => r.path).sort())
+    expect(served).toEqual(
+      apiRoutes(USE_CASES.environment as (typeof USE_CASES)[string])
+        .map((r) => r.path)
+        .sort(),
+    )
     const { status, json } = await get('/v1/openapi.json')
     expect(status).toBe(200)
     expect(json.openapi).toBe('3.1.0')

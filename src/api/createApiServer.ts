@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { cellToLatLng, cellToParent, getResolution, gridDisk, isValidCell, latLngToCell } from 'h3-js'
-import { formatUnits, getAddress, isAddress } from 'viem'
+import { cellToLatLng, isValidCell } from 'h3-js'
+import { getAddress, isAddress } from 'viem'
 import type { z } from 'zod'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { type Deployment, runningEpoch } from '../chain/deployment.ts'
@@ -15,14 +15,13 @@ import { describeReceipt, rejectedByReason, unitsByName } from '../rewards/descr
 import { RECEIPT_LEAF_TYPES, receiptToJson } from '../rewards/receiptsTree.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
 import { useCaseOf } from '../usecases/registry.ts'
+import type { UseCaseApi } from '../usecases/useCase.ts'
 import { rejectReasonsOf } from '../validator/judge/judgement.ts'
 import type { ValidatorStore } from '../validator/validatorStore.ts'
-import { aggregateValues } from './aggregateValues.ts'
 import {
-  aggregateQuerySchema,
   devicesQuerySchema,
   epochsQuerySchema,
-  MAX_AGGREGATE_READINGS,
+  MAX_STREAM_READINGS,
   readingsQuerySchema,
   receiptsQuerySchema,
   streamQuerySchema,
@@ -31,6 +30,7 @@ import {
 import { createJsonServer } from './createJsonServer.ts'
 import { createReadingProver } from './createReadingProver.ts'
 import { createReceiptProver } from './createReceiptProver.ts'
+import { createDeviceLocator } from './locateDevices.ts'
 import { openApiDocument } from './openApiDocument.ts'
 import { MAP_HEIGHT, MAP_WIDTH, projectBaseMap, projectPoint } from './projectBaseMap.ts'
 
@@ -290,39 +290,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
 
-  type Area = { type: 'area'; center: string; cells: Set<string> }
-  /** The H3 cells within `ring` of `cell`, or of the resolution-8 cell at `lat`, `lng`. */
-  const areaOf = (q: {
-    cell?: string | undefined
-    lat?: number | undefined
-    lng?: number | undefined
-    ring: number
-  }): Area | { type: 'invalid'; body: object } => {
-    const center = q.cell ?? latLngToCell(q.lat as number, q.lng as number, 8)
-    if (!isValidCell(center)) {
-      return {
-        type: 'invalid',
-        body: { error: { code: 'INVALID_CELL', message: `${center} is not an H3 cell`, details: {} } },
-      }
-    }
-    return { type: 'area', center, cells: new Set(gridDisk(center, q.ring)) }
-  }
-  /** Devices of the class (ever registered) whose cell lies in the area, lower-case. */
-  const devicesIn = (area: Area, deviceClass: number) => {
-    const resolution = getResolution(area.center)
-    return indexer
-      .listDevices()
-      .filter((d) => d.deviceClass === deviceClass)
-      .filter((d) => {
-        const cell = d.h3Cell.toString(16)
-        return (
-          isValidCell(cell) &&
-          getResolution(cell) >= resolution &&
-          area.cells.has(cellToParent(cell, resolution))
-        )
-      })
-      .map((d) => d.device.toLowerCase())
-  }
+  const { areaOf, devicesIn } = createDeviceLocator(indexer)
 
   // accepted readings with their proofs against the settled readings roots
   server.get('/v1/readings', async (request, reply) => {
@@ -339,65 +307,20 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     return toJson({ from, to, ...prover.prove(found) })
   })
 
-  // an aggregate over an area (H3 cells around a point) and a time window, with every reading
-  // it is computed from and that reading's proof, so anyone recomputes and checks it
-  server.get('/v1/aggregate', async (request, reply) => {
-    const query = aggregateQuerySchema.safeParse(request.query)
-    if (!query.success) return invalidQuery(reply, query.error)
-    const { field, ring, limit } = query.data
-    const { from, to } = windowOf(query.data)
-    const deviceClass =
-      query.data.class === undefined ? blueprint.deviceClasses[0] : blueprint.classById.get(query.data.class)
-    const fieldIndex = deviceClass?.fields.findIndex((f) => f.name === field) ?? -1
-    if (!deviceClass || fieldIndex < 0) {
-      return reply.status(400).send({
-        error: {
-          code: 'UNKNOWN_FIELD',
-          message: `no field "${field}" in device class ${query.data.class ?? deviceClass?.id}`,
-          details: { fields: deviceClass?.fields.map((f) => f.name) ?? [] },
-        },
-      })
-    }
-    const area = areaOf(query.data)
-    if (area.type === 'invalid') return reply.status(400).send(area.body)
-    const devices = devicesIn(area, deviceClass.id)
-    const found = rewards.acceptedReadings({ from, to, devices, limit: limit + 1 })
-    if (found.length > limit) {
-      return reply.status(413).send({
-        error: {
-          code: 'QUERY_TOO_LARGE',
-          message: `more than ${limit} readings match: narrow the area or the window, or raise limit (at most ${MAX_AGGREGATE_READINGS})`,
-          details: { limit },
-        },
-      })
-    }
-    const proven = prover.prove(found)
-    const values = proven.readings.map((r) => BigInt(r.reading.values[fieldIndex] as string))
-    const fieldRules = deviceClass.fields[fieldIndex] as (typeof deviceClass.fields)[number]
-    const aggregate = aggregateValues(values)
-    const decimal = (v: bigint) => formatUnits(v, fieldRules.scale)
-    return toJson({
-      area: { cell: area.center, ring, cells: area.cells.size, devices: devices.length },
-      from,
-      to,
-      field: { name: fieldRules.name, unit: fieldRules.unit, scale: fieldRules.scale, index: fieldIndex },
-      ...aggregate,
-      ...(aggregate.count > 0 && 'min' in aggregate
-        ? {
-            decimal: {
-              min: decimal(aggregate.min),
-              max: decimal(aggregate.max),
-              median: decimal(aggregate.median),
-              mean: decimal(aggregate.mean),
-            },
-          }
-        : {}),
-      ...proven,
-    })
-  })
+  // the use case's own delivery routes (the environment: /v1/aggregate)
+  const useCaseApi: UseCaseApi = {
+    server,
+    blueprint,
+    locate: { areaOf, devicesIn },
+    acceptedReadings: (query) => rewards.acceptedReadings(query),
+    prove: (found) => prover.prove(found),
+    invalidQuery,
+    toJson,
+  }
+  for (const route of useCase.routes ?? []) route.register(useCaseApi)
 
   const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
-  server.get('/v1/openapi.json', async () => openApiDocument(version))
+  server.get('/v1/openapi.json', async () => openApiDocument(version, useCase))
 
   // the dashboard (web/): static files, and the map it draws
   let baseMap: string | undefined
@@ -490,7 +413,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
             to: 1n << 62n,
             epoch: epoch.epoch,
             devices,
-            limit: MAX_AGGREGATE_READINGS,
+            limit: MAX_STREAM_READINGS,
           })
           const proven = prover.prove(found)
           for (const reading of proven.readings) send('reading', reading)

@@ -1,6 +1,6 @@
 import { z } from 'zod'
+import type { UseCase } from '../usecases/useCase.ts'
 import {
-  aggregateQuerySchema,
   devicesQuerySchema,
   epochsQuerySchema,
   readingsQuerySchema,
@@ -18,7 +18,7 @@ type RouteDoc = {
   produces?: string
 }
 
-/** Every route of the API; a test checks that the server has exactly these. */
+/** The shared routes of the API (a use case adds its own: apiRoutes). */
 export const API_ROUTES: readonly RouteDoc[] = [
   {
     path: '/v1/status',
@@ -53,12 +53,6 @@ export const API_ROUTES: readonly RouteDoc[] = [
     query: readingsQuerySchema,
   },
   {
-    path: '/v1/aggregate',
-    summary:
-      'Count, min, max, lower median and mean of a field over an area (H3 rings) and a time window, with every reading it is computed from and its proof',
-    query: aggregateQuerySchema,
-  },
-  {
     path: '/v1/stream',
     summary:
       "Server-sent events: each settled epoch, then a device's or an area's readings it accepted, with proofs; resumes after `since` or Last-Event-ID",
@@ -81,10 +75,15 @@ const errorSchema = {
   required: ['error'],
 }
 
+/** Every route of the API of a network of `useCase`; a test checks that the server has exactly these. */
+export function apiRoutes(useCase: Pick<UseCase, 'routes'>): RouteDoc[] {
+  return [...API_ROUTES, ...(useCase.routes ?? [])]
+}
+
 /** The API's OpenAPI 3.1 document; query parameters come from the zod schemas that validate them. */
-export function openApiDocument(version: string) {
+export function openApiDocument(version: string, useCase: Pick<UseCase, 'routes'>) {
   const paths: Record<string, unknown> = {}
-  for (const route of API_ROUTES) {
+  for (const route of apiRoutes(useCase)) {
     const parameters = [
       ...Object.entries(route.params ?? {}).map(([name, description]) => ({
         name,

@@ -5,9 +5,14 @@
  * (`src/usecases/<id>/`); the pipeline imports only this file and `registry.ts`, and a test of the
  * import graph keeps it that way.
  */
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { z } from 'zod'
+import type { ProveReadingsReturnType } from '../api/createReadingProver.ts'
+import type { DeviceLocator } from '../api/locateDevices.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import type { DeviceRecord } from '../validator/judge/judgement.ts'
+import type { AcceptedReading, ValidatorStore } from '../validator/validatorStore.ts'
 
 /** Verdict code of a reading not rejected (yet). */
 export const ACCEPTED = 0
@@ -51,6 +56,32 @@ export type DeviceUnits = {
   units: Readonly<Record<string, number>>
 }
 
+/** What the shared API hands a use case's routes: the server, and the pipeline's delivery means. */
+export type UseCaseApi = {
+  server: FastifyInstance
+  blueprint: Blueprint
+  /** Which registered devices lie in an area (step 2 of the mission). */
+  locate: DeviceLocator
+  /** Accepted readings of settled epochs (the serving validator store's). */
+  acceptedReadings: ValidatorStore['acceptedReadings']
+  /** Proofs of accepted readings against the readings roots the chain settled: served with them or not at all. */
+  prove(found: readonly (AcceptedReading & { epoch: bigint })[]): ProveReadingsReturnType
+  /** The 400 INVALID_QUERY answer naming the parameter. */
+  invalidQuery(reply: FastifyReply, error: z.ZodError): FastifyReply
+  /** JSON-safe copy: bigints as decimal strings. */
+  toJson(value: unknown): unknown
+}
+
+/** One of a use case's delivery routes: documented (OpenAPI) and registered by the shared API. */
+export type UseCaseRoute = {
+  /** Under /v1, in OpenAPI's `{param}` form. */
+  path: string
+  summary: string
+  query?: z.ZodObject
+  params?: Record<string, string>
+  register(api: UseCaseApi): void
+}
+
 export type UseCase = {
   /** The name a blueprint's `useCase` gives. */
   readonly id: string
@@ -77,4 +108,6 @@ export type UseCase = {
    * (SCHEMA_MISMATCH), or undefined. Plausibility is the validators' judgement, not the gateway's.
    */
   recordShapeProblem(reading: SignedReading, deviceClass: number, blueprint: Blueprint): string | undefined
+  /** Its own delivery routes (with proofs against the settled roots), beside the shared ones. */
+  readonly routes?: readonly UseCaseRoute[]
 }

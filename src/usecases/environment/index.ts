@@ -4,6 +4,7 @@
  * frequent, not stuck and consistent with the neighbours; a device earns accepted × quality.
  */
 import type { UseCase } from '../useCase.ts'
+import { aggregateRoute } from './aggregateRoute.ts'
 import { environmentRecordShapeProblem } from './recordShape.ts'
 import { ENVIRONMENT_REJECT_REASONS, environmentWeight, judgeEnvironment } from './rules.ts'
 
@@ -15,4 +16,5 @@ export const environment: UseCase = {
   judge: judgeEnvironment,
   weight: environmentWeight,
   recordShapeProblem: environmentRecordShapeProblem,
+  routes: [aggregateRoute],
 }
