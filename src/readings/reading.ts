@@ -7,8 +7,14 @@
  */
 import type { Address, Hex } from 'viem'
 import { z } from 'zod'
+import { MAX_RECORD_VALUES, type RecordKind, recordValuesProblem, wireValue } from './recordKinds.ts'
 
-export type Reading = { device: Address; seq: bigint; time: bigint; values: bigint[] }
+/**
+ * A record of any of a use case's kinds (src/readings/recordKinds.ts): `kind` is its index in the
+ * use case's `recordKinds`, absent for the first (the environment's Reading); `values` are the
+ * kind's field values in order.
+ */
+export type Reading = { device: Address; seq: bigint; time: bigint; values: bigint[]; kind?: number }
 export type SignedReading = Reading & { signature: Hex }
 
 export const UINT64_MAX = (1n << 64n) - 1n
@@ -35,7 +41,44 @@ export const signedReadingJsonSchema = z.object({
   signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte 0x signature'),
 })
 
+/**
+ * The JSON wire form of a record of one of `kinds`: as a reading, plus `kind` (its name; default
+ * the first kind), each value checked against the kind's field types. The output's `kind` is the
+ * kind's index, left out for the first.
+ */
+export function recordJsonSchema(kinds: readonly RecordKind[]) {
+  const names = kinds.map((k) => k.name)
+  return z
+    .object({
+      kind: z
+        .string()
+        .refine((name) => names.includes(name), `one of ${names.join(', ')}`)
+        .optional(),
+      device: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'a 20-byte 0x address'),
+      seq: uint64,
+      time: uint64,
+      values: z.array(wireValue).max(MAX_RECORD_VALUES),
+      signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte 0x signature'),
+    })
+    .superRefine((record, ctx) => {
+      const kind = kinds[record.kind === undefined ? 0 : names.indexOf(record.kind)]
+      const problem = kind && recordValuesProblem(kind, record.values)
+      if (problem) ctx.addIssue({ code: 'custom', path: ['values'], message: problem })
+    })
+    .transform(({ kind, ...record }): SignedReading => {
+      const index = kind === undefined ? 0 : names.indexOf(kind)
+      return {
+        ...record,
+        device: record.device as Address,
+        signature: record.signature as Hex,
+        ...(index > 0 ? { kind: index } : {}),
+      }
+    })
+}
+
 export type SignedReadingJson = {
+  /** The record's kind by name, for any kind but a use case's first. */
+  kind?: string
   device: Address
   seq: string
   time: string
@@ -43,7 +86,14 @@ export type SignedReadingJson = {
   signature: Hex
 }
 
-/** The JSON wire form of a signed reading. */
+/** The JSON wire form of a record of one of `kinds`: as a reading's, naming its kind unless it is the first. */
+export function toRecordJson(reading: SignedReading, kinds: readonly RecordKind[]): SignedReadingJson {
+  const kind = reading.kind ? kinds[reading.kind]?.name : undefined
+  if (reading.kind && !kind) throw new RangeError(`no record kind ${reading.kind}`)
+  return { ...(kind ? { kind } : {}), ...toReadingJson(reading) }
+}
+
+/** The JSON wire form of a signed reading (a record of the first kind; see toRecordJson). */
 export function toReadingJson(reading: SignedReading): SignedReadingJson {
   return {
     device: reading.device,
