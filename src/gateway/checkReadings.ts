@@ -1,6 +1,7 @@
 import type { Address, Hex } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
-import { type SignedReading, signedReadingJsonSchema } from '../readings/reading.ts'
+import { recordJsonSchema, type SignedReading, signedReadingJsonSchema } from '../readings/reading.ts'
+import { READING_KIND, type RecordKind } from '../readings/recordKinds.ts'
 import { useCaseOf } from '../usecases/registry.ts'
 import type { SignatureOutcome } from '../validator/judge/checkReadingSignatures.ts'
 
@@ -47,12 +48,20 @@ export type ParsedReadings = {
   invalid: Map<number, string>
 }
 
-/** Applies the wire schema to each item of a batch. */
-export function parseReadings(raw: readonly unknown[]): ParsedReadings {
+/**
+ * Applies the wire schema to each item of a batch: the environment's reading schema, or, for a use
+ * case of several record kinds, each record's kind's.
+ */
+export function parseReadings(
+  raw: readonly unknown[],
+  kinds: readonly RecordKind[] = [READING_KIND],
+): ParsedReadings {
   const parsed: ParsedReadings['parsed'] = []
   const invalid = new Map<number, string>()
+  const schema =
+    kinds.length === 1 && kinds[0] === READING_KIND ? signedReadingJsonSchema : recordJsonSchema(kinds)
   for (const [index, item] of raw.entries()) {
-    const result = signedReadingJsonSchema.safeParse(item)
+    const result = schema.safeParse(item)
     if (result.success) parsed.push({ index, reading: result.data as SignedReading })
     else {
       const issue = result.error.issues[0]

@@ -16,6 +16,7 @@ import {
 } from '../readings/gatewayVerdict.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { type DigestSigner, signGatewayVerdict } from '../readings/signGatewayVerdict.ts'
+import { useCaseOf } from '../usecases/registry.ts'
 import {
   checkReadingSignatures,
   SIGNATURE_OUTCOMES,
@@ -133,7 +134,13 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   const clock = options.clock ?? systemClock
   const maxBatch = options.maxBatch ?? 1_000
   const keccak = await loadKeccak256()
-  const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+  // every kind of record the network's use case has, hashed and parsed alike
+  const { recordKinds } = useCaseOf(blueprint)
+  const digest = await createReadingHasher(
+    deployment.chainId,
+    deployment.contracts.deviceRegistry,
+    recordKinds,
+  )
   const hashVerdict = await createVerdictHasher(deployment.chainId, deployment.contracts.deviceRegistry)
   const { operator } = options
   const onError =
@@ -216,7 +223,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         request,
       )
     }
-    const batch = parseReadings(readingsJson)
+    const batch = parseReadings(readingsJson, recordKinds)
     const readings = batch.parsed.map((p) => p.reading)
     // signatures in parallel on the worker threads; everything after runs without yielding, so
     // two requests (HTTP or MQTT) never interleave between the replay check and the write

@@ -39,13 +39,17 @@ export function createGatewayStore(path: string) {
       bytes BLOB NOT NULL
     );
   `)
+  // a record's kind (its index among the use case's record kinds; 0 the first), added to older files
+  const columns = db.prepare('PRAGMA table_info(readings)').all() as { name: string }[]
+  if (!columns.some((c) => c.name === 'kind'))
+    db.exec('ALTER TABLE readings ADD COLUMN kind INTEGER NOT NULL DEFAULT 0')
   db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
     'schema_version',
     String(SCHEMA_VERSION),
   )
 
   const insert = db.prepare(
-    'INSERT INTO readings (epoch, device, seq, time, reading_values, signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO readings (epoch, device, seq, time, reading_values, signature, received_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   )
   const insertMany = db.transaction(
     (rows: { epoch: bigint; reading: SignedReading }[], receivedAt: number) => {
@@ -58,12 +62,13 @@ export function createGatewayStore(path: string) {
           JSON.stringify(reading.values.map(String)),
           reading.signature.toLowerCase(),
           receivedAt,
+          reading.kind ?? 0,
         )
       }
     },
   )
   const epochReadings = db.prepare(
-    'SELECT device, seq, time, reading_values, signature FROM readings WHERE epoch = ? ORDER BY device, seq',
+    'SELECT device, seq, time, reading_values, signature, kind FROM readings WHERE epoch = ? ORDER BY device, seq',
   )
   const insertBatch = db.prepare(
     'INSERT INTO batches (epoch, hash, count, sealed_at, bytes) VALUES (?, ?, ?, ?, ?)',
@@ -112,6 +117,7 @@ export function createGatewayStore(path: string) {
           time: number
           reading_values: string
           signature: Hex
+          kind: number
         }[]
       ).map((r) => ({
         device: r.device,
@@ -119,6 +125,7 @@ export function createGatewayStore(path: string) {
         time: BigInt(r.time),
         values: (JSON.parse(r.reading_values) as string[]).map(BigInt),
         signature: r.signature,
+        ...(r.kind ? { kind: r.kind } : {}),
       }))
     },
     saveBatch(batch: { epoch: bigint; hash: Hex; count: number; bytes: Uint8Array }, sealedAt: bigint): void {

@@ -11,6 +11,7 @@ import type { ProveReadingsReturnType } from '../api/createReadingProver.ts'
 import type { DeviceLocator } from '../api/locateDevices.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { SignedReading } from '../readings/reading.ts'
+import type { RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceRecord } from '../validator/judge/judgement.ts'
 import type { AcceptedReading, ValidatorStore } from '../validator/validatorStore.ts'
 
@@ -87,6 +88,11 @@ export type UseCase = {
   readonly id: string
   /** Bumped on every change of the rules' outcome: part of what validators must agree on. */
   readonly version: number
+  /**
+   * What its devices sign (src/readings/recordKinds.ts): the first kind is the default on the wire
+   * and in batches; the environment has one, Reading.
+   */
+  readonly recordKinds: readonly RecordKind[]
   /** The reasons its rules reject a reading for, in the order the rules run. */
   readonly rejectReasons: readonly string[]
   /**

@@ -183,7 +183,12 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     throw new DepinError('VALIDATOR_KEY_MISSING', 'a validator needs its own key')
   const clock = options.clock ?? systemClock
   const keccak = await loadKeccak256()
-  const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
+  const { recordKinds } = useCaseOf(blueprint)
+  const digest = await createReadingHasher(
+    deployment.chainId,
+    deployment.contracts.deviceRegistry,
+    recordKinds,
+  )
   const store = createValidatorStore(options.dbPath)
   // what this validator signed, fsynced before each signature (a table of its own in the same file)
   const protection = openSlashingProtection(options.dbPath, {
@@ -496,6 +501,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     pool ??= createSignatureCheckPool({
       chainId: deployment.chainId,
       deviceRegistry: deployment.contracts.deviceRegistry,
+      kinds: recordKinds,
       threads,
     })
     return pool.isReady() ? judgeEpochInParallel(input, pool) : judgeEpoch(input)
@@ -537,7 +543,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         const { batches } = JSON.parse(recordedSet.body) as { batches: Hex[] }
         for (const hash of batches) {
           const bytes = store.batch(hash)
-          if (bytes) gathering.batches.set(hash, checkBatch(keccak, bytes, hash, epoch))
+          if (bytes) gathering.batches.set(hash, checkBatch(keccak, bytes, hash, epoch, recordKinds))
         }
         if (recordedSet.signature) {
           gathering.announced = true
@@ -559,7 +565,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       gateways
         .filter((g) => !held.answered.has(g.url))
         .map(async (g) => {
-          const result = await fetchGatewayBatch(keccak, g.url, epoch, asking)
+          const result = await fetchGatewayBatch(keccak, g.url, epoch, { ...asking, kinds: recordKinds })
           if (result.type === 'unavailable') return
           held.answered.add(g.url)
           if (result.type === 'invalid') {
@@ -632,14 +638,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       if (held.has(hash)) continue
       const stored = store.batch(hash)
       if (stored) {
-        held.set(hash, checkBatch(keccak, stored, hash, epoch))
+        held.set(hash, checkBatch(keccak, stored, hash, epoch, recordKinds))
         continue
       }
       // the peer's bytes are checked (content address, format, epoch) once, as they are accepted
       let fromPeer: CheckedBatch | undefined
       await exchange.fetchBatch(hash, (bytes) => {
         try {
-          fromPeer = checkBatch(keccak, bytes, hash, epoch)
+          fromPeer = checkBatch(keccak, bytes, hash, epoch, recordKinds)
           return true
         } catch {
           return false
@@ -652,7 +658,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
           gateways.map((g) => g.url),
           hash,
           epoch,
-          asking,
+          { ...asking, kinds: recordKinds },
         ))
       if (!batch) return undefined // every holder is down or slow: again at the next tick
       held.set(hash, batch)

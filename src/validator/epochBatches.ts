@@ -8,6 +8,7 @@ import type { Keccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import { compareReadings, decodeBatch } from '../gateway/batchFormat.ts'
 import type { SignedReading } from '../readings/reading.ts'
+import { READING_KIND, type RecordKind } from '../readings/recordKinds.ts'
 import { readCappedBytes } from './readCapped.ts'
 
 /** Largest sealed batch a validator reads from a gateway or peer (1,000,000 readings fit). */
@@ -30,11 +31,19 @@ export type FetchBatchOptions = {
   maxBytes?: number
   /** Sent with the request, e.g. who is asking. */
   headers?: Record<string, string>
+  /** The use case's record kinds, each record's values checked against its own (default: Reading). */
+  kinds?: readonly RecordKind[]
 }
 
 /** Decodes bytes as epoch `epoch`'s batch with content address `hash`; throws BATCH_INVALID otherwise. */
-export function checkBatch(keccak: Keccak256, bytes: Uint8Array, hash: Hex, epoch: bigint): CheckedBatch {
-  const decoded = decodeBatch(keccak, bytes, hash)
+export function checkBatch(
+  keccak: Keccak256,
+  bytes: Uint8Array,
+  hash: Hex,
+  epoch: bigint,
+  kinds: readonly RecordKind[] = [READING_KIND],
+): CheckedBatch {
+  const decoded = decodeBatch(keccak, bytes, hash, kinds)
   if (decoded.epoch !== epoch)
     throw new DepinError('BATCH_INVALID', `batch ${hash} is epoch ${decoded.epoch}'s, not ${epoch}'s`)
   return { ...decoded, bytes }
@@ -64,7 +73,7 @@ export async function fetchGatewayBatch(
   try {
     const bytes = await readCappedBytes(response, options.maxBytes ?? MAX_BATCH_BYTES)
     if (!hash) throw new DepinError('BATCH_INVALID', `${url} sent epoch ${epoch}'s batch without its hash`)
-    return { type: 'sealed', batch: checkBatch(keccak, bytes, hash, epoch) }
+    return { type: 'sealed', batch: checkBatch(keccak, bytes, hash, epoch, options.kinds) }
   } catch (error) {
     // malformed or oversized: the gateway misbehaves; anything else (a reset stream): ask again
     if (error instanceof DepinError && (error.code === 'BATCH_INVALID' || error.code === 'PEER_INVALID'))
@@ -96,6 +105,7 @@ export async function fetchBatchByHash(
         await readCappedBytes(response, options.maxBytes ?? MAX_BATCH_BYTES),
         hash,
         epoch,
+        options.kinds,
       )
     } catch {
       // down, slow or lying: the next source will do

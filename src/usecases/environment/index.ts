@@ -3,6 +3,7 @@
  * values per field of the device's class; the rules accept those in range, in the epoch, not too
  * frequent, not stuck and consistent with the neighbours; a device earns accepted × quality.
  */
+import { READING_KIND } from '../../readings/recordKinds.ts'
 import type { UseCase } from '../useCase.ts'
 import { aggregateRoute } from './aggregateRoute.ts'
 import { environmentRecordShapeProblem } from './recordShape.ts'
@@ -11,6 +12,7 @@ import { ENVIRONMENT_REJECT_REASONS, environmentWeight, judgeEnvironment } from 
 export const environment: UseCase = {
   id: 'environment',
   version: 1,
+  recordKinds: [READING_KIND],
   rejectReasons: ENVIRONMENT_REJECT_REASONS,
   unitNames: ['qualityBps', 'uptimeBps'],
   judge: judgeEnvironment,

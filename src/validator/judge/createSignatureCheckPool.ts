@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads'
 import type { Address } from 'viem'
 import { DepinError } from '../../errors.ts'
 import type { SignedReading } from '../../readings/reading.ts'
+import type { RecordKind } from '../../readings/recordKinds.ts'
 import type { SignatureChecks } from './checkReadingSignatures.ts'
 import type {
   SignatureCheckJob,
@@ -14,6 +15,8 @@ export type CreateSignatureCheckPoolOptions = {
   /** The domain readings are signed in: chain id and DeviceRegistry. */
   chainId: number
   deviceRegistry: Address
+  /** The use case's record kinds (default: the environment's Reading). */
+  kinds?: readonly RecordKind[]
   /** Worker threads (default: os.availableParallelism()). */
   threads?: number
   /**
@@ -98,6 +101,7 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
   const workerData: SignatureCheckWorkerData = {
     chainId: options.chainId,
     deviceRegistry: options.deviceRegistry,
+    ...(options.kinds ? { kinds: [...options.kinds] } : {}),
   }
   for (let t = 0; t < threads; t++) {
     const slot = { worker: spawnWorker(workerData), jobs: new Set<number>() }

@@ -3,6 +3,7 @@ import { bytesToHex, type Hex, hashTypedData, hexToSignature, signatureToHex } f
 import { beforeAll, describe, expect, it } from 'vitest'
 import { depinDomain, readingTypes } from '../../chain/typedData.ts'
 import type { SignedReading } from '../../readings/reading.ts'
+import { READING_KIND } from '../../readings/recordKinds.ts'
 import { EMPTY_READINGS_ROOT } from '../../rewards/readingsTree.ts'
 import { ACCEPTED, type UseCase } from '../../usecases/useCase.ts'
 import { computeEpochRewards } from './computeEpochRewards.ts'
@@ -549,6 +550,7 @@ describe('the judge with another use case', () => {
   const evenSeq: UseCase = {
     id: 'even-seq',
     version: 1,
+    recordKinds: [READING_KIND],
     rejectReasons: ['ODD_SEQ'],
     unitNames: ['span'],
     judge({ readings, runs, verdicts, code }) {

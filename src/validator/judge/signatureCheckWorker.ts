@@ -8,9 +8,10 @@ import type { Address } from 'viem'
 import { loadKeccak256 } from '../../crypto/keccak.ts'
 import { createReadingHasher } from '../../readings/createReadingHasher.ts'
 import type { SignedReading } from '../../readings/reading.ts'
+import type { RecordKind } from '../../readings/recordKinds.ts'
 import { checkReadingSignature } from './checkReadingSignatures.ts'
 
-export type SignatureCheckWorkerData = { chainId: number; deviceRegistry: Address }
+export type SignatureCheckWorkerData = { chainId: number; deviceRegistry: Address; kinds?: RecordKind[] }
 
 export type SignatureCheckJob = {
   id: number
@@ -27,9 +28,9 @@ export type SignatureCheckReply = { id: number; error?: string }
 
 const port = parentPort
 if (port === null) throw new Error('signatureCheckWorker runs only as a worker thread')
-const { chainId, deviceRegistry } = workerData as SignatureCheckWorkerData
+const { chainId, deviceRegistry, kinds } = workerData as SignatureCheckWorkerData
 const keccak = await loadKeccak256()
-const digest = await createReadingHasher(chainId, deviceRegistry)
+const digest = await createReadingHasher(chainId, deviceRegistry, kinds)
 
 port.on('message', (job: SignatureCheckJob) => {
   let reply: SignatureCheckReply = { id: job.id }
