@@ -43,19 +43,24 @@ const deviceClassSchema = z
     id: z.number().int().min(0).max(0xffffffff),
     name: z.string().min(1),
     requiresMaker: z.boolean().default(false),
-    fields: z.array(fieldSchema).min(1).max(32),
-    quality: z.object({
-      minIntervalSeconds: z.number().int().nonnegative(),
-      stuckWindow: z.number().int().min(2),
-      expectedReadingsPerEpoch: z.number().int().positive(),
-      spatial: z.object({
-        resolution: z.number().int().min(0).max(15),
-        ringSize: z.number().int().min(1).max(10),
-        minNeighbours: z.number().int().min(1),
-        madMultiplier: z.number().int().positive(),
-        minDeviation: z.array(decimal),
-      }),
-    }),
+    /** The environment's: the reading's fields (other use cases' records have kinds of their own). */
+    fields: z.array(fieldSchema).max(32).default([]),
+    /** The class's parameters for the use case's rules (checked by the use case). */
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    quality: z
+      .object({
+        minIntervalSeconds: z.number().int().nonnegative(),
+        stuckWindow: z.number().int().min(2),
+        expectedReadingsPerEpoch: z.number().int().positive(),
+        spatial: z.object({
+          resolution: z.number().int().min(0).max(15),
+          ringSize: z.number().int().min(1).max(10),
+          minNeighbours: z.number().int().min(1),
+          madMultiplier: z.number().int().positive(),
+          minDeviation: z.array(decimal),
+        }),
+      })
+      .optional(),
   })
   .superRefine((cls, ctx) => {
     const names = new Set<string>()
@@ -71,7 +76,7 @@ const deviceClassSchema = z
         }
       }
     })
-    if (cls.quality.spatial.minDeviation.length !== cls.fields.length) {
+    if (cls.quality && cls.quality.spatial.minDeviation.length !== cls.fields.length) {
       ctx.addIssue({
         code: 'custom',
         path: ['quality', 'spatial', 'minDeviation'],
@@ -112,6 +117,8 @@ export const blueprintSchema = z
       slashRewardBps: z.number().int().min(0).max(10_000),
     }),
     registry: z.object({ relocationCooldownSeconds: z.number().int().nonnegative() }),
+    /** The use case's parameters (checked by the use case: UseCase.blueprintProblems). */
+    parameters: z.record(z.string(), z.unknown()).optional(),
     deviceClasses: z.array(deviceClassSchema).min(1),
   })
   .superRefine((bp, ctx) => {

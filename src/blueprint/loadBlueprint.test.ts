@@ -15,7 +15,7 @@ describe('blueprints', () => {
     expect(station?.fields.map((f) => f.name)).toEqual(['temperature', 'humidity', 'pm25', 'pressure'])
     expect(station?.fields[0]).toMatchObject({ scale: 2, min: -6000n, max: 6000n })
     expect(station?.fields[3]).toMatchObject({ scale: 1, min: 8500n, max: 11000n })
-    expect(station?.quality.spatial.minDeviation).toEqual([200n, 500n, 100n, 30n])
+    expect(station?.quality?.spatial.minDeviation).toEqual([200n, 500n, 100n, 30n])
     expect(bp.token.initialEpochEmission).toBe(1000n * 10n ** 18n)
     const params = networkParametersOf(bp)
     expect(params.epochs.epochLength).toBe(30n)

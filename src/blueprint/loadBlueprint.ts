@@ -14,8 +14,12 @@ export type DeviceClassRules = {
   id: number
   name: string
   requiresMaker: boolean
+  /** The environment's reading fields (empty for other use cases). */
   fields: BlueprintField[]
-  quality: {
+  /** The class's parameters for its use case's rules, as the blueprint gives them. */
+  parameters?: Readonly<Record<string, unknown>>
+  /** The environment's quality rules (absent for other use cases). */
+  quality?: {
     minIntervalSeconds: bigint
     stuckWindow: number
     expectedReadingsPerEpoch: number
@@ -67,25 +71,37 @@ export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint 
       min: parseScaled(f.min, f.scale),
       max: parseScaled(f.max, f.scale),
     })),
-    quality: {
-      minIntervalSeconds: BigInt(cls.quality.minIntervalSeconds),
-      stuckWindow: cls.quality.stuckWindow,
-      expectedReadingsPerEpoch: cls.quality.expectedReadingsPerEpoch,
-      spatial: {
-        ...cls.quality.spatial,
-        madMultiplier: BigInt(cls.quality.spatial.madMultiplier),
-        minDeviation: cls.quality.spatial.minDeviation.map((d, i) =>
-          parseScaled(d, cls.fields[i]?.scale ?? 0),
-        ),
-      },
-    },
+    ...(cls.parameters ? { parameters: cls.parameters } : {}),
+    ...(cls.quality
+      ? {
+          quality: {
+            minIntervalSeconds: BigInt(cls.quality.minIntervalSeconds),
+            stuckWindow: cls.quality.stuckWindow,
+            expectedReadingsPerEpoch: cls.quality.expectedReadingsPerEpoch,
+            spatial: {
+              ...cls.quality.spatial,
+              madMultiplier: BigInt(cls.quality.spatial.madMultiplier),
+              minDeviation: cls.quality.spatial.minDeviation.map((d, i) =>
+                parseScaled(d, cls.fields[i]?.scale ?? 0),
+              ),
+            },
+          },
+        }
+      : {}),
   }))
-  return {
+  const blueprint: Blueprint = {
     ...bp,
     deviceClasses,
     classById: new Map(deviceClasses.map((c) => [c.id, c])),
     rulesHash: computeRulesHash(bp, useCase),
   }
+  // what only the use case knows: its classes' and its own parameters
+  const problems = useCase.blueprintProblems?.(blueprint) ?? []
+  if (problems.length > 0)
+    throw new ConfigError('BLUEPRINT_INVALID', `${source}: ${problems.join('; ')}`, {
+      details: { issues: problems },
+    })
+  return blueprint
 }
 
 /** Reads a YAML or JSON blueprint file and validates it. */

@@ -290,7 +290,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       ...(options.onFleetBatch ? { onBatch: options.onFleetBatch } : {}),
       intervalSeconds:
         options.readingIntervalSeconds ??
-        Number(blueprint.deviceClasses[0]?.quality.minIntervalSeconds ?? 5n) + 1,
+        Number(blueprint.deviceClasses[0]?.quality?.minIntervalSeconds ?? 5n) + 1,
     })
     stopping.push(() => running.stop())
 

@@ -114,6 +114,11 @@ export type UseCase = {
    * (SCHEMA_MISMATCH), or undefined. Plausibility is the validators' judgement, not the gateway's.
    */
   recordShapeProblem(reading: SignedReading, deviceClass: number, blueprint: Blueprint): string | undefined
+  /**
+   * What is wrong with a blueprint for this use case (its classes' and its own `parameters`, the
+   * environment's fields and quality rules), as `path: message` lines; empty when nothing is.
+   */
+  blueprintProblems?(blueprint: Blueprint): string[]
   /** Its own delivery routes (with proofs against the settled roots), beside the shared ones. */
   readonly routes?: readonly UseCaseRoute[]
 }

@@ -8,7 +8,7 @@ export type SpatialDevice = { cell: bigint; medians: readonly bigint[] }
 /** Per field: a reading is a spatial outlier when |value − center| > threshold for any field. */
 export type SpatialBounds = { center: bigint[]; threshold: bigint[] }
 
-export type SpatialRules = DeviceClassRules['quality']['spatial']
+export type SpatialRules = NonNullable<DeviceClassRules['quality']>['spatial']
 
 /**
  * The spatial consistency bounds of each device of one class, or undefined where the rule is

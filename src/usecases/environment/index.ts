@@ -6,6 +6,7 @@
 import { READING_KIND } from '../../readings/recordKinds.ts'
 import type { UseCase } from '../useCase.ts'
 import { aggregateRoute } from './aggregateRoute.ts'
+import { environmentBlueprintProblems } from './environmentClass.ts'
 import { environmentRecordShapeProblem } from './recordShape.ts'
 import { ENVIRONMENT_REJECT_REASONS, environmentWeight, judgeEnvironment } from './rules.ts'
 
@@ -18,5 +19,6 @@ export const environment: UseCase = {
   judge: judgeEnvironment,
   weight: environmentWeight,
   recordShapeProblem: environmentRecordShapeProblem,
+  blueprintProblems: environmentBlueprintProblems,
   routes: [aggregateRoute],
 }

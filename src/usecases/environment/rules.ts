@@ -4,12 +4,19 @@
  * time increasing, rate and stuck values; spatial consistency against neighbouring devices of
  * the class; each device's quality and uptime, and its weight accepted × quality.
  */
+
 import type { DeviceClassRules } from '../../blueprint/loadBlueprint.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import type { DeviceRecord } from '../../validator/judge/judgement.ts'
 import { lowerMedian } from '../../validator/judge/lowerMedian.ts'
 import { ACCEPTED, type DeviceUnits, type RulesInput } from '../useCase.ts'
 import { computeSpatialBounds, type SpatialDevice } from './computeSpatialBounds.ts'
+import {
+  type EnvironmentClass,
+  environmentClasses,
+  environmentClassOf,
+  type Quality,
+} from './environmentClass.ts'
 
 /** Why the environment's rules reject a reading, in the order they run. */
 export const ENVIRONMENT_REJECT_REASONS = [
@@ -22,7 +29,6 @@ export const ENVIRONMENT_REJECT_REASONS = [
   'SPATIAL_OUTLIER',
 ] as const
 
-type Quality = DeviceClassRules['quality']
 type Codes = Record<(typeof ENVIRONMENT_REJECT_REASONS)[number], number>
 
 /**
@@ -37,12 +43,12 @@ export function judgeEnvironment(input: RulesInput): Readonly<Record<string, num
   // accepted values go. The values of readings accepted by rules 2–3 are copied, device by device and
   // field by field (run r, field f, k-th accepted: columns[base[r] + f × length + k]), into one typed
   // array: rule 4 sorts those columns natively and scans them instead of the scattered reading objects.
-  const runRules: (DeviceClassRules | undefined)[] = []
+  const runRules: (EnvironmentClass | undefined)[] = []
   const base = new Uint32Array(runs.length)
   let columnsLength = 0
   runs.forEach((run, r) => {
     const record = devices.get(run.device)
-    const rules = record?.status === 'active' ? blueprint.classById.get(record.deviceClass) : undefined
+    const rules = record?.status === 'active' ? environmentClassOf(blueprint, record.deviceClass) : undefined
     runRules.push(rules)
     base[r] = columnsLength
     columnsLength += rules === undefined ? 0 : (run.end - run.start) * rules.fields.length
@@ -60,7 +66,7 @@ export function judgeEnvironment(input: RulesInput): Readonly<Record<string, num
     for (let i = run.start; i < run.end; i++) {
       if (verdicts[i] !== ACCEPTED || record === undefined) continue
       const reading = readings[i] as SignedReading
-      let code = judgeContent(reading, blueprint.classById.get(record.deviceClass), input, codes)
+      let code = judgeContent(reading, environmentClassOf(blueprint, record.deviceClass), input, codes)
       if (code === ACCEPTED && judgeSequence !== undefined) code = judgeSequence(reading)
       verdicts[i] = code
       if (code !== ACCEPTED) continue
@@ -71,7 +77,7 @@ export function judgeEnvironment(input: RulesInput): Readonly<Record<string, num
   })
 
   // 4. Spatial consistency, per class, against the state after rule 3 (all bounds first, then verdicts).
-  for (const rules of blueprint.deviceClasses) {
+  for (const rules of environmentClasses(blueprint)) {
     const members: number[] = []
     const located: SpatialDevice[] = []
     runs.forEach((run, r) => {
@@ -116,7 +122,7 @@ export function judgeEnvironment(input: RulesInput): Readonly<Record<string, num
     let accepted = 0
     for (let i = run.start; i < run.end; i++) if (verdicts[i] === ACCEPTED) accepted++
     const submitted = run.end - run.start
-    const expected = blueprint.classById.get(record.deviceClass)?.quality.expectedReadingsPerEpoch
+    const expected = environmentClassOf(blueprint, record.deviceClass)?.quality.expectedReadingsPerEpoch
     const qualityBps = Number((BigInt(accepted) * 10_000n) / BigInt(submitted))
     const uptimeBps =
       expected === undefined ? 0 : Math.min(10_000, Number((BigInt(accepted) * 10_000n) / BigInt(expected)))

@@ -358,7 +358,7 @@ describe('judgeEpoch: each rule, alone', () => {
   })
 
   it('STUCK_VALUE: the stuckWindow-th identical reading in a row, and each after it', async () => {
-    expect(environment.classById.get(1)?.quality.stuckWindow).toBe(4)
+    expect(environment.classById.get(1)?.quality?.stuckWindow).toBe(4)
     const s = station('stuck', 'mitte')
     const other = withValues(TYPICAL, 2, 124n)
     const readings = await Promise.all(
