@@ -3,7 +3,16 @@ import { depinDomain } from '../chain/typedData.ts'
 import { hashDomain } from '../crypto/hashDomain.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { Reading } from './reading.ts'
-import { isArrayKind, READING_KIND, type RecordKind, recordTypeString } from './recordKinds.ts'
+import {
+  isArrayKind,
+  READING_KIND,
+  type RecordKind,
+  recordTypeString,
+  recordValuesProblem,
+} from './recordKinds.ts'
+
+const INT64_MIN = -(1n << 63n)
+const INT64_MAX = (1n << 63n) - 1n
 
 /** Computes a record's EIP-712 digest (what the device signs) as 32 bytes. */
 export type ReadingHasher = (reading: Reading) => Uint8Array
@@ -36,9 +45,9 @@ export async function createReadingHasher(
   let values = new Uint8Array(32 * 8)
   let valuesView = new DataView(values.buffer)
 
-  // Callers pass records already checked against their kind (the wire schema does: uint64 seq and
-  // time, values in their types' ranges); DataView throws a RangeError on anything wider rather
-  // than hashing it wrongly.
+  // Callers pass records with uint64 seq and time (the wire schema checks them; DataView would wrap
+  // a wider bigint silently); values outside their kind's types throw a RangeError here rather
+  // than being hashed wrongly.
   return (reading) => {
     const layout = layouts[reading.kind ?? 0]
     if (!layout) throw new RangeError(`no record kind ${reading.kind}`)
@@ -55,19 +64,19 @@ export async function createReadingHasher(
       }
       for (let i = 0; i < n; i++) {
         const v = reading.values[i] as bigint
+        if (v < INT64_MIN || v > INT64_MAX) throw new RangeError(`value ${i} is out of int64 range`)
         // an int64 widened to int256: sign-extend into the upper 24 bytes
         values.fill(v < 0n ? 0xff : 0, i * 32, i * 32 + 24)
         valuesView.setBigInt64(i * 32 + 24, v)
       }
       struct.set(keccak(values.subarray(0, n * 32)), 128)
     } else {
-      if (n !== layout.kind.fields.length)
-        throw new RangeError(`a ${layout.kind.name} carries ${layout.kind.fields.length} values, not ${n}`)
+      const problem = recordValuesProblem(layout.kind, reading.values)
+      if (problem) throw new RangeError(problem)
       layout.kind.fields.forEach((field, i) => {
         const v = reading.values[i] as bigint
         const at = 128 + i * 32
         if (field.type === 'bytes32') {
-          if (v < 0n || v >= 1n << 256n) throw new RangeError(`${field.name} is out of bytes32 range`)
           for (let w = 0; w < 4; w++)
             view.setBigUint64(at + 24 - w * 8, (v >> BigInt(64 * w)) & 0xffff_ffff_ffff_ffffn)
         } else if (field.type === 'int64' || field.type === 'int32') {

@@ -3,10 +3,11 @@
  * use case adds outside its own folder.
  */
 import { DepinError } from '../errors.ts'
+import { connectivity } from './connectivity/index.ts'
 import { environment } from './environment/index.ts'
 import type { UseCase } from './useCase.ts'
 
-export const USE_CASES: Readonly<Record<string, UseCase>> = { environment }
+export const USE_CASES: Readonly<Record<string, UseCase>> = { environment, connectivity }
 
 /** The use case a blueprint names; throws USE_CASE_UNKNOWN for one this build does not have. */
 export function useCaseOf(blueprint: { useCase: string }): UseCase {

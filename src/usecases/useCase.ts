@@ -6,10 +6,12 @@
  * import graph keeps it that way.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Address } from 'viem'
 import type { z } from 'zod'
 import type { ProveReadingsReturnType } from '../api/createReadingProver.ts'
 import type { DeviceLocator } from '../api/locateDevices.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import type { Keccak256 } from '../crypto/keccak.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import type { RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceRecord } from '../validator/judge/judgement.ts'
@@ -24,6 +26,10 @@ export const ACCEPTED = 0
  */
 export type RulesInput = {
   blueprint: Blueprint
+  epoch: bigint
+  /** Where records are signed: the chain and the DeviceRegistry (zero when judged off-chain). */
+  network: { chainId: number; deviceRegistry: Address }
+  keccak: Keccak256
   /** The epoch's window in unix seconds, [epochStart, epochEnd). */
   epochStart: bigint
   epochEnd: bigint

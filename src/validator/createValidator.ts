@@ -369,6 +369,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       epochStart: epochStart(epoch),
       epochEnd: end,
       randomness: randomness.value,
+      network: { chainId: deployment.chainId, deviceRegistry: deployment.contracts.deviceRegistry },
       readings: readings.readings,
       devices,
       digest,

@@ -15,6 +15,8 @@ import { latLngToCell } from 'h3-js'
 import { type Address, type Hex, keccak256, toHex } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { mulberry32 } from '../../device/simulator/random.ts'
+import type { SignedReading } from '../../readings/reading.ts'
+import { signRecord } from '../../readings/signReading.ts'
 import {
   type BeaconRecord,
   beaconIdOf,
@@ -24,6 +26,7 @@ import {
   type Radio,
   type WitnessRecord,
 } from './coverageRules.ts'
+import { BEACON_KIND, beaconValues, WITNESS_KIND } from './index.ts'
 
 export type HotspotKind = 'honest' | 'spoofer' | 'ring' | 'replayer' | 'relayer'
 
@@ -278,4 +281,40 @@ export async function simulateCoverageEpoch(
       return x < y ? -1 : x > y ? 1 : a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0
     })
   return { beacons: canonical(beacons), witnesses: canonical(witnesses) }
+}
+
+/**
+ * The epoch's records as the hotspots send them through the shared pipeline: each beacon and
+ * witness a signed record of its kind (Beacon, Witness), by the hotspot's key.
+ */
+export async function signCoverageRecords(
+  fleet: CoverageFleet,
+  records: { beacons: BeaconRecord[]; witnesses: WitnessRecord[] },
+  network: { chainId: number; deviceRegistry: Address },
+): Promise<SignedReading[]> {
+  const byAddress = new Map(fleet.hotspots.map((h) => [h.account.address.toLowerCase(), h.account]))
+  const kinds = [BEACON_KIND, WITNESS_KIND]
+  const sign = (device: Address, seq: bigint, time: bigint, kind: number, values: bigint[]) =>
+    signRecord({
+      account: byAddress.get(device.toLowerCase()) as PrivateKeyAccount,
+      ...network,
+      kinds,
+      kind,
+      seq,
+      time,
+      values,
+    })
+  const signed: SignedReading[] = []
+  for (const b of records.beacons)
+    signed.push(await sign(b.device, b.seq, b.time, 0, beaconValues(b.payload, b.frequencyKhz)))
+  for (const w of records.witnesses)
+    signed.push(
+      await sign(w.device, w.seq, w.time, 1, [
+        BigInt(w.beaconId),
+        BigInt(w.rssiCentiDbm),
+        BigInt(w.snrCentiDb),
+        w.frequencyKhz,
+      ]),
+    )
+  return signed
 }

@@ -1,6 +1,6 @@
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import type { ReadingHasher } from '../../readings/createReadingHasher.ts'
-import { INT64_MAX, INT64_MIN, type SignedReading, UINT64_MAX } from '../../readings/reading.ts'
+import { type SignedReading, UINT64_MAX } from '../../readings/reading.ts'
 import { recoverSigner } from '../../readings/recoverReadingSigner.ts'
 import { hashReadingLeafInto } from '../../rewards/readingsTree.ts'
 
@@ -34,7 +34,7 @@ const SIGNATURE = /^0x[0-9a-fA-F]{130}$/
  * Checks one reading's signature and writes its digest, leaf hash and outcome at `index` of checks.
  * VALID only when the signature recovers, with a low s, to the reading's own device. A reading that
  * cannot be EIP-712 encoded (device not an address, seq or time outside uint64, a value outside
- * int64) or whose signature is not 65 bytes of hex cannot carry a valid signature: SIGNATURE_MALFORMED.
+ * its kind's type, an unknown kind) or whose signature is not 65 bytes of hex cannot carry a valid signature: SIGNATURE_MALFORMED.
  */
 export function checkReadingSignature(
   reading: SignedReading,
@@ -47,7 +47,13 @@ export function checkReadingSignature(
     checks.outcomes[index] = MALFORMED
     return
   }
-  const hash = digest(reading)
+  let hash: Uint8Array
+  try {
+    hash = digest(reading) // throws on values outside their kind's types, or an unknown kind
+  } catch {
+    checks.outcomes[index] = MALFORMED
+    return
+  }
   checks.digests.set(hash, index * 32)
   hashReadingLeafInto(keccak, hash, checks.leafHashes, index * 32)
   if (typeof reading.signature !== 'string' || !SIGNATURE.test(reading.signature)) {
@@ -87,8 +93,7 @@ function isEncodable(reading: SignedReading): boolean {
   if (typeof seq !== 'bigint' || seq < 0n || seq > UINT64_MAX) return false
   if (typeof time !== 'bigint' || time < 0n || time > UINT64_MAX) return false
   if (!Array.isArray(values)) return false
-  for (const value of values) {
-    if (typeof value !== 'bigint' || value < INT64_MIN || value > INT64_MAX) return false
-  }
+  // each value's range is its kind's (the hasher refuses what does not fit): here only its type
+  for (const value of values) if (typeof value !== 'bigint') return false
   return true
 }

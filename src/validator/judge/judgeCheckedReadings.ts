@@ -23,8 +23,10 @@ export type JudgeCheckedReadingsParameters = {
   useCase?: UseCase
   epochStart: bigint
   epochEnd: bigint
+  epoch?: bigint
   /** The epoch's randomness (zero when not given). */
   randomness?: `0x${string}`
+  network?: { chainId: number; deviceRegistry: `0x${string}` }
   devices: ReadonlyMap<string, DeviceRecord>
   keccak: Keccak256
   /** The batch in canonical order (orderReadings). */
@@ -100,6 +102,9 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
     epochStart: parameters.epochStart,
     epochEnd: parameters.epochEnd,
     randomness: parameters.randomness ?? `0x${'00'.repeat(32)}`,
+    epoch: parameters.epoch ?? 0n,
+    network: parameters.network ?? { chainId: 0, deviceRegistry: `0x${'00'.repeat(20)}` },
+    keccak: parameters.keccak,
     devices,
     readings,
     runs,

@@ -1,4 +1,4 @@
-import type { Hex } from 'viem'
+import type { Address, Hex } from 'viem'
 import type { Blueprint } from '../../blueprint/loadBlueprint.ts'
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import type { ReadingHasher } from '../../readings/createReadingHasher.ts'
@@ -22,6 +22,8 @@ export type JudgeEpochInput = {
    * gives it; without it (tools and tests judging outside a chain) the rules see zero.
    */
   randomness?: Hex
+  /** The records' domain (chain, DeviceRegistry), for rules that check signatures of their own. */
+  network?: { chainId: number; deviceRegistry: Address }
   /** The epoch's batch: any order, may hold duplicates. */
   readings: readonly SignedReading[]
   /** Registry state at the epoch's end, by lower-case device address. */

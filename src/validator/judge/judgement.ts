@@ -8,7 +8,10 @@ import type { DeviceRecord as IndexerDeviceRecord } from '../../indexer/indexerS
 import type { SignedReading } from '../../readings/reading.ts'
 
 /** A device as the registry holds it at the epoch's end (the indexer's record; the judge needs no more). */
-export type DeviceRecord = Omit<IndexerDeviceRecord, 'registeredAt'>
+export type DeviceRecord = Omit<IndexerDeviceRecord, 'registeredAt'> & {
+  /** Time of its registration's block (the indexer's; tools judging without one leave it out). */
+  registeredAt?: bigint
+}
 
 /** Version of the pipeline's own checks and scoring frame: part of every network's rules hash. */
 export const PIPELINE_RULES_VERSION = 1
