@@ -41,6 +41,7 @@ async function showSummary() {
     chainId: status.chainId,
     deviceRegistry: status.contracts.deviceRegistry,
     epochManager: status.contracts.epochManager,
+    recordKinds: status.recordKinds,
   }
   const summary = document.getElementById('summary')
   summary.replaceChildren()

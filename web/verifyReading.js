@@ -33,8 +33,14 @@ const addressWord = (address) => concat(new Uint8Array(12), hexToBytes(address))
 const hasher = globalThis.hashwasm.createKeccak(256)
 const keccak = async (bytes) => (await hasher).init().update(bytes).digest('binary')
 
-/** The EIP-712 digest of a reading in the DeviceRegistry's domain (as src/chain/typedData.ts defines it). */
-export async function readingDigest(reading, chainId, deviceRegistry) {
+const READING_KIND = { name: 'Reading', fields: [{ name: 'values', type: 'int64[]' }] }
+
+/**
+ * The EIP-712 digest of a record in the DeviceRegistry's domain: of its kind (`reading.kind` names
+ * one of `kinds`, the network's record kinds from /v1/status; none: the first), as
+ * src/readings/recordKinds.ts defines them — one int64[] field, or single-word fields.
+ */
+export async function readingDigest(reading, chainId, deviceRegistry, kinds = [READING_KIND]) {
   const domainType = await keccak(
     encoder.encode('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'),
   )
@@ -47,12 +53,20 @@ export async function readingDigest(reading, chainId, deviceRegistry) {
       addressWord(deviceRegistry),
     ),
   )
-  const readingType = await keccak(
-    encoder.encode('Reading(address device,uint64 seq,uint64 time,int64[] values)'),
-  )
-  const values = await keccak(concat(...reading.values.map(word)))
+  const kind = reading.kind === undefined ? kinds[0] : kinds.find((k) => k.name === reading.kind)
+  if (!kind) throw new Error(`${reading.kind} is not a record kind of this network`)
+  const typeString = `${kind.name}(address device,uint64 seq,uint64 time,${kind.fields.map((f) => `${f.type} ${f.name}`).join(',')})`
+  const typeHash = await keccak(encoder.encode(typeString))
+  const array = kind.fields.length === 1 && kind.fields[0].type === 'int64[]'
+  const values = reading.values.map(word)
   const struct = await keccak(
-    concat(readingType, addressWord(reading.device), word(reading.seq), word(reading.time), values),
+    concat(
+      typeHash,
+      addressWord(reading.device),
+      word(reading.seq),
+      word(reading.time),
+      ...(array ? [await keccak(concat(...values))] : values),
+    ),
   )
   return keccak(concat(new Uint8Array([0x19, 0x01]), domain, struct))
 }
@@ -99,7 +113,12 @@ export async function onChainReadingsRoot(rpcUrl, epochManager, epoch) {
  * the chain holds for its epoch. `network`: `{ rpcUrl, chainId, deviceRegistry, epochManager }`.
  */
 export async function verifyReading(proven, network) {
-  const digest = await readingDigest(proven.reading, network.chainId, network.deviceRegistry)
+  const digest = await readingDigest(
+    proven.reading,
+    network.chainId,
+    network.deviceRegistry,
+    network.recordKinds,
+  )
   const [root, onChain] = await Promise.all([
     rootOfProof(digest, proven.proof),
     onChainReadingsRoot(network.rpcUrl, network.epochManager, proven.epoch),

@@ -95,9 +95,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     if (route.url.startsWith('/v1/') && route.method === 'GET') routes.push(route.url)
   })
   const keccak = await loadKeccak256()
-  const prover = createReadingProver({ store: rewards, indexer, keccak })
-  const receiptProver = createReceiptProver({ store: rewards, indexer, keccak })
   const useCase = useCaseOf(blueprint)
+  const prover = createReadingProver({ store: rewards, indexer, keccak, kinds: useCase.recordKinds })
+  const receiptProver = createReceiptProver({ store: rewards, indexer, keccak })
   const receiptNames = {
     reasons: rejectReasonsOf(useCase),
     unitNames: useCase.unitNames,
@@ -154,6 +154,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       // the rules every report names (the blueprint's, pinned in the EpochManager)
       useCase: blueprint.useCase,
       rulesHash: blueprint.rulesHash,
+      // what its devices sign: each kind's EIP-712 fields (after device, seq, time)
+      recordKinds: useCase.recordKinds,
       currentEpoch: runningEpoch(now, deployment),
       lastSettledEpoch: epochs[0] ?? null,
       devices: indexer.deviceCount(),

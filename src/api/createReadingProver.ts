@@ -1,7 +1,8 @@
 import { type Hex, hexToBytes } from 'viem'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
-import { type SignedReadingJson, toReadingJson } from '../readings/reading.ts'
+import { type SignedReadingJson, toRecordJson } from '../readings/reading.ts'
+import { READING_KIND, type RecordKind } from '../readings/recordKinds.ts'
 import { buildReadingsTree, type ReadingsTree } from '../rewards/readingsTree.ts'
 import type { AcceptedReading, ValidatorStore } from '../validator/validatorStore.ts'
 
@@ -34,10 +35,13 @@ export function createReadingProver({
   store,
   indexer,
   keccak,
+  kinds = [READING_KIND],
 }: {
   store: Pick<ValidatorStore, 'acceptedDigests'>
   indexer: Pick<IndexerStore, 'getEpoch'>
   keccak: Keccak256
+  /** The use case's record kinds: a record of a later kind is served naming its kind. */
+  kinds?: readonly RecordKind[]
 }) {
   const trees = new Map<bigint, { root: Hex; tree: ReadingsTree } | null>()
 
@@ -73,7 +77,7 @@ export function createReadingProver({
         }
         readings.push({
           epoch: epoch.toString(),
-          reading: toReadingJson(reading),
+          reading: toRecordJson(reading, kinds),
           digest,
           proof,
           readingsRoot: found.root,

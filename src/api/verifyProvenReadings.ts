@@ -1,8 +1,9 @@
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { type Address, type Hex, hashTypedData, type PublicClient } from 'viem'
 import { epochManagerAbi } from '../chain/generated/contracts.ts'
-import { depinDomain, readingTypes } from '../chain/typedData.ts'
+import { depinDomain } from '../chain/typedData.ts'
 import type { SignedReadingJson } from '../readings/reading.ts'
+import { READING_KIND, type RecordKind, recordMessage, recordTypes } from '../readings/recordKinds.ts'
 
 /** A reading as the API serves it (`/v1/readings`, `/v1/aggregate`, `/v1/stream`), with its proof. */
 export type ProvenReadingJson = { epoch: string; reading: SignedReadingJson; proof: Hex[] }
@@ -13,6 +14,8 @@ export type VerifyProvenReadingsParameters = {
   chainId: number
   deviceRegistry: Address
   epochManager: Address
+  /** The use case's record kinds (default the environment's Reading): a record names its kind. */
+  kinds?: readonly RecordKind[]
 }
 
 /**
@@ -27,6 +30,7 @@ export async function verifyProvenReadings({
   chainId,
   deviceRegistry,
   epochManager,
+  kinds = [READING_KIND],
 }: VerifyProvenReadingsParameters): Promise<{ reading: ProvenReadingJson; why: string }[]> {
   const roots = new Map<string, Promise<Hex>>()
   const rootOf = (epoch: string) => {
@@ -47,11 +51,18 @@ export async function verifyProvenReadings({
   const failed: { reading: ProvenReadingJson; why: string }[] = []
   for (const proven of readings) {
     const { device, seq, time, values } = proven.reading
+    const kind =
+      proven.reading.kind === undefined ? kinds[0] : kinds.find((k) => k.name === proven.reading.kind)
+    if (!kind) {
+      failed.push({ reading: proven, why: `${proven.reading.kind} is not a record kind of this network` })
+      continue
+    }
+    const record = { device, seq: BigInt(seq), time: BigInt(time), values: values.map(BigInt) }
     const digest = hashTypedData({
       domain,
-      types: readingTypes,
-      primaryType: 'Reading',
-      message: { device, seq: BigInt(seq), time: BigInt(time), values: values.map(BigInt) },
+      types: recordTypes(kind),
+      primaryType: kind.name,
+      message: recordMessage(kind, record),
     })
     const root = await rootOf(proven.epoch)
     if (/^0x0{64}$/.test(root))

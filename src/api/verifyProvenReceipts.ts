@@ -16,6 +16,8 @@ export type ProvenReceiptJson = {
   proof: Hex[]
   receiptsRoot: Hex
   explanation: string
+  /** The receipt's rejections by reason name, the reasons with none left out. */
+  rejectedByReason: Record<string, number>
 }
 
 export type VerifyProvenReceiptsParameters = {

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import type { Hex } from 'viem'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import type { NetworkParameters } from '../chain/deployment.ts'
@@ -104,8 +105,15 @@ export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint 
   return blueprint
 }
 
-/** Reads a YAML or JSON blueprint file and validates it. */
-export function loadBlueprint(path: string): Blueprint {
+/**
+ * Reads a YAML or JSON blueprint file and validates it. A bare name (`connectivity`) is one of the
+ * repository's blueprints, `blueprints/<name>.yaml`.
+ */
+export function loadBlueprint(pathOrName: string): Blueprint {
+  const path =
+    /^[a-z][a-z0-9-]*$/.test(pathOrName) && !existsSync(pathOrName)
+      ? fileURLToPath(new URL(`../../blueprints/${pathOrName}.yaml`, import.meta.url))
+      : pathOrName
   let text: string
   try {
     text = readFileSync(path, 'utf8')

@@ -50,7 +50,11 @@ program
   .command('up')
   .description('run the whole network in one process until Ctrl-C (a second run resumes the data dir)')
   .option('--data-dir <dir>', 'where the network keeps its state', '.data')
-  .option('--blueprint <file>', 'network definition', 'blueprints/environment.yaml')
+  .option(
+    '--blueprint <file>',
+    'network definition: a file, or a name of blueprints/ (environment, connectivity)',
+    'blueprints/environment.yaml',
+  )
   .option('--port <port>', 'port of the embedded chain RPC', '8545')
   .option('--gateway-port <port>', 'port of the gateway (POST /v1/readings)', '8546')
   .option('--api-port <port>', 'port of the API', '8547')

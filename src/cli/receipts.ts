@@ -100,6 +100,7 @@ export async function runReceipts(options: ReceiptsOptions): Promise<void> {
       chainId: deployment.chainId,
       deviceRegistry: deployment.contracts.deviceRegistry,
       epochManager: deployment.contracts.epochManager,
+      kinds: useCase.recordKinds,
     })
     const proved = ofEpoch.length - bad.length
     if (proved !== proven.receipt.accepted)

@@ -25,6 +25,7 @@ import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest } from '../gateway/createMqttIngest.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
 import { allReadingsTopics, DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
+import { useCaseOf } from '../usecases/registry.ts'
 import { createValidator, type Validator } from '../validator/createValidator.ts'
 import { createLocalReportExchange } from '../validator/reportExchange.ts'
 import { createValidatorStore, type ValidatorStore } from '../validator/validatorStore.ts'
@@ -246,53 +247,71 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     )
     log(`dashboard at ${api.url}/`)
 
-    // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
-    const fleet =
-      options.fleet ??
-      createFleet({
-        size: options.stations ?? 50,
-        blueprint,
-        seed: options.seed ?? 1,
-        ...(options.faults ? { faults: options.faults } : {}),
-      })
     const owners = await Promise.all(
       anvilAccounts.slice(1, 6).map((privateKey) => createChainClients({ rpcUrl: chain.rpcUrl, privateKey })),
     )
-    const registered = await registerFleet({ fleet, ownerClients: owners, deployment })
-    const newlyRegistered = registered.filter((o) => o.type === 'registered').length
-    log(
-      `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${owners.length} accounts`,
-    )
-    await gatewayIndexer.syncOnce()
-    // the fleet believes the verdicts of this network's gateway, whose address it knows
-    const verifier = createVerdictVerifier({
-      chainId: deployment.chainId,
-      deviceRegistry: deployment.contracts.deviceRegistry,
-      gateways: openGatewayList({ addresses: [gatewayId] }),
-    })
-    let transport: ReadingTransport = httpTransport({ gatewayUrl: gateway.url, verifier })
-    if ((options.fleetTransport ?? 'mqtt') === 'mqtt') {
-      const mqttTransport = createMqttTransport({ brokerUrl: mqttUrl, verifier })
-      stopping.push(() => mqttTransport.close())
-      transport = mqttTransport
+    const useCase = useCaseOf(blueprint)
+    if (useCase.simulate) {
+      // the use case's own simulated devices (connectivity: hotspots beaconing and witnessing)
+      const simulation = await useCase.simulate({
+        blueprint,
+        deployment,
+        publicClient: chain.publicClient,
+        ownerClients: owners,
+        gatewayUrl: gateway.url,
+        devicesAt: (time) => gatewayIndexer.store.devicesAt(time),
+        lastReportBefore: (time) => gatewayIndexer.store.epochs().find((e) => e.timestamp < time),
+        ...(options.stations !== undefined ? { size: options.stations } : {}),
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        log,
+      })
+      stopping.push(() => simulation.stop())
+    } else {
+      // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
+      const fleet =
+        options.fleet ??
+        createFleet({
+          size: options.stations ?? 50,
+          blueprint,
+          seed: options.seed ?? 1,
+          ...(options.faults ? { faults: options.faults } : {}),
+        })
+      const registered = await registerFleet({ fleet, ownerClients: owners, deployment })
+      const newlyRegistered = registered.filter((o) => o.type === 'registered').length
+      log(
+        `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${owners.length} accounts`,
+      )
+      await gatewayIndexer.syncOnce()
+      // the fleet believes the verdicts of this network's gateway, whose address it knows
+      const verifier = createVerdictVerifier({
+        chainId: deployment.chainId,
+        deviceRegistry: deployment.contracts.deviceRegistry,
+        gateways: openGatewayList({ addresses: [gatewayId] }),
+      })
+      let transport: ReadingTransport = httpTransport({ gatewayUrl: gateway.url, verifier })
+      if ((options.fleetTransport ?? 'mqtt') === 'mqtt') {
+        const mqttTransport = createMqttTransport({ brokerUrl: mqttUrl, verifier })
+        stopping.push(() => mqttTransport.close())
+        transport = mqttTransport
+      }
+      log(
+        (options.fleetTransport ?? 'mqtt') === 'mqtt'
+          ? `fleet sends its readings over MQTT through ${mqttUrl}`
+          : `fleet sends its readings over HTTP to ${gateway.url}`,
+      )
+      const running = runFleet({
+        fleet,
+        transport,
+        chainId: deployment.chainId,
+        deviceRegistry: deployment.contracts.deviceRegistry,
+        stateDir: join(dataDir, 'fleet'),
+        ...(options.onFleetBatch ? { onBatch: options.onFleetBatch } : {}),
+        intervalSeconds:
+          options.readingIntervalSeconds ??
+          Number(blueprint.deviceClasses[0]?.quality?.minIntervalSeconds ?? 5n) + 1,
+      })
+      stopping.push(() => running.stop())
     }
-    log(
-      (options.fleetTransport ?? 'mqtt') === 'mqtt'
-        ? `fleet sends its readings over MQTT through ${mqttUrl}`
-        : `fleet sends its readings over HTTP to ${gateway.url}`,
-    )
-    const running = runFleet({
-      fleet,
-      transport,
-      chainId: deployment.chainId,
-      deviceRegistry: deployment.contracts.deviceRegistry,
-      stateDir: join(dataDir, 'fleet'),
-      ...(options.onFleetBatch ? { onBatch: options.onFleetBatch } : {}),
-      intervalSeconds:
-        options.readingIntervalSeconds ??
-        Number(blueprint.deviceClasses[0]?.quality?.minIntervalSeconds ?? 5n) + 1,
-    })
-    stopping.push(() => running.stop())
 
     // one line per settled epoch
     let printed = gatewayIndexer.store.epochs(1)[0]?.epoch ?? -1n
@@ -314,13 +333,19 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
         if (epoch.epoch <= printed) continue
         printed = epoch.epoch
         const judged = rewardsStore.result(epoch.epoch)
+        // the use case's own counts (connectivity: beacons accepted, witnesses rewarded)
+        const summary = Object.entries(useCase.epochSummary ?? {}).map(([unit, words]) => {
+          const j = useCase.unitNames.indexOf(unit)
+          const sum = rewardsStore.receipts(epoch.epoch).reduce((total, r) => total + (r.units[j] ?? 0n), 0n)
+          return ` ${sum} ${words};`
+        })
         const gatewayNow = gateway.stats().rejected
         const gatewayNew = Object.fromEntries(
           Object.entries(gatewayNow).map(([reason, n]) => [reason, n - (gatewaySeen[reason] ?? 0)]),
         )
         gatewaySeen = gatewayNow
         log(
-          `epoch ${epoch.epoch} settled in tx ${epoch.txHash.slice(0, 12)}…: ${epoch.accepted} readings accepted;` +
+          `epoch ${epoch.epoch} settled in tx ${epoch.txHash.slice(0, 12)}…: ${epoch.accepted} ${useCase.epochSummary ? 'records' : 'readings'} accepted;${summary.join('')}` +
             ` rejected by validators: ${list(judged?.rejectedByReason ?? {})}; by the gateway: ${list(gatewayNew)};` +
             ` ${formatUnits(epoch.minted, 18)} ${blueprint.token.symbol} minted; ${epoch.signers.length} of ${validatorClients.length} validators signed`,
         )

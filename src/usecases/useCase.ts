@@ -6,12 +6,16 @@
  * import graph keeps it that way.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { Address } from 'viem'
+import type { Address, PublicClient } from 'viem'
 import type { z } from 'zod'
 import type { ProveReadingsReturnType } from '../api/createReadingProver.ts'
 import type { DeviceLocator } from '../api/locateDevices.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
+import type { ChainClients } from '../chain/createChainClients.ts'
+import type { Deployment } from '../chain/deployment.ts'
+import type { SettledReport } from '../chain/epochRandomness.ts'
 import type { Keccak256 } from '../crypto/keccak.ts'
+import type { DeviceRecord as IndexerDeviceRecord } from '../indexer/indexerStore.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import type { RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceRecord } from '../validator/judge/judgement.ts'
@@ -89,6 +93,24 @@ export type UseCaseRoute = {
   register(api: UseCaseApi): void
 }
 
+/** What `depin up` hands a use case's simulator: the running network's means. */
+export type SimulationContext = {
+  blueprint: Blueprint
+  deployment: Deployment
+  publicClient: PublicClient
+  /** Owners' clients (anvil's accounts 1–5): devices are registered by them in turn. */
+  ownerClients: readonly ChainClients[]
+  gatewayUrl: string
+  /** The registry as of a time (the gateway's indexer), registration times included. */
+  devicesAt(time: bigint): IndexerDeviceRecord[]
+  /** The last report settled before a time (the indexer's): what epoch randomness needs. */
+  lastReportBefore(time: bigint): SettledReport | undefined
+  /** Simulated devices (`depin up --stations`), and the seed they follow from. */
+  size?: number
+  seed?: number
+  log(line: string): void
+}
+
 export type UseCase = {
   /** The name a blueprint's `useCase` gives. */
   readonly id: string
@@ -106,6 +128,8 @@ export type UseCase = {
    * receipt lists them: a measure the rules leave out counts 0, one not named here is an error.
    */
   readonly unitNames: readonly string[]
+  /** Units summed over an epoch's receipts for `depin up`'s line per epoch, with their words. */
+  readonly epochSummary?: Readonly<Record<string, string>>
   /**
    * The rules: a pure, deterministic function of the epoch's whole input, integers only. Sets the
    * verdict of every reading the pipeline left at ACCEPTED, and returns each device's measures by
@@ -125,6 +149,11 @@ export type UseCase = {
    * environment's fields and quality rules), as `path: message` lines; empty when nothing is.
    */
   blueprintProblems?(blueprint: Blueprint): string[]
+  /**
+   * Its simulated fleet for `depin up`: registers its devices and sends their records until
+   * stopped. Without one, `depin up` runs the environment's weather stations.
+   */
+  simulate?(context: SimulationContext): Promise<{ stop(): Promise<void> }>
   /** Its own delivery routes (with proofs against the settled roots), beside the shared ones. */
   readonly routes?: readonly UseCaseRoute[]
 }

@@ -2,7 +2,12 @@ import Database from 'better-sqlite3'
 import type { Hex } from 'viem'
 import type { EpochReport } from '../chain/typedData.ts'
 import { DepinError } from '../errors.ts'
-import { fromReadingJson, type SignedReading, toReadingJson } from '../readings/reading.ts'
+import {
+  fromReadingJson,
+  type SignedReading,
+  type SignedReadingJson,
+  toReadingJson,
+} from '../readings/reading.ts'
 import { type Receipt, type ReceiptJson, receiptFromJson, receiptToJson } from '../rewards/receiptsTree.ts'
 
 export type EpochResult = {
@@ -167,7 +172,8 @@ export function createValidatorStore(path: string) {
           reading.device.toLowerCase(),
           reading.seq.toString(),
           reading.time,
-          JSON.stringify(toReadingJson(reading)),
+          // a record of a later kind keeps its kind's index
+          JSON.stringify({ ...toReadingJson(reading), ...(reading.kind ? { kindIndex: reading.kind } : {}) }),
           digest,
         )
       }
@@ -267,11 +273,15 @@ export function createValidatorStore(path: string) {
           `SELECT epoch, reading, digest FROM accepted_readings WHERE ${conditions.join(' AND ')} ORDER BY time, device, seq LIMIT ?`,
         )
         .all(...parameters, query.limit) as { epoch: number; reading: string; digest: Hex }[]
-      return rows.map((row) => ({
-        epoch: BigInt(row.epoch),
-        reading: fromReadingJson(JSON.parse(row.reading)),
-        digest: row.digest,
-      }))
+      return rows.map((row) => {
+        const json = JSON.parse(row.reading) as SignedReadingJson & { kindIndex?: number }
+        const reading = fromReadingJson(json)
+        return {
+          epoch: BigInt(row.epoch),
+          reading: json.kindIndex ? { ...reading, kind: json.kindIndex } : reading,
+          digest: row.digest,
+        }
+      })
     },
     /** The digests of an epoch's accepted readings: the leaves of its readings tree. */
     acceptedDigests(epoch: bigint): Hex[] {

@@ -205,10 +205,18 @@ export const connectivity: UseCase = {
   recordKinds: [BEACON_KIND, WITNESS_KIND],
   rejectReasons: REJECT_REASONS,
   unitNames: UNIT_NAMES,
+  epochSummary: { beacons: 'beacons accepted', witnesses: 'witnesses rewarded' },
   judge,
   // the rules weigh (coverageWeight, with the blueprint's weights): the receipt shows the parts
   weight: (device) => BigInt(device.units.score ?? 0),
   recordShapeProblem: () => undefined, // each kind's values are checked on the wire against the kind
+  async simulate(context) {
+    const { runCoverageFleet } = await import('./runCoverageFleet.ts')
+    return runCoverageFleet({
+      ...context,
+      ...(context.size !== undefined ? { hotspots: Math.max(4, context.size - 6) } : {}),
+    })
+  },
   blueprintProblems(blueprint) {
     const problems: string[] = []
     const p = coverageParametersSchema.safeParse(blueprint.parameters)

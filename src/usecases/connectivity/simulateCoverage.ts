@@ -180,6 +180,8 @@ export type SimulateCoverageEpochParameters = {
   randomness: Hex
   beaconShareBps: number
   distanceResolution: number
+  /** Beacons go out over this many seconds from 2 s after the epoch's start (default 20). */
+  spreadSeconds?: number
   /** What the replayers send again: an earlier epoch's simulated records. */
   replay?: { beacons: BeaconRecord[]; witnesses: WitnessRecord[] }
   seed: number
@@ -221,7 +223,7 @@ export async function simulateCoverageEpoch(
     const beaconer = byAddress.get(address.toLowerCase()) as SimulatedHotspot
     if (beaconer.kind === 'replayer' || beaconer.kind === 'relayer') continue // no live radio
     const payload = await beaconer.account.sign({ hash: message })
-    const time = epochStart + 2n + BigInt(k % 20)
+    const time = epochStart + 2n + BigInt(k % (parameters.spreadSeconds ?? 20))
     beacons.push({
       device: beaconer.account.address,
       seq: next(beaconer),

@@ -1,0 +1,201 @@
+/**
+ * The connectivity network end to end, on real components: anvil, the contracts, the gateway over
+ * HTTP, three validators with their own keys and stores, the indexers, the API, and simulated
+ * hotspots (with a spoofer, a collusion ring, a replayer and a relayer) beaconing and witnessing
+ * each epoch as the epoch's randomness says.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
+import type { Address, Hex } from 'viem'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import type { ProvenReceiptJson } from '../../src/api/verifyProvenReceipts.ts'
+import { compileBlueprint } from '../../src/blueprint/loadBlueprint.ts'
+import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { epochRandomness, reportsFromLogs } from '../../src/chain/epochRandomness.ts'
+import { deviceRegistryAbi, epochManagerAbi } from '../../src/chain/generated/contracts.ts'
+import { runReceipts } from '../../src/cli/receipts.ts'
+import type { EpochRecord } from '../../src/indexer/indexerStore.ts'
+import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
+import { RECEIPT_LEAF_TYPES, receiptFromJson, receiptLeafValues } from '../../src/rewards/receiptsTree.ts'
+import { chooseBeaconers, type Hotspot } from '../../src/usecases/connectivity/coverageRules.ts'
+import { connectivity, coverageOf } from '../../src/usecases/connectivity/index.ts'
+import { createCoverageFleet } from '../../src/usecases/connectivity/simulateCoverage.ts'
+import { waitFor } from '../helpers/testBlueprint.ts'
+
+const raw = parse(readFileSync('blueprints/connectivity.yaml', 'utf8'))
+raw.epochs = { lengthSeconds: 15, maxClockSkewSeconds: 5, sealDelaySeconds: 2 }
+const blueprint = compileBlueprint(raw, 'test connectivity blueprint')
+const SEED = 11
+const HONEST = 12
+
+let dir: string
+let network: EmbeddedNetwork
+let settled: EpochRecord[]
+const fleet = createCoverageFleet({
+  seed: SEED,
+  honest: HONEST,
+  cheaters: { spoofer: 1, ring: 3, replayer: 1, relayer: 1 },
+})
+const addressOf = (name: string) => fleet.hotspots.find((h) => h.name === name)?.account.address as Address
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'depin-coverage-'))
+  network = await startEmbeddedNetwork({
+    dataDir: dir,
+    blueprint,
+    validators: 3,
+    stations: HONEST + 6,
+    seed: SEED,
+  })
+  settled = await waitFor(
+    'three epochs with beacons to settle',
+    () => {
+      const withRecords = network.indexer.store.epochs().filter((e) => e.accepted > 0)
+      return withRecords.length >= 3 ? withRecords : undefined
+    },
+    240_000,
+  )
+}, 300_000)
+
+afterAll(async () => {
+  await network?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A hotspot's receipts (newest first), as the API serves them. */
+async function receiptsOf(device: Address): Promise<ProvenReceiptJson[]> {
+  const answer = (await (await fetch(`${network.apiUrl}/v1/devices/${device}/receipts?limit=20`)).json()) as {
+    receipts: ProvenReceiptJson[]
+  }
+  return answer.receipts
+}
+
+describe('a connectivity network, end to end', () => {
+  it('settles epochs of beacons and witnesses, with receipts that verify against the chain', async () => {
+    const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
+    const epoch = settled[0] as EpochRecord
+    const [log] = await publicClient.getContractEvents({
+      address: network.deployment.contracts.epochManager,
+      abi: epochManagerAbi,
+      eventName: 'ReportAccepted',
+      args: { epoch: epoch.epoch },
+      fromBlock: network.deployment.startBlock,
+    })
+    const honest = addressOf('honest 0')
+    const served = (await receiptsOf(honest)).find((r) => r.epoch === epoch.epoch.toString())
+    if (served) {
+      expect(
+        StandardMerkleTree.verify(
+          log?.args.receiptsRoot as Hex,
+          [...RECEIPT_LEAF_TYPES],
+          receiptLeafValues(receiptFromJson(served.receipt)),
+          served.proof,
+        ),
+      ).toBe(true)
+    }
+    // the command line checks a hotspot's receipts against the chain, its accepted records included
+    const printed: string[] = []
+    await runReceipts({
+      device: honest,
+      api: network.apiUrl,
+      rpcUrl: network.rpcUrl,
+      dataDir: dir,
+      limit: '5',
+      print: (line) => printed.push(line),
+    })
+    expect(printed.filter((line) => line.startsWith('  NOT VERIFIED'))).toEqual([])
+    expect(printed.filter((line) => line.startsWith('  verified:')).length).toBeGreaterThan(0)
+    expect(process.exitCode ?? 0).toBe(0)
+  })
+
+  it('pays honest hotspots more than each cheater, with the reasons in the cheaters\u2019 receipts', async () => {
+    const totals = new Map<string, bigint>()
+    const reasons = new Map<string, Set<string>>()
+    for (const h of fleet.hotspots) {
+      const receipts = await receiptsOf(h.account.address)
+      totals.set(
+        h.name,
+        receipts.reduce((sum, r) => sum + BigInt(r.receipt.reward), 0n),
+      )
+      reasons.set(h.name, new Set(receipts.flatMap((r) => Object.keys(r.rejectedByReason))))
+    }
+    const honest = fleet.hotspots
+      .filter((h) => h.name.startsWith('honest '))
+      .map((h) => totals.get(h.name) ?? 0n)
+    expect(honest.filter((t) => t > 0n).length).toBeGreaterThan(HONEST / 2)
+    const median = [...honest].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[
+      Math.floor(honest.length / 2)
+    ] as bigint
+    for (const cheater of ['spoofer 0', 'replayer 0', 'relayer 0'])
+      expect(totals.get(cheater) ?? 0n, cheater).toBeLessThan(median)
+    expect(totals.get('replayer 0')).toBe(0n)
+    expect(totals.get('relayer 0')).toBe(0n)
+    expect([...(reasons.get('spoofer 0') ?? [])]).toContain('WITNESS_TOO_FAR')
+    const replayer = [...(reasons.get('replayer 0') ?? [])]
+    expect(
+      replayer.some(
+        (r) => r === 'BEACON_NOT_CHOSEN' || r === 'BEACON_PAYLOAD_INVALID' || r === 'WITNESS_BEACON_UNKNOWN',
+      ),
+    ).toBe(true)
+  })
+
+  it('has the hotspots beacon that a recomputation from chain data alone chooses', async () => {
+    const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
+    const { deployment } = network
+    const { parameters, radios } = coverageOf(blueprint)
+    // the registry from its own events: every DeviceRegistered with its block's time
+    const registered = await publicClient.getContractEvents({
+      address: deployment.contracts.deviceRegistry,
+      abi: deviceRegistryAbi,
+      eventName: 'DeviceRegistered',
+      fromBlock: deployment.startBlock,
+    })
+    const hotspots = new Map<string, Hotspot>()
+    for (const e of registered) {
+      const block = await publicClient.getBlock({ blockNumber: e.blockNumber as bigint })
+      const args = e.args as { device: Address; owner: Address; deviceClass: number; h3Cell: bigint }
+      hotspots.set(args.device.toLowerCase(), {
+        device: args.device,
+        owner: args.owner,
+        cell: args.h3Cell,
+        deviceClass: Number(args.deviceClass),
+        status: 'active',
+        registeredAt: block.timestamp,
+      })
+    }
+    let compared = 0
+    for (const epoch of settled) {
+      const start = deployment.genesisTime + epoch.epoch * deployment.epochLength
+      const randomness = await epochRandomness({
+        publicClient,
+        deployment,
+        rulesHash: blueprint.rulesHash,
+        epoch: epoch.epoch,
+        lastReportBefore: reportsFromLogs(publicClient, deployment),
+      })
+      const chosen = new Set(
+        chooseBeaconers(
+          randomness?.value as Hex,
+          hotspots,
+          radios,
+          parameters.beaconShareBps,
+          start,
+          parameters.distanceResolution,
+        ).map((a) => a.toLowerCase()),
+      )
+      // every accepted beacon came from a hotspot the recomputation chose
+      const beacons = connectivity.unitNames.indexOf('beacons')
+      for (const h of fleet.hotspots) {
+        const receipt = (await receiptsOf(h.account.address)).find((r) => r.epoch === epoch.epoch.toString())
+        if (receipt && receipt.receipt.units[beacons] === '1') {
+          expect(chosen.has(h.account.address.toLowerCase()), `${h.name} in epoch ${epoch.epoch}`).toBe(true)
+          compared++
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(0)
+  })
+})
