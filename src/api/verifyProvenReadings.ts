@@ -3,7 +3,13 @@ import { type Address, type Hex, hashTypedData, type PublicClient } from 'viem'
 import { epochManagerAbi } from '../chain/generated/contracts.ts'
 import { depinDomain } from '../chain/typedData.ts'
 import type { SignedReadingJson } from '../readings/reading.ts'
-import { READING_KIND, type RecordKind, recordMessage, recordTypes } from '../readings/recordKinds.ts'
+import {
+  READING_KIND,
+  type RecordKind,
+  recordMessage,
+  recordTypes,
+  recordValuesProblem,
+} from '../readings/recordKinds.ts'
 
 /** A reading as the API serves it (`/v1/readings`, `/v1/aggregate`, `/v1/stream`), with its proof. */
 export type ProvenReadingJson = { epoch: string; reading: SignedReadingJson; proof: Hex[] }
@@ -57,7 +63,18 @@ export async function verifyProvenReadings({
       failed.push({ reading: proven, why: `${proven.reading.kind} is not a record kind of this network` })
       continue
     }
-    const record = { device, seq: BigInt(seq), time: BigInt(time), values: values.map(BigInt) }
+    let record: { device: Address; seq: bigint; time: bigint; values: bigint[] }
+    try {
+      record = { device, seq: BigInt(seq), time: BigInt(time), values: values.map(BigInt) }
+    } catch {
+      failed.push({ reading: proven, why: 'its numbers are not integers' })
+      continue
+    }
+    const problem = recordValuesProblem(kind, record.values)
+    if (problem) {
+      failed.push({ reading: proven, why: problem })
+      continue
+    }
     const digest = hashTypedData({
       domain,
       types: recordTypes(kind),

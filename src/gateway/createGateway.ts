@@ -156,6 +156,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       ? createSignatureCheckPool({
           chainId: deployment.chainId,
           deviceRegistry: deployment.contracts.deviceRegistry,
+          kinds: recordKinds,
           threads,
         })
       : undefined

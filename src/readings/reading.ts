@@ -7,7 +7,7 @@
  */
 import type { Address, Hex } from 'viem'
 import { z } from 'zod'
-import { MAX_RECORD_VALUES, type RecordKind, recordValuesProblem, wireValue } from './recordKinds.ts'
+import { isArrayKind, MAX_RECORD_VALUES, type RecordKind, recordValuesProblem } from './recordKinds.ts'
 
 /**
  * A record of any of a use case's kinds (src/readings/recordKinds.ts): `kind` is its index in the
@@ -57,24 +57,48 @@ export function recordJsonSchema(kinds: readonly RecordKind[]) {
       device: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'a 20-byte 0x address'),
       seq: uint64,
       time: uint64,
-      values: z.array(wireValue).max(MAX_RECORD_VALUES),
+      values: z.array(z.union([z.string().max(80), z.number()])).max(MAX_RECORD_VALUES),
       signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte 0x signature'),
     })
     .superRefine((record, ctx) => {
       const kind = kinds[record.kind === undefined ? 0 : names.indexOf(record.kind)]
-      const problem = kind && recordValuesProblem(kind, record.values)
+      if (!kind) return
+      // each value as its field's type is written: canonical decimal, 0x hex for bytes32 only
+      for (const [i, value] of record.values.entries()) {
+        const type = isArrayKind(kind) ? 'int64' : kind.fields[i]?.type
+        const ok =
+          typeof value === 'number'
+            ? Number.isSafeInteger(value)
+            : (type === 'bytes32' ? BYTES32_TEXT : INTEGER_TEXT).test(value)
+        if (!ok) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['values', i],
+            message:
+              type === 'bytes32' ? 'a decimal integer or 0x hex' : 'a decimal integer (no leading zeros)',
+          })
+          return
+        }
+      }
+      const problem = recordValuesProblem(kind, record.values.map(BigInt))
       if (problem) ctx.addIssue({ code: 'custom', path: ['values'], message: problem })
     })
-    .transform(({ kind, ...record }): SignedReading => {
+    .transform(({ kind, values, ...record }): SignedReading => {
       const index = kind === undefined ? 0 : names.indexOf(kind)
       return {
         ...record,
+        values: values.map(BigInt),
         device: record.device as Address,
         signature: record.signature as Hex,
         ...(index > 0 ? { kind: index } : {}),
       }
     })
 }
+
+/** A record's integer value in canonical decimal. */
+const INTEGER_TEXT = /^(0|-?[1-9]\d{0,77})$/
+/** A bytes32 value: canonical decimal, or 0x hex of at most 32 bytes. */
+const BYTES32_TEXT = /^(0|[1-9]\d{0,77}|0x[0-9a-fA-F]{1,64})$/
 
 export type SignedReadingJson = {
   /** The record's kind by name, for any kind but a use case's first. */

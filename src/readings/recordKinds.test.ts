@@ -93,7 +93,7 @@ describe('record kinds', () => {
     expect(schema.parse({ ...json, values: ['0xff', ...json.values.slice(1)] })).toEqual(signed)
     for (const [values, message] of [
       [['1', '2'], /carries 6 values/],
-      [['-1', '0', '0', '0', '0', '0'], /beacon is out of bytes32 range/],
+      [['-1', '0', '0', '0', '0', '0'], /a decimal integer or 0x hex/],
       [['1', String(1n << 31n), '0', '0', '0', '0'], /rssi is out of int32 range/],
       [['1', '0', '0', '-1', '0', '0'], /frequencyKhz is out of uint64 range/],
     ] as const) {
@@ -102,6 +102,17 @@ describe('record kinds', () => {
       expect(result.error?.issues[0]?.message).toMatch(message)
     }
     expect(schema.safeParse({ ...json, kind: 'Beacon' }).success).toBe(false)
+    // hex is for bytes32 fields only, and decimals are canonical
+    for (const values of [
+      ['1', '0x10', '0', '0', '0', '0'],
+      ['1', '007', '0', '0', '0', '0'],
+      ['1', '-0', '0', '0', '0', '0'],
+      ['0x', '0', '0', '0', '0', '0'],
+    ])
+      expect(schema.safeParse({ ...json, values }).success, String(values)).toBe(false)
+    // the hasher refuses a kind the network does not have
+    const hash = await createReadingHasher(CHAIN_ID, REGISTRY, KINDS)
+    expect(() => hash({ ...signed, kind: 2 })).toThrow(RangeError)
     // the first kind needs no name, and its values are int64
     const reading = schema.parse({ ...json, kind: undefined, values: ['1', '-2'] })
     expect(reading.kind).toBeUndefined()

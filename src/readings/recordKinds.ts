@@ -6,7 +6,6 @@
  * signature. The environment's one kind is `Reading(… int64[] values)`; a kind has either one
  * `int64[]` field (its values are the array) or only single-word fields (one value each).
  */
-import { z } from 'zod'
 
 /** The field types a record kind may use: each a 32-byte word, or one int64 array. */
 export type RecordFieldType = 'int64[]' | 'uint64' | 'int64' | 'uint32' | 'int32' | 'bytes32'
@@ -101,16 +100,3 @@ export function recordMessage(
     })
   return message
 }
-
-/** An integer value on the wire: a decimal string, a safe JSON number, or (bytes32) 0x hex. */
-export const wireValue = z.union([
-  z
-    .string()
-    .regex(/^(-?\d{1,78}|0x[0-9a-fA-F]{1,64})$/, 'an integer as a decimal string, or 0x hex')
-    .transform((v) => BigInt(v)),
-  z
-    .number()
-    .int()
-    .refine(Number.isSafeInteger, 'a safe integer (use a string for larger values)')
-    .transform((v) => BigInt(v)),
-])

@@ -130,10 +130,27 @@ export function mergeBatches(
     const [x, y] = [a.signature.toLowerCase(), b.signature.toLowerCase()]
     return x < y ? -1 : x > y ? 1 : 0
   }
-  all.sort((a, b) => compareReadings(a, b) || bySignature(a, b))
+  // the whole content: a copy of an honest signature on other content is a twin, not the same
+  // record, and must not push the honest one out before the signatures are looked at
+  const byContent = (a: SignedReading, b: SignedReading) => {
+    if (a.time !== b.time) return a.time < b.time ? -1 : 1
+    if ((a.kind ?? 0) !== (b.kind ?? 0)) return (a.kind ?? 0) - (b.kind ?? 0)
+    if (a.values.length !== b.values.length) return a.values.length - b.values.length
+    for (let k = 0; k < a.values.length; k++) {
+      const [x, y] = [a.values[k] as bigint, b.values[k] as bigint]
+      if (x !== y) return x < y ? -1 : 1
+    }
+    return 0
+  }
+  all.sort((a, b) => compareReadings(a, b) || bySignature(a, b) || byContent(a, b))
   const unique = all.filter((r, i) => {
     const previous = all[i - 1]
-    return !previous || compareReadings(previous, r) !== 0 || bySignature(previous, r) !== 0
+    return (
+      !previous ||
+      compareReadings(previous, r) !== 0 ||
+      bySignature(previous, r) !== 0 ||
+      byContent(previous, r) !== 0
+    )
   })
   const readings: SignedReading[] = []
   for (let i = 0; i < unique.length; ) {

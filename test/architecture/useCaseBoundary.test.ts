@@ -99,3 +99,22 @@ import {
     expect(boundaryViolations(graph)).toEqual([])
   })
 })
+
+describe('every registered use case', () => {
+  it('declares record kinds that can be EIP-712 types, with distinct names, and its reasons once', async () => {
+    const { USE_CASES } = await import('../../src/usecases/registry.ts')
+    const { recordKindProblem } = await import('../../src/readings/recordKinds.ts')
+    const { rejectReasonsOf } = await import('../../src/validator/judge/judgement.ts')
+    for (const useCase of Object.values(USE_CASES)) {
+      expect(useCase.recordKinds.length, useCase.id).toBeGreaterThan(0)
+      for (const kind of useCase.recordKinds)
+        expect(recordKindProblem(kind), `${useCase.id} ${kind.name}`).toBeUndefined()
+      expect(new Set(useCase.recordKinds.map((k) => k.name)).size, useCase.id).toBe(
+        useCase.recordKinds.length,
+      )
+      const reasons = rejectReasonsOf(useCase)
+      expect(new Set(reasons).size, useCase.id).toBe(reasons.length)
+      expect(new Set(useCase.unitNames).size, useCase.id).toBe(useCase.unitNames.length)
+    }
+  })
+})

@@ -84,18 +84,27 @@ describe('a connectivity network, end to end', () => {
       args: { epoch: epoch.epoch },
       fromBlock: network.deployment.startBlock,
     })
-    const honest = addressOf('honest 0')
-    const served = (await receiptsOf(honest)).find((r) => r.epoch === epoch.epoch.toString())
-    if (served) {
-      expect(
-        StandardMerkleTree.verify(
-          log?.args.receiptsRoot as Hex,
-          [...RECEIPT_LEAF_TYPES],
-          receiptLeafValues(receiptFromJson(served.receipt)),
-          served.proof,
-        ),
-      ).toBe(true)
+    // a hotspot that earned in the epoch
+    let honest: Address | undefined
+    let served: ProvenReceiptJson | undefined
+    for (const h of fleet.hotspots.filter((x) => x.name.startsWith('honest '))) {
+      served = (await receiptsOf(h.account.address)).find(
+        (r) => r.epoch === epoch.epoch.toString() && BigInt(r.receipt.reward) > 0n,
+      )
+      if (served) {
+        honest = h.account.address
+        break
+      }
     }
+    if (!served || !honest) throw new Error(`no honest hotspot earned in epoch ${epoch.epoch}`)
+    expect(
+      StandardMerkleTree.verify(
+        log?.args.receiptsRoot as Hex,
+        [...RECEIPT_LEAF_TYPES],
+        receiptLeafValues(receiptFromJson(served.receipt)),
+        served.proof,
+      ),
+    ).toBe(true)
     // the command line checks a hotspot's receipts against the chain, its accepted records included
     const printed: string[] = []
     await runReceipts({

@@ -45,7 +45,21 @@ export const WITNESS_KIND: RecordKind = {
   ],
 }
 
-const decimal = z.union([z.string(), z.number()]).transform(String)
+/** A decimal in the blueprint, exact at `scale` places (what parseScaled turns into an integer). */
+const decimal = (scale: number, min: bigint, max: bigint) =>
+  z
+    .union([z.string(), z.number()])
+    .transform(String)
+    .superRefine((text, ctx) => {
+      let value: bigint
+      try {
+        value = parseScaled(text, scale)
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message })
+        return
+      }
+      if (value < min || value > max) ctx.addIssue({ code: 'custom', message: `${text} is out of range` })
+    })
 
 /** The blueprint's `parameters` of a connectivity network. */
 export const coverageParametersSchema = z.object({
@@ -56,20 +70,21 @@ export const coverageParametersSchema = z.object({
   distanceResolution: z.number().int().min(7).max(12),
   minDistanceM: z.number().int().min(0),
   maxDistanceM: z.number().int().min(1),
-  rssiMarginDb: decimal,
+  rssiMarginDb: decimal(2, 0n, 3_000n),
   density: z.array(
     z.object({ resolution: z.number().int().min(0).max(15), target: z.number().int().min(1) }),
   ),
-  impossibleReportLimit: z.number().int().min(1),
-  beaconerWeight: z.number().int().min(0),
-  witnessWeight: z.number().int().min(0),
+  impossibleReportLimit: z.number().int().min(1).max(1000),
+  // bounded so that every hotspot's score stays a safe integer
+  beaconerWeight: z.number().int().min(0).max(1000),
+  witnessWeight: z.number().int().min(0).max(1000),
 })
 
 /** A class's `parameters.radio`: the hotspot model's transmit power, antenna gain and frequency. */
 export const radioSchema = z.object({
-  txPowerDbm: decimal,
-  antennaGainDbi: decimal,
-  frequencyMHz: decimal,
+  txPowerDbm: decimal(2, -10_000n, 10_000n),
+  antennaGainDbi: decimal(2, -5_000n, 5_000n),
+  frequencyMHz: decimal(3, 1n, 100_000_000n),
 })
 
 type Parsed = { parameters: CoverageParameters; radios: Map<number, Radio> }

@@ -13,8 +13,10 @@ import { parseReadings } from '../../gateway/checkReadings.ts'
 import { createReadingHasher } from '../../readings/createReadingHasher.ts'
 import { toRecordJson } from '../../readings/reading.ts'
 import { computeEpochRewards } from '../../validator/judge/computeEpochRewards.ts'
+import { createSignatureCheckPool } from '../../validator/judge/createSignatureCheckPool.ts'
 import { epochReceipts } from '../../validator/judge/epochReceipts.ts'
 import { judgeEpoch } from '../../validator/judge/judgeEpoch.ts'
+import { judgeEpochInParallel } from '../../validator/judge/judgeEpochInParallel.ts'
 import { coverageWeight, judgeCoverage } from './coverageRules.ts'
 import { connectivity, coverageOf } from './index.ts'
 import {
@@ -87,6 +89,34 @@ describe('connectivity through the shared pipeline', () => {
       digest: await createReadingHasher(network.chainId, network.deviceRegistry, connectivity.recordKinds),
       keccak,
     })
+    // the same on worker threads (a validator's path for big epochs), which hash every kind too
+    const pool = createSignatureCheckPool({ ...network, kinds: connectivity.recordKinds, threads: 1 })
+    try {
+      await pool.ready
+      const parallel = await judgeEpochInParallel(
+        {
+          blueprint,
+          epoch,
+          epochStart,
+          epochEnd: epochStart + 30n,
+          randomness,
+          network,
+          readings,
+          devices,
+          digest: await createReadingHasher(
+            network.chainId,
+            network.deviceRegistry,
+            connectivity.recordKinds,
+          ),
+          keccak,
+        },
+        pool,
+      )
+      expect(parallel.judged.map((j) => j.verdict)).toEqual(judged.judged.map((j) => j.verdict))
+      expect(parallel.readingsRoot).toBe(judged.readingsRoot)
+    } finally {
+      await pool.close()
+    }
     // every record's signature verified (no pipeline rejection), and the rules' verdicts on it
     const direct = judgeCoverage({
       ...network,

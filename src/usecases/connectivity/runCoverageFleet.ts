@@ -107,7 +107,6 @@ export async function runCoverageFleet(
     const epochStart = genesisTime + next * epochLength
     if (now < epochStart + sendAfter) return
     const epoch = next
-    next = epoch + 1n
     const randomness = await epochRandomness({
       publicClient,
       deployment,
@@ -116,8 +115,9 @@ export async function runCoverageFleet(
       lastReportBefore: parameters.lastReportBefore,
     })
     if (!randomness) return
+    // the registry as of the epoch's start: who may beacon (registered before it) and witness
     const hotspots = new Map<string, Hotspot>(
-      parameters.devicesAt(epochStart + epochLength).map((d) => [
+      parameters.devicesAt(epochStart).map((d) => [
         d.device.toLowerCase(),
         {
           device: d.device,
@@ -142,7 +142,6 @@ export async function runCoverageFleet(
       seed,
       ...(previous ? { replay: previous } : {}),
     })
-    previous = records
     const signed = await signCoverageRecords(fleet, records, network)
     const wire = signed
       .sort((a, b) => {
@@ -163,6 +162,11 @@ export async function runCoverageFleet(
       accepted += answer.accepted ?? 0
       rejected += answer.rejected ?? 0
     }
+    next = epoch + 1n // sent: on to the next epoch (a failure above tries this one again)
+    previous = records
+    log(
+      `fleet: epoch ${epoch}: ${records.beacons.length} beacons and ${records.witnesses.length} witness records sent, ${accepted} accepted by the gateway, ${rejected} refused`,
+    )
     parameters.onEpoch?.({
       epoch,
       beacons: records.beacons.length,
@@ -177,7 +181,7 @@ export async function runCoverageFleet(
     running = running
       .then(tick)
       .catch((error: unknown) =>
-        log(`fleet: error SIMULATION_FAILED: ${error instanceof Error ? error.message : String(error)}`),
+        log(`error SIMULATION_FAILED: fleet: ${error instanceof Error ? error.message : String(error)}`),
       )
   }, 1_000)
   return {

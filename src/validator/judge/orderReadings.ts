@@ -75,6 +75,7 @@ function compareReadings(a: SignedReading, b: SignedReading): number {
   return (
     compareStrings(String(a.signature).toLowerCase(), String(b.signature).toLowerCase()) ||
     compareBigints(a.time, b.time) ||
+    (a.kind ?? 0) - (b.kind ?? 0) ||
     compareValues(a.values, b.values) ||
     compareStrings(String(a.device), String(b.device)) ||
     compareStrings(String(a.signature), String(b.signature))
