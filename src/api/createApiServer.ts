@@ -316,6 +316,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     locate: { areaOf, devicesIn },
     acceptedReadings: (query) => rewards.acceptedReadings(query),
     prove: (found) => prover.prove(found),
+    epochReceipts: (epoch) => receiptProver.proveEpoch(epoch),
+    settledEpochs: (limit) => indexer.epochs(limit),
+    device: (address) => indexer.getDevice(address),
     invalidQuery,
     toJson,
   }

@@ -41,6 +41,16 @@ export function createReceiptProver({
   }
 
   return {
+    /** Every receipt of a settled epoch with its proof, or undefined when it cannot be proven. */
+    proveEpoch(epoch: bigint): ProvenReceipt[] | undefined {
+      const found = treeOf(epoch)
+      if (!found) return undefined
+      return found.receipts.map((receipt, index) => ({
+        receipt,
+        proof: found.tree.proofOf(index),
+        receiptsRoot: found.root,
+      }))
+    },
     /**
      * The device's receipts of the newest `limit` epochs it has one for (before `before` when
      * given), newest first; `unverifiable` names epochs whose receipts cannot be proven (not

@@ -105,15 +105,19 @@ export function compileBlueprint(raw: unknown, source = 'blueprint'): Blueprint 
   return blueprint
 }
 
+/** The file of a blueprint given by path, or by the name of one of the repository's (`connectivity`). */
+export function blueprintPathOf(pathOrName: string): string {
+  return /^[a-z][a-z0-9-]*$/.test(pathOrName) && !existsSync(pathOrName)
+    ? fileURLToPath(new URL(`../../blueprints/${pathOrName}.yaml`, import.meta.url))
+    : pathOrName
+}
+
 /**
  * Reads a YAML or JSON blueprint file and validates it. A bare name (`connectivity`) is one of the
  * repository's blueprints, `blueprints/<name>.yaml`.
  */
 export function loadBlueprint(pathOrName: string): Blueprint {
-  const path =
-    /^[a-z][a-z0-9-]*$/.test(pathOrName) && !existsSync(pathOrName)
-      ? fileURLToPath(new URL(`../../blueprints/${pathOrName}.yaml`, import.meta.url))
-      : pathOrName
+  const path = blueprintPathOf(pathOrName)
   let text: string
   try {
     text = readFileSync(path, 'utf8')

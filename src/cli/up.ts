@@ -1,4 +1,4 @@
-import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
+import { blueprintPathOf, loadBlueprint } from '../blueprint/loadBlueprint.ts'
 import { type FaultKind, type FaultMix, faultKinds } from '../device/simulator/faults.ts'
 import { ConfigError } from '../errors.ts'
 import { startEmbeddedNetwork } from '../network/startEmbeddedNetwork.ts'
@@ -90,7 +90,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     seed: Number(options.seed),
     faults,
     validatorProcesses: options.validatorProcesses,
-    blueprintPath: options.blueprint,
+    blueprintPath: blueprintPathOf(options.blueprint),
     log,
     onFatal: ({ code, error }) => stopLoudly(code, error),
   })

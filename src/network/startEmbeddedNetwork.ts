@@ -242,9 +242,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     })
     await api.start()
     stopping.push(() => api.stop())
-    log(
-      `api at ${api.url} (GET /v1/status, /v1/epochs, /v1/devices, /v1/validators, /v1/rewards/:account, /v1/readings, /v1/aggregate, /v1/stream, /v1/openapi.json)`,
-    )
+    log(`api at ${api.url} (GET ${api.routes.join(', ')})`)
     log(`dashboard at ${api.url}/`)
 
     const owners = await Promise.all(

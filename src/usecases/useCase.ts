@@ -9,13 +9,14 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Address, PublicClient } from 'viem'
 import type { z } from 'zod'
 import type { ProveReadingsReturnType } from '../api/createReadingProver.ts'
+import type { ProvenReceipt } from '../api/createReceiptProver.ts'
 import type { DeviceLocator } from '../api/locateDevices.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import type { SettledReport } from '../chain/epochRandomness.ts'
 import type { Keccak256 } from '../crypto/keccak.ts'
-import type { DeviceRecord as IndexerDeviceRecord } from '../indexer/indexerStore.ts'
+import type { EpochRecord, DeviceRecord as IndexerDeviceRecord } from '../indexer/indexerStore.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import type { RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceRecord } from '../validator/judge/judgement.ts'
@@ -77,6 +78,12 @@ export type UseCaseApi = {
   acceptedReadings: ValidatorStore['acceptedReadings']
   /** Proofs of accepted readings against the readings roots the chain settled: served with them or not at all. */
   prove(found: readonly (AcceptedReading & { epoch: bigint })[]): ProveReadingsReturnType
+  /** Every receipt of a settled epoch with its proof against the receipts root, or undefined. */
+  epochReceipts(epoch: bigint): ProvenReceipt[] | undefined
+  /** The settled epochs, newest first (the API's indexer). */
+  settledEpochs(limit: number): EpochRecord[]
+  /** A registered device (the API's indexer). */
+  device(address: Address): IndexerDeviceRecord | undefined
   /** The 400 INVALID_QUERY answer naming the parameter. */
   invalidQuery(reply: FastifyReply, error: z.ZodError): FastifyReply
   /** JSON-safe copy: bigints as decimal strings. */

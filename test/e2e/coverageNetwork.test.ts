@@ -151,6 +151,48 @@ describe('a connectivity network, end to end', () => {
     ).toBe(true)
   })
 
+  it('serves a coverage map whose every cell proves itself against the chain', async () => {
+    const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
+    let cells = 0
+    for (const epoch of settled) {
+      const map = (await (await fetch(`${network.apiUrl}/v1/coverage?epoch=${epoch.epoch}`)).json()) as {
+        cells: {
+          cell: string
+          hotspot: Address
+          witnesses: string
+          receipt: ProvenReceiptJson['receipt']
+          proof: Hex[]
+        }[]
+      }
+      const [log] = await publicClient.getContractEvents({
+        address: network.deployment.contracts.epochManager,
+        abi: epochManagerAbi,
+        eventName: 'ReportAccepted',
+        args: { epoch: epoch.epoch },
+        fromBlock: network.deployment.startBlock,
+      })
+      for (const c of map.cells) {
+        const receipt = receiptFromJson(c.receipt)
+        expect(receipt.device).toBe(c.hotspot)
+        expect(
+          StandardMerkleTree.verify(
+            log?.args.receiptsRoot as Hex,
+            [...RECEIPT_LEAF_TYPES],
+            receiptLeafValues(receipt),
+            c.proof,
+          ),
+        ).toBe(true)
+        expect(BigInt(c.witnesses)).toBeGreaterThan(0n)
+        cells++
+      }
+      // the spoofer claims a town 32 km away: nobody can witness it there, so no coverage is shown
+      expect(map.cells.some((c) => c.hotspot === addressOf('spoofer 0'))).toBe(false)
+    }
+    expect(cells).toBeGreaterThan(0)
+    const bad = await fetch(`${network.apiUrl}/v1/coverage?epoch=soon`)
+    expect(bad.status).toBe(400)
+  })
+
   it('has the hotspots beacon that a recomputation from chain data alone chooses', async () => {
     const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
     const { deployment } = network

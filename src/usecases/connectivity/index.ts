@@ -11,6 +11,7 @@ import type { Blueprint } from '../../blueprint/loadBlueprint.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import type { RecordKind } from '../../readings/recordKinds.ts'
 import { ACCEPTED, type RulesInput, type UseCase } from '../useCase.ts'
+import { coverageRoute } from './coverageRoute.ts'
 import {
   BEACON_REJECT_REASONS,
   type BeaconRecord,
@@ -221,6 +222,7 @@ export const connectivity: UseCase = {
   rejectReasons: REJECT_REASONS,
   unitNames: UNIT_NAMES,
   epochSummary: { beacons: 'beacons accepted', witnesses: 'witnesses rewarded' },
+  routes: [coverageRoute(UNIT_NAMES)],
   judge,
   // the rules weigh (coverageWeight, with the blueprint's weights): the receipt shows the parts
   weight: (device) => BigInt(device.units.score ?? 0),
