@@ -2,7 +2,7 @@ import { createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
 import { epochRandomness, reportsFromLogs } from '../chain/epochRandomness.ts'
-import { getContracts } from '../chain/getContracts.ts'
+import { getReadOnlyContracts } from '../chain/getContracts.ts'
 import { ConfigError } from '../errors.ts'
 
 export type RandomnessOptions = {
@@ -23,7 +23,7 @@ export async function runRandomness(options: RandomnessOptions): Promise<void> {
   const epoch = BigInt(options.epoch)
   const deployment = readDeployment(deploymentPath(options.dataDir))
   const clients = await createChainClients({ rpcUrl: options.rpcUrl })
-  const rulesHash = await getContracts(clients, deployment).epochManager.read.rulesHash()
+  const rulesHash = await getReadOnlyContracts(clients, deployment).epochManager.read.rulesHash()
   const randomness = await epochRandomness({
     publicClient: clients.publicClient,
     deployment,

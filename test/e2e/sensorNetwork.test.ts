@@ -335,7 +335,7 @@ describe('an environmental sensor network, end to end', () => {
     for (const kind of [...faultKinds, 'honest'] as const) {
       const device = kind === 'honest' ? (fleet.stations[0]?.account.address as Address) : deviceOf(kind)
       const answer = (await (
-        await fetch(`${network.apiUrl}/v1/devices/${device}/receipts?limit=100`)
+        await fetch(`${network.apiUrl}/v1/devices/${device}/receipts?limit=20`)
       ).json()) as {
         receipts: ProvenReceiptJson[]
         reasons: string[]
