@@ -30,6 +30,27 @@ const cell = (row, text, title) => {
   return td
 }
 
+/**
+ * A cell that shows the outcome of a check made in this browser against the chain (`check`
+ * resolves true or false), or why it cannot be made; resolves with the outcome (false when none).
+ */
+const checkCell = (row, className, check) => {
+  const verdict = cell(row, network.rpcUrl ? 'checking…' : 'no RPC URL')
+  verdict.className = className
+  if (!network.rpcUrl) return Promise.resolve(false)
+  return check().then(
+    (ok) => {
+      verdict.textContent = ok ? '✓ on-chain' : '✗ not in the root'
+      verdict.dataset.verified = String(ok)
+      return ok
+    },
+    (error) => {
+      verdict.textContent = `cannot check: ${error.message}`
+      return false
+    },
+  )
+}
+
 let classes = new Map()
 /** What the browser needs to check proofs against the chain itself. */
 let network
@@ -168,23 +189,7 @@ async function showDevice(device, dot) {
       `epoch ${r.epoch}: ${r.proof.length} hashes`,
       `leaf ${r.digest}\nagainst the on-chain readings root ${r.readingsRoot}`,
     )
-    const verdict = cell(row, network.rpcUrl ? 'checking…' : 'no RPC URL')
-    verdict.className = 'verdict'
-    if (network.rpcUrl) {
-      checks.push(
-        verifyReading(r, network).then(
-          (ok) => {
-            verdict.textContent = ok ? '✓ on-chain' : '✗ not in the root'
-            verdict.dataset.verified = String(ok)
-            return ok
-          },
-          (error) => {
-            verdict.textContent = `cannot check: ${error.message}`
-            return false
-          },
-        ),
-      )
-    }
+    checks.push(checkCell(row, 'verdict', () => verifyReading(r, network)))
   }
   const count = document.createElement('p')
   count.className = 'note'
@@ -234,23 +239,7 @@ async function showReceipts(device, panel) {
       `weight ${r.receipt.weight} of ${total}`,
     )
     cell(row, tokens(r.receipt.reward))
-    const verdict = cell(row, network.rpcUrl ? 'checking…' : 'no RPC URL')
-    verdict.className = 'receipt-verdict'
-    if (network.rpcUrl) {
-      checks.push(
-        verifyReceipt(r, network, device.device).then(
-          (ok) => {
-            verdict.textContent = ok ? '✓ on-chain' : '✗ not in the root'
-            verdict.dataset.verified = String(ok)
-            return ok
-          },
-          (error) => {
-            verdict.textContent = `cannot check: ${error.message}`
-            return false
-          },
-        ),
-      )
-    }
+    checks.push(checkCell(row, 'receipt-verdict', () => verifyReceipt(r, network, device.device)))
   }
   const latest = document.createElement('p')
   latest.className = 'note'

@@ -99,6 +99,31 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
+/** The settled epoch judged again here, independently: from the gateway's sealed batch and the registry. */
+async function rejudgeSettled() {
+  const { deployment } = network
+  const keccak = await loadKeccak256()
+  const response = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
+  const batch = decodeBatch(
+    keccak,
+    new Uint8Array(await response.arrayBuffer()),
+    response.headers.get('x-batch-hash') as Hex,
+  )
+  const end = deployment.genesisTime + (settled.epoch + 1n) * deployment.epochLength
+  const devices = new Map(network.indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]))
+  const judged = judgeEpoch({
+    blueprint,
+    epoch: settled.epoch,
+    epochStart: end - deployment.epochLength,
+    epochEnd: end,
+    readings: batch.readings,
+    devices,
+    digest: await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry),
+    keccak,
+  })
+  return { judged, devices, end }
+}
+
 describe('an environmental sensor network, end to end', () => {
   it('settles the epoch with one report that every validator computed bit for bit', async () => {
     const results = network.validators.map((v) => v.store.result(settled.epoch))
@@ -222,26 +247,7 @@ describe('an environmental sensor network, end to end', () => {
   })
 
   it('matches an independent recomputation: verdicts from the sealed batch, rewards and the on-chain root', async () => {
-    const { deployment } = network
-    const keccak = await loadKeccak256()
-    const response = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
-    const batch = decodeBatch(
-      keccak,
-      new Uint8Array(await response.arrayBuffer()),
-      response.headers.get('x-batch-hash') as Hex,
-    )
-    const end = deployment.genesisTime + (settled.epoch + 1n) * deployment.epochLength
-    const devices = new Map(network.indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]))
-    const judged = judgeEpoch({
-      blueprint,
-      epoch: settled.epoch,
-      epochStart: end - deployment.epochLength,
-      epochEnd: end,
-      readings: batch.readings,
-      devices,
-      digest: await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry),
-      keccak,
-    })
+    const { judged, devices, end } = await rejudgeSettled()
     expect(judged.readingsRoot).toBe(settled.readingsRoot)
     expect(judged.accepted).toBe(settled.accepted)
 
@@ -301,25 +307,7 @@ describe('an environmental sensor network, end to end', () => {
 
   it("explains each device's outcome with a receipt that verifies against the chain and recomputes from the sealed batch", async () => {
     const { deployment } = network
-    const keccak = await loadKeccak256()
-    const response = await fetch(`${network.gatewayUrl}/v1/batches/${settled.epoch}`)
-    const batch = decodeBatch(
-      keccak,
-      new Uint8Array(await response.arrayBuffer()),
-      response.headers.get('x-batch-hash') as Hex,
-    )
-    const end = deployment.genesisTime + (settled.epoch + 1n) * deployment.epochLength
-    const devices = new Map(network.indexer.store.devicesAt(end).map((d) => [d.device.toLowerCase(), d]))
-    const judged = judgeEpoch({
-      blueprint,
-      epoch: settled.epoch,
-      epochStart: end - deployment.epochLength,
-      epochEnd: end,
-      readings: batch.readings,
-      devices,
-      digest: await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry),
-      keccak,
-    })
+    const { judged, devices } = await rejudgeSettled()
     // the receipts root of the epoch, from the chain's own log of the report
     const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })
     const [log] = await publicClient.getContractEvents({
