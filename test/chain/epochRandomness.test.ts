@@ -43,7 +43,8 @@ afterAll(async () => net?.stop())
 async function recompute(epoch: bigint): Promise<Hex> {
   const { publicClient } = net.admin
   const start = net.deployment.genesisTime + epoch * net.deployment.epochLength
-  const latest = await publicClient.getBlockNumber()
+  // (not getBlockNumber: viem caches it for seconds, and the chain moved on since)
+  const latest = (await publicClient.getBlock({ blockTag: 'latest' })).number
   let last = await publicClient.getBlock({ blockNumber: 0n })
   for (let n = 1n; n <= latest; n++) {
     const block = await publicClient.getBlock({ blockNumber: n })
