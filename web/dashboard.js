@@ -199,13 +199,43 @@ async function showDevice(device, dot) {
   const verified = document.createElement('p')
   verified.id = 'verified'
   verified.className = 'note'
-  panel.append(count, verified, table)
+  panel.append(count, readingsChart(answer.readings, fields, panel.clientWidth), verified, table)
   const results = await Promise.all(checks)
   verified.textContent = network.rpcUrl
     ? `${results.filter(Boolean).length} of ${results.length} shown checked in this browser against the chain's readings roots (eth_call to ${network.rpcUrl}).`
     : 'The API gave no chain RPC URL: proofs not checked here.'
   verified.dataset.done = 'true'
   await showReceipts(device, panel)
+}
+
+/**
+ * The device's readings of the last hours over time, one small uPlot chart per field (the
+ * values as the API serves them, fixed point shown in the field's units; display only).
+ */
+function readingsChart(readings, fields, width) {
+  const box = document.createElement('div')
+  box.id = 'readings-chart'
+  if (readings.length === 0 || fields.length === 0 || !globalThis.uPlot) return box
+  const sorted = [...readings].sort((a, b) => Number(BigInt(a.reading.time) - BigInt(b.reading.time)))
+  const times = sorted.map((r) => Number(r.reading.time))
+  fields.forEach((field, i) => {
+    const values = sorted.map((r) => Number(r.reading.values[i]) / 10 ** field.scale)
+    const chart = new globalThis.uPlot(
+      {
+        title: `${field.name} (${field.unit})`,
+        width: Math.max(240, width - 8),
+        height: 110,
+        legend: { show: false },
+        scales: { x: { time: true } },
+        series: [{}, { label: field.name, stroke: '#2b6cb0', width: 1.5, points: { size: 3 } }],
+        axes: [{ size: 28 }, { size: 60 }],
+      },
+      [times, values],
+      box,
+    )
+    chart.root.dataset.field = field.name
+  })
+  return box
 }
 
 /** Why the device earned what it earned: its receipts of the last settled epochs, each checked here. */

@@ -361,6 +361,15 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   staticFile('/dashboard/vendor/keccak.js', 'text/javascript; charset=utf-8', () =>
     join(dirname(createRequire(import.meta.url).resolve('hash-wasm')), 'keccak.umd.min.js'),
   )
+  // uPlot for the dashboard's charts, its browser build as npm ships it
+  for (const [name, file, type] of [
+    ['uplot.js', 'uPlot.iife.min.js', 'text/javascript; charset=utf-8'],
+    ['uplot.css', 'uPlot.min.css', 'text/css; charset=utf-8'],
+  ] as const) {
+    staticFile(`/dashboard/vendor/${name}`, type, () =>
+      join(dirname(createRequire(import.meta.url).resolve('uplot')), file),
+    )
+  }
   for (const [name, type] of DASHBOARD_FILES) {
     staticFile(
       name === 'index.html' ? '/dashboard/' : `/dashboard/${name}`,

@@ -686,6 +686,9 @@ describe('an environmental sensor network, end to end', () => {
       const firstRow = await page.locator('#readings tbody tr').first().textContent()
       expect(firstRow).toMatch(/\d+\.\d{2}/) // a temperature in °C, from fixed point
       expect(firstRow).toMatch(/epoch \d+: \d+ hashes/)
+      // and over time, one uPlot chart per field of its class, drawn on a canvas
+      expect(await page.locator('#readings-chart .uplot').count()).toBe(4)
+      expect(await page.locator('#readings-chart .uplot[data-field="temperature"] canvas').count()).toBe(1)
       // the browser checks every proof itself, against roots it reads from the chain
       await page.waitForSelector('#verified[data-done="true"]')
       const shown = await page.locator('#readings tbody tr').count()
