@@ -9,6 +9,7 @@ import { type Address, type Hex, keccak256, toHex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
 import { mulberry32 } from '../src/device/simulator/random.ts'
+import { compareReadings } from '../src/gateway/batchFormat.ts'
 import {
   type BeaconRecord,
   beaconIdOf,
@@ -92,13 +93,8 @@ export async function benchCoverage(count: number): Promise<BenchCoverageResult>
       })
     }
   }
-  const canonical = (a: { device: Address; seq: bigint }, b: { device: Address; seq: bigint }) => {
-    const x = a.device.toLowerCase()
-    const y = b.device.toLowerCase()
-    return x < y ? -1 : x > y ? 1 : a.seq < b.seq ? -1 : 1
-  }
-  beacons.sort(canonical)
-  witnesses.sort(canonical)
+  beacons.sort(compareReadings)
+  witnesses.sort(compareReadings)
   const started = performance.now()
   const outcome = judgeCoverage({
     chainId,

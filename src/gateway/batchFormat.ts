@@ -91,8 +91,11 @@ function lineOf(r: SignedReading): string {
 
 export type SealedBatch = { epoch: bigint; hash: Hex; count: number; bytes: Uint8Array }
 
-/** Orders readings canonically: device (lower-case), then seq. */
-export function compareReadings(a: SignedReading, b: SignedReading): number {
+/** Orders readings (records of any kind) canonically: device (lower-case), then seq. */
+export function compareReadings(
+  a: Pick<SignedReading, 'device' | 'seq'>,
+  b: Pick<SignedReading, 'device' | 'seq'>,
+): number {
   const da = a.device.toLowerCase()
   const db = b.device.toLowerCase()
   if (da !== db) return da < db ? -1 : 1

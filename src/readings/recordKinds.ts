@@ -5,7 +5,7 @@
  * per-device sequence shared by all its kinds, a time, the kind's field values in order, and the
  * signature. The environment's one kind is `Reading(… int64[] values)`; a kind has either one
  * `int64[]` field (its values are the array) or only single-word fields (one value each).
- */
+ */ import { numberToHex } from 'viem'
 
 /** The field types a record kind may use: each a 32-byte word, or one int64 array. */
 export type RecordFieldType = 'int64[]' | 'uint64' | 'int64' | 'uint32' | 'int32' | 'bytes32'
@@ -96,7 +96,7 @@ export function recordMessage(
   else
     kind.fields.forEach((field, i) => {
       const v = record.values[i] as bigint
-      message[field.name] = field.type === 'bytes32' ? `0x${v.toString(16).padStart(64, '0')}` : v
+      message[field.name] = field.type === 'bytes32' ? numberToHex(v, { size: 32 }) : v
     })
   return message
 }

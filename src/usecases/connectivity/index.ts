@@ -4,7 +4,7 @@
  * (coverageRules.ts) judge them; a hotspot earns by the rewarded witnesses of its beacon and its
  * own rewarded witnesses, scaled down where hotspots crowd a cell.
  */
-import type { Hex } from 'viem'
+import { type Hex, numberToHex } from 'viem'
 import { z } from 'zod'
 import { parseScaled } from '../../blueprint/blueprintSchema.ts'
 import type { Blueprint } from '../../blueprint/loadBlueprint.ts'
@@ -121,7 +121,7 @@ export function coverageOf(blueprint: Blueprint): Parsed {
   return parsed
 }
 
-const BYTES32 = (v: bigint): Hex => `0x${v.toString(16).padStart(64, '0')}`
+const BYTES32 = (v: bigint): Hex => numberToHex(v, { size: 32 })
 
 /** The beacon's payload (65-byte signature) from a Beacon record's values. */
 export const beaconPayloadOf = (values: readonly bigint[]): Hex =>

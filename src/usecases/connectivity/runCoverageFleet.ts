@@ -11,6 +11,7 @@ import type { Deployment } from '../../chain/deployment.ts'
 import { epochRandomness, type SettledReport } from '../../chain/epochRandomness.ts'
 import { getReadOnlyContracts } from '../../chain/getContracts.ts'
 import { registerDevice } from '../../device/registerDevice.ts'
+import { compareReadings } from '../../gateway/batchFormat.ts'
 import { toRecordJson } from '../../readings/reading.ts'
 import type { Hotspot } from './coverageRules.ts'
 import { connectivity, coverageOf } from './index.ts'
@@ -143,13 +144,7 @@ export async function runCoverageFleet(
       ...(previous ? { replay: previous } : {}),
     })
     const signed = await signCoverageRecords(fleet, records, network)
-    const wire = signed
-      .sort((a, b) => {
-        const x = a.device.toLowerCase()
-        const y = b.device.toLowerCase()
-        return x < y ? -1 : x > y ? 1 : a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0
-      })
-      .map((r) => toRecordJson(r, connectivity.recordKinds))
+    const wire = signed.sort(compareReadings).map((r) => toRecordJson(r, connectivity.recordKinds))
     let accepted = 0
     let rejected = 0
     for (let i = 0; i < wire.length; i += 500) {

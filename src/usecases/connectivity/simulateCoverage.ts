@@ -15,6 +15,7 @@ import { latLngToCell } from 'h3-js'
 import { type Address, type Hex, keccak256, toHex } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { mulberry32 } from '../../device/simulator/random.ts'
+import { compareReadings } from '../../gateway/batchFormat.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { signRecord } from '../../readings/signReading.ts'
 import {
@@ -276,13 +277,7 @@ export async function simulateCoverageEpoch(
       witnesses.push({ ...old, device: replayer.account.address, seq: next(replayer), time: epochStart + 4n })
     }
   }
-  const canonical = <T extends { device: Address; seq: bigint }>(records: T[]) =>
-    records.sort((a, b) => {
-      const x = a.device.toLowerCase()
-      const y = b.device.toLowerCase()
-      return x < y ? -1 : x > y ? 1 : a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0
-    })
-  return { beacons: canonical(beacons), witnesses: canonical(witnesses) }
+  return { beacons: beacons.sort(compareReadings), witnesses: witnesses.sort(compareReadings) }
 }
 
 /**
