@@ -42,7 +42,9 @@ step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cach
 const judge = await part<BenchJudgeResult>('judge', judgeReadings)
 const judgeRate = judge.readingsPerSecond
 
-step(`connectivity judging ${fmt(coverageWitnesses)} witness records (the proof-of-coverage rules)`)
+step(
+  `connectivity judging ${fmt(coverageWitnesses)} signed witness records (signing them first, cached in /tmp)`,
+)
 const coverage = await part<BenchCoverageResult>('coverage', coverageWitnesses)
 
 step('settlement: rewards tree and every proof for 10,000 / 100,000 / 1,000,000 devices')
@@ -68,7 +70,7 @@ const rows = [
     (judgeRate / limit).toFixed(2),
   ],
   [
-    `3b. connectivity judging ${fmt(coverage.witnesses)} witness records: every rule (their signatures not yet: the records do not pass through the shared pipeline yet)`,
+    `3b. connectivity judging ${fmt(coverage.witnesses)} witness records (and ${fmt(coverage.beacons)} beacons): re-verify, every proof-of-coverage rule, both roots, rewards`,
     `${fmt(coverage.perSecond)} /s`,
     (coverage.perSecond / limit).toFixed(2),
   ],
@@ -84,6 +86,9 @@ const table = [
   ...rows.map((r) => `| ${r.join(' | ')} |`),
 ].join('\n')
 console.log(table)
+console.log(
+  `\ncoverage detail: ${coverage.seconds.toFixed(2)} s, ${fmt(coverage.accepted)} records accepted; peak RSS ${coverage.peakRssMB} MB`,
+)
 console.log(
   `\njudge detail: ${judge.threads} threads; signatures ${judge.phases.signaturesSeconds.toFixed(2)} s, rules ${judge.phases.rulesSeconds.toFixed(2)} s, ordering ${judge.phases.orderSeconds.toFixed(2)} s, rewards ${judge.rewardsSeconds.toFixed(2)} s; peak RSS ${judge.peakRssMB} MB`,
 )

@@ -63,6 +63,7 @@ async function showSummary() {
     deviceRegistry: status.contracts.deviceRegistry,
     epochManager: status.contracts.epochManager,
     recordKinds: status.recordKinds,
+    dashboardPanel: status.dashboardPanel,
   }
   const summary = document.getElementById('summary')
   summary.replaceChildren()
@@ -86,8 +87,13 @@ async function showSummary() {
   }
 }
 
+/** The map plane (from /v1/map): where a latitude and longitude land on it. */
+let project = () => ({ x: 0, y: 0 })
+
 async function showMap() {
   const map = await getJson('/v1/map')
+  const perDegree = map.projection.unitsPerDegree
+  project = (lat, lng) => ({ x: (lng + 180) * perDegree, y: (90 - lat) * perDegree })
   classes = new Map(map.classes.map((c) => [c.id, c]))
   const svg = document.getElementById('map')
   svg.replaceChildren()
@@ -199,43 +205,23 @@ async function showDevice(device, dot) {
   const verified = document.createElement('p')
   verified.id = 'verified'
   verified.className = 'note'
-  panel.append(count, readingsChart(answer.readings, fields, panel.clientWidth), verified, table)
+  // the use case's view of the device (the environment's: a chart per field), in a box of its own
+  const view = document.createElement('div')
+  view.className = 'use-case-device'
+  panel.append(count, view, verified, table)
+  for (const listener of deviceListeners) {
+    try {
+      listener(device, { readings: answer.readings, fields, element: view, width: panel.clientWidth })
+    } catch (error) {
+      view.textContent = `The use case's view of this device failed: ${error.message}`
+    }
+  }
   const results = await Promise.all(checks)
   verified.textContent = network.rpcUrl
     ? `${results.filter(Boolean).length} of ${results.length} shown checked in this browser against the chain's readings roots (eth_call to ${network.rpcUrl}).`
     : 'The API gave no chain RPC URL: proofs not checked here.'
   verified.dataset.done = 'true'
   await showReceipts(device, panel)
-}
-
-/**
- * The device's readings of the last hours over time, one small uPlot chart per field (the
- * values as the API serves them, fixed point shown in the field's units; display only).
- */
-function readingsChart(readings, fields, width) {
-  const box = document.createElement('div')
-  box.id = 'readings-chart'
-  if (readings.length === 0 || fields.length === 0 || !globalThis.uPlot) return box
-  const sorted = [...readings].sort((a, b) => Number(BigInt(a.reading.time) - BigInt(b.reading.time)))
-  const times = sorted.map((r) => Number(r.reading.time))
-  fields.forEach((field, i) => {
-    const values = sorted.map((r) => Number(r.reading.values[i]) / 10 ** field.scale)
-    const chart = new globalThis.uPlot(
-      {
-        title: `${field.name} (${field.unit})`,
-        width: Math.max(240, width - 8),
-        height: 110,
-        legend: { show: false },
-        scales: { x: { time: true } },
-        series: [{}, { label: field.name, stroke: '#2b6cb0', width: 1.5, points: { size: 3 } }],
-        axes: [{ size: 28 }, { size: 60 }],
-      },
-      [times, values],
-      box,
-    )
-    chart.root.dataset.field = field.name
-  })
-  return box
 }
 
 /** Why the device earned what it earned: its receipts of the last settled epochs, each checked here. */
@@ -342,14 +328,74 @@ function followStream() {
     live.classList.remove('on')
   })
   stream.addEventListener('epoch', (event) => {
-    addEpoch(JSON.parse(event.data), true)
+    const epoch = JSON.parse(event.data)
+    addEpoch(epoch, true)
+    for (const listener of epochListeners) listener(epoch)
     showSummary().catch(() => {})
     showValidators().catch(() => {})
   })
 }
 
+const epochListeners = new Set()
+const deviceListeners = new Set()
+
+/**
+ * What a use case's dashboard panel (its folder's module, served as /dashboard/panel.js) gets from
+ * the shell: it draws in a map layer and a section of its own, reads the API, checks proofs in
+ * this browser and hears of each settled epoch. Nothing else of the shell is its to touch.
+ */
+const shell = {
+  get network() {
+    return network
+  },
+  getJson,
+  short,
+  tokens,
+  project: (lat, lng) => project(lat, lng),
+  /** A group of the map below the devices' dots (one per name). */
+  mapLayer(name) {
+    const svg = document.getElementById('map')
+    const existing = svg.querySelector(`g[data-layer="${name}"]`)
+    if (existing) return existing
+    const group = document.createElementNS(SVG, 'g')
+    group.dataset.layer = name
+    svg.insertBefore(group, svg.querySelector('path.land')?.nextSibling ?? svg.firstChild)
+    return group
+  },
+  /** A section of the page under the map, headed `title`. */
+  section(title) {
+    const section = document.createElement('section')
+    section.className = 'panel'
+    const heading = document.createElement('h2')
+    heading.textContent = title
+    section.append(heading)
+    document.querySelector('main').after(section)
+    return section
+  },
+  verifyReceipt: (proven, device) => verifyReceipt(proven, network, device),
+  /** Calls `listener(epoch)` for every epoch the live stream reports settled. */
+  onEpoch: (listener) => epochListeners.add(listener),
+  /**
+   * Calls `listener(device, { readings, fields, element, width })` each time a device is shown:
+   * its settled readings of the last hours (as /v1/readings serves them), its class's fields, and
+   * an element of the device's section that is the use case's to fill.
+   */
+  onDevice: (listener) => deviceListeners.add(listener),
+}
+
 await Promise.all([showSummary(), showMap(), showEpochs(), showValidators()])
 followStream()
+if (network.dashboardPanel) {
+  try {
+    const panel = await import(network.dashboardPanel)
+    await panel.mount(shell)
+  } catch (error) {
+    const note = document.createElement('p')
+    note.className = 'note error'
+    note.textContent = `The use case's panel failed to load: ${error.message}`
+    document.querySelector('main').after(note)
+  }
+}
 document.body.dataset.ready = 'true'
 // for scripts and tests: check any proven reading the same way
 globalThis.depin = {

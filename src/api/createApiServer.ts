@@ -156,6 +156,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       rulesHash: blueprint.rulesHash,
       // what its devices sign: each kind's EIP-712 fields (after device, seq, time)
       recordKinds: useCase.recordKinds,
+      dashboardPanel: useCase.dashboardPanel ? '/dashboard/panel.js' : null,
       currentEpoch: runningEpoch(now, deployment),
       lastSettledEpoch: epochs[0] ?? null,
       devices: indexer.deviceCount(),
@@ -334,6 +335,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     return toJson({
       width: MAP_WIDTH,
       height: MAP_HEIGHT,
+      projection: { type: 'equirectangular', unitsPerDegree: MAP_WIDTH / 360 },
       land: baseMap,
       classes: blueprint.deviceClasses.map((c) => ({
         id: c.id,
@@ -370,6 +372,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       join(dirname(createRequire(import.meta.url).resolve('uplot')), file),
     )
   }
+  // the use case's own panel, from its folder
+  const panel = useCase.dashboardPanel
+  if (panel) staticFile('/dashboard/panel.js', 'text/javascript; charset=utf-8', () => panel)
   for (const [name, type] of DASHBOARD_FILES) {
     staticFile(
       name === 'index.html' ? '/dashboard/' : `/dashboard/${name}`,

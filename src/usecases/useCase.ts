@@ -163,4 +163,10 @@ export type UseCase = {
   simulate?(context: SimulationContext): Promise<{ stop(): Promise<void> }>
   /** Its own delivery routes (with proofs against the settled roots), beside the shared ones. */
   readonly routes?: readonly UseCaseRoute[]
+  /**
+   * Its dashboard panel: a browser ES module in its folder, served as `/dashboard/panel.js`, whose
+   * `mount(shell)` the dashboard calls once loaded (see web/dashboard.js for what `shell` holds:
+   * the map, a section of its own, JSON fetching, the in-browser proof checks, settled epochs).
+   */
+  readonly dashboardPanel?: URL
 }

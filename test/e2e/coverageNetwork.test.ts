@@ -23,6 +23,7 @@ import { RECEIPT_LEAF_TYPES, receiptFromJson, receiptLeafValues } from '../../sr
 import { chooseBeaconers, type Hotspot } from '../../src/usecases/connectivity/coverageRules.ts'
 import { connectivity, coverageOf } from '../../src/usecases/connectivity/index.ts'
 import { createCoverageFleet } from '../../src/usecases/connectivity/simulateCoverage.ts'
+import { launchChromium } from '../helpers/launchChromium.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
 
 const raw = parse(readFileSync('blueprints/connectivity.yaml', 'utf8'))
@@ -191,6 +192,55 @@ describe('a connectivity network, end to end', () => {
     expect(cells).toBeGreaterThan(0)
     const bad = await fetch(`${network.apiUrl}/v1/coverage?epoch=soon`)
     expect(bad.status).toBe(400)
+  })
+
+  it('draws the coverage map on the dashboard, in a real browser, every cell proven there', async () => {
+    const browser = await launchChromium()
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      page.on('console', (message) => {
+        if (message.type() === 'error') errors.push(message.text())
+      })
+      await page.goto(`${network.apiUrl}/`)
+      await page.waitForSelector('body[data-ready="true"]')
+      expect(await page.locator('svg#map circle').count()).toBe(fleet.hotspots.length)
+      // one finished drawing, read at once (a settled epoch may start the next one)
+      const drawing = await waitFor(
+        'the coverage layer to be drawn and checked',
+        () =>
+          // a string: this file is compiled without the DOM's types
+          page.evaluate(`(() => {
+            const caption = document.querySelector('#coverage-summary')
+            if (caption?.dataset.done !== 'true') return undefined
+            const cells = [...document.querySelectorAll('svg#map g[data-layer="coverage"] polygon.coverage-cell')]
+            return {
+              epoch: caption.dataset.epoch,
+              text: caption.textContent,
+              cells: cells.map((c) => c.dataset.cell).sort(),
+              verified: cells.filter((c) => c.dataset.verified === 'true').length,
+              rows: document.querySelectorAll('#coverage-cells tbody tr').length,
+            }
+          })()`) as Promise<
+            { epoch: string; text: string; cells: string[]; verified: number; rows: number } | undefined
+          >,
+        60_000,
+      )
+      const map = (await (await fetch(`${network.apiUrl}/v1/coverage?epoch=${drawing.epoch}`)).json()) as {
+        cells: { cell: string }[]
+      }
+      const cells = [...new Set(map.cells.map((c) => c.cell))].sort()
+      expect(cells.length).toBeGreaterThan(0)
+      expect(drawing.cells).toEqual(cells)
+      expect(drawing.rows).toBe(cells.length)
+      // each hexagon drawn as proven only after its receipts verified against the chain, here
+      expect(drawing.verified).toBe(cells.length)
+      expect(drawing.text).toContain(`${cells.length} of ${cells.length} cells proven in this browser`)
+      expect(errors).toEqual([])
+    } finally {
+      await browser.close()
+    }
   })
 
   it('has the hotspots beacon that a recomputation from chain data alone chooses', async () => {

@@ -3,14 +3,13 @@
  * gateway over HTTP, three validators with their own keys and stores exchanging signatures, the
  * indexers, the API, and a simulated fleet with one station per fault kind.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { gridDisk } from 'h3-js'
 import mqtt from 'mqtt'
-import { chromium } from 'playwright-core'
 import { type Address, getAddress, type Hex, hashTypedData } from 'viem'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { ProvenReceiptJson } from '../../src/api/verifyProvenReceipts.ts'
@@ -37,6 +36,7 @@ import { RECEIPT_LEAF_TYPES, receiptFromJson, receiptLeafValues } from '../../sr
 import { environment } from '../../src/usecases/environment/index.ts'
 import { judgeEpoch } from '../../src/validator/judge/judgeEpoch.ts'
 import { rejectReasonsOf } from '../../src/validator/judge/judgement.ts'
+import { launchChromium } from '../helpers/launchChromium.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
 const { blueprint } = shortEpochBlueprint()
@@ -57,9 +57,6 @@ function chooseFaults(): FaultSpec[] {
     return kind === 'drift' ? { station, kind, perHour: '3600' } : { station, kind }
   })
 }
-
-/** Debian's chromium (`.ci/run` installs it with apt-get); CHROMIUM_PATH for another. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** A reading as the API serves it, with its proof. */
 type Proven = { epoch: string; reading: SignedReadingJson; digest: Hex; proof: Hex[]; readingsRoot: Hex }
@@ -646,23 +643,7 @@ describe('an environmental sensor network, end to end', () => {
   })
 
   it('shows the network on the dashboard, in a real browser, and follows epochs live', async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `this test needs Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`,
-      )
-    }
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    const browser = await launchChromium()
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
       const errors: string[] = []

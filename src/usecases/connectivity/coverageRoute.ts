@@ -4,7 +4,7 @@
  * ReportAccepted event carries — so anyone checks the map against the chain with OpenZeppelin's
  * StandardMerkleTree.verify, trusting nothing the API says.
  */
-import { cellToParent, getResolution, isValidCell } from 'h3-js'
+import { cellToBoundary, cellToParent, getResolution, isValidCell } from 'h3-js'
 import { z } from 'zod'
 import { RECEIPT_LEAF_TYPES, receiptToJson } from '../../rewards/receiptsTree.ts'
 import type { UseCaseRoute } from '../useCase.ts'
@@ -47,9 +47,12 @@ export function coverageRoute(unitNames: readonly string[]): UseCaseRoute {
           const heard = receipt.units[beaconWitnesses] ?? 0n
           const hex = device(receipt.device)?.h3Cell.toString(16)
           if (heard <= 0n || !hex || !isValidCell(hex) || getResolution(hex) < COVERAGE_RESOLUTION) return []
+          const cell = cellToParent(hex, COVERAGE_RESOLUTION)
           return [
             {
-              cell: cellToParent(hex, COVERAGE_RESOLUTION),
+              cell,
+              // display only (the proof is the receipt's): the cell's corners, [lat, lng]
+              boundary: cellToBoundary(cell),
               hotspot: receipt.device,
               witnesses: heard,
               receipt: receiptToJson(receipt),

@@ -31,7 +31,7 @@
  * part in nothing (HOTSPOT_CELL_INVALID): hostile registry data never stops an epoch.
  */
 import { cellToParent as cellToParentHex, getResolution, isValidCell } from 'h3-js'
-import { type Address, bytesToHex, concat, encodeAbiParameters, type Hex, hexToBytes, keccak256 } from 'viem'
+import { type Address, concat, encodeAbiParameters, type Hex, hexToBytes, keccak256 } from 'viem'
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import { recoverSigner } from '../../readings/recoverReadingSigner.ts'
 import { createCellDistance } from './cellDistance.ts'
@@ -303,7 +303,9 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
         impossible.set(device, (impossible.get(device) ?? 0) + 1)
         return 'WITNESS_RSSI_TOO_STRONG'
       }
-      valid.set(id, [...(valid.get(id) ?? []), index])
+      const list = valid.get(id)
+      if (list) list.push(index)
+      else valid.set(id, [index])
       return null
     })()
     witnessVerdicts.push(verdict)
@@ -326,24 +328,28 @@ export function judgeCoverage(input: CoverageInput): CoverageOutcome {
     return u
   }
   const coverage: CoverageOutcome['coverage'] = []
-  const randomnessBytes = hexToBytes(randomness)
+  // keccak256(randomness ‖ beaconer ‖ witness), as `ranked` but with the fast keccak, into one
+  // reused buffer; each address's bytes once
+  const rankInput = new Uint8Array(32 + 20 + 20)
+  rankInput.set(hexToBytes(randomness), 0)
+  const addressBytes = new Map<string, Uint8Array>()
+  const bytesOf = (address: string) => {
+    let bytes = addressBytes.get(address)
+    if (!bytes) {
+      bytes = hexToBytes(address as Hex)
+      addressBytes.set(address, bytes)
+    }
+    return bytes
+  }
   for (const [id, beacon] of accepted) {
     unitsOf(beacon.device).beacons = 1
     const indices = valid.get(id) ?? []
+    rankInput.set(bytesOf(beacon.device), 32)
     const order = indices
-      .map((index) => ({
-        index,
-        // keccak256(randomness ‖ beaconer ‖ witness), as `ranked` but with the fast keccak
-        rank: bytesToHex(
-          input.keccak(
-            concat([
-              randomnessBytes,
-              hexToBytes(beacon.device as Hex),
-              hexToBytes((input.witnesses[index] as WitnessRecord).device),
-            ]),
-          ),
-        ),
-      }))
+      .map((index) => {
+        rankInput.set(bytesOf((input.witnesses[index] as WitnessRecord).device), 52)
+        return { index, rank: Buffer.from(input.keccak(rankInput)).toString('hex') }
+      })
       .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0))
     order.forEach(({ index }, k) => {
       const device = (input.witnesses[index] as WitnessRecord).device.toLowerCase()

@@ -223,6 +223,7 @@ export const connectivity: UseCase = {
   unitNames: UNIT_NAMES,
   epochSummary: { beacons: 'beacons accepted', witnesses: 'witnesses rewarded' },
   routes: [coverageRoute(UNIT_NAMES)],
+  dashboardPanel: new URL('./dashboardPanel.js', import.meta.url),
   judge,
   // the rules weigh (coverageWeight, with the blueprint's weights): the receipt shows the parts
   weight: (device) => BigInt(device.units.score ?? 0),

@@ -21,4 +21,5 @@ export const environment: UseCase = {
   recordShapeProblem: environmentRecordShapeProblem,
   blueprintProblems: environmentBlueprintProblems,
   routes: [aggregateRoute],
+  dashboardPanel: new URL('./dashboardPanel.js', import.meta.url),
 }

@@ -61,12 +61,13 @@ export function judgeEnvironment(input: RulesInput): Readonly<Record<string, num
     const record = devices.get(run.device)
     const rules = runRules[r]
     const judgeSequence = rules === undefined ? undefined : sequenceJudge(rules.quality, codes)
+    const contentRules = record === undefined ? undefined : environmentClassOf(blueprint, record.deviceClass)
     const length = run.end - run.start
     let k = 0
     for (let i = run.start; i < run.end; i++) {
       if (verdicts[i] !== ACCEPTED || record === undefined) continue
       const reading = readings[i] as SignedReading
-      let code = judgeContent(reading, environmentClassOf(blueprint, record.deviceClass), input, codes)
+      let code = judgeContent(reading, contentRules, input, codes)
       if (code === ACCEPTED && judgeSequence !== undefined) code = judgeSequence(reading)
       verdicts[i] = code
       if (code !== ACCEPTED) continue

@@ -35,7 +35,20 @@ export type SignatureCheckPool = {
    * they lie in memory (arrival order) keeps the main thread's serialization from missing the cache
    * on every reading, which at 10^6 readings takes as long as several workers' recoveries.
    */
-  check(readings: readonly SignedReading[], visitOrder?: Uint32Array): Promise<SignatureChecks>
+  check(
+    readings: readonly SignedReading[],
+    visitOrder?: Uint32Array,
+    options?: CheckOptions,
+  ): Promise<SignatureChecks>
+  /**
+   * check, handing out at once the buffers the workers fill (`checks`: to be read only once `done`
+   * resolved), so a caller can lay out what will read them meanwhile.
+   */
+  start(
+    readings: readonly SignedReading[],
+    visitOrder?: Uint32Array,
+    options?: CheckOptions,
+  ): { checks: SignatureChecks; done: Promise<SignatureChecks> }
   /**
    * True once every worker has loaded (on a loaded machine that takes seconds): a caller with a
    * deadline checks on its own thread until then rather than wait.
@@ -45,6 +58,15 @@ export type SignatureCheckPool = {
   readonly ready: Promise<void>
   /** Stops the workers; pending checks fail. */
   close(): Promise<void>
+}
+
+export type CheckOptions = {
+  /**
+   * Hand every job to the workers at once, in turn, instead of two at a time as they finish: for a
+   * caller that keeps its own thread busy meanwhile (and so could not hand out the next job),
+   * at the price of every reading's copy waiting in the workers' queues at once.
+   */
+  eager?: boolean
 }
 
 /** Jobs a worker holds at once: one running, one queued, so it never waits for the main thread. */
@@ -98,6 +120,18 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     }
   }
 
+  /** Every queued job to the workers now, in turn (CheckOptions.eager). */
+  const dispatchAll = (): void => {
+    let turn = 0
+    while (queue.length > 0) {
+      const slot = workers[turn++ % workers.length] as (typeof workers)[number]
+      const pending = queue.shift() as PendingJob
+      running.set(pending.job.id, pending)
+      slot.jobs.add(pending.job.id)
+      slot.worker.postMessage(pending.job)
+    }
+  }
+
   const workerData: SignatureCheckWorkerData = {
     chainId: options.chainId,
     deviceRegistry: options.deviceRegistry,
@@ -128,53 +162,60 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     workers.push(slot)
   }
 
+  const start: SignatureCheckPool['start'] = (readings, visitOrder, checkOptions = {}) => {
+    const n = readings.length
+    const empty = { digests: new Uint8Array(0), leafHashes: new Uint8Array(0), outcomes: new Uint8Array(0) }
+    if (failure !== undefined) return { checks: empty, done: Promise.reject(failure) }
+    if (visitOrder !== undefined && visitOrder.length !== n) {
+      const error = new RangeError(`visitOrder has ${visitOrder.length} indices for ${n} readings`)
+      return { checks: empty, done: Promise.reject(error) }
+    }
+    const digests = new SharedArrayBuffer(n * 32)
+    const leafHashes = new SharedArrayBuffer(n * 32)
+    const outcomes = new SharedArrayBuffer(n)
+    const checks: SignatureChecks = {
+      digests: new Uint8Array(digests),
+      leafHashes: new Uint8Array(leafHashes),
+      outcomes: new Uint8Array(outcomes),
+    }
+    if (n === 0) return { checks, done: Promise.resolve(checks) }
+    const chunkSize = Math.min(maxChunk, Math.max(64, Math.ceil(n / (threads * 16))))
+    const done = new Promise<SignatureChecks>((resolve, reject) => {
+      let left = Math.ceil(n / chunkSize)
+      let rejected = false
+      const settle = (error?: Error): void => {
+        if (rejected) return
+        if (error !== undefined) {
+          rejected = true
+          reject(error)
+        } else if (--left === 0) resolve(checks)
+      }
+      for (let offset = 0; offset < n; offset += chunkSize) {
+        const end = Math.min(n, offset + chunkSize)
+        const indices = new Uint32Array(end - offset)
+        for (let j = 0; j < indices.length; j++) indices[j] = visitOrder?.[offset + j] ?? offset + j
+        const job = {
+          id: nextId++,
+          readings: Array.from(indices, (i) => readings[i] as SignedReading),
+          indices,
+          digests,
+          leafHashes,
+          outcomes,
+        }
+        queue.push({ job, done: settle })
+      }
+      if (checkOptions.eager) dispatchAll()
+      else dispatch()
+    })
+    return { checks, done }
+  }
+
   return {
     threads,
     ready,
     isReady: () => loaded === threads && failure === undefined,
-    check: (readings, visitOrder) => {
-      if (failure !== undefined) return Promise.reject(failure)
-      const n = readings.length
-      if (visitOrder !== undefined && visitOrder.length !== n) {
-        return Promise.reject(new RangeError(`visitOrder has ${visitOrder.length} indices for ${n} readings`))
-      }
-      const digests = new SharedArrayBuffer(n * 32)
-      const leafHashes = new SharedArrayBuffer(n * 32)
-      const outcomes = new SharedArrayBuffer(n)
-      const checks: SignatureChecks = {
-        digests: new Uint8Array(digests),
-        leafHashes: new Uint8Array(leafHashes),
-        outcomes: new Uint8Array(outcomes),
-      }
-      if (n === 0) return Promise.resolve(checks)
-      const chunkSize = Math.min(maxChunk, Math.max(64, Math.ceil(n / (threads * 16))))
-      return new Promise((resolve, reject) => {
-        let left = Math.ceil(n / chunkSize)
-        let rejected = false
-        const done = (error?: Error): void => {
-          if (rejected) return
-          if (error !== undefined) {
-            rejected = true
-            reject(error)
-          } else if (--left === 0) resolve(checks)
-        }
-        for (let offset = 0; offset < n; offset += chunkSize) {
-          const end = Math.min(n, offset + chunkSize)
-          const indices = new Uint32Array(end - offset)
-          for (let j = 0; j < indices.length; j++) indices[j] = visitOrder?.[offset + j] ?? offset + j
-          const job = {
-            id: nextId++,
-            readings: Array.from(indices, (i) => readings[i] as SignedReading),
-            indices,
-            digests,
-            leafHashes,
-            outcomes,
-          }
-          queue.push({ job, done })
-        }
-        dispatch()
-      })
-    },
+    start,
+    check: (readings, visitOrder, checkOptions) => start(readings, visitOrder, checkOptions).done,
     close: async () => {
       failure ??= new DepinError('JUDGE_POOL_CLOSED', 'the signature check pool is closed')
       fail(failure)

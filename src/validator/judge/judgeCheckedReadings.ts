@@ -73,7 +73,22 @@ function codesOf(useCase: UseCase): Codes {
  * which differ only in where signatures are checked.
  */
 export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters): JudgeEpochResult {
-  const { devices, ordered, checks } = parameters
+  return finishJudgement(parameters, judgeRules({ ...parameters, outcomes: parameters.checks.outcomes }))
+}
+
+/** The verdict code of every reading (by canonical index) and the scores: what the rules decide. */
+export type RuleVerdicts = { verdicts: Uint8Array; scores: DeviceScore[] }
+
+/**
+ * Steps 1 to 3 of judgeCheckedReadings: verdicts and scores from the signature outcomes alone (an
+ * index into SIGNATURE_OUTCOMES per reading), no digest needed. A pure function of its input, so a
+ * caller may run it before the signatures are checked, with every outcome VALID, and keep the
+ * result when the checks come back all VALID (judgeEpochInParallel does).
+ */
+export function judgeRules(
+  parameters: Omit<JudgeCheckedReadingsParameters, 'checks'> & { outcomes: Uint8Array },
+): RuleVerdicts {
+  const { devices, ordered, outcomes } = parameters
   const useCase = parameters.useCase ?? useCaseOf(parameters.blueprint)
   const { readings, runs } = ordered
   const codes = codesOf(useCase)
@@ -85,7 +100,7 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
   for (const run of runs) {
     const record = devices.get(run.device)
     for (let i = run.start; i < run.end; i++) {
-      let code = codes.signature[checks.outcomes[i] as number] as number
+      let code = codes.signature[outcomes[i] as number] as number
       if (code === ACCEPTED) {
         if (record === undefined) code = DEVICE_UNKNOWN
         else if (record.status !== 'active') code = DEVICE_RETIRED
@@ -147,36 +162,96 @@ export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters)
     scores.push({ device: record.device, owner: record.owner, ...work, rejected, weight })
   })
 
-  // 4. The verdicts, counts and readings root.
+  return { verdicts, scores }
+}
+
+/**
+ * Where reading p's checks lie in the check buffers: at p (checked in canonical order), or at
+ * positions[p] (checked in batch order: positions = ordered.sources).
+ */
+type Positions = Uint32Array | undefined
+
+/** A judged reading whose digest is cut from the checks' buffer when asked for, not before. */
+class Judged implements JudgedReading {
+  readonly reading: SignedReading
+  readonly verdict: Verdict
+  readonly #digests: Uint8Array
+  readonly #at: number
+  constructor(reading: SignedReading, verdict: Verdict, digests: Uint8Array, at: number) {
+    this.reading = reading
+    this.verdict = verdict
+    this.#digests = digests
+    this.#at = at
+  }
+  get digest(): Uint8Array {
+    return this.#digests.subarray(this.#at * 32, this.#at * 32 + 32)
+  }
+}
+
+/**
+ * The judged readings and counts of the rules' verdicts. Reads no digest: `digests` may still be
+ * being filled (each reading's is read from it only when asked for).
+ */
+export function listJudged(
+  parameters: Pick<JudgeCheckedReadingsParameters, 'blueprint' | 'useCase' | 'ordered'>,
+  rules: RuleVerdicts,
+  digests: Uint8Array,
+  positions?: Positions,
+): Pick<JudgeEpochResult, 'judged' | 'accepted' | 'rejectedByReason'> {
+  const { readings } = parameters.ordered
+  const { verdicts } = rules
+  const codes = codesOf(parameters.useCase ?? useCaseOf(parameters.blueprint))
   const rejectedByReason: Record<RejectReason, number> = Object.fromEntries(
     codes.reasons.map((reason) => [reason, 0]),
   )
-  const judged: JudgedReading[] = []
-  let acceptedCount = 0
+  const judged: JudgedReading[] = new Array(readings.length)
+  let accepted = 0
   for (let i = 0; i < readings.length; i++) {
     const code = verdicts[i] as number
-    if (code === ACCEPTED) acceptedCount++
+    if (code === ACCEPTED) accepted++
     else {
       const reason = codes.reasons[code - 1] as RejectReason
       rejectedByReason[reason] = (rejectedByReason[reason] as number) + 1
     }
-    judged.push({
-      reading: readings[i] as SignedReading,
-      digest: checks.digests.subarray(i * 32, i * 32 + 32),
-      verdict: codes.verdicts[code] as Verdict,
-    })
+    judged[i] = new Judged(
+      readings[i] as SignedReading,
+      codes.verdicts[code] as Verdict,
+      digests,
+      positions ? (positions[i] as number) : i,
+    )
   }
-  // The readings tree (buildReadingsTree's) from the leaves hashed with the signatures.
-  let readingsRoot = EMPTY_READINGS_ROOT
-  if (acceptedCount > 0) {
-    const acceptedLeaves = new Uint8Array(acceptedCount * 32)
-    let k = 0
-    for (let i = 0; i < readings.length; i++) {
-      if (verdicts[i] !== ACCEPTED) continue
-      acceptedLeaves.set(checks.leafHashes.subarray(i * 32, i * 32 + 32), k * 32)
-      k++
-    }
-    readingsRoot = buildMerkleTree(acceptedLeaves, parameters.keccak).root
+  return { judged, accepted, rejectedByReason }
+}
+
+/** The readings tree's root (buildReadingsTree's) from the leaves hashed with the signatures. */
+export function readingsRootOf(
+  rules: RuleVerdicts,
+  accepted: number,
+  leafHashes: Uint8Array,
+  keccak: Keccak256,
+  positions?: Positions,
+): `0x${string}` {
+  if (accepted === 0) return EMPTY_READINGS_ROOT
+  const { verdicts } = rules
+  const acceptedLeaves = new Uint8Array(accepted * 32)
+  let k = 0
+  for (let i = 0; i < verdicts.length; i++) {
+    if (verdicts[i] !== ACCEPTED) continue
+    const at = (positions ? (positions[i] as number) : i) * 32
+    for (let b = 0; b < 32; b++) acceptedLeaves[k * 32 + b] = leafHashes[at + b] as number
+    k++
   }
-  return { judged, devices: scores, accepted: acceptedCount, rejectedByReason, readingsRoot }
+  return buildMerkleTree(acceptedLeaves, keccak).root
+}
+
+/** Step 4 of judgeCheckedReadings: the judged readings, counts and readings root of the rules' verdicts. */
+export function finishJudgement(
+  parameters: Pick<JudgeCheckedReadingsParameters, 'blueprint' | 'useCase' | 'ordered' | 'checks' | 'keccak'>,
+  rules: RuleVerdicts,
+  positions?: Positions,
+): JudgeEpochResult {
+  const { checks } = parameters
+  const listed = listJudged(parameters, rules, checks.digests, positions)
+  const readingsRoot = readingsRootOf(rules, listed.accepted, checks.leafHashes, parameters.keccak, positions)
+  return { ...listed, devices: rules.scores, readingsRoot }
 }

@@ -53,6 +53,32 @@ describe('judgeEpochInParallel', () => {
     expect(parallel.accepted).toBeGreaterThan(0)
   })
 
+  it('keeps what the rules found while the signatures were checked only when every one is valid', async () => {
+    // the mixed batch holds forged, malleable and malformed signatures: the rules, run first as if
+    // all were valid, must run again; without them, the first run stands. Both equal judgeEpoch.
+    const mixed = await input()
+    const clean: JudgeEpochInput = {
+      ...mixed,
+      readings: mixed.readings.filter(
+        (r) => !judgeEpoch(mixed).judged.some((j) => j.reading === r && /^SIGNATURE_/.test(reasonOf(j))),
+      ),
+    }
+    for (const [base, signatureRejections] of [
+      [mixed, true],
+      [clean, false],
+    ] as const) {
+      const serial = judgeEpoch(base)
+      const rejectedForSignature = Object.entries(serial.rejectedByReason)
+        .filter(([reason]) => reason.startsWith('SIGNATURE_'))
+        .reduce((sum, [, n]) => sum + n, 0)
+      expect(rejectedForSignature > 0).toBe(signatureRejections)
+      const parallel = await judgeEpochInParallel(base, pool)
+      expect(parallel.readingsRoot).toBe(serial.readingsRoot)
+      expect(parallel.devices).toEqual(serial.devices)
+      expect(parallel.judged.map((j) => j.verdict)).toEqual(serial.judged.map((j) => j.verdict))
+    }
+  })
+
   it('stops loudly when the pool hashes in another domain than the judge', async () => {
     const elsewhere = createSignatureCheckPool({
       chainId: CHAIN_ID + 1,
@@ -66,3 +92,6 @@ describe('judgeEpochInParallel', () => {
     }
   })
 })
+
+const reasonOf = (judged: { verdict: { type: string; reason?: string } }): string =>
+  judged.verdict.type === 'rejected' ? (judged.verdict.reason ?? '') : ''

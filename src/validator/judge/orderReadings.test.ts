@@ -41,6 +41,25 @@ describe('orderReadings', () => {
     })
   })
 
+  it('gives for a batch already in canonical order what it gives for a shuffled copy, duplicates included', () => {
+    // in order per device, so the sort is skipped; but for a run with a repeated seq
+    const inOrder = [reading(A, 1n), reading(A, 2n), reading(A, 5n), reading(B, 3n), reading(B, 4n)]
+    const withTwins = [reading(A, 1n, sig('22')), reading(A, 1n, sig('11')), reading(A, 2n), reading(B, 3n)]
+    for (const batch of [inOrder, withTwins]) {
+      const ordered = orderReadings(batch)
+      const shuffled = [...batch].reverse()
+      const fromShuffled = orderReadings(shuffled)
+      expect(ordered.readings).toEqual(fromShuffled.readings)
+      expect(ordered.runs).toEqual(fromShuffled.runs)
+      expect(ordered.dropped).toBe(fromShuffled.dropped)
+      ordered.sources.forEach((source, p) => {
+        expect(batch[source]).toBe(ordered.readings[p])
+      })
+    }
+    expect(orderReadings(withTwins).readings[0]?.signature).toBe(sig('11'))
+    expect(orderReadings(withTwins).dropped).toBe(1)
+  })
+
   it('groups one device however its address is spelled', () => {
     const { runs } = orderReadings([
       reading(A, 1n),
