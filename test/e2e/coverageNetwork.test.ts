@@ -20,8 +20,13 @@ import { runReceipts } from '../../src/cli/receipts.ts'
 import type { EpochRecord } from '../../src/indexer/indexerStore.ts'
 import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
 import { RECEIPT_LEAF_TYPES, receiptFromJson, receiptLeafValues } from '../../src/rewards/receiptsTree.ts'
-import { chooseBeaconers, type Hotspot } from '../../src/usecases/connectivity/coverageRules.ts'
+import {
+  chooseBeaconers,
+  coverageWeight,
+  type Hotspot,
+} from '../../src/usecases/connectivity/coverageRules.ts'
 import { connectivity, coverageOf } from '../../src/usecases/connectivity/index.ts'
+import { DEFAULT_FLAT } from '../../src/usecases/connectivity/runCoverageFleet.ts'
 import { createCoverageFleet } from '../../src/usecases/connectivity/simulateCoverage.ts'
 import { launchChromium } from '../helpers/launchChromium.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
@@ -39,6 +44,7 @@ const fleet = createCoverageFleet({
   seed: SEED,
   honest: HONEST,
   cheaters: { spoofer: 1, ring: 3, replayer: 1, relayer: 1 },
+  flat: DEFAULT_FLAT,
 })
 const addressOf = (name: string) => fleet.hotspots.find((h) => h.name === name)?.account.address as Address
 
@@ -151,6 +157,91 @@ describe('a connectivity network, end to end', () => {
       ),
     ).toBe(true)
   })
+
+  it('pays each cheater less than the honest hotspot beside it, its control', async () => {
+    // every control has earned in some settled epoch (a hotspot earns only in epochs where it beacons
+    // or is among a beacon's rewarded witnesses); then each cheater is compared with its own
+    const earned = async (name: string) => {
+      const receipts = await receiptsOf(addressOf(name))
+      return {
+        total: receipts.reduce((sum, r) => sum + BigInt(r.receipt.reward), 0n),
+        reasons: new Set(receipts.flatMap((r) => Object.keys(r.rejectedByReason))),
+      }
+    }
+    const controls = [...new Set(fleet.controlOf.values())]
+    await waitFor(
+      'every control to have earned',
+      async () => {
+        for (const control of controls) if ((await earned(control)).total === 0n) return undefined
+        return true
+      },
+      180_000,
+    )
+    const ring = [...fleet.controlOf.keys()].filter((name) => name.startsWith('ring '))
+    const outcomes = new Map<string, Awaited<ReturnType<typeof earned>>>()
+    for (const name of [...fleet.controlOf.keys(), ...controls]) outcomes.set(name, await earned(name))
+    const total = (name: string) => outcomes.get(name)?.total as bigint
+    for (const cheater of ['spoofer 0', 'replayer 0', 'relayer 0']) {
+      const control = fleet.controlOf.get(cheater) as string
+      expect(total(cheater), `${cheater} (${total(cheater)}) vs ${control} (${total(control)})`).toBeLessThan(
+        total(control),
+      )
+    }
+    // the ring's members, in one room asserting cells 1.5 km apart, report each other impossibly
+    // strong: caught by the RSSI rule, and paid nothing in an epoch where one did so too often.
+    // (That they earn less than an honest hotspot near their room over time is the judge's test,
+    // over 8 epochs: in the few epochs here, their genuine witnessing from the room may outweigh it.)
+    const { parameters } = coverageOf(blueprint)
+    for (const name of ring)
+      for (const r of await receiptsOf(addressOf(name))) {
+        const impossible = Number(r.receipt.units[connectivity.unitNames.indexOf('impossibleReports')] ?? 0)
+        if (impossible >= parameters.impossibleReportLimit) expect(BigInt(r.receipt.reward), name).toBe(0n)
+      }
+    expect(ring.some((name) => outcomes.get(name)?.reasons.has('WITNESS_RSSI_TOO_STRONG'))).toBe(true)
+    // the relayer's copies arrive late, with an accomplice's RSSI no radio hears across 15 km
+    const relayed = outcomes.get('relayer 0')?.reasons ?? new Set<string>()
+    expect(relayed.has('WITNESS_LATE') || relayed.has('WITNESS_RSSI_TOO_STRONG')).toBe(true)
+  }, 240_000)
+
+  it("pays the hotspots crammed into one flat together no more than its cell's target is worth", async () => {
+    const { parameters } = coverageOf(blueprint)
+    const unitOf = (r: ProvenReceiptJson, name: string) =>
+      Number(r.receipt.units[connectivity.unitNames.indexOf(name)] ?? 0)
+    // the epochs in which two or more of the flat's hotspots earned: there the cell's worth is shared
+    const crowded = await waitFor(
+      'an epoch in which several hotspots of the flat earned',
+      async () => {
+        const byEpoch = new Map<string, ProvenReceiptJson[]>()
+        for (const name of fleet.flat)
+          for (const r of await receiptsOf(addressOf(name)))
+            if (unitOf(r, 'beacons') + unitOf(r, 'witnesses') > 0)
+              byEpoch.set(r.epoch, [...(byEpoch.get(r.epoch) ?? []), r])
+        const found = [...byEpoch.values()].filter((receipts) => receipts.length >= 2)
+        return found.length > 0 ? found : undefined
+      },
+      180_000,
+    )
+    for (const receipts of crowded) {
+      const units = receipts.map((r) => ({
+        beacons: unitOf(r, 'beacons'),
+        beaconWitnesses: unitOf(r, 'beaconWitnesses'),
+        witnesses: unitOf(r, 'witnesses'),
+        densityBps: unitOf(r, 'densityBps'),
+        impossibleReports: unitOf(r, 'impossibleReports'),
+      }))
+      // each one's density scale at most the target (one) shared among those that earned
+      for (const u of units) expect(u.densityBps).toBeLessThanOrEqual(Math.floor(10_000 / units.length))
+      // and the weight they are paid by, together, at most what the best of them alone would get
+      const paid = receipts.reduce((sum, r) => sum + BigInt(r.receipt.weight), 0n)
+      let most = 0n
+      for (const u of units) {
+        const alone = coverageWeight({ ...u, densityBps: 10_000 }, parameters)
+        if (alone > most) most = alone
+      }
+      expect(paid).toBeLessThanOrEqual(most)
+      expect(paid).toBe(units.reduce((sum, u) => sum + coverageWeight(u, parameters), 0n))
+    }
+  }, 240_000)
 
   it('serves a coverage map whose every cell proves itself against the chain', async () => {
     const { publicClient } = await createChainClients({ rpcUrl: network.rpcUrl })

@@ -43,6 +43,8 @@ export type RunCoverageFleetParameters = {
   /** Honest hotspots (default 30) and cheaters of each kind (default one of each, a ring of 3). */
   hotspots?: number
   cheaters?: { spoofer?: number; ring?: number; replayer?: number; relayer?: number }
+  /** Honest hotspots crammed into one flat (default 4): the density rule's case. */
+  flat?: number
   seed?: number
   log?: (line: string) => void
   /** Called with each epoch's records sent, and the gateway's answer. */
@@ -55,6 +57,9 @@ export type RunCoverageFleetParameters = {
   }) => void
 }
 
+/** Hotspots in the flat of the default fleet. */
+export const DEFAULT_FLAT = 4
+
 /** Registers the fleet, then simulates and sends each epoch's records until stopped. */
 export async function runCoverageFleet(
   parameters: RunCoverageFleetParameters,
@@ -66,6 +71,7 @@ export async function runCoverageFleet(
     seed,
     honest: parameters.hotspots ?? 30,
     cheaters: { spoofer: 1, ring: 3, replayer: 1, relayer: 1, ...parameters.cheaters },
+    flat: parameters.flat ?? DEFAULT_FLAT,
   })
   const deviceClass = blueprint.deviceClasses[0]?.id ?? 1
   const { deviceRegistry } = getReadOnlyContracts(parameters.ownerClients[0] as ChainClients, deployment)
