@@ -5,7 +5,9 @@ import { parseScaled } from '../blueprint/blueprintSchema.ts'
 import type { Blueprint, DeviceClassRules } from '../blueprint/loadBlueprint.ts'
 import { ConfigError } from '../errors.ts'
 import { INT64_MAX, INT64_MIN, type SignedReading, UINT64_MAX } from '../readings/reading.ts'
-import { signReading } from '../readings/signReading.ts'
+import { isArrayKind, type RecordKind, recordValuesProblem } from '../readings/recordKinds.ts'
+import { signRecord } from '../readings/signReading.ts'
+import { useCaseOf } from '../usecases/registry.ts'
 import { createVerdictVerifier, type DeviceTransportEvent } from './createVerdictVerifier.ts'
 import type { GatewayList } from './openGatewayList.ts'
 import { openReadingQueue } from './openReadingQueue.ts'
@@ -44,6 +46,8 @@ export type CreateDeviceParameters = {
   timeoutMs?: number
   /** Unix seconds for readings signed without a time (default: the system clock). */
   clock?: () => bigint
+  /** The record kinds the device signs (default: those of the blueprint's use case). */
+  kinds?: readonly RecordKind[]
 }
 
 /**
@@ -55,6 +59,15 @@ export type ReadingValues = readonly bigint[] | Readonly<Record<string, string>>
 
 export type SignInput = {
   values: ReadingValues
+  /** Unix seconds (default: the clock). */
+  time?: bigint
+}
+
+export type SignRecordInput = {
+  /** The record's kind, by name or index among the device's kinds (default: the first). */
+  kind?: string | number
+  /** Its values as integers, in the kind's field order (bytes32 as the integer of its 32 bytes). */
+  values: readonly bigint[]
   /** Unix seconds (default: the clock). */
   time?: bigint
 }
@@ -86,8 +99,16 @@ export type Device = {
   lastSeq(): bigint
   /** Readings waiting in the offline queue. */
   queued(): number
-  /** Signs a reading with the next sequence number, recorded before the reading is returned. */
+  /**
+   * Signs a reading of the class's fields (the first kind, an `int64[]` of them) with the next
+   * sequence number, recorded before the reading is returned.
+   */
   sign(input: SignInput): Promise<SignedReading>
+  /**
+   * Signs a record of any of the device's kinds (e.g. connectivity's Beacon or Witness) with the
+   * next sequence number, which all its kinds share, recorded before the record is returned.
+   */
+  signRecord(input: SignRecordInput): Promise<SignedReading>
   /**
    * Posts readings to the gateway, queued ones first (sequence numbers must reach the gateway in
    * increasing order), in requests of at most 500. `send([])` just retries the queue. Sends of
@@ -111,12 +132,14 @@ export type Device = {
 export function createDevice(parameters: CreateDeviceParameters): Device {
   const { account, chainId, deviceRegistry, gatewayUrl, gateways, blueprint, stateDir, timeoutMs } =
     parameters
+  const kinds = parameters.kinds ?? useCaseOf(blueprint).recordKinds
   const transport = transportOf({
     transport: parameters.transport,
     gatewayUrl,
     timeoutMs,
-    verifier: gateways ? createVerdictVerifier({ chainId, deviceRegistry, gateways }) : undefined,
+    verifier: gateways ? createVerdictVerifier({ chainId, deviceRegistry, gateways, kinds }) : undefined,
     onEvent: parameters.onEvent,
+    kinds,
   })
   const found = blueprint.classById.get(parameters.deviceClass)
   if (!found) {
@@ -132,17 +155,54 @@ export function createDevice(parameters: CreateDeviceParameters): Device {
   const address = account.address
   if (stateDir !== undefined) mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const counter = openSequenceCounter(stateDir === undefined ? undefined : join(stateDir, `${address}.seq`))
-  const queue = openReadingQueue(stateDir === undefined ? undefined : join(stateDir, `${address}.queue`))
+  const queue = openReadingQueue(
+    stateDir === undefined ? undefined : join(stateDir, `${address}.queue`),
+    kinds,
+  )
   const clock = parameters.clock ?? (() => BigInt(Math.floor(Date.now() / 1000)))
   let sending: Promise<unknown> = Promise.resolve()
 
   async function sign({ values, time = clock() }: SignInput): Promise<SignedReading> {
+    if (!isArrayKind(kinds[0] as RecordKind) || rules.fields.length === 0)
+      throw new ConfigError(
+        'READING_INVALID',
+        `class ${rules.name} has no fields to sign a reading of: sign its records with signRecord`,
+      )
     const fixed = toFixedPoint(rules, values)
     if (time < 0n || time > UINT64_MAX)
       throw new ConfigError('READING_INVALID', `time ${time} is not a uint64`)
     // the number is taken (and recorded) synchronously, so concurrent calls never share one
     const seq = counter.next()
-    return signReading({ account, chainId, deviceRegistry, seq, time, values: fixed })
+    return signRecord({ account, chainId, deviceRegistry, seq, time, values: fixed, kinds, kind: 0 })
+  }
+
+  async function signAnyRecord({
+    kind = 0,
+    values,
+    time = clock(),
+  }: SignRecordInput): Promise<SignedReading> {
+    const index = typeof kind === 'number' ? kind : kinds.findIndex((k) => k.name === kind)
+    const recordKind = kinds[index]
+    if (!recordKind)
+      throw new ConfigError(
+        'RECORD_KIND_UNKNOWN',
+        `no record kind ${kind}: ${kinds.map((k) => k.name).join(', ')}`,
+      )
+    const problem = recordValuesProblem(recordKind, values)
+    if (problem) throw new ConfigError('READING_INVALID', `${recordKind.name}: ${problem}`)
+    if (time < 0n || time > UINT64_MAX)
+      throw new ConfigError('READING_INVALID', `time ${time} is not a uint64`)
+    const seq = counter.next()
+    return signRecord({
+      account,
+      chainId,
+      deviceRegistry,
+      seq,
+      time,
+      values: [...values],
+      kinds,
+      kind: index,
+    })
   }
 
   async function deliver(readings: readonly SignedReading[]): Promise<SendReturnType> {
@@ -191,6 +251,7 @@ export function createDevice(parameters: CreateDeviceParameters): Device {
     lastSeq: () => counter.last(),
     queued: () => queue.size(),
     sign,
+    signRecord: signAnyRecord,
     send(readings) {
       const result = sending.then(() => deliver(readings))
       sending = result.catch(() => {})

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import mqtt from 'mqtt'
 import type { SignedReading } from '../readings/reading.ts'
 import { DEFAULT_TOPIC_PREFIX, readingsTopic, verdictsTopic } from '../readings/readingTopics.ts'
+import type { RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceTransportEvent, VerdictIgnoredCode, VerdictVerifier } from './createVerdictVerifier.ts'
 import {
   checkRequestSize,
@@ -30,6 +31,8 @@ export type CreateMqttTransportParameters = {
    * unlisted signer's, not an answer at all) and of the connection's errors.
    */
   onEvent?: (event: DeviceTransportEvent) => void
+  /** The use case's record kinds, to write each record's kind on the wire (default: Reading). */
+  kinds?: readonly RecordKind[]
 }
 
 export type MqttTransport = ReadingTransport & {
@@ -174,7 +177,7 @@ export function createMqttTransport(parameters: CreateMqttTransportParameters): 
       if (!(await whenSubscribed(deadline))) {
         return unavailable(`cannot reach the MQTT broker ${brokerUrl}${lastError ? `: ${lastError}` : ''}`)
       }
-      const { id, payload, request } = await readingsRequest(readings)
+      const { id, payload, request } = await readingsRequest(readings, parameters.kinds)
       return new Promise<PostReadingsReturnType>((resolve) => {
         const waiting: Waiting = {
           readings,

@@ -11,6 +11,7 @@ import {
   verdictStatusOf,
 } from '../readings/gatewayVerdict.ts'
 import type { SignedReading } from '../readings/reading.ts'
+import type { RecordKind } from '../readings/recordKinds.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
 import type { GatewayList } from './openGatewayList.ts'
 import { type PostReadingsReturnType, readGatewayAnswer } from './postReadings.ts'
@@ -69,6 +70,8 @@ export type CreateVerdictVerifierParameters = {
   deviceRegistry: Address
   /** The gateways whose verdicts count (`openGatewayList`). */
   gateways: GatewayList
+  /** The use case's record kinds, to compute each record's digest (default: Reading). */
+  kinds?: readonly RecordKind[]
 }
 
 const signatureFields = z.object({
@@ -94,10 +97,11 @@ export function createVerdictVerifier({
   chainId,
   deviceRegistry,
   gateways,
+  kinds,
 }: CreateVerdictVerifierParameters): VerdictVerifier {
   const tools = Promise.all([
     loadKeccak256(),
-    createReadingHasher(chainId, deviceRegistry),
+    createReadingHasher(chainId, deviceRegistry, kinds),
     createVerdictHasher(chainId, deviceRegistry),
   ])
   return {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
-import type { Address, Hex } from 'viem'
 import { ConfigError } from '../errors.ts'
-import { type SignedReading, signedReadingJsonSchema, toReadingJson } from '../readings/reading.ts'
+import { recordJsonSchema, type SignedReading, toRecordJson } from '../readings/reading.ts'
+import { READING_KIND, type RecordKind } from '../readings/recordKinds.ts'
 import { appendFileDurably, writeFileDurably } from './writeFileDurably.ts'
 
 export type ReadingQueue = {
@@ -15,17 +15,19 @@ export type ReadingQueue = {
 }
 
 /**
- * A device's offline queue: signed readings the gateway has not answered for yet, oldest first,
- * stored as JSON lines (`toReadingJson`, one reading per line) in `<address>.queue`. Without a
- * path it lives in memory only.
+ * A device's offline queue: signed records the gateway has not answered for yet, oldest first,
+ * stored as JSON lines (`toRecordJson` of the use case's `kinds`, one record per line) in
+ * `<address>.queue`. Without a path it lives in memory only.
  *
  * A crash while appending can leave a torn last line: it is dropped at load (that reading's send
  * never returned). A malformed line anywhere else is an error, never silently skipped.
  */
-export function openReadingQueue(path?: string): ReadingQueue {
+export function openReadingQueue(path?: string, kinds: readonly RecordKind[] = [READING_KIND]): ReadingQueue {
   let waiting: SignedReading[] = []
+  const lines = (readings: readonly SignedReading[]) =>
+    readings.map((r) => `${JSON.stringify(toRecordJson(r, kinds))}\n`).join('')
   if (path !== undefined) {
-    const loaded = load(path)
+    const loaded = load(path, kinds)
     waiting = loaded.readings
     // rewrite a torn file, else the next append would glue a reading onto the torn line
     if (loaded.torn) writeFileDurably(path, lines(waiting))
@@ -45,10 +47,8 @@ export function openReadingQueue(path?: string): ReadingQueue {
   }
 }
 
-const lines = (readings: readonly SignedReading[]) =>
-  readings.map((r) => `${JSON.stringify(toReadingJson(r))}\n`).join('')
-
-function load(path: string): { readings: SignedReading[]; torn: boolean } {
+function load(path: string, kinds: readonly RecordKind[]): { readings: SignedReading[]; torn: boolean } {
+  const schema = recordJsonSchema(kinds)
   if (!existsSync(path)) return { readings: [], torn: false }
   const text = readFileSync(path, 'utf8')
   const rows = text.split('\n')
@@ -56,21 +56,14 @@ function load(path: string): { readings: SignedReading[]; torn: boolean } {
   const readings: SignedReading[] = []
   rows.forEach((row, i) => {
     if (row === '') return
-    let parsed: ReturnType<typeof signedReadingJsonSchema.safeParse> | undefined
+    let parsed: ReturnType<typeof schema.safeParse> | undefined
     try {
-      parsed = signedReadingJsonSchema.safeParse(JSON.parse(row))
+      parsed = schema.safeParse(JSON.parse(row))
     } catch {
       parsed = undefined
     }
     if (parsed?.success) {
-      const r = parsed.data
-      readings.push({
-        device: r.device as Address,
-        seq: r.seq,
-        time: r.time,
-        values: r.values,
-        signature: r.signature as Hex,
-      })
+      readings.push(parsed.data)
       return
     }
     if (torn && i === rows.length - 1) return

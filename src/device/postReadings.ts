@@ -3,7 +3,8 @@ import { bytesToHex, type Hex } from 'viem'
 import { z } from 'zod'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { ConfigError } from '../errors.ts'
-import { type SignedReading, toReadingJson } from '../readings/reading.ts'
+import { type SignedReading, toRecordJson } from '../readings/reading.ts'
+import { READING_KIND, type RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceTransportEvent, VerdictIgnoredCode, VerdictVerifier } from './createVerdictVerifier.ts'
 
 /** The most readings one request to the gateway may carry. */
@@ -31,6 +32,8 @@ export type PostReadingsParameters = {
   timeoutMs?: number
   /** Told of each answer ignored (forged, unsigned, another request's, an unlisted signer's). */
   onEvent?: (event: DeviceTransportEvent) => void
+  /** The use case's record kinds, to write each record's kind on the wire (default: Reading). */
+  kinds?: readonly RecordKind[]
 }
 
 /**
@@ -48,6 +51,7 @@ export const httpTransport = ({
   verifier,
   timeoutMs,
   onEvent,
+  kinds,
 }: Omit<PostReadingsParameters, 'readings'>): ReadingTransport => ({
   send: (readings) =>
     postReadings({
@@ -56,6 +60,7 @@ export const httpTransport = ({
       verifier,
       ...(timeoutMs ? { timeoutMs } : {}),
       ...(onEvent ? { onEvent } : {}),
+      ...(kinds ? { kinds } : {}),
     }),
 })
 
@@ -69,12 +74,14 @@ export function transportOf({
   timeoutMs,
   verifier,
   onEvent,
+  kinds,
 }: {
   transport?: ReadingTransport | undefined
   gatewayUrl?: string | undefined
   timeoutMs?: number | undefined
   verifier?: VerdictVerifier | undefined
   onEvent?: ((event: DeviceTransportEvent) => void) | undefined
+  kinds?: readonly RecordKind[] | undefined
 }): ReadingTransport {
   if (transport) return transport
   if (gatewayUrl === undefined) {
@@ -91,6 +98,7 @@ export function transportOf({
     verifier,
     ...(timeoutMs ? { timeoutMs } : {}),
     ...(onEvent ? { onEvent } : {}),
+    ...(kinds ? { kinds } : {}),
   })
 }
 
@@ -132,14 +140,17 @@ const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.st
  * with a fresh random id, and the keccak-256 of its bytes, which the gateway's signed verdict
  * must name (so an answer holds for this request only).
  */
-export async function readingsRequest(readings: readonly SignedReading[]): Promise<{
+export async function readingsRequest(
+  readings: readonly SignedReading[],
+  kinds: readonly RecordKind[] = [READING_KIND],
+): Promise<{
   id: string
   payload: string
   request: Hex
 }> {
   const keccak = await loadKeccak256()
   const id = randomBytes(12).toString('hex')
-  const payload = JSON.stringify({ id, readings: readings.map(toReadingJson) })
+  const payload = JSON.stringify({ id, readings: readings.map((r) => toRecordJson(r, kinds)) })
   return { id, payload, request: bytesToHex(keccak(Buffer.from(payload, 'utf8'))) }
 }
 
@@ -157,10 +168,11 @@ export async function postReadings({
   verifier,
   timeoutMs = 10_000,
   onEvent,
+  kinds,
 }: PostReadingsParameters): Promise<PostReadingsReturnType> {
   checkRequestSize(readings)
   const url = `${gatewayUrl.replace(/\/+$/, '')}/v1/readings`
-  const { payload, request } = await readingsRequest(readings)
+  const { payload, request } = await readingsRequest(readings, kinds)
   let response: Response | undefined
   let body: unknown
   // a connection reset before any answer (typically a kept-alive connection the gateway closed

@@ -2,7 +2,9 @@
  * The connectivity network's simulated hotspots, live: registered on-chain with their asserted
  * cells, then, each epoch, the hotspots the epoch's randomness chose beacon and whoever hears a
  * beacon witnesses it (simulateCoverage.ts), every record signed and sent to the gateway over
- * HTTP before the epoch ends. The randomness is read from the chain like the validators read it.
+ * HTTP before the epoch ends, each hotspot through the shared device SDK (`createDevice`: its
+ * offline queue, and only a listed gateway's signed verdict counts). The randomness is read from
+ * the chain like the validators read it.
  */
 import type { Address, PublicClient } from 'viem'
 import type { Blueprint } from '../../blueprint/loadBlueprint.ts'
@@ -10,11 +12,13 @@ import type { ChainClients } from '../../chain/createChainClients.ts'
 import type { Deployment } from '../../chain/deployment.ts'
 import { epochRandomness, type SettledReport } from '../../chain/epochRandomness.ts'
 import { getReadOnlyContracts } from '../../chain/getContracts.ts'
+import { createDevice, type Device } from '../../device/createDevice.ts'
+import { openGatewayList } from '../../device/openGatewayList.ts'
 import { registerDevice } from '../../device/registerDevice.ts'
 import { compareReadings } from '../../gateway/batchFormat.ts'
-import { toRecordJson } from '../../readings/reading.ts'
+import type { SignedReading } from '../../readings/reading.ts'
 import type { Hotspot } from './coverageRules.ts'
-import { connectivity, coverageOf } from './index.ts'
+import { coverageOf } from './index.ts'
 import {
   type CoverageFleet,
   createCoverageFleet,
@@ -95,6 +99,25 @@ export async function runCoverageFleet(
       .join(', ')}`,
   )
 
+  // each hotspot's agent: its queue in memory (a record not delivered goes first next epoch, when
+  // the gateway refuses it if its epoch is sealed), verdicts believed from listed gateways only
+  const gateways = openGatewayList({ publicClient, deviceRegistry: deployment.contracts.deviceRegistry })
+  const agents = new Map<string, Device>(
+    fleet.hotspots.map((h) => [
+      h.account.address.toLowerCase(),
+      createDevice({
+        account: h.account,
+        chainId: deployment.chainId,
+        deviceRegistry: deployment.contracts.deviceRegistry,
+        gatewayUrl: parameters.gatewayUrl,
+        gateways,
+        blueprint,
+        deviceClass,
+        onEvent: (event) => log(`fleet: ${h.name}: ${event.code}: ${event.message}`),
+      }),
+    ]),
+  )
+
   const { parameters: coverage } = coverageOf(blueprint)
   const network = { chainId: deployment.chainId, deviceRegistry: deployment.contracts.deviceRegistry }
   const { genesisTime, epochLength } = deployment
@@ -150,23 +173,23 @@ export async function runCoverageFleet(
       ...(previous ? { replay: previous } : {}),
     })
     const signed = await signCoverageRecords(fleet, records, network)
-    const wire = signed.sort(compareReadings).map((r) => toRecordJson(r, connectivity.recordKinds))
-    let accepted = 0
-    let rejected = 0
-    for (let i = 0; i < wire.length; i += 500) {
-      const response = await fetch(`${parameters.gatewayUrl}/v1/readings`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ readings: wire.slice(i, i + 500) }),
-      })
-      const answer = (await response.json()) as { accepted?: number; rejected?: number }
-      accepted += answer.accepted ?? 0
-      rejected += answer.rejected ?? 0
+    const byHotspot = new Map<string, SignedReading[]>()
+    for (const record of signed.sort(compareReadings)) {
+      const device = record.device.toLowerCase()
+      const own = byHotspot.get(device)
+      if (own) own.push(record)
+      else byHotspot.set(device, [record])
     }
+    const sends = await Promise.all(
+      [...byHotspot].map(([device, own]) => (agents.get(device) as Device).send(own)),
+    )
+    const accepted = sends.reduce((sum, s) => sum + s.accepted, 0)
+    const rejected = sends.reduce((sum, s) => sum + s.rejected, 0)
+    const queued = sends.reduce((sum, s) => sum + s.queued, 0)
     next = epoch + 1n // sent: on to the next epoch (a failure above tries this one again)
     previous = records
     log(
-      `fleet: epoch ${epoch}: ${records.beacons.length} beacons and ${records.witnesses.length} witness records sent, ${accepted} accepted by the gateway, ${rejected} refused`,
+      `fleet: epoch ${epoch}: ${records.beacons.length} beacons and ${records.witnesses.length} witness records sent, ${accepted} accepted by the gateway, ${rejected} refused${queued > 0 ? `, ${queued} queued (no signed verdict yet)` : ''}`,
     )
     parameters.onEpoch?.({
       epoch,
