@@ -11,15 +11,17 @@ import { startApiFixture } from './apiTarget.ts'
 import { createDecoderFixture } from './decoderTarget.ts'
 import { startExchangeFixture } from './exchangeTarget.ts'
 import { startGatewayFixture } from './gatewayTarget.ts'
+import { startRecordsFixture } from './recordsTarget.ts'
 import { createTally, type Figure, type Offender, TARGETS, type Target } from './tally.ts'
 
 /** Share of the inputs each target gets. */
 export const SHARES: Record<Target, number> = {
-  'gateway-http': 0.3,
+  'gateway-http': 0.25,
   'gateway-mqtt': 0.1,
-  api: 0.22,
-  exchange: 0.13,
-  decoder: 0.25,
+  'gateway-records': 0.1,
+  api: 0.2,
+  exchange: 0.12,
+  decoder: 0.23,
 }
 
 export type ShardOptions = {
@@ -84,6 +86,7 @@ export async function runShard(
     keccak,
   }
   const gateway = await startGatewayFixture({ ...common, dir })
+  const records = await startRecordsFixture({ ...common, dir })
   const api = await startApiFixture({ ...common, dir })
   const exchange = await startExchangeFixture(common)
   const decoder = createDecoderFixture(common)
@@ -134,6 +137,7 @@ export async function runShard(
   await Promise.all([
     drive('gateway-http', options.sockets, gateway.httpInput),
     drive('gateway-mqtt', 32, gateway.mqttInput),
+    drive('gateway-records', options.sockets, records.input),
     drive('api', options.sockets, api.input),
     drive('exchange', options.sockets, exchange.input),
     driveDecoder(),
@@ -143,9 +147,11 @@ export async function runShard(
   clearInterval(progress)
 
   await gateway.finish()
+  await records.finish()
   await api.finish()
   await exchange.finish()
   await gateway.stop()
+  await records.stop()
   await api.stop()
   await exchange.stop()
   rmSync(dir, { recursive: true, force: true })
