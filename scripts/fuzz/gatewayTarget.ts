@@ -62,7 +62,7 @@ export type StartGatewayFixtureOptions = {
 }
 
 /** The reasons a genuine, fresh reading can never deserve (the others depend on timing). */
-const WRONG_FOR_VALID = new Set([
+export const WRONG_FOR_VALID = new Set([
   'SCHEMA_INVALID',
   'SCHEMA_MISMATCH',
   'SIGNATURE_INVALID',

@@ -19,6 +19,7 @@ import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import { recordJsonSchema, type SignedReading, toRecordJson } from '../../src/readings/reading.ts'
 import { connectivity } from '../../src/usecases/connectivity/index.ts'
 import { offChainDeployment } from '../../test/helpers/offChainDeployment.ts'
+import { WRONG_FOR_VALID } from './gatewayTarget.ts'
 import { isPlainObject, judgeRefusal, parseAnswer } from './judge.ts'
 import { digestSigner, type FuzzKey, fuzzKey, signDigest } from './keys.ts'
 import { createMutator, type Json } from './mutate.ts'
@@ -28,16 +29,6 @@ import { createTransport, type Transport } from './transport.ts'
 
 const TARGET = 'gateway-records'
 const EPOCH_LENGTH = 30n
-/** Reasons a genuine, fresh record can never deserve (the others depend on timing). */
-const WRONG_FOR_VALID = new Set([
-  'SCHEMA_INVALID',
-  'SCHEMA_MISMATCH',
-  'SIGNATURE_INVALID',
-  'SIGNATURE_MALLEABLE',
-  'SIGNATURE_MALFORMED',
-  'DEVICE_UNKNOWN',
-  'DEVICE_RETIRED',
-])
 
 export type RecordsFixture = { input(): Promise<void>; finish(): Promise<void>; stop(): Promise<void> }
 

@@ -31,7 +31,8 @@ let now: bigint
 const operator = privateKeyToAccount(generatePrivateKey())
 let gateway: Gateway | undefined
 
-const startGateway = async () => {
+/** The connectivity gateway on `port` (0: any), its store in `dir`, kept across restarts. */
+const startGateway = async (port = 0) => {
   gateway = await createGateway({
     blueprint,
     deployment: net.deployment,
@@ -40,7 +41,7 @@ const startGateway = async () => {
     clock: () => now,
     signatureThreads: 0,
     operator,
-    port: 0,
+    port,
   })
   await gateway.start()
   return gateway
@@ -51,7 +52,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-record-kinds-'))
   now = net.deployment.genesisTime + 5n
   const started = await startGateway()
-  await listGateway({ sender: net.admin, deployment: net.deployment, gateway: operator.address, url: started.url })
+  await listGateway({
+    sender: net.admin,
+    deployment: net.deployment,
+    gateway: operator.address,
+    url: started.url,
+  })
 }, 60_000)
 afterAll(async () => {
   await gateway?.stop()
@@ -65,7 +71,10 @@ const hotspotAgent = (account: PrivateKeyAccount, gatewayUrl: string, stateDir: 
     chainId: net.chainId,
     deviceRegistry: net.deployment.contracts.deviceRegistry,
     gatewayUrl,
-    gateways: openGatewayList({ rpcUrl: net.anvil.rpcUrl, deviceRegistry: net.deployment.contracts.deviceRegistry }),
+    gateways: openGatewayList({
+      rpcUrl: net.anvil.rpcUrl,
+      deviceRegistry: net.deployment.contracts.deviceRegistry,
+    }),
     blueprint, // its use case's kinds: Beacon, Witness
     deviceClass: 1,
     stateDir,
@@ -108,7 +117,9 @@ describe('the device SDK with a use case of several record kinds', () => {
     expect([beacon.seq, beacon.kind ?? 0, witness.seq, witness.kind]).toEqual([1n, 0, 2n, 1])
     const away = await agent.send([beacon, witness])
     expect(away).toMatchObject({ accepted: 0, queued: 2 })
-    const lines = readFileSync(join(stateDir, `${hotspot.address}.queue`), 'utf8').split('\n').filter(Boolean)
+    const lines = readFileSync(join(stateDir, `${hotspot.address}.queue`), 'utf8')
+      .split('\n')
+      .filter(Boolean)
     expect(lines.map((line) => JSON.parse(line).kind)).toEqual([undefined, 'Witness'])
 
     // a reading of fields makes no sense for a hotspot: a clear error, and no number is used
@@ -125,17 +136,7 @@ describe('the device SDK with a use case of several record kinds', () => {
     const restarted = hotspotAgent(hotspot, url, stateDir)
     expect(restarted.queued()).toBe(2)
     expect(restarted.lastSeq()).toBe(2n)
-    gateway = await createGateway({
-      blueprint,
-      deployment: net.deployment,
-      devices,
-      dbPath: join(dir, 'gateway.db'),
-      clock: () => now,
-      signatureThreads: 0,
-      operator,
-      port: Number(new URL(url).port),
-    })
-    await gateway.start()
+    await startGateway(Number(new URL(url).port))
     const delivered = await restarted.send([])
     expect(delivered).toMatchObject({ accepted: 2, rejected: 0, queued: 0 })
     expect(stored(hotspot.address)).toEqual(['0:1', '1:2'])
