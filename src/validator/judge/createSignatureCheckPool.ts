@@ -6,6 +6,7 @@ import type { SignedReading } from '../../readings/reading.ts'
 import type { RecordKind } from '../../readings/recordKinds.ts'
 import type { SignatureChecks } from './checkReadingSignatures.ts'
 import type {
+  CloseWorker,
   SignatureCheckJob,
   SignatureCheckReply,
   SignatureCheckWorkerData,
@@ -68,6 +69,9 @@ export type CheckOptions = {
    */
   eager?: boolean
 }
+
+/** Milliseconds a closing pool waits for each worker to end by itself before terminating it. */
+const CLOSE_GRACE_MS = 15_000
 
 /** Jobs a worker holds at once: one running, one queued, so it never waits for the main thread. */
 const JOBS_PER_WORKER = 2
@@ -132,9 +136,11 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     }
   }
 
+  const closed = new SharedArrayBuffer(4)
   const workerData: SignatureCheckWorkerData = {
     chainId: options.chainId,
     deviceRegistry: options.deviceRegistry,
+    closed,
     ...(options.kinds ? { kinds: [...options.kinds] } : {}),
   }
   for (let t = 0; t < threads; t++) {
@@ -219,7 +225,20 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     close: async () => {
       failure ??= new DepinError('JUDGE_POOL_CLOSED', 'the signature check pool is closed')
       fail(failure)
-      await Promise.all(workers.map((slot) => slot.worker.terminate()))
+      // Each worker is asked to end and given time to (it may still be loading, or in the middle
+      // of a job): terminating a thread inside libsecp256k1's native code, or while it loads the
+      // addon, aborts the whole process. Only one that does not end in time is terminated.
+      Atomics.store(new Int32Array(closed), 0, 1)
+      await Promise.all(
+        workers.map(async ({ worker }) => {
+          const ended = new Promise<boolean>((resolve) => {
+            worker.once('exit', () => resolve(true))
+            setTimeout(() => resolve(false), CLOSE_GRACE_MS).unref()
+          })
+          worker.postMessage('close' satisfies CloseWorker)
+          if (!(await ended)) await worker.terminate()
+        }),
+      )
     },
   }
 }

@@ -11,7 +11,16 @@ import type { SignedReading } from '../../readings/reading.ts'
 import type { RecordKind } from '../../readings/recordKinds.ts'
 import { checkReadingSignature } from './checkReadingSignatures.ts'
 
-export type SignatureCheckWorkerData = { chainId: number; deviceRegistry: Address; kinds?: RecordKind[] }
+export type SignatureCheckWorkerData = {
+  chainId: number
+  deviceRegistry: Address
+  kinds?: RecordKind[]
+  /** Int32 [0] set to 1 once the pool closes: jobs still queued are skipped. */
+  closed?: SharedArrayBuffer
+}
+
+/** Sent by the pool when it closes: the worker stops taking messages, and so ends by itself. */
+export type CloseWorker = 'close'
 
 export type SignatureCheckJob = {
   id: number
@@ -28,11 +37,19 @@ export type SignatureCheckReply = { id: number; error?: string }
 
 const port = parentPort
 if (port === null) throw new Error('signatureCheckWorker runs only as a worker thread')
-const { chainId, deviceRegistry, kinds } = workerData as SignatureCheckWorkerData
+const { chainId, deviceRegistry, kinds, closed } = workerData as SignatureCheckWorkerData
+const closedFlag = closed ? new Int32Array(closed) : undefined
 const keccak = await loadKeccak256()
 const digest = await createReadingHasher(chainId, deviceRegistry, kinds)
 
-port.on('message', (job: SignatureCheckJob) => {
+port.on('message', (job: SignatureCheckJob | CloseWorker) => {
+  // never killed in the middle of a native call (which aborts the whole process): the pool asks,
+  // and the thread ends once its port is closed and its event loop empty
+  if (job === 'close') {
+    port.close()
+    return
+  }
+  if (closedFlag && Atomics.load(closedFlag, 0) === 1) return // the pool is gone: nobody waits for it
   let reply: SignatureCheckReply = { id: job.id }
   try {
     const checks = {
