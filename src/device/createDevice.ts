@@ -168,12 +168,7 @@ export function createDevice(parameters: CreateDeviceParameters): Device {
         'READING_INVALID',
         `class ${rules.name} has no fields to sign a reading of: sign its records with signRecord`,
       )
-    const fixed = toFixedPoint(rules, values)
-    if (time < 0n || time > UINT64_MAX)
-      throw new ConfigError('READING_INVALID', `time ${time} is not a uint64`)
-    // the number is taken (and recorded) synchronously, so concurrent calls never share one
-    const seq = counter.next()
-    return signRecord({ account, chainId, deviceRegistry, seq, time, values: fixed, kinds, kind: 0 })
+    return signAnyRecord({ kind: 0, values: toFixedPoint(rules, values), time })
   }
 
   async function signAnyRecord({
@@ -192,6 +187,7 @@ export function createDevice(parameters: CreateDeviceParameters): Device {
     if (problem) throw new ConfigError('READING_INVALID', `${recordKind.name}: ${problem}`)
     if (time < 0n || time > UINT64_MAX)
       throw new ConfigError('READING_INVALID', `time ${time} is not a uint64`)
+    // the number is taken (and recorded) synchronously, so concurrent calls never share one
     const seq = counter.next()
     return signRecord({
       account,

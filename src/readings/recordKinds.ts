@@ -5,7 +5,8 @@
  * per-device sequence shared by all its kinds, a time, the kind's field values in order, and the
  * signature. The environment's one kind is `Reading(… int64[] values)`; a kind has either one
  * `int64[]` field (its values are the array) or only single-word fields (one value each).
- */ import { numberToHex } from 'viem'
+ */
+import { numberToHex } from 'viem'
 
 /** The field types a record kind may use: each a 32-byte word, or one int64 array. */
 export type RecordFieldType = 'int64[]' | 'uint64' | 'int64' | 'uint32' | 'int32' | 'bytes32'

@@ -73,7 +73,11 @@ function codesOf(useCase: UseCase): Codes {
  * which differ only in where signatures are checked.
  */
 export function judgeCheckedReadings(parameters: JudgeCheckedReadingsParameters): JudgeEpochResult {
-  return finishJudgement(parameters, judgeRules({ ...parameters, outcomes: parameters.checks.outcomes }))
+  const { checks } = parameters
+  const rules = judgeRules({ ...parameters, outcomes: checks.outcomes })
+  const listed = listJudged(parameters, rules, checks.digests)
+  const readingsRoot = readingsRootOf(rules, listed.accepted, checks.leafHashes, parameters.keccak)
+  return { ...listed, devices: rules.scores, readingsRoot }
 }
 
 /** The verdict code of every reading (by canonical index) and the scores: what the rules decide. */
@@ -242,16 +246,4 @@ export function readingsRootOf(
     k++
   }
   return buildMerkleTree(acceptedLeaves, keccak).root
-}
-
-/** Step 4 of judgeCheckedReadings: the judged readings, counts and readings root of the rules' verdicts. */
-export function finishJudgement(
-  parameters: Pick<JudgeCheckedReadingsParameters, 'blueprint' | 'useCase' | 'ordered' | 'checks' | 'keccak'>,
-  rules: RuleVerdicts,
-  positions?: Positions,
-): JudgeEpochResult {
-  const { checks } = parameters
-  const listed = listJudged(parameters, rules, checks.digests, positions)
-  const readingsRoot = readingsRootOf(rules, listed.accepted, checks.leafHashes, parameters.keccak, positions)
-  return { ...listed, devices: rules.scores, readingsRoot }
 }
