@@ -87,7 +87,7 @@ export function checkReadingSignatures(
 }
 
 /** Whether the reading's fields fit their EIP-712 types, so hashing it means what it says. */
-function isEncodable(reading: SignedReading): boolean {
+export function isEncodable(reading: SignedReading): boolean {
   const { device, seq, time, values } = reading
   if (typeof device !== 'string' || !ADDRESS.test(device)) return false
   if (typeof seq !== 'bigint' || seq < 0n || seq > UINT64_MAX) return false

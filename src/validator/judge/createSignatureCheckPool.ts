@@ -2,9 +2,11 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import type { Address } from 'viem'
 import { DepinError } from '../../errors.ts'
+import { createRecordWords } from '../../readings/createReadingHasher.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import type { RecordKind } from '../../readings/recordKinds.ts'
 import type { SignatureChecks } from './checkReadingSignatures.ts'
+import { packRecords } from './packedRecords.ts'
 import type {
   CloseWorker,
   SignatureCheckJob,
@@ -33,7 +35,7 @@ export type SignatureCheckPool = {
    * The same result checkReadingSignatures gives, computed on the worker threads.
    * @param visitOrder a permutation of the readings' indices: the order they are handed to the
    * workers in (results are by index all the same). Default: index order. Visiting them in the order
-   * they lie in memory (arrival order) keeps the main thread's serialization from missing the cache
+   * they lie in memory (arrival order) keeps the main thread's packing (packedRecords.ts) from missing the cache
    * on every reading, which at 10^6 readings takes as long as several workers' recoveries.
    */
   check(
@@ -65,7 +67,7 @@ export type CheckOptions = {
   /**
    * Hand every job to the workers at once, in turn, instead of two at a time as they finish: for a
    * caller that keeps its own thread busy meanwhile (and so could not hand out the next job),
-   * at the price of every reading's copy waiting in the workers' queues at once.
+   * at the price of every reading's packed copy waiting in the workers' queues at once.
    */
   eager?: boolean
 }
@@ -76,7 +78,8 @@ const CLOSE_GRACE_MS = 15_000
 /** Jobs a worker holds at once: one running, one queued, so it never waits for the main thread. */
 const JOBS_PER_WORKER = 2
 
-type PendingJob = { job: SignatureCheckJob; done: (error?: Error) => void }
+/** A job waiting for a worker: its records are packed only when it is handed out. */
+type PendingJob = { id: number; pack: () => SignatureCheckJob; done: (error?: Error) => void }
 
 /**
  * Worker threads that check reading signatures (EIP-712 digest + libsecp256k1 recovery, the
@@ -113,13 +116,22 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     running.clear()
     queue.length = 0
   }
+  const send = (slot: (typeof workers)[number], pending: PendingJob): void => {
+    let job: SignatureCheckJob
+    try {
+      job = pending.pack()
+    } catch (error) {
+      pending.done(error instanceof Error ? error : new Error(String(error)))
+      return
+    }
+    running.set(pending.id, pending)
+    slot.jobs.add(pending.id)
+    slot.worker.postMessage(job, [job.packed]) // moved, not copied
+  }
   const dispatch = (): void => {
     for (const slot of workers) {
       while (slot.jobs.size < JOBS_PER_WORKER && queue.length > 0) {
-        const pending = queue.shift() as PendingJob
-        running.set(pending.job.id, pending)
-        slot.jobs.add(pending.job.id)
-        slot.worker.postMessage(pending.job)
+        send(slot, queue.shift() as PendingJob)
       }
     }
   }
@@ -129,13 +141,11 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     let turn = 0
     while (queue.length > 0) {
       const slot = workers[turn++ % workers.length] as (typeof workers)[number]
-      const pending = queue.shift() as PendingJob
-      running.set(pending.job.id, pending)
-      slot.jobs.add(pending.job.id)
-      slot.worker.postMessage(pending.job)
+      send(slot, queue.shift() as PendingJob)
     }
   }
 
+  const words = createRecordWords(options.kinds)
   const closed = new SharedArrayBuffer(4)
   const workerData: SignatureCheckWorkerData = {
     chainId: options.chainId,
@@ -200,15 +210,16 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
         const end = Math.min(n, offset + chunkSize)
         const indices = new Uint32Array(end - offset)
         for (let j = 0; j < indices.length; j++) indices[j] = visitOrder?.[offset + j] ?? offset + j
-        const job = {
-          id: nextId++,
-          readings: Array.from(indices, (i) => readings[i] as SignedReading),
+        const id = nextId++
+        const pack = (): SignatureCheckJob => ({
+          id,
+          packed: packRecords(readings, indices, words),
           indices,
           digests,
           leafHashes,
           outcomes,
-        }
-        queue.push({ job, done: settle })
+        })
+        queue.push({ id, pack, done: settle })
       }
       if (checkOptions.eager) dispatchAll()
       else dispatch()

@@ -1,15 +1,14 @@
 /**
- * Worker thread of createSignatureCheckPool: checks jobs of readings with its own hasher and keccak,
- * writing digests, leaf hashes and outcomes straight into the pool's shared buffers, at each
- * reading's index.
+ * Worker thread of createSignatureCheckPool: checks jobs of packed records (packedRecords.ts) with
+ * its own hasher and keccak, writing digests, leaf hashes and outcomes straight into the pool's
+ * shared buffers, at each record's index.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import type { Address } from 'viem'
 import { loadKeccak256 } from '../../crypto/keccak.ts'
-import { createReadingHasher } from '../../readings/createReadingHasher.ts'
-import type { SignedReading } from '../../readings/reading.ts'
+import { createRecordWordsHasher } from '../../readings/createReadingHasher.ts'
 import type { RecordKind } from '../../readings/recordKinds.ts'
-import { checkReadingSignature } from './checkReadingSignatures.ts'
+import { checkPackedRecord, packedCount } from './packedRecords.ts'
 
 export type SignatureCheckWorkerData = {
   chainId: number
@@ -24,8 +23,9 @@ export type CloseWorker = 'close'
 
 export type SignatureCheckJob = {
   id: number
-  readings: SignedReading[]
-  /** Where each reading's results go in the shared buffers. */
+  /** The records, packRecords' buffer (moved to the worker with the job). */
+  packed: ArrayBuffer
+  /** Where each record's results go in the shared buffers. */
   indices: Uint32Array
   digests: SharedArrayBuffer
   leafHashes: SharedArrayBuffer
@@ -40,7 +40,7 @@ if (port === null) throw new Error('signatureCheckWorker runs only as a worker t
 const { chainId, deviceRegistry, kinds, closed } = workerData as SignatureCheckWorkerData
 const closedFlag = closed ? new Int32Array(closed) : undefined
 const keccak = await loadKeccak256()
-const digest = await createReadingHasher(chainId, deviceRegistry, kinds)
+const hash = createRecordWordsHasher(keccak, chainId, deviceRegistry, kinds)
 
 port.on('message', (job: SignatureCheckJob | CloseWorker) => {
   // never killed in the middle of a native call (which aborts the whole process): the pool asks,
@@ -57,9 +57,11 @@ port.on('message', (job: SignatureCheckJob | CloseWorker) => {
       leafHashes: new Uint8Array(job.leafHashes),
       outcomes: new Uint8Array(job.outcomes),
     }
-    job.readings.forEach((reading, j) => {
-      checkReadingSignature(reading, digest, keccak, checks, job.indices[j] as number)
-    })
+    const packed = new Uint8Array(job.packed)
+    const view = new DataView(job.packed)
+    const count = packedCount(job.packed)
+    for (let j = 0; j < count; j++)
+      checkPackedRecord(packed, view, j, hash, keccak, checks, job.indices[j] as number)
   } catch (error) {
     reply = { id: job.id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }
   }
