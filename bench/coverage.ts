@@ -16,7 +16,6 @@ import { latLngToCell } from 'h3-js'
 import { type Address, bytesToHex, getAddress, type Hex } from 'viem'
 import { loadBlueprint } from '../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
-import { mulberry32 } from '../src/device/simulator/random.ts'
 import { createReadingHasher } from '../src/readings/createReadingHasher.ts'
 import type { SignedReading } from '../src/readings/reading.ts'
 import {
@@ -26,6 +25,7 @@ import {
   type Hotspot,
 } from '../src/usecases/connectivity/coverageRules.ts'
 import { BEACON_KIND, beaconValues, coverageOf, WITNESS_KIND } from '../src/usecases/connectivity/index.ts'
+import { mulberry32 } from '../src/usecases/simulatorRandom.ts'
 import { computeEpochRewards } from '../src/validator/judge/computeEpochRewards.ts'
 import { createSignatureCheckPool } from '../src/validator/judge/createSignatureCheckPool.ts'
 import { judgeEpochInParallel } from '../src/validator/judge/judgeEpochInParallel.ts'

@@ -7,7 +7,7 @@
  * is behind its pace and the kind drawn must wait for a restart, its process still starting is
  * killed again (a validator only if it is the one down), or else the other kind goes instead.
  */
-import { mulberry32 } from '../../src/device/simulator/random.ts'
+import { mulberry32 } from '../../src/usecases/simulatorRandom.ts'
 import type { RoleKind, RoleProcess } from './roleProcess.ts'
 
 /** Tries to bring a killed process back before the schedule gives up on it (and says so). */

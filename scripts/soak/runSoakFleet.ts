@@ -11,7 +11,7 @@ import { createDevice, type Device } from '../../src/device/createDevice.ts'
 import { createMqttTransport } from '../../src/device/createMqttTransport.ts'
 import { createVerdictVerifier } from '../../src/device/createVerdictVerifier.ts'
 import { openGatewayList } from '../../src/device/openGatewayList.ts'
-import type { Fleet } from '../../src/device/simulator/createFleet.ts'
+import type { Fleet } from '../../src/usecases/environment/simulator/createFleet.ts'
 
 export type SoakTransport = 'http' | 'mqtt'
 

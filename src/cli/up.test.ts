@@ -4,17 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { parseFaultMix } from './up.ts'
 
 const run = promisify(execFile)
 
 describe('depin up', () => {
-  it('parses a fault mix, and names the bad part of one', () => {
-    expect(parseFaultMix('stuck=1,liar=2')).toEqual({ stuck: 1, liar: 2 })
-    expect(parseFaultMix('none')).toEqual({})
-    expect(() => parseFaultMix('stuck=1,lazy=2')).toThrow(/"lazy=2" is not kind=count/)
-  })
-
   it('refuses a fleet too small for its faults, or too many validators, before it starts anything', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'depin-up-'))
     try {

@@ -1,7 +1,7 @@
 import { blueprintPathOf, loadBlueprint } from '../blueprint/loadBlueprint.ts'
-import { type FaultKind, type FaultMix, faultKinds } from '../device/simulator/faults.ts'
 import { ConfigError } from '../errors.ts'
 import { startEmbeddedNetwork } from '../network/startEmbeddedNetwork.ts'
+import { useCaseOf } from '../usecases/registry.ts'
 
 export type UpOptions = {
   dataDir: string
@@ -19,23 +19,6 @@ export type UpOptions = {
   validatorProcesses: boolean
 }
 
-/** Parses `stuck=1,liar=2` (or `none`) into a fault mix. */
-export function parseFaultMix(text: string): FaultMix {
-  if (text === 'none' || text === '') return {}
-  const mix: FaultMix = {}
-  for (const part of text.split(',')) {
-    const [kind, count] = part.split('=')
-    if (!faultKinds.includes(kind as FaultKind) || !/^\d+$/.test(count ?? '')) {
-      throw new ConfigError(
-        'FAULTS_INVALID',
-        `--faults: "${part}" is not kind=count with kind one of ${faultKinds.join(', ')}`,
-      )
-    }
-    mix[kind as FaultKind] = Number(count)
-  }
-  return mix
-}
-
 /** `depin up`: the whole network in one process until Ctrl-C; a second run resumes it. */
 export async function runUp(options: UpOptions): Promise<void> {
   const blueprint = loadBlueprint(options.blueprint)
@@ -51,14 +34,11 @@ export async function runUp(options: UpOptions): Promise<void> {
       `--validators ${options.validators} is not an integer from 1 to 31`,
     )
   }
-  const faults = parseFaultMix(options.faults)
-  const faulty = Object.values(faults).reduce((sum, n) => sum + n, 0)
-  if (faulty > stations) {
-    throw new ConfigError(
-      'FAULTS_INVALID',
-      `--faults asks for ${faulty} faulty stations of ${stations}: lower it (e.g. --faults liar=1, or --faults none)`,
-    )
-  }
+  const simulation = useCaseOf(blueprint).simulationOptions?.({
+    faults: options.faults,
+    transport: options.fleetTransport,
+    size: stations,
+  })
   const started = Date.now()
   const log = (line: string) =>
     console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`)
@@ -84,11 +64,10 @@ export async function runUp(options: UpOptions): Promise<void> {
     apiPort: Number(options.apiPort),
     mqttPort: Number(options.mqttPort),
     ...(options.mqttUrl !== undefined ? { mqttUrl: options.mqttUrl } : {}),
-    fleetTransport: options.fleetTransport,
     stations,
     validators,
     seed: Number(options.seed),
-    faults,
+    ...(simulation ? { simulation } : {}),
     validatorProcesses: options.validatorProcesses,
     blueprintPath: blueprintPathOf(options.blueprint),
     log,

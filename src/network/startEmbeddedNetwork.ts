@@ -13,13 +13,6 @@ import { joinAsValidator } from '../chain/joinAsValidator.ts'
 import { listGateway } from '../chain/listGateway.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
-import { createMqttTransport } from '../device/createMqttTransport.ts'
-import { createVerdictVerifier } from '../device/createVerdictVerifier.ts'
-import { openGatewayList } from '../device/openGatewayList.ts'
-import { httpTransport, type ReadingTransport } from '../device/postReadings.ts'
-import { createFleet, type Fleet, type FleetFaults } from '../device/simulator/createFleet.ts'
-import { registerFleet } from '../device/simulator/registerFleet.ts'
-import { type FleetBatch, runFleet } from '../device/simulator/runFleet.ts'
 import { ConfigError, DepinError } from '../errors.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest } from '../gateway/createMqttIngest.ts'
@@ -43,23 +36,19 @@ export type StartEmbeddedNetworkOptions = {
   mqttUrl?: string
   /** Port of the embedded MQTT broker on 127.0.0.1 (default 0: a free one). */
   mqttPort?: number
-  /** How the simulated fleet sends its readings (default 'mqtt'). */
-  fleetTransport?: 'mqtt' | 'http'
   stations?: number
   validators?: number
   /** Seed of the simulated fleet: the same seed gives the same stations and keys. */
   seed?: number
-  faults?: FleetFaults
+  /**
+   * Options of the use case's simulator, which it reads (the environment's:
+   * EnvironmentSimulationOptions, with its transport, faults, a fleet of the caller's, interval).
+   */
+  simulation?: Readonly<Record<string, unknown>>
   /** Run each validator as a process of its own (`depin validator run`) instead of in this one. */
   validatorProcesses?: boolean
   /** The blueprint's file, which validator processes load. */
   blueprintPath?: string
-  /** A fleet built by the caller (tests); overrides stations, seed and faults. */
-  fleet?: Fleet
-  /** Seconds between two readings of a station (default: the blueprint's minimum interval + 1). */
-  readingIntervalSeconds?: number
-  /** Called with the gateway's answer to each batch the simulated fleet sends. */
-  onFleetBatch?: (batch: FleetBatch) => void
   /** Progress lines, one per step and one per settled epoch. */
   log?: (line: string) => void
   /** Something the network cannot work on from (an indexer halted on a reorg); already logged. */
@@ -250,66 +239,29 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     )
     const useCase = useCaseOf(blueprint)
     if (useCase.simulate) {
-      // the use case's own simulated devices (connectivity: hotspots beaconing and witnessing)
+      // the use case's own simulated devices (the environment: weather stations; connectivity:
+      // hotspots beaconing and witnessing)
       const simulation = await useCase.simulate({
         blueprint,
         deployment,
         publicClient: chain.publicClient,
         ownerClients: owners,
         gatewayUrl: gateway.url,
+        gatewayAddress: gatewayId,
+        mqttUrl,
+        stateDir: dataDir,
+        syncRegistry: async () => {
+          await gatewayIndexer.syncOnce()
+        },
         devicesAt: (time) => gatewayIndexer.store.devicesAt(time),
         lastReportBefore: (time) => gatewayIndexer.store.epochs().find((e) => e.timestamp < time),
         ...(options.stations !== undefined ? { size: options.stations } : {}),
         ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        ...(options.simulation !== undefined ? { options: options.simulation } : {}),
         log,
       })
       stopping.push(() => simulation.stop())
-    } else {
-      // the simulated fleet: deterministic from the seed, so a restart brings back the same stations
-      const fleet =
-        options.fleet ??
-        createFleet({
-          size: options.stations ?? 50,
-          blueprint,
-          seed: options.seed ?? 1,
-          ...(options.faults ? { faults: options.faults } : {}),
-        })
-      const registered = await registerFleet({ fleet, ownerClients: owners, deployment })
-      const newlyRegistered = registered.filter((o) => o.type === 'registered').length
-      log(
-        `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${owners.length} accounts`,
-      )
-      await gatewayIndexer.syncOnce()
-      // the fleet believes the verdicts of this network's gateway, whose address it knows
-      const verifier = createVerdictVerifier({
-        chainId: deployment.chainId,
-        deviceRegistry: deployment.contracts.deviceRegistry,
-        gateways: openGatewayList({ addresses: [gatewayId] }),
-      })
-      let transport: ReadingTransport = httpTransport({ gatewayUrl: gateway.url, verifier })
-      if ((options.fleetTransport ?? 'mqtt') === 'mqtt') {
-        const mqttTransport = createMqttTransport({ brokerUrl: mqttUrl, verifier })
-        stopping.push(() => mqttTransport.close())
-        transport = mqttTransport
-      }
-      log(
-        (options.fleetTransport ?? 'mqtt') === 'mqtt'
-          ? `fleet sends its readings over MQTT through ${mqttUrl}`
-          : `fleet sends its readings over HTTP to ${gateway.url}`,
-      )
-      const running = runFleet({
-        fleet,
-        transport,
-        chainId: deployment.chainId,
-        deviceRegistry: deployment.contracts.deviceRegistry,
-        stateDir: join(dataDir, 'fleet'),
-        ...(options.onFleetBatch ? { onBatch: options.onFleetBatch } : {}),
-        intervalSeconds:
-          options.readingIntervalSeconds ??
-          Number(blueprint.deviceClasses[0]?.quality?.minIntervalSeconds ?? 5n) + 1,
-      })
-      stopping.push(() => running.stop())
-    }
+    } else log(`use case ${useCase.id} has no simulator: no devices are simulated`)
 
     // one line per settled epoch
     let printed = gatewayIndexer.store.epochs(1)[0]?.epoch ?? -1n

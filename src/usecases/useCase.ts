@@ -108,6 +108,14 @@ export type SimulationContext = {
   /** Owners' clients (anvil's accounts 1–5): devices are registered by them in turn. */
   ownerClients: readonly ChainClients[]
   gatewayUrl: string
+  /** The gateway's signing address: whose verdicts devices believe. */
+  gatewayAddress: Address
+  /** The broker the gateway takes records from. */
+  mqttUrl: string
+  /** The network's data directory: a simulator keeps its devices' state in a folder of its own there. */
+  stateDir: string
+  /** Brings the gateway's registry up to the chain (after registering devices, before sending). */
+  syncRegistry(): Promise<void>
   /** The registry as of a time (the gateway's indexer), registration times included. */
   devicesAt(time: bigint): IndexerDeviceRecord[]
   /** The last report settled before a time (the indexer's): what epoch randomness needs. */
@@ -115,7 +123,19 @@ export type SimulationContext = {
   /** Simulated devices (`depin up --stations`), and the seed they follow from. */
   size?: number
   seed?: number
+  /** The caller's options for this simulator (StartEmbeddedNetworkOptions.simulation), its own to read. */
+  options?: Readonly<Record<string, unknown>>
   log(line: string): void
+}
+
+/** What `depin up` takes from its command line for a use case's simulator. */
+export type SimulationFlags = {
+  /** `--faults`, e.g. `stuck=1,liar=2` or `none`. */
+  faults?: string
+  /** `--fleet-transport`. */
+  transport?: 'mqtt' | 'http'
+  /** `--stations`. */
+  size: number
 }
 
 export type UseCase = {
@@ -158,9 +178,14 @@ export type UseCase = {
   blueprintProblems?(blueprint: Blueprint): string[]
   /**
    * Its simulated fleet for `depin up`: registers its devices and sends their records until
-   * stopped. Without one, `depin up` runs the environment's weather stations.
+   * stopped. Without one, `depin up` simulates no devices.
    */
   simulate?(context: SimulationContext): Promise<{ stop(): Promise<void> }>
+  /**
+   * `depin up`'s simulation flags as options for simulate, checked before anything starts: a
+   * ConfigError for what it cannot use. Without it the flags are ignored.
+   */
+  simulationOptions?(flags: SimulationFlags): Readonly<Record<string, unknown>>
   /** Its own delivery routes (with proofs against the settled roots), beside the shared ones. */
   readonly routes?: readonly UseCaseRoute[]
   /**

@@ -7,8 +7,8 @@ import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { createDeviceKey } from '../../src/device/createDeviceKey.ts'
 import { loadDeviceKey } from '../../src/device/loadDeviceKey.ts'
 import { registerDevice } from '../../src/device/registerDevice.ts'
-import { createFleet } from '../../src/device/simulator/createFleet.ts'
-import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
+import { createFleet } from '../../src/usecases/environment/simulator/createFleet.ts'
+import { registerFleet } from '../../src/usecases/environment/simulator/registerFleet.ts'
 import { startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
 
 let net: TestNetwork

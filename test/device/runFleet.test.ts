@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
-import { createFleet, type Fleet } from '../../src/device/simulator/createFleet.ts'
-import { type FleetBatch, runFleet } from '../../src/device/simulator/runFleet.ts'
 import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import { recoverSigner } from '../../src/readings/recoverReadingSigner.ts'
+import { createFleet, type Fleet } from '../../src/usecases/environment/simulator/createFleet.ts'
+import { type FleetBatch, runFleet } from '../../src/usecases/environment/simulator/runFleet.ts'
 import { startFakeGateway, waitFor } from './fakeGateway.ts'
 
 const blueprint = loadBlueprint('blueprints/environment.yaml')

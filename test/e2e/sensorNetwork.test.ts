@@ -25,8 +25,6 @@ import { runRandomness } from '../../src/cli/randomness.ts'
 import { runReceipts } from '../../src/cli/receipts.ts'
 import { runStatus } from '../../src/cli/status.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
-import { createFleet, type FaultSpec } from '../../src/device/simulator/createFleet.ts'
-import type { FleetBatch } from '../../src/device/simulator/runFleet.ts'
 import { decodeBatch } from '../../src/gateway/batchFormat.ts'
 import type { EpochRecord } from '../../src/indexer/indexerStore.ts'
 import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
@@ -34,6 +32,9 @@ import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import { type SignedReadingJson, toReadingJson } from '../../src/readings/reading.ts'
 import { RECEIPT_LEAF_TYPES, receiptFromJson, receiptLeafValues } from '../../src/rewards/receiptsTree.ts'
 import { environment } from '../../src/usecases/environment/index.ts'
+import { createFleet, type FaultSpec } from '../../src/usecases/environment/simulator/createFleet.ts'
+import type { FleetBatch } from '../../src/usecases/environment/simulator/runFleet.ts'
+import type { EnvironmentSimulationOptions } from '../../src/usecases/environment/simulator/stationOptions.ts'
 import { judgeEpoch } from '../../src/validator/judge/judgeEpoch.ts'
 import { rejectReasonsOf } from '../../src/validator/judge/judgement.ts'
 import { launchChromium } from '../helpers/launchChromium.ts'
@@ -77,10 +78,12 @@ beforeAll(async () => {
   network = await startEmbeddedNetwork({
     dataDir: dir,
     blueprint,
-    fleet,
     validators: 3,
-    readingIntervalSeconds: 2, // the fleet sends over MQTT, the default
-    onFleetBatch: (batch) => batches.push(batch),
+    simulation: {
+      fleet,
+      intervalSeconds: 2, // the fleet sends over MQTT, the default
+      onBatch: (batch: FleetBatch) => batches.push(batch),
+    } satisfies EnvironmentSimulationOptions,
   })
   const firstTick = await waitFor('the first fleet batch', () => batches[0]?.time)
   const { genesisTime, epochLength } = network.deployment

@@ -22,11 +22,11 @@ import { createDevice, type Device } from '../../src/device/createDevice.ts'
 import { createMqttTransport, type MqttTransport } from '../../src/device/createMqttTransport.ts'
 import { createVerdictVerifier } from '../../src/device/createVerdictVerifier.ts'
 import { type GatewayList, openGatewayList } from '../../src/device/openGatewayList.ts'
-import { createFleet, type Fleet } from '../../src/device/simulator/createFleet.ts'
-import { registerFleet } from '../../src/device/simulator/registerFleet.ts'
 import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { freePort } from '../../src/network/spawnValidatorProcesses.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
+import { createFleet, type Fleet } from '../../src/usecases/environment/simulator/createFleet.ts'
+import { registerFleet } from '../../src/usecases/environment/simulator/registerFleet.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
 const STATIONS = 12

@@ -14,10 +14,10 @@
 import { latLngToCell } from 'h3-js'
 import { type Address, type Hex, keccak256, toHex } from 'viem'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
-import { mulberry32 } from '../../device/simulator/random.ts'
 import { compareReadings } from '../../gateway/batchFormat.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { signRecord } from '../../readings/signReading.ts'
+import { mulberry32 } from '../simulatorRandom.ts'
 import {
   type BeaconRecord,
   beaconIdOf,

@@ -7,7 +7,6 @@
  */
 import { bytesToHex, type Hex, keccak256, toHex } from 'viem'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createFleet } from '../../device/simulator/createFleet.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import { signReading } from '../../readings/signReading.ts'
 import { computeEpochRewards } from '../../validator/judge/computeEpochRewards.ts'
@@ -23,6 +22,7 @@ import {
   ownerAddress,
 } from '../../validator/judge/testFleet.ts'
 import { environment as environmentUseCase } from './index.ts'
+import { createFleet } from './simulator/createFleet.ts'
 
 const GENESIS = 1_764_201_600n // 2025-11-27T00:00:00Z, an epoch boundary
 const EPOCH_LENGTH = 30n

@@ -9,6 +9,7 @@ import { aggregateRoute } from './aggregateRoute.ts'
 import { environmentBlueprintProblems } from './environmentClass.ts'
 import { environmentRecordShapeProblem } from './recordShape.ts'
 import { ENVIRONMENT_REJECT_REASONS, environmentWeight, judgeEnvironment } from './rules.ts'
+import { stationOptionsOf } from './simulator/stationOptions.ts'
 
 export const environment: UseCase = {
   id: 'environment',
@@ -22,4 +23,9 @@ export const environment: UseCase = {
   blueprintProblems: environmentBlueprintProblems,
   routes: [aggregateRoute],
   dashboardPanel: new URL('./dashboardPanel.js', import.meta.url),
+  simulationOptions: stationOptionsOf,
+  async simulate(context) {
+    const { simulateStations } = await import('./simulator/simulateStations.ts')
+    return simulateStations(context)
+  },
 }

@@ -1,12 +1,12 @@
 import { latLngToCell } from 'h3-js'
 import { type Hex, keccak256, type PrivateKeyAccount, toBytes } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { parseScaled } from '../../blueprint/blueprintSchema.ts'
-import type { Blueprint, BlueprintField, DeviceClassRules } from '../../blueprint/loadBlueprint.ts'
-import { ConfigError } from '../../errors.ts'
+import { parseScaled } from '../../../blueprint/blueprintSchema.ts'
+import type { Blueprint, BlueprintField, DeviceClassRules } from '../../../blueprint/loadBlueprint.ts'
+import { ConfigError } from '../../../errors.ts'
+import { hash32, mulberry32, noise } from '../../simulatorRandom.ts'
 import { type City, cities } from './cities.ts'
 import { type FaultSpec, type FleetFaults, resolveFaults } from './faults.ts'
-import { hash32, mulberry32, noise } from './random.ts'
 
 export type { FaultKind, FaultMix, FaultSpec, FleetFaults } from './faults.ts'
 

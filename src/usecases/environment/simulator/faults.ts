@@ -2,8 +2,8 @@
  * The faults a simulated station can have, and how a fleet's faults are configured: either a
  * list naming each faulty station, or a mix saying how many stations get each kind.
  */
-import { ConfigError } from '../../errors.ts'
-import { mulberry32 } from './random.ts'
+import { ConfigError } from '../../../errors.ts'
+import { mulberry32 } from '../../simulatorRandom.ts'
 
 export const faultKinds = ['stuck', 'outOfRange', 'drift', 'liar', 'replay', 'forged', 'clockSkew'] as const
 

@@ -1,9 +1,9 @@
 import type { Address, Hash } from 'viem'
-import type { ChainClients } from '../../chain/createChainClients.ts'
-import type { Deployment } from '../../chain/deployment.ts'
-import { getReadOnlyContracts } from '../../chain/getContracts.ts'
-import { ConfigError } from '../../errors.ts'
-import { registerDevice } from '../registerDevice.ts'
+import type { ChainClients } from '../../../chain/createChainClients.ts'
+import type { Deployment } from '../../../chain/deployment.ts'
+import { getReadOnlyContracts } from '../../../chain/getContracts.ts'
+import { registerDevice } from '../../../device/registerDevice.ts'
+import { ConfigError } from '../../../errors.ts'
 import type { Fleet } from './createFleet.ts'
 
 export type RegisterFleetParameters = {

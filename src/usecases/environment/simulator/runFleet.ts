@@ -1,10 +1,10 @@
 import type { Address } from 'viem'
-import { depinDomain, readingTypes } from '../../chain/typedData.ts'
-import type { SignedReading } from '../../readings/reading.ts'
-import { createDevice, type Device } from '../createDevice.ts'
-import { createVerdictVerifier, type DeviceTransportEvent } from '../createVerdictVerifier.ts'
-import { type GatewayList, openGatewayList } from '../openGatewayList.ts'
-import { MAX_READINGS_PER_REQUEST, type ReadingTransport, transportOf } from '../postReadings.ts'
+import { depinDomain, readingTypes } from '../../../chain/typedData.ts'
+import { createDevice, type Device } from '../../../device/createDevice.ts'
+import { createVerdictVerifier, type DeviceTransportEvent } from '../../../device/createVerdictVerifier.ts'
+import { type GatewayList, openGatewayList } from '../../../device/openGatewayList.ts'
+import { MAX_READINGS_PER_REQUEST, type ReadingTransport, transportOf } from '../../../device/postReadings.ts'
+import type { SignedReading } from '../../../readings/reading.ts'
 import type { Fleet, Station } from './createFleet.ts'
 
 export type RunFleetParameters = {

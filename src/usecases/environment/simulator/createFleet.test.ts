@@ -1,6 +1,6 @@
 import { getResolution, greatCircleDistance, isValidCell } from 'h3-js'
 import { describe, expect, it } from 'vitest'
-import { loadBlueprint } from '../../blueprint/loadBlueprint.ts'
+import { loadBlueprint } from '../../../blueprint/loadBlueprint.ts'
 import { createFleet, type Fleet, type Station } from './createFleet.ts'
 import { faultKinds } from './faults.ts'
 
