@@ -65,9 +65,10 @@ export type SignatureCheckPool = {
 
 export type CheckOptions = {
   /**
-   * Hand every job to the workers at once, in turn, instead of two at a time as they finish: for a
-   * caller that keeps its own thread busy meanwhile (and so could not hand out the next job),
-   * at the price of every reading's packed copy waiting in the workers' queues at once.
+   * Hand half the jobs to the workers at once, in turn, and the rest two at a time as they finish
+   * (instead of all two at a time): for a caller that keeps its own thread busy meanwhile (and so
+   * could not hand out the next job for a while), at the price of half the readings' packed copies
+   * waiting in the workers' queues at once.
    */
   eager?: boolean
 }
@@ -136,10 +137,10 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     }
   }
 
-  /** Every queued job to the workers now, in turn (CheckOptions.eager). */
-  const dispatchAll = (): void => {
+  /** The first `count` queued jobs to the workers now, in turn (CheckOptions.eager). */
+  const dispatchAhead = (count: number): void => {
     let turn = 0
-    while (queue.length > 0) {
+    for (let k = 0; k < count && queue.length > 0; k++) {
       const slot = workers[turn++ % workers.length] as (typeof workers)[number]
       send(slot, queue.shift() as PendingJob)
     }
@@ -221,8 +222,11 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
         })
         queue.push({ id, pack, done: settle })
       }
-      if (checkOptions.eager) dispatchAll()
-      else dispatch()
+      // eager: half at once keeps the workers busy while this thread runs the rules (a fraction of
+      // the checks' time); the rest as they finish, so neither idles at the end while the other
+      // works off its share
+      if (checkOptions.eager) dispatchAhead(Math.ceil(Math.ceil(n / chunkSize) / 2))
+      dispatch()
     })
     return { checks, done }
   }
