@@ -1,10 +1,10 @@
 import { type Hex, keccak256, toHex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { depinDomain } from '../../chain/typedData.ts'
 import { createReadingHasher } from '../../readings/createReadingHasher.ts'
 import type { SignedReading } from '../../readings/reading.ts'
-import { READING_KIND, type RecordKind, recordMessage, recordTypes } from '../../readings/recordKinds.ts'
+import { READING_KIND, type RecordKind } from '../../readings/recordKinds.ts'
+import { signRecord } from '../../readings/signReading.ts'
 import { checkReadingSignatures, SIGNATURE_OUTCOMES } from './checkReadingSignatures.ts'
 import { createSignatureCheckPool, type SignatureCheckPool } from './createSignatureCheckPool.ts'
 import { CHAIN_ID, DEVICE_REGISTRY, type JudgeHashing, loadJudgeHashing, mixedBatch } from './testFleet.ts'
@@ -65,17 +65,17 @@ describe('createSignatureCheckPool', () => {
     }
     const kinds = [READING_KIND, PROBE]
     const account = privateKeyToAccount(keccak256(toHex('pool-probe')))
-    const signed = async (kind: number, seq: bigint, values: bigint[]): Promise<SignedReading> => {
-      const record = { device: account.address, seq, time: 1_764_200_000n + seq, values }
-      const k = kinds[kind] as RecordKind
-      const signature = await account.signTypedData({
-        domain: depinDomain(CHAIN_ID, DEVICE_REGISTRY),
-        types: recordTypes(k),
-        primaryType: k.name,
-        message: recordMessage(k, record),
+    const signed = (kind: number, seq: bigint, values: bigint[]): Promise<SignedReading> =>
+      signRecord({
+        account,
+        chainId: CHAIN_ID,
+        deviceRegistry: DEVICE_REGISTRY,
+        kinds,
+        kind,
+        seq,
+        time: 1_764_200_000n + seq,
+        values,
       })
-      return { ...record, signature, ...(kind === 0 ? {} : { kind }) }
-    }
     const good = await signed(0, 1n, [-5n, 0n, 7n, -(1n << 63n)])
     const probe = await signed(1, 2n, [
       (1n << 64n) - 1n,
