@@ -1,7 +1,7 @@
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import type { ReadingHasher } from '../../readings/createReadingHasher.ts'
 import { type SignedReading, UINT64_MAX } from '../../readings/reading.ts'
-import { recoverSigner } from '../../readings/recoverReadingSigner.ts'
+import { recoverSigner, SIGNATURE_HEX } from '../../readings/recoverReadingSigner.ts'
 import { hashReadingLeafInto } from '../../rewards/readingsTree.ts'
 
 /** What checking one reading's signature found, as stored in `SignatureChecks.outcomes`. */
@@ -28,7 +28,6 @@ const VALID = 0
 const INVALID = SIGNATURE_OUTCOMES.indexOf('SIGNATURE_INVALID')
 const MALFORMED = SIGNATURE_OUTCOMES.indexOf('SIGNATURE_MALFORMED')
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-const SIGNATURE = /^0x[0-9a-fA-F]{130}$/
 
 /**
  * Checks one reading's signature and writes its digest, leaf hash and outcome at `index` of checks.
@@ -56,7 +55,7 @@ export function checkReadingSignature(
   }
   checks.digests.set(hash, index * 32)
   hashReadingLeafInto(keccak, hash, checks.leafHashes, index * 32)
-  if (typeof reading.signature !== 'string' || !SIGNATURE.test(reading.signature)) {
+  if (typeof reading.signature !== 'string' || !SIGNATURE_HEX.test(reading.signature)) {
     checks.outcomes[index] = MALFORMED
     return
   }

@@ -11,18 +11,12 @@
  * `checkPackedRecord` gives exactly the digest, leaf hash and outcome `checkReadingSignature`
  * gives for the record it was packed from (a test compares them on malformed records too).
  */
-import { createRequire } from 'node:module'
 import type { Keccak256 } from '../../crypto/keccak.ts'
 import type { RecordWords, RecordWordsHasher } from '../../readings/createReadingHasher.ts'
 import type { SignedReading } from '../../readings/reading.ts'
+import { recoverSignerBytes, SIGNATURE_HEX } from '../../readings/recoverReadingSigner.ts'
 import { hashReadingLeafInto } from '../../rewards/readingsTree.ts'
 import { isEncodable, SIGNATURE_OUTCOMES, type SignatureChecks } from './checkReadingSignatures.ts'
-
-type Secp256k1Native = {
-  ecdsaRecover(signature: Uint8Array, recid: number, message: Uint8Array, compressed: boolean): Uint8Array
-}
-// the same native addon recoverSigner uses (src/readings/recoverReadingSigner.ts)
-const secp256k1 = createRequire(import.meta.url)('secp256k1/bindings') as Secp256k1Native
 
 /** What the packing thread found: hash and recover; not encodable (no digest); hashable, but no 65-byte hex signature. */
 const HASH_AND_RECOVER = 0
@@ -31,13 +25,9 @@ const SIGNATURE_NOT_HEX = 2
 
 const HEADER_BYTES = 80
 const SIGNATURE_AT = 8
-const SIGNATURE = /^0x[0-9a-fA-F]{130}$/
-/** secp256k1's n / 2, big-endian: a larger s is the malleable twin of a valid signature. */
-const HALF_N = Buffer.from('7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0', 'hex')
 
 const VALID = SIGNATURE_OUTCOMES.indexOf('VALID')
 const INVALID = SIGNATURE_OUTCOMES.indexOf('SIGNATURE_INVALID')
-const MALLEABLE = SIGNATURE_OUTCOMES.indexOf('SIGNATURE_MALLEABLE')
 const MALFORMED = SIGNATURE_OUTCOMES.indexOf('SIGNATURE_MALFORMED')
 
 /** Packs readings[indices[j]] for j in order; the worker finds record j at the j-th offset. */
@@ -79,7 +69,7 @@ export function packRecords(
     }
     if (status === HASH_AND_RECOVER) {
       const { signature } = reading
-      if (typeof signature === 'string' && SIGNATURE.test(signature))
+      if (typeof signature === 'string' && SIGNATURE_HEX.test(signature))
         bytes.write(signature.slice(2), at + SIGNATURE_AT, 65, 'hex')
       else status = SIGNATURE_NOT_HEX
     }
@@ -132,17 +122,8 @@ function recoveredOutcome(
   keccak: Keccak256,
   device: number,
 ): number {
-  const v = packed[sig + 64] as number
-  const recid = v >= 27 ? v - 27 : v
-  if (recid !== 0 && recid !== 1) return MALFORMED
-  if (Buffer.compare(packed.subarray(sig + 32, sig + 64), HALF_N) > 0) return MALLEABLE
-  let publicKey: Uint8Array
-  try {
-    publicKey = secp256k1.ecdsaRecover(packed.subarray(sig, sig + 64), recid, digest, false)
-  } catch {
-    return INVALID
-  }
-  const address = keccak(publicKey.subarray(1))
-  for (let b = 0; b < 20; b++) if (address[12 + b] !== packed[device + b]) return INVALID
+  const signer = recoverSignerBytes(keccak, digest, packed.subarray(sig, sig + 65))
+  if (!(signer instanceof Uint8Array)) return SIGNATURE_OUTCOMES.indexOf(signer)
+  for (let b = 0; b < 20; b++) if (signer[b] !== packed[device + b]) return INVALID
   return VALID
 }
