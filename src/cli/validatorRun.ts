@@ -184,6 +184,14 @@ export async function runValidator(
       logLine('gateway_invalid', { epoch: g.epoch, gateway: g.gateway, reason: g.reason }),
     onBaseAdopted: (b) => logLine('base_adopted', { epoch: b.epoch, accounts: b.accounts }),
     onBatchRecovered: (b) => logLine('batch_recovered', { epoch: b.epoch, batch: b.hash, from: b.from }),
+    onLateBatches: (l) =>
+      logLine(l.abstained ? 'late_input_unknown' : 'late_batches', {
+        epoch: l.epoch,
+        batches: l.batches,
+        oldest: l.oldest,
+        readings: l.readings,
+        dropped: l.dropped,
+      }),
     onSubmitted: (s) =>
       logLine('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers, active: s.active }),
     onSigningRefused: (r) =>

@@ -39,6 +39,13 @@ export type RulesInput = {
   epochStart: bigint
   epochEnd: bigint
   /**
+   * The earliest record time the epoch admits: epochStart, or earlier when late batches count in
+   * it (a gateway sealed them after their own epoch was agreed; src/validator/lateBatches.ts). The
+   * pipeline has dropped the records of those epochs judged already; a use case whose records only
+   * make sense in their own epoch (connectivity's beacons) keeps to [epochStart, epochEnd).
+   */
+  recordsFrom: bigint
+  /**
    * The epoch's randomness (src/chain/epochRandomness.ts): unknown before the epoch started, the
    * same for every validator, recomputable from chain data; e.g. who beacons this epoch.
    */

@@ -39,14 +39,17 @@ import {
   announcersAmong,
   canonicalBatchList,
   hashBatchSet,
+  MAX_BATCHES_PER_SET,
   signBatchSet,
 } from './batchSets.ts'
 import type { ReportEquivocation } from './createHttpReportExchange.ts'
 import {
+  type BatchEpochs,
   type CheckedBatch,
   checkBatch,
   fetchBatchByHash,
   fetchGatewayBatch,
+  fetchGatewayBatchHash,
   mergeBatches,
 } from './epochBatches.ts'
 import { computeEpochRewards, rewardsRootOf } from './judge/computeEpochRewards.ts'
@@ -54,6 +57,7 @@ import { createSignatureCheckPool, type SignatureCheckPool } from './judge/creat
 import { epochReceipts } from './judge/epochReceipts.ts'
 import { type JudgeEpochInput, type JudgeEpochResult, judgeEpoch } from './judge/judgeEpoch.ts'
 import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
+import { dropJudgedBefore, lateEpochsOf } from './lateBatches.ts'
 import type { PeerRefusal, PublishOutcome, ReportExchange, SignedEpochReport } from './reportExchange.ts'
 import { openSlashingProtection, type SigningRecord, type SignOnceResult } from './slashingProtection.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
@@ -112,6 +116,20 @@ export type CreateValidatorOptions = {
   onGatewayInvalid?: (event: { epoch: bigint; gateway: Address; url: string; reason: string }) => void
   /** The amounts a settled epoch left were taken from a peer (checked against the settled root). */
   onBaseAdopted?: (event: { epoch: bigint; accounts: number }) => void
+  /**
+   * Batches of earlier epochs counted in this one (a gateway sealed them after their epoch was
+   * agreed without them; see lateBatches.ts): how many, their readings, and of those the ones
+   * dropped as judged in a settled epoch already. `abstained` when this validator does not hold
+   * the settled inputs it must drop them against (it signs nothing for the epoch).
+   */
+  onLateBatches?: (event: {
+    epoch: bigint
+    batches: number
+    oldest: bigint
+    readings: number
+    dropped: number
+    abstained: boolean
+  }) => void
   /** A batch that counts was missing here and came from a peer validator or a gateway, by content address. */
   onBatchRecovered?: (event: { epoch: bigint; hash: Hex; from: 'peer' | 'gateway' }) => void
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number; active: number }) => void
@@ -148,6 +166,9 @@ export type Validator = {
   tick(): Promise<void>
   readonly store: ReturnType<typeof createValidatorStore>
 }
+
+/** An epoch's agreed input: the merged readings, the batches that count, and how many of them are late. */
+type AgreedInput = { readings: SignedReading[]; batchHashes: Hex[]; late: number; oldest: bigint }
 
 /** Epochs of sealed batches a validator keeps for its peers. */
 const KEEP_BATCH_EPOCHS = 64n
@@ -363,14 +384,18 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const previousCumulative = base ? await settledCumulative(base) : new Map<string, bigint>()
     const randomness = await randomnessOf(epoch)
     if (!randomness) return // no block at or after its start yet (cannot be: it ended; asked again)
+    const input = withoutJudgedBefore(epoch, readings)
+    if (!input) return
     const judged = await judge({
       blueprint,
       epoch,
       epochStart: epochStart(epoch),
+      // widened back to the oldest late batch's epoch (see lateBatches.ts)
+      recordsFrom: epochStart(readings.oldest),
       epochEnd: end,
       randomness: randomness.value,
       network: { chainId: deployment.chainId, deviceRegistry: deployment.contracts.deviceRegistry },
-      readings: readings.readings,
+      readings: input,
       devices,
       digest,
       keccak,
@@ -464,6 +489,38 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   }
 
   /**
+   * An input with late batches, without the readings judged in a settled epoch already; undefined
+   * (the validator abstains from the epoch) when it does not hold a settled epoch's input it must
+   * check against: its own result for it differs from the settled report, or it has none. Every
+   * epoch before this one is final here (judging waited for the previous one to settle or expire).
+   */
+  function withoutJudgedBefore(epoch: bigint, agreed: AgreedInput): SignedReading[] | undefined {
+    if (agreed.oldest >= epoch) return agreed.readings
+    const settled: bigint[] = []
+    let known = true
+    for (let e = agreed.oldest; e < epoch; e++) {
+      const record = indexer.store.getEpoch(e)
+      if (!record) continue // it did not settle: nothing of it counted
+      const own = store.result(e)
+      if (own?.report.readingsRoot !== record.readingsRoot || own.report.receiptsRoot !== record.receiptsRoot)
+        known = false
+      settled.push(e)
+    }
+    const late = agreed.readings.filter((r) => r.time < epochStart(epoch)).length
+    const event = { epoch, batches: agreed.late, oldest: agreed.oldest, readings: late }
+    if (!known) {
+      store.abstain(epoch, 'LATE_INPUT_UNKNOWN')
+      options.onLateBatches?.({ ...event, dropped: 0, abstained: true })
+      return undefined
+    }
+    const kept = dropJudgedBefore(agreed.readings, epochStart(epoch), (device, seq) =>
+      settled.some((e) => store.judgedIn(e, device, seq)),
+    )
+    options.onLateBatches?.({ ...event, dropped: kept.dropped, abstained: false })
+    return kept.readings
+  }
+
+  /**
    * The cumulative amounts after a settled epoch: this validator's own when it computed the
    * settled root, else a peer's whose rewards root is the settled one (a validator that joined
    * late, or judged that epoch differently, catches up this way instead of stalling).
@@ -528,10 +585,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
    * the batches held, waits for every active validator's batch set (or the agreement time), then
    * fetches the batches that count and it lacks from a peer or a gateway, by content address.
    */
-  async function agreeOnReadings(
-    epoch: bigint,
-    end: bigint,
-  ): Promise<{ readings: SignedReading[]; batchHashes: Hex[] } | undefined> {
+  async function agreeOnReadings(epoch: bigint, end: bigint): Promise<AgreedInput | undefined> {
     const sealedAt = end + sealDelay
     const gateways = indexer.store.gatewaysAt(end).filter((g) => /^https?:\/\//.test(g.url))
     if (gathering?.epoch !== epoch) {
@@ -544,7 +598,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         const { batches } = JSON.parse(recordedSet.body) as { batches: Hex[] }
         for (const hash of batches) {
           const bytes = store.batch(hash)
-          if (bytes) gathering.batches.set(hash, checkBatch(keccak, bytes, hash, epoch, recordKinds))
+          if (bytes)
+            gathering.batches.set(hash, checkBatch(keccak, bytes, hash, batchEpochs(epoch), recordKinds))
         }
         if (recordedSet.signature) {
           gathering.announced = true
@@ -560,7 +615,11 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (held.judgedOn) {
       const batches = await batchesByHash(epoch, held.judgedOn, held.batches, gateways)
       if (!batches) return undefined
-      return { readings: mergeBatches(batches, isAuthentic), batchHashes: held.judgedOn }
+      return {
+        readings: mergeBatches(batches, isAuthentic),
+        batchHashes: held.judgedOn,
+        ...lateOf(epoch, batches),
+      }
     }
     await Promise.all(
       gateways
@@ -569,6 +628,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
           const result = await fetchGatewayBatch(keccak, g.url, epoch, { ...asking, kinds: recordKinds })
           if (result.type === 'unavailable') return
           held.answered.add(g.url)
+          if (result.type === 'sealed') gatewayBatchHashes.set(`${epoch}:${g.url}`, result.batch.hash)
           if (result.type === 'invalid') {
             options.onGatewayInvalid?.({ epoch, gateway: g.gateway, url: g.url, reason: result.reason })
             return
@@ -579,7 +639,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     )
     if (!held.announced) {
       if (held.answered.size < gateways.length && clock() < sealedAt + gatewayWait) return undefined
-      const batches = held.recorded ?? canonicalBatchList([...held.batches.keys()])
+      if (!held.recorded) await gatherLateBatches(epoch, held.batches)
+      const batches = held.recorded ?? announcedList(epoch, held.batches)
       const digest = hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches)
       const signing = await protection.signOnce(
         'batchSet',
@@ -622,7 +683,95 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (!batches) return undefined
     const readings = mergeBatches(batches, isAuthentic)
     store.pruneBatches(epoch - KEEP_BATCH_EPOCHS)
-    return { readings, batchHashes: agreed }
+    return { readings, batchHashes: agreed, ...lateOf(epoch, batches) }
+  }
+
+  /** The epochs a batch in an epoch's input may be of: its own, and those whose late batches it counts. */
+  const batchEpochs = (epoch: bigint): BatchEpochs => ({ from: lateEpochsOf(epoch)[0] ?? epoch, to: epoch })
+  /** How many of an input's batches are late, and the oldest epoch among them (the epoch itself when none is). */
+  const lateOf = (epoch: bigint, batches: readonly CheckedBatch[]) => {
+    const late = batches.filter((b) => b.epoch < epoch)
+    let oldest = epoch
+    for (const b of late) if (b.epoch < oldest) oldest = b.epoch
+    return { late: late.length, oldest }
+  }
+  /** Per epoch and gateway URL: the content address of the gateway's batch, once seen. */
+  const gatewayBatchHashes = new Map<string, Hex>()
+
+  /**
+   * The batches this validator's own results counted in the epochs before `epoch` that may still
+   * settle or did settle: a batch of theirs is not late. An epoch that can no longer settle counted
+   * nothing, so its batches may come again as late ones.
+   */
+  function countedBatches(epoch: bigint): Set<Hex> {
+    const counted = new Set<Hex>()
+    for (const e of lateEpochsOf(epoch)) {
+      const own = store.result(e)
+      if (!own) continue
+      const dead =
+        !indexer.store.getEpoch(e) &&
+        (indexer.store.lastProcessed()?.timestamp ?? 0n) >= settlementDeadline(e)
+      if (!dead) for (const hash of own.batchHashes) counted.add(hash.toLowerCase() as Hex)
+    }
+    return counted
+  }
+
+  /**
+   * Adds to `held` the late batches this validator can vouch for: for each epoch it judged among
+   * the last LATE_BATCH_EPOCHS, the batch of each gateway listed at that epoch's end that none of its
+   * counted inputs holds (the gateway sealed it after the epoch was agreed, or the epoch could not
+   * settle). A gateway's batch is looked up by its hash first (HEAD), fetched only when it is new.
+   */
+  async function gatherLateBatches(epoch: bigint, held: Map<Hex, CheckedBatch>): Promise<void> {
+    const counted = countedBatches(epoch)
+    // only epochs this validator judged: it knows their input, so what it announces late is late
+    // (f + 1 announcers then include an honest validator that judged the epoch)
+    const wanted = lateEpochsOf(epoch)
+      .filter((e) => store.result(e) !== undefined)
+      .flatMap((e) =>
+        indexer.store
+          .gatewaysAt(epochStart(e + 1n))
+          .filter((g) => /^https?:\/\//.test(g.url))
+          .map((g) => ({ e, g })),
+      )
+    await Promise.all(
+      wanted.map(async ({ e, g }) => {
+        const key = `${e}:${g.url}`
+        let hash = gatewayBatchHashes.get(key)
+        if (!hash) {
+          hash = await fetchGatewayBatchHash(g.url, e, { ...asking, timeoutMs: 2_000 })
+          if (!hash) return // not sealed yet, or down: asked again for the next epoch
+          gatewayBatchHashes.set(key, hash)
+        }
+        if (counted.has(hash) || held.has(hash)) return
+        const stored = store.batch(hash)
+        let batch: CheckedBatch
+        if (stored) batch = checkBatch(keccak, stored, hash, e, recordKinds)
+        else {
+          const result = await fetchGatewayBatch(keccak, g.url, e, { ...asking, kinds: recordKinds })
+          if (result.type === 'invalid')
+            options.onGatewayInvalid?.({ epoch: e, gateway: g.gateway, url: g.url, reason: result.reason })
+          if (result.type !== 'sealed' || result.batch.hash !== hash) return
+          batch = result.batch
+          store.saveBatch(batch)
+        }
+        if (batch.readings.length > 0) held.set(hash, batch) // an empty one adds nothing
+      }),
+    )
+    for (const old of gatewayBatchHashes.keys())
+      if (BigInt(old.slice(0, old.indexOf(':'))) < epoch - KEEP_BATCH_EPOCHS) gatewayBatchHashes.delete(old)
+  }
+
+  /**
+   * The batch list to announce for an epoch: its own epoch's batches, then late ones oldest first,
+   * at most MAX_BATCHES_PER_SET (late ones left out come again in the next epoch).
+   */
+  function announcedList(epoch: bigint, held: Map<Hex, CheckedBatch>): Hex[] {
+    const rank = (b: CheckedBatch) => (b.epoch === epoch ? -1n : b.epoch)
+    const ordered = [...held.values()].sort((a, b) =>
+      rank(a) !== rank(b) ? (rank(a) < rank(b) ? -1 : 1) : a.hash < b.hash ? -1 : 1,
+    )
+    return canonicalBatchList(ordered.slice(0, MAX_BATCHES_PER_SET).map((b) => b.hash))
   }
 
   /**
@@ -639,14 +788,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       if (held.has(hash)) continue
       const stored = store.batch(hash)
       if (stored) {
-        held.set(hash, checkBatch(keccak, stored, hash, epoch, recordKinds))
+        held.set(hash, checkBatch(keccak, stored, hash, batchEpochs(epoch), recordKinds))
         continue
       }
       // the peer's bytes are checked (content address, format, epoch) once, as they are accepted
       let fromPeer: CheckedBatch | undefined
       await exchange.fetchBatch(hash, (bytes) => {
         try {
-          fromPeer = checkBatch(keccak, bytes, hash, epoch, recordKinds)
+          fromPeer = checkBatch(keccak, bytes, hash, batchEpochs(epoch), recordKinds)
           return true
         } catch {
           return false
@@ -658,7 +807,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
           keccak,
           gateways.map((g) => g.url),
           hash,
-          epoch,
+          batchEpochs(epoch),
           { ...asking, kinds: recordKinds },
         ))
       if (!batch) return undefined // every holder is down or slow: again at the next tick

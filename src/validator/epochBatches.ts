@@ -35,17 +35,27 @@ export type FetchBatchOptions = {
   kinds?: readonly RecordKind[]
 }
 
-/** Decodes bytes as epoch `epoch`'s batch with content address `hash`; throws BATCH_INVALID otherwise. */
+/** Epochs a batch may belong to: one, or an inclusive range (an epoch's own and its late ones). */
+export type BatchEpochs = bigint | { from: bigint; to: bigint }
+
+/**
+ * Decodes bytes as a batch of `epochs` (one epoch, or one of a range) with content address
+ * `hash`; throws BATCH_INVALID otherwise.
+ */
 export function checkBatch(
   keccak: Keccak256,
   bytes: Uint8Array,
   hash: Hex,
-  epoch: bigint,
+  epochs: BatchEpochs,
   kinds: readonly RecordKind[] = [READING_KIND],
 ): CheckedBatch {
   const decoded = decodeBatch(keccak, bytes, hash, kinds)
-  if (decoded.epoch !== epoch)
-    throw new DepinError('BATCH_INVALID', `batch ${hash} is epoch ${decoded.epoch}'s, not ${epoch}'s`)
+  const { from, to } = typeof epochs === 'bigint' ? { from: epochs, to: epochs } : epochs
+  if (decoded.epoch < from || decoded.epoch > to)
+    throw new DepinError(
+      'BATCH_INVALID',
+      `batch ${hash} is epoch ${decoded.epoch}'s, not ${from === to ? `${from}'s` : `one of ${from}–${to}`}`,
+    )
   return { ...decoded, bytes }
 }
 
@@ -82,12 +92,35 @@ export async function fetchGatewayBatch(
   }
 }
 
+/**
+ * The content address of a gateway's sealed batch of an epoch, without its bytes
+ * (`HEAD /v1/batches/:epoch`): undefined while it is not sealed, down or answering nonsense.
+ */
+export async function fetchGatewayBatchHash(
+  url: string,
+  epoch: bigint,
+  options: Pick<FetchBatchOptions, 'timeoutMs' | 'headers'> = {},
+): Promise<Hex | undefined> {
+  try {
+    const response = await fetch(`${url}/v1/batches/${epoch}`, {
+      method: 'HEAD',
+      headers: options.headers ?? {},
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    })
+    await response.body?.cancel()
+    const hash = response.headers.get('x-batch-hash')
+    return response.ok && hash && /^0x[0-9a-f]{64}$/i.test(hash) ? (hash.toLowerCase() as Hex) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Fetches a batch by content address from the first of `urls` that has it (`GET /v1/batches/by-hash/:hash`). */
 export async function fetchBatchByHash(
   keccak: Keccak256,
   urls: readonly string[],
   hash: Hex,
-  epoch: bigint,
+  epochs: BatchEpochs,
   options: FetchBatchOptions = {},
 ): Promise<CheckedBatch | undefined> {
   for (const url of urls) {
@@ -104,7 +137,7 @@ export async function fetchBatchByHash(
         keccak,
         await readCappedBytes(response, options.maxBytes ?? MAX_BATCH_BYTES),
         hash,
-        epoch,
+        epochs,
         options.kinds,
       )
     } catch {

@@ -191,6 +191,9 @@ export function createValidatorStore(path: string) {
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (hash, epoch, bytes) VALUES (?, ?, ?)')
   const selectBatch = db.prepare<[string], { bytes: Buffer }>('SELECT bytes FROM batches WHERE hash = ?')
   const deleteBatchesBefore = db.prepare('DELETE FROM batches WHERE epoch < ?')
+  const selectJudged = db.prepare<[bigint, string, string], { one: number }>(
+    'SELECT 1 AS one FROM verdicts WHERE epoch = ? AND device = ? AND seq = ?',
+  )
   type Row = {
     epoch: number
     report: string
@@ -346,6 +349,10 @@ export function createValidatorStore(path: string) {
         epoch: number | null
       }
       return row.epoch === null ? undefined : BigInt(row.epoch)
+    },
+    /** Whether this validator judged (device, seq) in `epoch`, accepted or not (device lower-case). */
+    judgedIn(epoch: bigint, device: string, seq: bigint): boolean {
+      return selectJudged.get(epoch, device, seq.toString()) !== undefined
     },
     verdicts(epoch: bigint): StoredVerdict[] {
       return (

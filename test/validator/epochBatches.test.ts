@@ -10,8 +10,10 @@ import { recoverSigner } from '../../src/readings/recoverReadingSigner.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import {
   type CheckedBatch,
+  checkBatch,
   fetchBatchByHash,
   fetchGatewayBatch,
+  fetchGatewayBatchHash,
   mergeBatches,
 } from '../../src/validator/epochBatches.ts'
 
@@ -103,5 +105,21 @@ describe('epoch batches', () => {
     expect(byHash?.hash).toBe(batch.hash)
     expect(await fetchBatchByHash(keccak, [url], batch.hash, 4n)).toBeUndefined()
     expect(await fetchBatchByHash(keccak, [url], `0x${'ab'.repeat(32)}`, 3n)).toBeUndefined()
+  })
+
+  it('looks up a batch by its hash without its bytes, and takes a late one by content address within a range of epochs', async () => {
+    const keccak = await loadKeccak256()
+    const url = await serveBatch(5n, [])
+    const batch = await sealed(url, 5n)
+    expect(await fetchGatewayBatchHash(url, 5n)).toBe(batch.hash)
+    expect(await fetchGatewayBatchHash(url, 6n)).toBeUndefined()
+    expect(await fetchGatewayBatchHash(await serveBatch(5n, undefined), 5n)).toBeUndefined()
+    expect(await fetchGatewayBatchHash('http://127.0.0.1:1', 5n)).toBeUndefined()
+    // a late batch of epoch 5 counted in epoch 8: in the range, or refused with the epochs named
+    expect(checkBatch(keccak, batch.bytes, batch.hash, { from: 2n, to: 8n }).epoch).toBe(5n)
+    expect(() => checkBatch(keccak, batch.bytes, batch.hash, { from: 6n, to: 8n })).toThrow(/not one of 6–8/)
+    expect(() => checkBatch(keccak, batch.bytes, batch.hash, 8n)).toThrow(/epoch 5's, not 8's/)
+    const late = await fetchBatchByHash(keccak, [url], batch.hash, { from: 2n, to: 8n })
+    expect(late?.epoch).toBe(5n)
   })
 })

@@ -136,11 +136,11 @@ export function environmentWeight(device: DeviceUnits): bigint {
   return BigInt(device.accepted) * BigInt(device.units.qualityBps ?? 0)
 }
 
-/** Rule 2 past the registry: schema, ranges, epoch window. */
+/** Rule 2 past the registry: schema, ranges, epoch window (widened back for late batches: recordsFrom). */
 function judgeContent(
   reading: SignedReading,
   rules: DeviceClassRules | undefined,
-  window: { epochStart: bigint; epochEnd: bigint },
+  window: { recordsFrom: bigint; epochEnd: bigint },
   codes: Codes,
 ): number {
   // A class the blueprint does not define has no schema a reading could match.
@@ -150,7 +150,7 @@ function judgeContent(
     const value = reading.values[f] as bigint
     if (value < field.min || value > field.max) return codes.OUT_OF_RANGE
   }
-  if (reading.time < window.epochStart || reading.time >= window.epochEnd) return codes.OUTSIDE_EPOCH
+  if (reading.time < window.recordsFrom || reading.time >= window.epochEnd) return codes.OUTSIDE_EPOCH
   return ACCEPTED
 }
 

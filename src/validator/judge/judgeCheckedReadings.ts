@@ -23,6 +23,8 @@ export type JudgeCheckedReadingsParameters = {
   useCase?: UseCase
   epochStart: bigint
   epochEnd: bigint
+  /** The earliest record time admitted (default epochStart): earlier with late batches (src/validator/lateBatches.ts). */
+  recordsFrom?: bigint
   epoch?: bigint
   /** The epoch's randomness (zero when not given). */
   randomness?: `0x${string}`
@@ -120,6 +122,7 @@ export function judgeRules(
     blueprint: parameters.blueprint,
     epochStart: parameters.epochStart,
     epochEnd: parameters.epochEnd,
+    recordsFrom: parameters.recordsFrom ?? parameters.epochStart,
     randomness: parameters.randomness ?? `0x${'00'.repeat(32)}`,
     epoch: parameters.epoch ?? 0n,
     network: parameters.network ?? { chainId: 0, deviceRegistry: `0x${'00'.repeat(20)}` },

@@ -18,6 +18,11 @@ export type JudgeEpochInput = {
   epochStart: bigint
   epochEnd: bigint
   /**
+   * The earliest record time admitted (default epochStart): the start of the oldest epoch whose
+   * late batch counts in this one (src/validator/lateBatches.ts).
+   */
+  recordsFrom?: bigint
+  /**
    * The epoch's randomness (epochRandomness), handed to the use case's rules. A validator always
    * gives it; without it (tools and tests judging outside a chain) the rules see zero.
    */

@@ -13,8 +13,11 @@ export type DeviceRecord = Omit<IndexerDeviceRecord, 'registeredAt'> & {
   registeredAt?: bigint
 }
 
-/** Version of the pipeline's own checks and scoring frame: part of every network's rules hash. */
-export const PIPELINE_RULES_VERSION = 1
+/**
+ * Version of the pipeline's own checks and scoring frame: part of every network's rules hash.
+ * 2: an epoch's input may hold late batches of earlier epochs (src/validator/lateBatches.ts).
+ */
+export const PIPELINE_RULES_VERSION = 2
 
 /**
  * Why the pipeline itself rejects a reading, before any use case's rules: its signature, and the
