@@ -285,7 +285,10 @@ function report(f: SoakFigures): number {
       `whose batch the gateway sealed while it was down or restarting as the validators fetched it${f.leftOutEpochs.length ? ` (epochs ${f.leftOutEpochs.slice(0, 15).join(', ')}${f.leftOutEpochs.length > 15 ? ', …' : ''})` : ''}`,
   )
   for (const epoch of f.leftOutEpochs.slice(0, 5)) console.log(`    epoch ${epoch}: ${gatewayStory(epoch)}`)
-  console.log(`  ${fmt(f.inUnsettledEpochs)} acknowledged readings are in epochs that never settled`)
+  console.log(
+    `  ${fmt(f.countedLate)} acknowledged readings counted late (their gateway sealed their batch after their epoch was agreed); ` +
+      `${fmt(f.inUnsettledEpochs)} in epochs that never settled and not counted later; ${fmt(f.pendingAtEnd)} in the last epochs, not judged yet`,
+  )
   console.log(
     `  ${fmt(f.refusedButStored)} readings refused to a device that the gateway had stored from an earlier delivery ${JSON.stringify(f.refusedButStoredReasons)}`,
   )
@@ -293,7 +296,7 @@ function report(f: SoakFigures): number {
 
   const checks: [string, number | string, boolean][] = [
     [
-      'acknowledged readings lost (not stored, or left out of their settled epoch)',
+      'acknowledged readings lost (not stored, or judged in no settled epoch)',
       f.acknowledgedLost,
       f.acknowledgedLost === 0,
     ],

@@ -39,6 +39,13 @@ export type CheckSoakParameters = {
   refused: ReadonlyMap<string, string>
 }
 
+/**
+ * Settled epochs after a reading's own within which a late batch of it is expected to have counted
+ * (the validators look for late batches at each epoch's agreement, LATE_BATCH_EPOCHS back): one not
+ * judged by then is lost; one closer to the end is pending.
+ */
+const LATE_COUNT_EPOCHS = 3n
+
 /** Up to this many examples of each failure are kept, for the report. */
 const EXAMPLES = 10
 
@@ -137,7 +144,9 @@ export function checkSoak(parameters: CheckSoakParameters) {
   const validatorStores = parameters.validatorSpans.map((_, i) =>
     createValidatorStore(join(dir, `v${i}`, 'validator.db')),
   )
-  const judged = new Map<bigint, Set<string>>()
+  /** Per reading: the settled epochs that judged it (its own, or a later one that counted it late). */
+  const judgedIn = new Map<string, bigint[]>()
+  const judged = new Set<bigint>()
   const acceptedIn = new Map<string, bigint[]>()
   const settledUnaccounted: bigint[] = []
   const acceptedMismatch: { epoch: bigint; chain: number; store: number }[] = []
@@ -155,7 +164,11 @@ export function checkSoak(parameters: CheckSoakParameters) {
         continue
       }
       const verdicts = store.verdicts(epoch)
-      judged.set(epoch, new Set(verdicts.map((v) => readingKey(v.device, v.seq))))
+      judged.add(epoch)
+      for (const v of verdicts) {
+        const key = readingKey(v.device, v.seq)
+        judgedIn.set(key, [...(judgedIn.get(key) ?? []), epoch])
+      }
       const accepted = verdicts.filter((v) => v.status === 'accepted')
       if (accepted.length !== settlement.accepted)
         acceptedMismatch.push({ epoch, chain: settlement.accepted, store: accepted.length })
@@ -169,8 +182,14 @@ export function checkSoak(parameters: CheckSoakParameters) {
   }
   const acceptedTwice = [...acceptedIn].filter(([, epochs]) => epochs.length > 1)
 
-  // 5. every acknowledged reading: at the gateway, and judged in its epoch if that settled
+  // 5. every acknowledged reading: at the gateway, and judged in a settled epoch: its own, or a
+  // later one that counted its batch late (the gateway sealed it after its epoch was agreed)
+  const lastSettled = [...chain.settled.keys()].reduce((a, b) => (b > a ? b : a), -1n)
   const lostAtGateway: string[] = []
+  /** Judged in a settled epoch after its own (a late batch). */
+  let countedLate = 0
+  /** Not judged yet, its epoch too close to the end for a late batch of it to have settled. */
+  let pendingAtEnd = 0
   /** Stored, its epoch settled without it though the gateway was up while the validators fetched. */
   const lostInSettled: { key: string; epoch: bigint }[] = []
   /** The same, with the gateway down at some moment while the validators fetched the epoch's batch. */
@@ -182,13 +201,20 @@ export function checkSoak(parameters: CheckSoakParameters) {
       lostAtGateway.push(key)
       continue
     }
+    const judgedAt = judgedIn.get(key)
+    if (judgedAt) {
+      if (judgedAt.some((e) => e > at.epoch)) countedLate++
+      continue
+    }
+    if (lastSettled < at.epoch + LATE_COUNT_EPOCHS) {
+      pendingAtEnd++
+      continue
+    }
     if (!chain.settled.has(at.epoch)) {
       inUnsettledEpochs++
       continue
     }
-    const judgedThere = judged.get(at.epoch)
-    if (!judgedThere) continue // settled, but no store accounts for it: counted in settledUnaccounted
-    if (judgedThere.has(key)) continue
+    if (!judged.has(at.epoch)) continue // settled, but no store accounts for it: counted in settledUnaccounted
     const window = fetchWindow(at.epoch)
     if (upThroughout(parameters.gatewaySpans, window.from, window.to))
       lostInSettled.push({ key, epoch: ack.epoch })
@@ -224,6 +250,8 @@ export function checkSoak(parameters: CheckSoakParameters) {
     leftOutGatewayDown: leftOutGatewayDown.length,
     leftOutEpochs: [...new Set(leftOutGatewayDown.map((l) => l.epoch))],
     inUnsettledEpochs,
+    countedLate,
+    pendingAtEnd,
     refusedButStored: refusedButStored.length,
     refusedButStoredReasons: countBy(refusedButStored.map(([, reason]) => reason)),
     storedTwice: storedTwice.length,
