@@ -501,9 +501,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     for (let e = agreed.oldest; e < epoch; e++) {
       const record = indexer.store.getEpoch(e)
       if (!record) continue // it did not settle: nothing of it counted
-      const own = store.result(e)
-      if (own?.report.readingsRoot !== record.readingsRoot || own.report.receiptsRoot !== record.receiptsRoot)
-        known = false
+      const own = store.judgedOn(e)
+      if (own?.readingsRoot !== record.readingsRoot || own.receiptsRoot !== record.receiptsRoot) known = false
       settled.push(e)
     }
     const late = agreed.readings.filter((r) => r.time < epochStart(epoch)).length
@@ -706,7 +705,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   function countedBatches(epoch: bigint): Set<Hex> {
     const counted = new Set<Hex>()
     for (const e of lateEpochsOf(epoch)) {
-      const own = store.result(e)
+      const own = store.judgedOn(e)
       if (!own) continue
       const dead =
         !indexer.store.getEpoch(e) &&
@@ -727,7 +726,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     // only epochs this validator judged: it knows their input, so what it announces late is late
     // (f + 1 announcers then include an honest validator that judged the epoch)
     const wanted = lateEpochsOf(epoch)
-      .filter((e) => store.result(e) !== undefined)
+      .filter((e) => store.judgedOn(e) !== undefined)
       .flatMap((e) =>
         indexer.store
           .gatewaysAt(epochStart(e + 1n))

@@ -39,4 +39,43 @@ describe('the validator store schema', () => {
     expect(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()).toBe('3')
     db.close()
   })
+
+  it('tells which (device, seq) an epoch judged, and gives the roots and batches of a result without its amounts', () => {
+    const store = createValidatorStore(join(dir, 'judged.db'))
+    const root = (b: string) => `0x${b.repeat(32)}` as const
+    store.saveResult(
+      {
+        epoch: 4n,
+        report: {
+          epoch: 4n,
+          rulesHash: root('01'),
+          readingsRoot: root('02'),
+          rewardsRoot: root('03'),
+          receiptsRoot: root('04'),
+          total: 5n,
+          accepted: 1,
+        },
+        digest: root('05'),
+        signature: `0x${'06'.repeat(65)}`,
+        cumulative: new Map([['0xowner', 5n]]),
+        rejectedByReason: {},
+        batchHashes: [root('07')],
+      },
+      [
+        { device: '0xaa', seq: 1n, status: 'accepted', reason: null },
+        { device: '0xaa', seq: 2n, status: 'rejected', reason: 'STUCK_VALUE' },
+      ],
+    )
+    expect(store.judgedIn(4n, '0xaa', 1n)).toBe(true)
+    expect(store.judgedIn(4n, '0xaa', 2n)).toBe(true) // refused counts as judged
+    expect(store.judgedIn(4n, '0xaa', 3n)).toBe(false)
+    expect(store.judgedIn(5n, '0xaa', 1n)).toBe(false)
+    expect(store.judgedOn(4n)).toEqual({
+      readingsRoot: root('02'),
+      receiptsRoot: root('04'),
+      batchHashes: [root('07')],
+    })
+    expect(store.judgedOn(5n)).toBeUndefined()
+    store.close()
+  })
 })

@@ -191,6 +191,9 @@ export function createValidatorStore(path: string) {
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (hash, epoch, bytes) VALUES (?, ?, ?)')
   const selectBatch = db.prepare<[string], { bytes: Buffer }>('SELECT bytes FROM batches WHERE hash = ?')
   const deleteBatchesBefore = db.prepare('DELETE FROM batches WHERE epoch < ?')
+  const selectJudgedOn = db.prepare<[bigint], { report: string; batch_hashes: string }>(
+    'SELECT report, batch_hashes FROM epoch_results WHERE epoch = ?',
+  )
   const selectJudged = db.prepare<[bigint, string, string], { one: number }>(
     'SELECT 1 AS one FROM verdicts WHERE epoch = ? AND device = ? AND seq = ?',
   )
@@ -349,6 +352,20 @@ export function createValidatorStore(path: string) {
         epoch: number | null
       }
       return row.epoch === null ? undefined : BigInt(row.epoch)
+    },
+    /**
+     * An epoch's result without its cumulative amounts (which can be large): the roots it signed
+     * and the batches it judged; undefined when it has none.
+     */
+    judgedOn(epoch: bigint): { readingsRoot: Hex; receiptsRoot: Hex; batchHashes: Hex[] } | undefined {
+      const row = selectJudgedOn.get(epoch)
+      if (!row) return undefined
+      const report = JSON.parse(row.report) as { readingsRoot: Hex; receiptsRoot: Hex }
+      return {
+        readingsRoot: report.readingsRoot,
+        receiptsRoot: report.receiptsRoot,
+        batchHashes: JSON.parse(row.batch_hashes) as Hex[],
+      }
     },
     /** Whether this validator judged (device, seq) in `epoch`, accepted or not (device lower-case). */
     judgedIn(epoch: bigint, device: string, seq: bigint): boolean {
