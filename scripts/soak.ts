@@ -34,6 +34,11 @@ const PROGRESS_MS = 30_000
 const READING_INTERVAL_MS = 2_000
 /** A killed process is restarted after a delay drawn from this range (ms). */
 const RESTART_DELAY_MS = [300, 2_000] as const
+/**
+ * Of the gateway's kills, this share keeps it down for longer (ms): past the validators' gateway
+ * wait across a seal, so its batch of that epoch is sealed late and must count in a later one.
+ */
+const LONG_OUTAGE = { share: 0.2, delayMs: [8_000, 16_000] } as const
 
 const { values: args } = parseArgs({
   options: {
@@ -160,6 +165,7 @@ const kills_ = await runKillSchedule({
   seed,
   gatewayShare: 0.3,
   restartDelayMs: RESTART_DELAY_MS,
+  gatewayOutage: LONG_OUTAGE,
   onKill: (k) => killed.push(k),
   onRestartFailed: (role, error) => {
     restartFailures.push({ role: role.name, error: error instanceof Error ? error.message : String(error) })
@@ -244,13 +250,14 @@ function report(f: SoakFigures): number {
     .reduce((sum, s) => sum + Math.min(s.to ?? checkTo, checkTo) - Math.max(s.from, allUpAt), 0)
   const refusedSigning = network.validators.reduce((n, v) => n + v.eventCount('signing_refused'), 0)
   const submitted = network.validators.map((v) => `${v.name} ${v.eventCount('report_submitted')}`)
+  const events = (name: string) => network.validators.reduce((n, v) => n + v.eventCount(name), 0)
   console.log('')
   console.log(
     `soak: npm run soak -- --minutes ${minutes} --kills ${kills} --stations ${stations} --seed ${seed}: ` +
       `${((Math.min(killsOverAt, killUntil) - allUpAt) / 60_000).toFixed(1)} min of kills, ${(soakSeconds / 60).toFixed(1)} min in all under load`,
   )
   console.log(
-    `kills: ${killed.length} (gateway ${killCount('gateway')}, validators ${killCount('validator')}: ${perValidator.join(', ')}), all SIGKILL, ${killed.filter((k) => k.duringStart).length} of them while the process was still starting after its previous kill; each restarted after ${RESTART_DELAY_MS[0] / 1000}–${RESTART_DELAY_MS[1] / 1000} s`,
+    `kills: ${killed.length} (gateway ${killCount('gateway')}, validators ${killCount('validator')}: ${perValidator.join(', ')}), all SIGKILL, ${killed.filter((k) => k.duringStart).length} of them while the process was still starting after its previous kill; each restarted after ${RESTART_DELAY_MS[0] / 1000}–${RESTART_DELAY_MS[1] / 1000} s, but ${killed.filter((k) => k.long).length} of the gateway's after ${LONG_OUTAGE.delayMs[0] / 1000}–${LONG_OUTAGE.delayMs[1] / 1000} s (longer than the validators wait for it)`,
   )
   const startup = (kind: string) => {
     const times = network.roles.filter((r) => r.kind === kind).flatMap((r) => r.startTimes().slice(1))
@@ -272,7 +279,8 @@ function report(f: SoakFigures): number {
         : ''),
   )
   console.log(
-    `submissions: ${submitted.join(', ')}; signings refused by slashing protection: ${refusedSigning}`,
+    `submissions: ${submitted.join(', ')}; signings refused by slashing protection: ${refusedSigning}; ` +
+      `epochs judged with late batches: ${events('late_batches')} (over all validators), abstained for a late input not held: ${events('late_input_unknown')}`,
   )
   console.log(
     `readings: ${fmt(f.acknowledged)} acknowledged (http ${fmt(fleet.countBy('http'))}, mqtt ${fmt(fleet.countBy('mqtt'))}), ` +

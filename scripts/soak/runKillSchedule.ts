@@ -19,6 +19,8 @@ export type KillRecord = {
   kind: RoleKind
   /** It was killed while still starting after an earlier kill (a crash during recovery). */
   duringStart: boolean
+  /** Its restart waits the long outage delay (the gateway only). */
+  long?: boolean
   /** When it was up again; undefined when it was killed again while starting. */
   restartedAt: number | undefined
 }
@@ -34,6 +36,11 @@ export type RunKillScheduleParameters = {
   gatewayShare: number
   /** Milliseconds between a kill and the restart, drawn uniformly. */
   restartDelayMs: readonly [number, number]
+  /**
+   * Share of the gateway's kills after which it stays down longer (delay drawn from `delayMs`):
+   * outages across a seal longer than the validators wait, whose batches count late.
+   */
+  gatewayOutage?: { share: number; delayMs: readonly [number, number] }
   onKill?: (kill: KillRecord) => void
   /** A restart that failed (the process did not come up); it is tried again, up to 5 times. */
   onRestartFailed?: (role: RoleProcess, error: unknown) => void
@@ -75,7 +82,11 @@ export async function runKillSchedule(parameters: RunKillScheduleParameters): Pr
     const generation = killsOf.get(role)
     const superseded = () => killsOf.get(role) !== generation
     const restarting = (async () => {
-      await new Promise((resolve) => setTimeout(resolve, between(parameters.restartDelayMs)))
+      const outage = parameters.gatewayOutage
+      const long = role === gateway && outage !== undefined && random() < outage.share
+      if (long) record.long = true
+      const delay = long ? between(outage.delayMs) : between(parameters.restartDelayMs)
+      await new Promise((resolve) => setTimeout(resolve, delay))
       for (let attempt = 1; attempt <= RESTART_ATTEMPTS; attempt++) {
         try {
           await role.start()
