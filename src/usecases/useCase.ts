@@ -155,6 +155,13 @@ export type UseCase = {
    * and in batches; the environment has one, Reading.
    */
   readonly recordKinds: readonly RecordKind[]
+  /**
+   * Whether its records still count when their gateway sealed them late, in a later epoch
+   * (src/validator/lateBatches.ts): true for records that stand on their own (a measurement);
+   * left out for records bound to their epoch's randomness (connectivity's beacons), for which
+   * validators then neither look for late batches nor count any.
+   */
+  readonly countsLateRecords?: boolean
   /** The reasons its rules reject a reading for, in the order the rules run. */
   readonly rejectReasons: readonly string[]
   /**

@@ -57,7 +57,7 @@ import { createSignatureCheckPool, type SignatureCheckPool } from './judge/creat
 import { epochReceipts } from './judge/epochReceipts.ts'
 import { type JudgeEpochInput, type JudgeEpochResult, judgeEpoch } from './judge/judgeEpoch.ts'
 import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
-import { dropJudgedBefore, lateEpochsOf } from './lateBatches.ts'
+import { dropCountedBefore, LATE_BATCH_EPOCHS, lateEpochsOf, ownEpochReadings } from './lateBatches.ts'
 import type { PeerRefusal, PublishOutcome, ReportExchange, SignedEpochReport } from './reportExchange.ts'
 import { openSlashingProtection, type SigningRecord, type SignOnceResult } from './slashingProtection.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
@@ -204,7 +204,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     throw new DepinError('VALIDATOR_KEY_MISSING', 'a validator needs its own key')
   const clock = options.clock ?? systemClock
   const keccak = await loadKeccak256()
-  const { recordKinds } = useCaseOf(blueprint)
+  const { recordKinds, countsLateRecords = false } = useCaseOf(blueprint)
   const digest = await createReadingHasher(
     deployment.chainId,
     deployment.contracts.deviceRegistry,
@@ -489,10 +489,11 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   }
 
   /**
-   * An input with late batches, without the readings judged in a settled epoch already; undefined
-   * (the validator abstains from the epoch) when it does not hold a settled epoch's input it must
-   * check against: its own result for it differs from the settled report, or it has none. Every
-   * epoch before this one is final here (judging waited for the previous one to settle or expire).
+   * An input with late batches, without the late readings of a device whose readings of the same
+   * epoch a settled epoch accepted; undefined (the validator abstains from the epoch) when it does
+   * not hold a settled epoch's accepted readings it must check against: its own result for it
+   * differs from the settled report, or it has none. Every epoch before this one is final here
+   * (judging waited for the previous one to settle or expire).
    */
   function withoutJudgedBefore(epoch: bigint, agreed: AgreedInput): SignedReading[] | undefined {
     if (agreed.oldest >= epoch) return agreed.readings
@@ -512,8 +513,11 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       options.onLateBatches?.({ ...event, dropped: 0, abstained: true })
       return undefined
     }
-    const kept = dropJudgedBefore(agreed.readings, epochStart(epoch), (device, seq) =>
-      settled.some((e) => store.judgedIn(e, device, seq)),
+    const kept = dropCountedBefore(
+      agreed.readings,
+      epochStart(epoch),
+      (time) => (time - genesisTime) / epochLength,
+      (device, e) => store.acceptedBetween(device, epochStart(e), epochStart(e + 1n), settled),
     )
     options.onLateBatches?.({ ...event, dropped: kept.dropped, abstained: false })
     return kept.readings
@@ -575,6 +579,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         recorded?: Hex[]
         /** The batches a report recorded before a crash was judged on: judged on again. */
         judgedOn?: Hex[]
+        /** Late batches of earlier epochs looked for, in the background, from the start of the round. */
+        late?: { done: boolean }
       }
     | undefined
 
@@ -615,10 +621,20 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       const batches = await batchesByHash(epoch, held.judgedOn, held.batches, gateways)
       if (!batches) return undefined
       return {
-        readings: mergeBatches(batches, isAuthentic),
+        readings: mergeBatches(ownEpochReadings(epoch, batches, windowOf, countsLateRecords), isAuthentic),
         batchHashes: held.judgedOn,
         ...lateOf(epoch, batches),
       }
+    }
+    // late batches are looked for while the gateways are asked for this epoch's, within the same wait
+    if (!held.announced && !held.recorded && !held.late && countsLateRecords) {
+      const late = { done: false }
+      held.late = late
+      void gatherLateBatches(epoch, held.batches)
+        .catch((error: unknown) => options.context?.report('LATE_BATCHES_FAILED', error))
+        .finally(() => {
+          late.done = true
+        })
     }
     await Promise.all(
       gateways
@@ -637,8 +653,8 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         }),
     )
     if (!held.announced) {
-      if (held.answered.size < gateways.length && clock() < sealedAt + gatewayWait) return undefined
-      if (!held.recorded) await gatherLateBatches(epoch, held.batches)
+      const waiting = held.answered.size < gateways.length || (held.late !== undefined && !held.late.done)
+      if (waiting && clock() < sealedAt + gatewayWait) return undefined
       const batches = held.recorded ?? announcedList(epoch, held.batches)
       const digest = hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches)
       const signing = await protection.signOnce(
@@ -680,11 +696,12 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const agreed = agreedBatches(announcements, active as Address[])
     const batches = await batchesByHash(epoch, agreed, held.batches, gateways)
     if (!batches) return undefined
-    const readings = mergeBatches(batches, isAuthentic)
+    const readings = mergeBatches(ownEpochReadings(epoch, batches, windowOf, countsLateRecords), isAuthentic)
     store.pruneBatches(epoch - KEEP_BATCH_EPOCHS)
     return { readings, batchHashes: agreed, ...lateOf(epoch, batches) }
   }
 
+  const windowOf = (e: bigint) => ({ start: epochStart(e), end: epochStart(e + 1n) })
   /** The epochs a batch in an epoch's input may be of: its own, and those whose late batches it counts. */
   const batchEpochs = (epoch: bigint): BatchEpochs => ({ from: lateEpochsOf(epoch)[0] ?? epoch, to: epoch })
   /** How many of an input's batches are late, and the oldest epoch among them (the epoch itself when none is). */
@@ -736,29 +753,48 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     await Promise.all(
       wanted.map(async ({ e, g }) => {
         const key = `${e}:${g.url}`
-        let hash = gatewayBatchHashes.get(key)
-        if (!hash) {
-          hash = await fetchGatewayBatchHash(g.url, e, { ...asking, timeoutMs: 2_000 })
-          if (!hash) return // not sealed yet, or down: asked again for the next epoch
-          gatewayBatchHashes.set(key, hash)
+        try {
+          let hash = gatewayBatchHashes.get(key)
+          if (!hash) {
+            hash = await fetchGatewayBatchHash(g.url, e, { ...asking, timeoutMs: 2_000 })
+            if (!hash) return // not sealed yet, or down: asked again for the next epoch
+            gatewayBatchHashes.set(key, hash)
+          }
+          if (counted.has(hash) || held.has(hash)) return
+          const stored = store.batch(hash)
+          let batch: CheckedBatch
+          if (stored)
+            batch = checkBatch(keccak, stored, hash, e, recordKinds) // throws if another epoch's
+          else {
+            const result = await fetchGatewayBatch(keccak, g.url, e, {
+              ...asking,
+              kinds: recordKinds,
+              timeoutMs: 5_000,
+            })
+            if (result.type === 'invalid')
+              options.onGatewayInvalid?.({ epoch: e, gateway: g.gateway, url: g.url, reason: result.reason })
+            if (result.type !== 'sealed' || result.batch.hash !== hash) {
+              if (result.type !== 'unavailable') gatewayBatchHashes.delete(key) // a hash it does not serve
+              return
+            }
+            batch = result.batch
+            store.saveBatch(batch)
+          }
+          if (batch.readings.length > 0) held.set(hash, batch) // an empty one adds nothing
+        } catch (error) {
+          // a hash of another epoch's batch, or bytes that are not what they claim: not this epoch's
+          gatewayBatchHashes.delete(key)
+          options.onGatewayInvalid?.({
+            epoch: e,
+            gateway: g.gateway,
+            url: g.url,
+            reason: error instanceof Error ? error.message : String(error),
+          })
         }
-        if (counted.has(hash) || held.has(hash)) return
-        const stored = store.batch(hash)
-        let batch: CheckedBatch
-        if (stored) batch = checkBatch(keccak, stored, hash, e, recordKinds)
-        else {
-          const result = await fetchGatewayBatch(keccak, g.url, e, { ...asking, kinds: recordKinds })
-          if (result.type === 'invalid')
-            options.onGatewayInvalid?.({ epoch: e, gateway: g.gateway, url: g.url, reason: result.reason })
-          if (result.type !== 'sealed' || result.batch.hash !== hash) return
-          batch = result.batch
-          store.saveBatch(batch)
-        }
-        if (batch.readings.length > 0) held.set(hash, batch) // an empty one adds nothing
       }),
     )
     for (const old of gatewayBatchHashes.keys())
-      if (BigInt(old.slice(0, old.indexOf(':'))) < epoch - KEEP_BATCH_EPOCHS) gatewayBatchHashes.delete(old)
+      if (BigInt(old.slice(0, old.indexOf(':'))) < epoch - LATE_BATCH_EPOCHS) gatewayBatchHashes.delete(old)
   }
 
   /**

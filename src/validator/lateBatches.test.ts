@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { loadKeccak256 } from '../crypto/keccak.ts'
+import { compareReadings, encodeBatch } from '../gateway/batchFormat.ts'
+import type { SignedReading } from '../readings/reading.ts'
 import { judgeEpoch } from './judge/judgeEpoch.ts'
 import {
   EPOCH_END,
@@ -12,7 +15,7 @@ import {
   type TestStation,
   TYPICAL,
 } from './judge/testFleet.ts'
-import { dropJudgedBefore, LATE_BATCH_EPOCHS, lateEpochsOf } from './lateBatches.ts'
+import { dropCountedBefore, LATE_BATCH_EPOCHS, lateEpochsOf, ownEpochReadings } from './lateBatches.ts'
 
 /** Six readings of a station in the epoch after EPOCH_START's, seq 1..6, 5 s apart, values varying. */
 const nextEpochReadings = (s: TestStation) =>
@@ -37,19 +40,47 @@ describe('late batches', () => {
     expect(window.at(-1)).toBe(99n)
   })
 
-  it('drops readings from before the epoch judged in a settled epoch, and looks up no reading of the epoch itself', async () => {
-    const a = station('late-a', 'mitte')
-    const earlier = await honestReadings(a) // seq 1..6, times EPOCH_START + 0..25
-    const own = await nextEpochReadings(station('late-b', 'mitte'))
-    const asked: bigint[] = []
-    const kept = dropJudgedBefore([...earlier, ...own], EPOCH_START + 30n, (device, seq) => {
-      asked.push(seq)
-      expect(device).toBe(a.record.device.toLowerCase())
-      return seq % 2n === 0n // seq 2, 4, 6 were judged before
+  it("drops a device's late readings of an epoch in which a settled epoch accepted one of its readings, asking once per device and epoch", async () => {
+    const split = station('late-a', 'mitte') // half its stream came on time through another gateway
+    const alone = station('late-e', 'mitte') // its only gateway was the late one
+    const earlier = [...(await honestReadings(split)), ...(await honestReadings(alone))] // epoch 0
+    const own = await nextEpochReadings(station('late-b', 'mitte')) // epoch 1
+    const asked: string[] = []
+    const kept = dropCountedBefore(
+      [...earlier, ...own],
+      EPOCH_START + 30n,
+      (time) => (time - EPOCH_START) / 30n,
+      (device, epoch) => {
+        asked.push(`${device}:${epoch}`)
+        return device === split.record.device.toLowerCase() && epoch === 0n
+      },
+    )
+    expect(kept.dropped).toBe(6)
+    expect(kept.readings).toEqual([...earlier.slice(6), ...own])
+    expect(asked.sort()).toEqual([split, alone].map((s) => `${s.record.device.toLowerCase()}:0`).sort())
+  })
+
+  it('keeps each batch to readings of its own epoch once late batches are in the input, and lets a late batch of a use case that counts none bring nothing', async () => {
+    const keccak = await loadKeccak256()
+    const s = station('late-f', 'mitte')
+    const epoch0 = await honestReadings(s) // times in epoch 0
+    const epoch1 = await nextEpochReadings(s) // seq 1..6 again, times in epoch 1: only order matters here
+    const windowOf = (e: bigint) => ({ start: EPOCH_START + 30n * e, end: EPOCH_START + 30n * (e + 1n) })
+    const batch = (epoch: bigint, readings: SignedReading[]) => ({
+      ...encodeBatch(keccak, epoch, [...readings].sort(compareReadings)),
+      epoch,
+      readings,
     })
-    expect(kept.dropped).toBe(3)
-    expect(kept.readings.map((r) => r.seq)).toEqual([1n, 3n, 5n, 1n, 2n, 3n, 4n, 5n, 6n])
-    expect(asked).toEqual([1n, 2n, 3n, 4n, 5n, 6n])
+    // the late batch of epoch 0 also carries epoch-1 readings; epoch 1's batch carries back-dated ones
+    const late = batch(0n, [...epoch0.slice(0, 3), ...epoch1.slice(3)])
+    const current = batch(1n, [...epoch0.slice(3), ...epoch1.slice(0, 3)])
+    const cut = ownEpochReadings(1n, [late, current], windowOf, true)
+    expect(cut[0]?.readings).toEqual(epoch0.slice(0, 3))
+    expect(cut[1]?.readings).toEqual(epoch1.slice(0, 3))
+    // without a late batch, nothing is cut: the rules refuse what lies outside the epoch, as before
+    expect(ownEpochReadings(1n, [current], windowOf, true)[0]?.readings).toEqual(current.readings)
+    // a use case that counts no late records: its late batches bring nothing
+    expect(ownEpochReadings(1n, [late, current], windowOf, false)[0]?.readings).toEqual([])
   })
 
   it("widens the environment's epoch window back to recordsFrom, and no further", async () => {

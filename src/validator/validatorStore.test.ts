@@ -40,9 +40,10 @@ describe('the validator store schema', () => {
     db.close()
   })
 
-  it('tells which (device, seq) an epoch judged, and gives the roots and batches of a result without its amounts', () => {
+  it("tells whether settled epochs accepted a device's reading in a time span, and gives the roots and batches of a result without its amounts", () => {
     const store = createValidatorStore(join(dir, 'judged.db'))
     const root = (b: string) => `0x${b.repeat(32)}` as const
+    const device = `0x${'aa'.repeat(20)}` as const
     store.saveResult(
       {
         epoch: 4n,
@@ -62,14 +63,17 @@ describe('the validator store schema', () => {
         batchHashes: [root('07')],
       },
       [
-        { device: '0xaa', seq: 1n, status: 'accepted', reason: null },
-        { device: '0xaa', seq: 2n, status: 'rejected', reason: 'STUCK_VALUE' },
+        { device, seq: 1n, status: 'accepted', reason: null },
+        { device, seq: 2n, status: 'rejected', reason: 'STUCK_VALUE' },
       ],
+      [{ reading: { device, seq: 1n, time: 130n, values: [1n], signature: root('08') }, digest: root('09') }],
     )
-    expect(store.judgedIn(4n, '0xaa', 1n)).toBe(true)
-    expect(store.judgedIn(4n, '0xaa', 2n)).toBe(true) // refused counts as judged
-    expect(store.judgedIn(4n, '0xaa', 3n)).toBe(false)
-    expect(store.judgedIn(5n, '0xaa', 1n)).toBe(false)
+    expect(store.acceptedBetween(device, 120n, 150n, [4n])).toBe(true)
+    expect(store.acceptedBetween(device, 120n, 150n, [2n, 3n, 4n])).toBe(true)
+    expect(store.acceptedBetween(device, 131n, 150n, [4n])).toBe(false) // the span ends before 130 or starts after
+    expect(store.acceptedBetween(device, 100n, 130n, [4n])).toBe(false)
+    expect(store.acceptedBetween(device, 120n, 150n, [3n, 5n])).toBe(false) // another epoch's
+    expect(store.acceptedBetween(`0x${'bb'.repeat(20)}`, 120n, 150n, [4n])).toBe(false)
     expect(store.judgedOn(4n)).toEqual({
       readingsRoot: root('02'),
       receiptsRoot: root('04'),

@@ -194,8 +194,8 @@ export function createValidatorStore(path: string) {
   const selectJudgedOn = db.prepare<[bigint], { report: string; batch_hashes: string }>(
     'SELECT report, batch_hashes FROM epoch_results WHERE epoch = ?',
   )
-  const selectJudged = db.prepare<[bigint, string, string], { one: number }>(
-    'SELECT 1 AS one FROM verdicts WHERE epoch = ? AND device = ? AND seq = ?',
+  const selectAcceptedBetween = db.prepare<[string, bigint, bigint, string], { one: number }>(
+    'SELECT 1 AS one FROM accepted_readings WHERE device = ? AND time >= ? AND time < ? AND epoch IN (SELECT value FROM json_each(?)) LIMIT 1',
   )
   type Row = {
     epoch: number
@@ -367,9 +367,12 @@ export function createValidatorStore(path: string) {
         batchHashes: JSON.parse(row.batch_hashes) as Hex[],
       }
     },
-    /** Whether this validator judged (device, seq) in `epoch`, accepted or not (device lower-case). */
-    judgedIn(epoch: bigint, device: string, seq: bigint): boolean {
-      return selectJudged.get(epoch, device, seq.toString()) !== undefined
+    /**
+     * Whether one of `epochs` accepted a reading of `device` (lower-case) timed in [from, to):
+     * one lookup on the (device, time) index.
+     */
+    acceptedBetween(device: string, from: bigint, to: bigint, epochs: readonly bigint[]): boolean {
+      return selectAcceptedBetween.get(device, from, to, JSON.stringify(epochs.map(Number))) !== undefined
     },
     verdicts(epoch: bigint): StoredVerdict[] {
       return (

@@ -15,6 +15,7 @@ export const environment: UseCase = {
   id: 'environment',
   version: 1,
   recordKinds: [READING_KIND],
+  countsLateRecords: true,
   rejectReasons: ENVIRONMENT_REJECT_REASONS,
   unitNames: ['qualityBps', 'uptimeBps'],
   judge: judgeEnvironment,
