@@ -5,8 +5,11 @@
  * than f validators that judged the epoch it belongs to), every reading in it judged exactly once,
  * in one epoch, whatever the epochs after do. The late batch also holds copies of readings the
  * other gateway delivered in time (a device that sent to both): those counted already and are
- * dropped. Four validator processes on real anvil, two real gateways, the second behind a proxy
- * that plays the outage (devices reach the gateways themselves), loopback only.
+ * dropped. Once the batch is served again, the proxy lies to one validator about it: its hash
+ * is that of the gateway's first batch, of another epoch, which that validator holds. It must
+ * log the lie and go on (the others announce the batch; it fetches it from them). Four validator
+ * processes on real anvil, two real gateways, the second behind a proxy that plays the outage
+ * (devices reach the gateways themselves), loopback only.
  */
 import { createServer, type Server } from 'node:http'
 import { dirname, join } from 'node:path'
@@ -29,8 +32,14 @@ type Key = { device: string; seq: bigint }
 let hidden: { epoch: bigint; hash: Hex; bytes: Uint8Array; own: Key[]; copies: Key[] } | undefined
 /** Requests for the hidden batch refused while it was hidden. */
 let refused = 0
+/** Lies told about the hidden batch's hash once it was served again. */
+let lies = 0
 /** The gateways' own URLs, in the order they are listed. */
 const upstreams: string[] = []
+/** The second gateway's first sealed batch the validators fetched: the lie told about the hidden one. */
+let firstSeen: { epoch: bigint; hash: Hex } | undefined
+/** The validator lied to. */
+const liedTo = () => net?.processes[0]?.address.toLowerCase()
 
 /** Whether the proxy keeps the hidden batch from the validators: until its epoch settled without it. */
 const hiding = () => hidden !== undefined && net?.indexer.store.getEpoch(hidden.epoch) === undefined
@@ -52,13 +61,19 @@ async function outageProxy(upstream: string): Promise<string> {
       response.writeHead(502, { 'content-type': 'application/json' }).end('{}')
       return
     }
-    // the first epoch, once a few have settled, whose sealed batches both hold readings: it goes dark
+    if (!firstSeen && epochMatch && request.method === 'GET' && forward.ok) {
+      const batch = decodeBatch(keccak, bytes)
+      firstSeen = { epoch: batch.epoch, hash: batch.hash }
+    }
+    // the first epoch past the late-batch window from the first batch whose sealed batches both
+    // hold readings: it goes dark (so that the first batch counts in no epoch the lie is checked against)
     if (
       !hidden &&
       epochMatch &&
       request.method === 'GET' &&
       forward.ok &&
-      (net?.indexer.store.epochs().length ?? 0) >= 2
+      firstSeen &&
+      BigInt(epochMatch[1] as string) >= firstSeen.epoch + 8n
     ) {
       const batch = decodeBatch(keccak, bytes)
       const other = await fetch(`${upstreams[0]}/v1/batches/${batch.epoch}`)
@@ -82,6 +97,14 @@ async function outageProxy(upstream: string): Promise<string> {
     if (forHidden && hiding()) {
       refused++
       response.writeHead(503, { 'content-type': 'application/json' }).end('{}')
+      return
+    }
+    const asker = String(request.headers['x-depin-validator'] ?? '').toLowerCase()
+    if (forHidden && hidden && request.method === 'HEAD' && asker === liedTo() && firstSeen) {
+      lies++
+      response
+        .writeHead(200, { 'content-type': 'application/x-ndjson', 'x-batch-hash': firstSeen.hash })
+        .end()
       return
     }
     if (forHidden && hidden) {
@@ -110,9 +133,9 @@ afterAll(async () => {
 })
 
 describe('a batch sealed late', () => {
-  it('counts in a later epoch, each of its readings judged exactly once, copies of counted ones dropped', async () => {
+  it('counts in a later epoch, each of its readings judged exactly once, copies of counted ones dropped, a lie about its hash logged', async () => {
     const network = net as ProcessNetwork
-    const dark = await waitFor('a batch with readings to go dark', () => hidden, 90_000)
+    const dark = await waitFor('a batch with readings to go dark', () => hidden, 150_000)
     const skipped = await waitFor(
       `epoch ${dark.epoch} to settle without the batch`,
       () => network.indexer.store.getEpoch(dark.epoch),
@@ -176,6 +199,15 @@ describe('a batch sealed late', () => {
           .filter((line) => line.includes('"late_batches"'))
           .map((line) => JSON.parse(line) as Record<string, unknown>),
       )
+      // the validator lied to said so, and judged alike all the same (above)
+      expect(lies).toBeGreaterThan(0)
+      const told = (network.processes[0]?.output.join('') ?? '')
+        .split('\n')
+        .filter((line) => line.includes('"gateway_invalid"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+      expect(told).toContainEqual(
+        expect.objectContaining({ epoch: dark.epoch.toString(), reason: expect.stringMatching(/not .*'s/) }),
+      )
       expect(logged).toContainEqual(
         expect.objectContaining({
           epoch: counted.epoch.toString(),
@@ -187,5 +219,5 @@ describe('a batch sealed late', () => {
     } finally {
       for (const store of stores) store.close()
     }
-  })
+  }, 300_000)
 })
