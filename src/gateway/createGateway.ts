@@ -14,7 +14,7 @@ import {
   type VerdictSignature,
   verdictStatusOf,
 } from '../readings/gatewayVerdict.ts'
-import type { SignedReading } from '../readings/reading.ts'
+import { INT64_MAX, type SignedReading } from '../readings/reading.ts'
 import { type DigestSigner, signGatewayVerdict } from '../readings/signGatewayVerdict.ts'
 import { useCaseOf } from '../usecases/registry.ts'
 import {
@@ -321,7 +321,10 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         .status(400)
         .send({ error: { code: 'INVALID_EPOCH', message: 'epoch must be an integer', details: {} } })
     }
-    return sendBatch(store.batch(BigInt(request.params.epoch)), reply, `for epoch ${request.params.epoch}`)
+    const epoch = BigInt(request.params.epoch)
+    // past SQLite's integers no epoch is ever sealed (and the store could not be asked): none here
+    const batch = epoch <= INT64_MAX ? store.batch(epoch) : undefined
+    return sendBatch(batch, reply, `for epoch ${request.params.epoch}`)
   })
   server.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
     if (!/^0x[0-9a-fA-F]{64}$/.test(request.params.hash)) {

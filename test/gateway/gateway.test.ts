@@ -363,6 +363,24 @@ describe('sealing epochs', () => {
     })
     expect(late.json.results).toEqual([expect.objectContaining({ reason: 'EPOCH_SEALED' })])
     expect((await fetch(`${gateway.url}/v1/batches/11`)).status).toBe(404)
+    // HEAD, as validators look for late batches: the hash without the bytes; to a stranger, an
+    // unsealed or far-future epoch is a 404 and a malformed one a 400, each without a body
+    const head = await fetch(`${gateway.url}/v1/batches/10`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers.get('x-batch-hash')).toBe(hash)
+    expect((await head.arrayBuffer()).byteLength).toBe(0)
+    for (const [epoch, status] of [
+      ['11', 404],
+      ['9999999999999999999', 404],
+      ['-1', 400],
+      ['1e3', 400],
+      ['99999999999999999999', 400],
+    ] as const) {
+      const answer = await fetch(`${gateway.url}/v1/batches/${epoch}`, { method: 'HEAD' })
+      expect(answer.status, `HEAD /v1/batches/${epoch}`).toBe(status)
+      expect(answer.headers.get('x-batch-hash')).toBeNull()
+      expect((await answer.arrayBuffer()).byteLength).toBe(0)
+    }
     expect(() =>
       decodeBatch(keccak, batch.readings.length ? new Uint8Array([1, 2]) : new Uint8Array(), hash),
     ).toThrow(/hashes to/)
