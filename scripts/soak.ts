@@ -248,9 +248,10 @@ function report(f: SoakFigures): number {
   const gatewayUpMs = network.gateway
     .spans()
     .reduce((sum, s) => sum + Math.min(s.to ?? checkTo, checkTo) - Math.max(s.from, allUpAt), 0)
-  const refusedSigning = network.validators.reduce((n, v) => n + v.eventCount('signing_refused'), 0)
-  const submitted = network.validators.map((v) => `${v.name} ${v.eventCount('report_submitted')}`)
+  /** How many times the validators logged an event, all together. */
   const events = (name: string) => network.validators.reduce((n, v) => n + v.eventCount(name), 0)
+  const refusedSigning = events('signing_refused')
+  const submitted = network.validators.map((v) => `${v.name} ${v.eventCount('report_submitted')}`)
   console.log('')
   console.log(
     `soak: npm run soak -- --minutes ${minutes} --kills ${kills} --stations ${stations} --seed ${seed}: ` +

@@ -119,8 +119,9 @@ export type CreateValidatorOptions = {
   /**
    * Batches of earlier epochs counted in this one (a gateway sealed them after their epoch was
    * agreed without them; see lateBatches.ts): how many, their readings, and of those the ones
-   * dropped as judged in a settled epoch already. `abstained` when this validator does not hold
-   * the settled inputs it must drop them against (it signs nothing for the epoch).
+   * dropped because a settled epoch accepted their device's readings of the same epoch.
+   * `abstained` when this validator does not hold the settled accepted readings it must check
+   * them against (it signs nothing for the epoch).
    */
   onLateBatches?: (event: {
     epoch: bigint
@@ -384,7 +385,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const previousCumulative = base ? await settledCumulative(base) : new Map<string, bigint>()
     const randomness = await randomnessOf(epoch)
     if (!randomness) return // no block at or after its start yet (cannot be: it ended; asked again)
-    const input = withoutJudgedBefore(epoch, readings)
+    const input = withoutCountedBefore(epoch, readings)
     if (!input) return
     const judged = await judge({
       blueprint,
@@ -495,7 +496,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
    * differs from the settled report, or it has none. Every epoch before this one is final here
    * (judging waited for the previous one to settle or expire).
    */
-  function withoutJudgedBefore(epoch: bigint, agreed: AgreedInput): SignedReading[] | undefined {
+  function withoutCountedBefore(epoch: bigint, agreed: AgreedInput): SignedReading[] | undefined {
     if (agreed.oldest >= epoch) return agreed.readings
     const settled: bigint[] = []
     let known = true
@@ -516,7 +517,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const kept = dropCountedBefore(
       agreed.readings,
       epochStart(epoch),
-      (time) => (time - genesisTime) / epochLength,
+      (time) => runningEpoch(time, deployment),
       (device, e) => store.acceptedBetween(device, epochStart(e), epochStart(e + 1n), settled),
     )
     options.onLateBatches?.({ ...event, dropped: kept.dropped, abstained: false })
@@ -721,12 +722,11 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
    */
   function countedBatches(epoch: bigint): Set<Hex> {
     const counted = new Set<Hex>()
+    const seen = indexer.store.lastProcessed()?.timestamp ?? 0n
     for (const e of lateEpochsOf(epoch)) {
       const own = store.judgedOn(e)
       if (!own) continue
-      const dead =
-        !indexer.store.getEpoch(e) &&
-        (indexer.store.lastProcessed()?.timestamp ?? 0n) >= settlementDeadline(e)
+      const dead = !indexer.store.getEpoch(e) && seen >= settlementDeadline(e)
       if (!dead) for (const hash of own.batchHashes) counted.add(hash.toLowerCase() as Hex)
     }
     return counted

@@ -10,6 +10,7 @@ import { compareReadings, decodeBatch } from '../gateway/batchFormat.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { READING_KIND, type RecordKind } from '../readings/recordKinds.ts'
 import { readCappedBytes } from './readCapped.ts'
+import { bytes32 } from './wireSchemas.ts'
 
 /** Largest sealed batch a validator reads from a gateway or peer (1,000,000 readings fit). */
 const MAX_BATCH_BYTES = 256 * 1024 * 1024
@@ -108,8 +109,8 @@ export async function fetchGatewayBatchHash(
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
     })
     await response.body?.cancel()
-    const hash = response.headers.get('x-batch-hash')
-    return response.ok && hash && /^0x[0-9a-f]{64}$/i.test(hash) ? (hash.toLowerCase() as Hex) : undefined
+    const hash = bytes32.safeParse(response.headers.get('x-batch-hash'))
+    return response.ok && hash.success ? hash.data : undefined
   } catch {
     return undefined
   }
