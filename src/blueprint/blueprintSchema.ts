@@ -85,6 +85,43 @@ const deviceClassSchema = z
     }
   })
 
+const bps = z.number().int().min(0).max(10_000)
+
+/**
+ * The data market: prices in whole payment tokens (18 decimals) per item the API delivers, the
+ * split of every redeemed amount, and the withdrawal delay of deposits.
+ */
+const marketSchema = z
+  .object({
+    /** Seconds between a consumer announcing a withdrawal and taking it; providers redeem meanwhile. */
+    withdrawalDelaySeconds: z.number().int().nonnegative().default(3_600),
+    prices: z.object({
+      /** Each reading `/v1/readings` delivers. */
+      reading: wholeTokens,
+      /** Each `/v1/aggregate` answer (its readings count as served). */
+      aggregate: wholeTokens,
+      /** Each reading `/v1/stream` delivers. */
+      streamedReading: wholeTokens,
+    }),
+    split: z.object({
+      /** To the owners of the served readings' devices, pro rata of readings served. */
+      deviceOwnersBps: bps,
+      /** To the provider (the API operator) that served them. */
+      providerBps: bps,
+      /** To the protocol's treasury. */
+      protocolBps: bps,
+    }),
+  })
+  .superRefine((m, ctx) => {
+    if (m.split.deviceOwnersBps + m.split.providerBps + m.split.protocolBps !== 10_000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['split'],
+        message: 'deviceOwnersBps + providerBps + protocolBps must be 10000',
+      })
+    }
+  })
+
 export const blueprintSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case name'),
@@ -117,6 +154,8 @@ export const blueprintSchema = z
       slashRewardBps: z.number().int().min(0).max(10_000),
     }),
     registry: z.object({ relocationCooldownSeconds: z.number().int().nonnegative() }),
+    /** What consumers pay for the network's data (src/market/), and how the fees are split. */
+    market: marketSchema.optional(),
     /** The use case's parameters (checked by the use case: UseCase.blueprintProblems). */
     parameters: z.record(z.string(), z.unknown()).optional(),
     deviceClasses: z.array(deviceClassSchema).min(1),

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Hex } from 'viem'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import type { NetworkParameters } from '../chain/deployment.ts'
+import { defaultNetworkParameters, type NetworkParameters } from '../chain/deployment.ts'
 import { ConfigError } from '../errors.ts'
 import { USE_CASES } from '../usecases/registry.ts'
 import { blueprintSchema, type ParsedBlueprint, parseScaled } from './blueprintSchema.ts'
@@ -153,6 +153,11 @@ export function networkParametersOf(blueprint: Blueprint, genesisTime?: bigint):
       unbondingDelay: BigInt(blueprint.validators.unbondingDelaySeconds),
       maxValidators: BigInt(blueprint.validators.maxValidators),
       slashRewardBps: BigInt(blueprint.validators.slashRewardBps),
+    },
+    market: {
+      withdrawalDelay: BigInt(
+        blueprint.market?.withdrawalDelaySeconds ?? defaultNetworkParameters.market.withdrawalDelay,
+      ),
     },
     epochs: {
       epochLength: BigInt(blueprint.epochs.lengthSeconds),

@@ -3,6 +3,8 @@ import { ChainError, ConfigError } from '../errors.ts'
 import type { ChainClients } from './createChainClients.ts'
 import { type Deployment, type NetworkParameters, NO_RULES_HASH } from './deployment.ts'
 import {
+  dataMarketAbi,
+  dataMarketBytecode,
   depinTokenAbi,
   depinTokenBytecode,
   deviceRegistryAbi,
@@ -24,9 +26,9 @@ export type DeployContractsParameters = {
 }
 
 /**
- * Deploys the five protocol contracts and adds the device classes. The contracts reference each
+ * Deploys the six protocol contracts and adds the device classes. The contracts reference each
  * other through immutable addresses, so there is no privileged wiring step: the deployer's next
- * five nonces give the addresses before anything is sent, and each deployment is checked
+ * six nonces give the addresses before anything is sent, and each deployment is checked
  * against its prediction. Transactions go one at a time (anvil can leave pipelined ones unmined).
  */
 export async function deployContracts({
@@ -47,10 +49,11 @@ export async function deployContracts({
     validatorSet: predict(2),
     epochManager: predict(3),
     rewardDistributor: predict(4),
+    dataMarket: predict(5),
   }
   const latest = await publicClient.getBlock({ blockTag: 'latest' })
   const genesisTime = parameters.epochs.genesisTime ?? latest.timestamp
-  const { token, registry, validators, epochs } = parameters
+  const { token, registry, validators, epochs, market } = parameters
 
   const wait = async (name: keyof typeof addresses, hash: Hash): Promise<bigint> => {
     const receipt = await publicClient.waitForTransactionReceipt({ hash })
@@ -125,6 +128,14 @@ export async function deployContracts({
       abi: rewardDistributorAbi,
       bytecode: rewardDistributorBytecode,
       args: [addresses.depinToken, addresses.epochManager],
+    }),
+  )
+  await wait(
+    'dataMarket',
+    await walletClient.deployContract({
+      abi: dataMarketAbi,
+      bytecode: dataMarketBytecode,
+      args: [addresses.depinToken, addresses.rewardDistributor, deployer, market.withdrawalDelay],
     }),
   )
   for (const deviceClass of registry.deviceClasses) {

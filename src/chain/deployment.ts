@@ -40,6 +40,10 @@ export const networkParametersSchema = z.object({
     maxValidators: uint.refine((v) => v >= 1n && v <= 31n, 'must be 1..31'),
     slashRewardBps: uint.refine((v) => v <= 10_000n, 'must be ≤ 10000'),
   }),
+  market: z.object({
+    /** Seconds between a consumer announcing a withdrawal and taking it (providers redeem meanwhile). */
+    withdrawalDelay: uint.refine((v) => v < 2n ** 64n, 'must fit in 64 bits'),
+  }),
   epochs: z.object({
     /** Start of epoch 0, unix seconds; omit to use the deployment block's time. */
     genesisTime: uint.optional(),
@@ -72,6 +76,7 @@ export const defaultNetworkParameters: NetworkParameters = {
     maxValidators: 31n,
     slashRewardBps: 1_000n,
   },
+  market: { withdrawalDelay: 3_600n },
   epochs: { epochLength: 30n },
 }
 
@@ -99,6 +104,7 @@ export const deploymentSchema = z.object({
     validatorSet: address,
     epochManager: address,
     rewardDistributor: address,
+    dataMarket: address,
   }),
 })
 export type Deployment = z.output<typeof deploymentSchema>

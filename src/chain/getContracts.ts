@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.ts'
 import type { ChainClients } from './createChainClients.ts'
 import type { Deployment } from './deployment.ts'
 import {
+  dataMarketAbi,
   depinTokenAbi,
   deviceRegistryAbi,
   epochManagerAbi,
@@ -16,6 +17,7 @@ const abis = {
   validatorSet: validatorSetAbi,
   epochManager: epochManagerAbi,
   rewardDistributor: rewardDistributorAbi,
+  dataMarket: dataMarketAbi,
 } as const
 
 function bind<const TAbi extends Abi, TClient extends Parameters<typeof getContract>[0]['client']>(
@@ -41,6 +43,7 @@ export function getContracts(
     validatorSet: bind(at.validatorSet, abis.validatorSet, client),
     epochManager: bind(at.epochManager, abis.epochManager, client),
     rewardDistributor: bind(at.rewardDistributor, abis.rewardDistributor, client),
+    dataMarket: bind(at.dataMarket, abis.dataMarket, client),
   }
 }
 export type DepinContracts = ReturnType<typeof getContracts>
@@ -55,5 +58,6 @@ export function getReadOnlyContracts(clients: Pick<ChainClients, 'publicClient'>
     validatorSet: bind(at.validatorSet, abis.validatorSet, client),
     epochManager: bind(at.epochManager, abis.epochManager, client),
     rewardDistributor: bind(at.rewardDistributor, abis.rewardDistributor, client),
+    dataMarket: bind(at.dataMarket, abis.dataMarket, client),
   }
 }

@@ -135,3 +135,20 @@ export const gatewayVerdictTypes = {
     { name: 'reason', type: 'string' },
   ],
 } as const
+
+/**
+ * A consumer's payment to a provider of the data market, in the DataMarket's domain: everything it
+ * owes that provider so far (`cumulativeAmount`, in the payment token's smallest unit) and its
+ * commitment to everything the provider served it (`served`: the running hash of the served
+ * readings' digests, src/market/voucher.ts; `servedCount`: how many). The latest voucher
+ * supersedes all earlier ones; the provider redeems it on the DataMarket.
+ */
+export const voucherTypes = {
+  Voucher: [
+    { name: 'consumer', type: 'address' },
+    { name: 'provider', type: 'address' },
+    { name: 'cumulativeAmount', type: 'uint256' },
+    { name: 'served', type: 'bytes32' },
+    { name: 'servedCount', type: 'uint64' },
+  ],
+} as const

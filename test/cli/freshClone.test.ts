@@ -171,7 +171,7 @@ describe('a fresh clone after npm install', { timeout: 300_000 }, () => {
       await anvil?.stop()
     })
 
-    it('starts an embedded anvil, deploys the five contracts and writes deployment.json', async () => {
+    it('starts an embedded anvil, deploys the six contracts and writes deployment.json', async () => {
       const dataDir = join(root, 'data')
       const deploy = await depin('deploy', '--data-dir', dataDir)
       expect(deploy).toMatchObject({ code: 0, stderr: '' })
@@ -185,6 +185,7 @@ describe('a fresh clone after npm install', { timeout: 300_000 }, () => {
       }
       expect(deployment.chainId).toBe(31337)
       expect(Object.keys(deployment.contracts).sort()).toEqual([
+        'dataMarket',
         'depinToken',
         'deviceRegistry',
         'epochManager',
@@ -197,7 +198,7 @@ describe('a fresh clone after npm install', { timeout: 300_000 }, () => {
       for (const [name, address] of Object.entries(deployment.contracts))
         expect(deploy.stdout).toMatch(new RegExp(`^${name} +${address}$`, 'm'))
 
-      // the chain it saved holds code at each of the five addresses
+      // the chain it saved holds code at each of the six addresses
       anvil = await startAnvil({ dataDir: join(dataDir, 'chain') })
       const chain = createPublicClient({ transport: http(anvil.rpcUrl) })
       for (const address of Object.values(deployment.contracts)) {

@@ -19,6 +19,7 @@ export function offChainDeployment(genesisTime: bigint, epochLength: bigint): De
       validatorSet: getAddress('0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0'),
       epochManager: getAddress('0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9'),
       rewardDistributor: getAddress('0xdc64a140aa3e981100a9beca4e685f962f0cf6c9'),
+      dataMarket: getAddress('0x5fc8d32690cc91d4c39d9d3abcbd16989f875707'),
     },
   }
 }

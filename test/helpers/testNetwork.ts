@@ -1,5 +1,5 @@
 /**
- * A real network for tests: a fresh anvil on a free loopback port, the five contracts deployed,
+ * A real network for tests: a fresh anvil on a free loopback port, the six contracts deployed,
  * and helpers for accounts, time and snapshots. Nothing here is mocked.
  */
 import {

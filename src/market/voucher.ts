@@ -1,0 +1,154 @@
+/**
+ * The data market's voucher: a consumer's EIP-712 signature over everything it owes one provider so
+ * far and a commitment to everything that provider served it. Vouchers are cumulative, so the
+ * latest supersedes every earlier one, and a provider redeems only the latest (DataMarket.redeem).
+ *
+ * The commitment is a running hash over the served readings' digests, in the order served:
+ * `served₀ = 0x00…00`, `servedᵢ = keccak256(servedᵢ₋₁ ‖ digestᵢ)`, with `servedCount` digests in
+ * all. A consumer extends it only with digests whose proofs it checked against on-chain readings
+ * roots; validators recompute it from what the provider publishes, so a provider cannot claim to
+ * have served a reading the consumer did not receive.
+ */
+import {
+  type Account,
+  type Address,
+  bytesToHex,
+  getAddress,
+  type Hex,
+  hashTypedData,
+  hexToBytes,
+  isAddressEqual,
+} from 'viem'
+import { z } from 'zod'
+import { depinDomain, voucherTypes } from '../chain/typedData.ts'
+import type { Keccak256 } from '../crypto/keccak.ts'
+import { ChainError } from '../errors.ts'
+import { recoverSigner } from '../readings/recoverReadingSigner.ts'
+
+/** The commitment of a voucher for nothing served yet. */
+export const NOTHING_SERVED: Hex = `0x${'00'.repeat(32)}`
+
+export type Voucher = {
+  consumer: Address
+  provider: Address
+  /** Everything the consumer owes the provider so far, in the payment token's smallest unit. */
+  cumulativeAmount: bigint
+  /** Running hash of the digests of every reading served, in order. */
+  served: Hex
+  /** How many digests `served` covers. */
+  servedCount: bigint
+}
+
+export type SignedVoucher = Voucher & { signature: Hex }
+
+/** Where a voucher is valid: a chain and its DataMarket. */
+export type MarketDomain = { chainId: number; market: Address }
+
+/**
+ * Extends a running served commitment by `digests`, in order.
+ * @example extendServed(keccak, NOTHING_SERVED, [digestA, digestB]) // the commitment to A then B
+ */
+export function extendServed(keccak: Keccak256, served: Hex, digests: readonly Hex[]): Hex {
+  const pair = new Uint8Array(64)
+  let current = hexToBytes(served)
+  for (const digest of digests) {
+    pair.set(current, 0)
+    pair.set(hexToBytes(digest), 32)
+    current = keccak(pair)
+  }
+  return bytesToHex(current)
+}
+
+/** The EIP-712 digest of a voucher, as DataMarket.redeem computes it. */
+export function hashVoucher({ chainId, market }: MarketDomain, voucher: Voucher): Hex {
+  return hashTypedData({
+    domain: depinDomain(chainId, market),
+    types: voucherTypes,
+    primaryType: 'Voucher',
+    message: voucher,
+  })
+}
+
+/** The consumer's signature of a voucher, bound to one chain and DataMarket. */
+export async function signVoucher(
+  account: Account,
+  domain: MarketDomain,
+  voucher: Voucher,
+): Promise<SignedVoucher> {
+  if (!account.signTypedData) {
+    throw new ChainError('ACCOUNT_CANNOT_SIGN', `account ${account.address} cannot sign typed data`)
+  }
+  if (!isAddressEqual(account.address, voucher.consumer)) {
+    throw new ChainError(
+      'VOUCHER_NOT_OWN',
+      `account ${account.address} cannot sign for consumer ${voucher.consumer}`,
+    )
+  }
+  const signature = await account.signTypedData({
+    domain: depinDomain(domain.chainId, domain.market),
+    types: voucherTypes,
+    primaryType: 'Voucher',
+    message: voucher,
+  })
+  return { ...voucher, signature }
+}
+
+export type VoucherSignatureCheck =
+  | { type: 'valid' }
+  | { type: 'invalid'; reason: 'SIGNATURE_MALFORMED' | 'SIGNATURE_MALLEABLE' | 'SIGNATURE_INVALID' }
+
+/**
+ * Checks that the consumer signed the voucher for this chain and market (libsecp256k1, high-s
+ * refused as on-chain). A voucher of another chain, market or provider recovers to another
+ * address, so it is SIGNATURE_INVALID.
+ */
+export function checkVoucherSignature(
+  keccak: Keccak256,
+  domain: MarketDomain,
+  voucher: SignedVoucher,
+): VoucherSignatureCheck {
+  const recovered = recoverSigner(keccak, hexToBytes(hashVoucher(domain, voucher)), voucher.signature)
+  if (recovered.type === 'invalid') return recovered
+  return isAddressEqual(recovered.address, voucher.consumer)
+    ? { type: 'valid' }
+    : { type: 'invalid', reason: 'SIGNATURE_INVALID' }
+}
+
+const address = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/, 'an 0x-prefixed 20-byte address')
+  .transform((a) => getAddress(a))
+const bytes32 = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{64}$/, 'an 0x-prefixed 32-byte value')
+  .transform((v) => v.toLowerCase() as Hex)
+const uintString = (bits: number) =>
+  z
+    .string()
+    .regex(/^(0|[1-9]\d{0,77})$/, 'a decimal integer without leading zeros')
+    .transform((v) => BigInt(v))
+    .refine((v) => v < 1n << BigInt(bits), `must fit in ${bits} bits`)
+
+/** A signed voucher in JSON (amounts as decimal strings), as clients send it. */
+export const signedVoucherSchema = z.strictObject({
+  consumer: address,
+  provider: address,
+  cumulativeAmount: uintString(256),
+  served: bytes32,
+  servedCount: uintString(64),
+  signature: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{130}$/, 'a 65-byte signature')
+    .transform((v) => v as Hex),
+})
+
+export type SignedVoucherJson = z.input<typeof signedVoucherSchema>
+
+export const signedVoucherToJson = (v: SignedVoucher): SignedVoucherJson => ({
+  consumer: v.consumer,
+  provider: v.provider,
+  cumulativeAmount: v.cumulativeAmount.toString(),
+  served: v.served,
+  servedCount: v.servedCount.toString(),
+  signature: v.signature,
+})
