@@ -10,6 +10,7 @@ import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
+import type { Paywall } from '../market/createPaywall.ts'
 import type { Context } from '../protocol/context.ts'
 import { describeReceipt, rejectedByReason, unitsByName } from '../rewards/describeReceipt.ts'
 import { RECEIPT_LEAF_TYPES, receiptToJson } from '../rewards/receiptsTree.ts'
@@ -53,6 +54,11 @@ export type CreateApiServerOptions = {
   onError?: (failure: { code: string; error: unknown }) => void
   /** The process's context: without `onError`, such failures are reported through it. */
   context?: Context
+  /**
+   * The data market, when this API is a provider: `/v1/readings` and the use case's priced routes
+   * are paid (src/market/createPaywall.ts), and the market's routes are served. Omitted, all is free.
+   */
+  paywall?: Paywall
 }
 
 export type ApiServer = {
@@ -88,7 +94,7 @@ const toJson = (value: unknown) =>
  * cumulative rewards with the proof the RewardDistributor accepts. Amounts are decimal strings.
  */
 export async function createApiServer(options: CreateApiServerOptions): Promise<ApiServer> {
-  const { deployment, indexer, rewards, blueprint } = options
+  const { deployment, indexer, rewards, blueprint, paywall } = options
   const server = createJsonServer(64 * 1024)
   const routes: string[] = []
   server.addHook('onRoute', (route) => {
@@ -164,6 +170,15 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       // the registry's gateway list as of the last indexed block
       gateways: indexer.gateways(),
       indexedBlock: lastProcessed?.block ?? null,
+      // where and what this API charges (null: everything is free)
+      market: paywall
+        ? {
+            market: paywall.domain.market,
+            provider: paywall.provider,
+            prices: paywall.prices,
+            signIn: '/v1/market/nonce',
+          }
+        : null,
     })
   })
   server.get('/v1/epochs', async (request, reply) => {
@@ -299,6 +314,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   server.get('/v1/readings', async (request, reply) => {
     const query = readingsQuerySchema.safeParse(request.query)
     if (!query.success) return invalidQuery(reply, query.error)
+    const ticket = paywall?.guard(request, reply, { item: 'reading', maxReadings: query.data.limit })
+    if (paywall && !ticket) return reply
     const { device, limit } = query.data
     const { from, to } = windowOf(query.data)
     const found = rewards.acceptedReadings({
@@ -307,8 +324,15 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       limit,
       ...(device ? { devices: [device.toLowerCase()] } : {}),
     })
-    return toJson({ from, to, ...prover.prove(found) })
+    const proven = prover.prove(found)
+    if (
+      ticket &&
+      !(await paywall?.charge(request, reply, ticket, { item: 'reading', readings: proven.readings }))
+    )
+      return reply
+    return toJson({ from, to, ...proven })
   })
+  paywall?.register(server)
 
   // the use case's own delivery routes (the environment: /v1/aggregate)
   const useCaseApi: UseCaseApi = {
@@ -322,6 +346,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     device: (address) => indexer.getDevice(address),
     invalidQuery,
     toJson,
+    ...(paywall ? { pay: paywall } : {}),
   }
   for (const route of useCase.routes ?? []) route.register(useCaseApi)
 

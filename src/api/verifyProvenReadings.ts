@@ -22,6 +22,8 @@ export type VerifyProvenReadingsParameters = {
   epochManager: Address
   /** The use case's record kinds (default the environment's Reading): a record names its kind. */
   kinds?: readonly RecordKind[]
+  /** Called with each reading that holds (its index) and the digest recomputed from it. */
+  onVerified?: (index: number, digest: Hex) => void
 }
 
 /**
@@ -37,6 +39,7 @@ export async function verifyProvenReadings({
   deviceRegistry,
   epochManager,
   kinds = [READING_KIND],
+  onVerified,
 }: VerifyProvenReadingsParameters): Promise<{ reading: ProvenReadingJson; why: string }[]> {
   const roots = new Map<string, Promise<Hex>>()
   const rootOf = (epoch: string) => {
@@ -55,7 +58,7 @@ export async function verifyProvenReadings({
   }
   const domain = depinDomain(chainId, deviceRegistry)
   const failed: { reading: ProvenReadingJson; why: string }[] = []
-  for (const proven of readings) {
+  for (const [index, proven] of readings.entries()) {
     const { device, seq, time, values } = proven.reading
     const kind =
       proven.reading.kind === undefined ? kinds[0] : kinds.find((k) => k.name === proven.reading.kind)
@@ -86,7 +89,7 @@ export async function verifyProvenReadings({
       failed.push({ reading: proven, why: `epoch ${proven.epoch} has no root on-chain` })
     else if (!StandardMerkleTree.verify(root, ['bytes32'], [digest], proven.proof)) {
       failed.push({ reading: proven, why: `not in the readings root of epoch ${proven.epoch}` })
-    }
+    } else onVerified?.(index, digest)
   }
   return failed
 }

@@ -5,6 +5,7 @@
  * (`src/usecases/<id>/`); the pipeline imports only this file and `registry.ts`, and a test of the
  * import graph keeps it that way.
  */
+
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Address, PublicClient } from 'viem'
 import type { z } from 'zod'
@@ -17,6 +18,7 @@ import type { Deployment } from '../chain/deployment.ts'
 import type { SettledReport } from '../chain/epochRandomness.ts'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import type { EpochRecord, DeviceRecord as IndexerDeviceRecord } from '../indexer/indexerStore.ts'
+import type { Paywall } from '../market/createPaywall.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import type { RecordKind } from '../readings/recordKinds.ts'
 import type { DeviceRecord } from '../validator/judge/judgement.ts'
@@ -95,6 +97,13 @@ export type UseCaseApi = {
   invalidQuery(reply: FastifyReply, error: z.ZodError): FastifyReply
   /** JSON-safe copy: bigints as decimal strings. */
   toJson(value: unknown): unknown
+  /**
+   * The data market, when this API is a provider (src/market/createPaywall.ts): a priced route calls
+   * `guard` after checking its query and before its work, and `charge` with what it serves before
+   * answering; each sends the 401/402 itself (returning undefined / false), and the route then
+   * returns the reply as it is. Undefined: the network charges nothing and every route is free.
+   */
+  pay?: Pick<Paywall, 'guard' | 'charge'>
 }
 
 /** One of a use case's delivery routes: documented (OpenAPI) and registered by the shared API. */

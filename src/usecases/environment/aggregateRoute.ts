@@ -34,7 +34,7 @@ export const aggregateRoute: UseCaseRoute = {
   summary:
     "Count, min, max, median and mean of a field over an area and a time window, with every reading it is computed from and that reading's proof",
   query: aggregateQuerySchema,
-  register({ server, blueprint, locate, acceptedReadings, prove, invalidQuery, toJson }) {
+  register({ server, blueprint, locate, acceptedReadings, prove, invalidQuery, toJson, pay }) {
     server.get('/v1/aggregate', async (request, reply) => {
       const query = aggregateQuerySchema.safeParse(request.query)
       if (!query.success) return invalidQuery(reply, query.error)
@@ -56,6 +56,9 @@ export const aggregateRoute: UseCaseRoute = {
       }
       const area = locate.areaOf(query.data)
       if (area.type === 'invalid') return reply.status(400).send(area.body)
+      // paid from here on: a refused payment serves nothing
+      const ticket = pay?.guard(request, reply, { item: 'aggregate', maxReadings: limit })
+      if (pay && !ticket) return reply
       const devices = locate.devicesIn(area, deviceClass.id)
       const found = acceptedReadings({ from, to, devices, limit: limit + 1 })
       if (found.length > limit) {
@@ -68,6 +71,11 @@ export const aggregateRoute: UseCaseRoute = {
         })
       }
       const proven = prove(found)
+      if (
+        ticket &&
+        !(await pay?.charge(request, reply, ticket, { item: 'aggregate', readings: proven.readings }))
+      )
+        return reply
       const values = proven.readings.map((r) => BigInt(r.reading.values[fieldIndex] as string))
       const fieldRules = deviceClass.fields[fieldIndex] as (typeof deviceClass.fields)[number]
       const aggregate = aggregateValues(values)

@@ -1,0 +1,291 @@
+/**
+ * The consumer's side of the data market (an SDK entry point; `depin readings` and `depin
+ * aggregate` pay through it): signs in with the wallet (SIWE), pays each priced request with a
+ * voucher settling everything received before, and checks every answer before it signs for it —
+ * each reading's proof against the readings root on-chain, the price against the network's prices,
+ * the served commitment against its own. A consumer never signs for a reading it did not verify.
+ *
+ * The channel (what it owes the provider, its served commitment and count) is kept by the consumer
+ * itself (`state`), not taken from the provider: a provider claiming more than the consumer
+ * received gets a 402 loop, never a signature.
+ */
+import { type Address, getAddress, type Hex, type LocalAccount, type PublicClient } from 'viem'
+import { createSiweMessage } from 'viem/siwe'
+import { type ProvenReadingJson, verifyProvenReadings } from '../api/verifyProvenReadings.ts'
+import type { Deployment } from '../chain/deployment.ts'
+import { loadKeccak256 } from '../crypto/keccak.ts'
+import { DepinError } from '../errors.ts'
+import type { RecordKind } from '../readings/recordKinds.ts'
+import { type MarketPrices, VOUCHER_SCHEME, X402_VERSION } from './createPaywall.ts'
+import { extendServed, NOTHING_SERVED, signedVoucherToJson, signVoucher } from './voucher.ts'
+
+/** The consumer's own record of its channel with one provider. */
+export type ConsumerChannel = { provider: Address; owed: bigint; served: Hex; servedCount: bigint }
+
+export type MarketClientState = {
+  load(): ConsumerChannel | undefined
+  save(channel: ConsumerChannel): void
+}
+
+export type CreateMarketClientOptions = {
+  /** The API (a provider) to query, e.g. http://127.0.0.1:8080 */
+  apiUrl: string
+  /** The consumer's key: it signs in and signs the vouchers. */
+  account: LocalAccount
+  publicClient: PublicClient
+  deployment: Pick<Deployment, 'chainId' | 'contracts'>
+  /** The network's record kinds (its use case's), to recompute each reading's digest. */
+  kinds?: readonly RecordKind[]
+  /** Where the channel is kept between runs (default: in memory only). */
+  state?: MarketClientState
+  /**
+   * Take the provider's word for the channel when it is ahead of ours (our record of one answer was
+   * lost, e.g. a crash after it arrived): pays at most that answer unverified. Default false.
+   */
+  acceptProviderChannel?: boolean
+  fetch?: typeof fetch
+}
+
+export class MarketClientError extends DepinError {}
+
+/** What a paid answer cost, as the consumer checked it. */
+export type PaidReceipt = { price: bigint; owed: bigint; servedCount: bigint }
+
+type PaymentResponse = { price: string; cumulativeAmount: string; served: Hex; servedCount: string }
+
+type MarketStatus = { market: Address; provider: Address; prices: Record<keyof MarketPrices, string> }
+
+export function createMarketClient(options: CreateMarketClientOptions) {
+  const { account, deployment } = options
+  const doFetch = options.fetch ?? fetch
+  const base = options.apiUrl.replace(/\/$/, '')
+  const domain = { chainId: deployment.chainId, market: deployment.contracts.dataMarket }
+  let token: string | undefined
+  let market: (Omit<MarketStatus, 'prices'> & { prices: MarketPrices }) | undefined
+  let channel: ConsumerChannel | undefined
+
+  const fail = (code: string, message: string, details: Record<string, unknown> = {}): never => {
+    throw new MarketClientError(code, message, { details })
+  }
+
+  const json = async (response: Response) => {
+    try {
+      return (await response.json()) as Record<string, unknown>
+    } catch {
+      return fail('API_ANSWER_INVALID', `${response.url} answered ${response.status} without JSON`)
+    }
+  }
+
+  /** Learns the provider and its prices (/v1/status), and signs in with SIWE. */
+  async function signIn(): Promise<void> {
+    const status = await json(await doFetch(`${base}/v1/status`))
+    const m = status.market as MarketStatus | null | undefined
+    if (!m) fail('MARKET_ABSENT', `${base} charges nothing: query it without --consumer-key-file`)
+    const found = m as MarketStatus
+    if (getAddress(found.market) !== getAddress(domain.market)) {
+      fail('MARKET_MISMATCH', `${base} names market ${found.market}, the deployment ${domain.market}`)
+    }
+    market = {
+      market: getAddress(found.market),
+      provider: getAddress(found.provider),
+      prices: {
+        reading: BigInt(found.prices.reading),
+        aggregate: BigInt(found.prices.aggregate),
+        streamedReading: BigInt(found.prices.streamedReading),
+      },
+    }
+    const stored = options.state?.load()
+    channel =
+      stored && getAddress(stored.provider) === market.provider
+        ? stored
+        : { provider: market.provider, owed: 0n, served: NOTHING_SERVED, servedCount: 0n }
+    const { nonce } = (await json(await doFetch(`${base}/v1/market/nonce`))) as { nonce: string }
+    const url = new URL(base)
+    const message = createSiweMessage({
+      address: account.address,
+      chainId: deployment.chainId,
+      domain: url.host,
+      nonce,
+      uri: base,
+      version: '1',
+      statement: 'Sign in to pay for proven readings of this depin network.',
+      expirationTime: new Date(Date.now() + 60 * 60_000),
+    })
+    const signature = await account.signMessage({ message })
+    const answer = await doFetch(`${base}/v1/market/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message, signature }),
+    })
+    const body = await json(answer)
+    if (answer.status !== 200) {
+      const error = body.error as { code: string; message: string }
+      fail(error.code, `signing in failed: ${error.message}`)
+    }
+    token = body.token as string
+  }
+
+  const voucherHeader = async (current: ConsumerChannel) => {
+    const signed = await signVoucher(account, domain, {
+      consumer: account.address,
+      provider: current.provider,
+      cumulativeAmount: current.owed,
+      served: current.served,
+      servedCount: current.servedCount,
+    })
+    const payment = {
+      x402Version: X402_VERSION,
+      scheme: VOUCHER_SCHEME,
+      network: `eip155:${deployment.chainId}`,
+      payload: signedVoucherToJson(signed),
+    }
+    return Buffer.from(JSON.stringify(payment)).toString('base64')
+  }
+
+  /** Adopts the provider's channel when it is ahead of ours and the caller allowed it. */
+  const adoptProviderChannel = (body: Record<string, unknown>): boolean => {
+    const accepts = body.accepts as { extra?: { voucher?: Record<string, string> | null } }[] | undefined
+    const theirs = accepts?.[0]?.extra?.voucher
+    const ours = channel as ConsumerChannel
+    if (!theirs || !options.acceptProviderChannel) return false
+    const owed = BigInt(theirs.cumulativeAmount as string)
+    const count = BigInt(theirs.servedCount as string)
+    if (owed < ours.owed || count < ours.servedCount) return false
+    channel = { provider: ours.provider, owed, served: theirs.served as Hex, servedCount: count }
+    options.state?.save(channel)
+    return true
+  }
+
+  /**
+   * GETs a priced route, paying for it: the answer's readings are checked against the chain and the
+   * channel advanced by exactly what they cost; any mismatch throws and nothing more is signed.
+   * @param path e.g. `/v1/readings?device=0x…&from=…&to=…`
+   * @param item what the route charges for: `reading` (each reading) or `aggregate` (each answer)
+   * @example
+   * const client = createMarketClient({ apiUrl, account, publicClient, deployment })
+   * const { body, paid } = await client.get('/v1/readings?device=0x…', 'reading')
+   */
+  async function get(
+    path: string,
+    item: 'reading' | 'aggregate',
+  ): Promise<{ body: Record<string, unknown>; paid: PaidReceipt }> {
+    if (!token) await signIn()
+    for (let attempt = 0; ; attempt++) {
+      const current = channel as ConsumerChannel
+      const answer = await doFetch(`${base}${path}`, {
+        headers: { authorization: `Bearer ${token}`, 'x-payment': await voucherHeader(current) },
+      })
+      const body = await json(answer)
+      if (answer.status === 402 || answer.status === 401) {
+        const error = body.error as { code: string; message: string }
+        if (error.code === 'VOUCHER_STALE' && attempt === 0 && adoptProviderChannel(body)) continue
+        if (error.code === 'SESSION_EXPIRED' && attempt === 0) {
+          await signIn()
+          continue
+        }
+        return fail(error.code, `${path}: ${error.message}`, { status: answer.status, body })
+      }
+      if (answer.status !== 200) {
+        const error = body.error as { code: string; message: string } | undefined
+        return fail(error?.code ?? 'API_ERROR', `${path}: ${answer.status} ${error?.message ?? ''}`, { body })
+      }
+      return { body, paid: await check(answer, body, current, item) }
+    }
+  }
+
+  async function check(
+    answer: Response,
+    body: Record<string, unknown>,
+    current: ConsumerChannel,
+    item: 'reading' | 'aggregate',
+  ): Promise<PaidReceipt> {
+    const readings = (body.readings ?? []) as ProvenReadingJson[]
+    const digests: Hex[] = new Array(readings.length)
+    const failed = await verifyProvenReadings({
+      readings,
+      publicClient: options.publicClient,
+      chainId: deployment.chainId,
+      deviceRegistry: deployment.contracts.deviceRegistry,
+      epochManager: deployment.contracts.epochManager,
+      ...(options.kinds ? { kinds: options.kinds } : {}),
+      onVerified: (index, digest) => {
+        digests[index] = digest
+      },
+    })
+    if (failed.length > 0) {
+      fail(
+        'PROOF_INVALID',
+        `${failed.length} of ${readings.length} readings do not hold: ${failed[0]?.why}; nothing more is signed`,
+        {
+          failed: failed.map((f) => f.why),
+        },
+      )
+    }
+    const prices = (market as NonNullable<typeof market>).prices
+    const count = BigInt(readings.length)
+    const price = item === 'aggregate' ? (count > 0n ? prices.aggregate : 0n) : prices.reading * count
+    const next: ConsumerChannel = {
+      provider: current.provider,
+      owed: current.owed + price,
+      served: extendServed(await loadKeccak256(), current.served, digests),
+      servedCount: current.servedCount + count,
+    }
+    const header = answer.headers.get('x-payment-response')
+    let theirs: PaymentResponse
+    try {
+      theirs = JSON.parse(Buffer.from(header ?? '', 'base64').toString('utf8')) as PaymentResponse
+    } catch {
+      return fail('PAYMENT_RESPONSE_INVALID', 'the answer has no readable X-PAYMENT-RESPONSE')
+    }
+    if (
+      theirs.price !== price.toString() ||
+      theirs.cumulativeAmount !== next.owed.toString() ||
+      theirs.served !== next.served ||
+      theirs.servedCount !== next.servedCount.toString()
+    ) {
+      fail(
+        'PAYMENT_MISMATCH',
+        `the provider charged ${theirs.price} for what costs ${price}; nothing more is signed`,
+        {
+          theirs,
+          ours: { price: price.toString(), owed: next.owed.toString(), served: next.served },
+        },
+      )
+    }
+    channel = next
+    options.state?.save(next)
+    return { price, owed: next.owed, servedCount: next.servedCount }
+  }
+
+  /** Signs and posts the voucher for everything received so far, so the provider can redeem it all. */
+  async function settle(): Promise<ConsumerChannel> {
+    if (!token) await signIn()
+    const current = channel as ConsumerChannel
+    const header = JSON.parse(Buffer.from(await voucherHeader(current), 'base64').toString('utf8')) as {
+      payload: unknown
+    }
+    const answer = await doFetch(`${base}/v1/market/vouchers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(header.payload),
+    })
+    const body = await json(answer)
+    if (answer.status !== 200) {
+      const error = body.error as { code: string; message: string }
+      fail(error.code, `settling failed: ${error.message}`)
+    }
+    return current
+  }
+
+  return {
+    signIn,
+    get,
+    settle,
+    /** The channel as the consumer keeps it (undefined before signing in). */
+    channel: () => channel,
+    /** The provider and its prices (after signing in). */
+    market: () => market,
+  }
+}
+
+export type MarketClient = ReturnType<typeof createMarketClient>

@@ -1,0 +1,368 @@
+/**
+ * The API as a data-market provider, on real components: anvil with the DataMarket, epochs settled
+ * on-chain, the API over real SQLite stores, consumers signing in with SIWE and paying with
+ * vouchers over loopback HTTP, the provider redeeming on-chain.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Hex, parseUnits } from 'viem'
+import { createSiweMessage } from 'viem/siwe'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
+import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
+import { loadKeccak256 } from '../../src/crypto/keccak.ts'
+import { type ConsumerChannel, createMarketClient } from '../../src/market/createMarketClient.ts'
+import { createPaywall, VOUCHER_SCHEME, X402_VERSION } from '../../src/market/createPaywall.ts'
+import { openProviderStore, type ProviderStore } from '../../src/market/providerStore.ts'
+import { readConsumerFunds } from '../../src/market/readConsumerFunds.ts'
+import { createSiweSessions } from '../../src/market/siweSessions.ts'
+import { extendServed, NOTHING_SERVED, signedVoucherToJson, signVoucher } from '../../src/market/voucher.ts'
+import { type SettledReadings, settleReadings } from '../helpers/settledReadings.ts'
+import { startTestNetwork, type TestNetwork, WAD } from '../helpers/testNetwork.ts'
+
+type Actor = Awaited<ReturnType<TestNetwork['actor']>>
+
+const blueprint = loadBlueprint('blueprints/environment.yaml')
+const PRICE = parseUnits('0.001', 18)
+const AGGREGATE_PRICE = parseUnits('0.01', 18)
+
+let dir: string
+let net: TestNetwork
+let settled: SettledReadings
+let provider: Actor
+let consumer: Actor
+let poor: Actor
+let wary: Actor
+let providerStore: ProviderStore
+let api: ApiServer
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'depin-market-'))
+  net = await startTestNetwork()
+  const owners = [await net.actor(), await net.actor()]
+  ;[provider, consumer, poor, wary] = [
+    await net.actor(),
+    await net.actor(),
+    await net.actor(),
+    await net.actor(),
+  ]
+  settled = await settleReadings(net, { dir, owners, devices: 4, epochs: [1n, 2n], perDevice: 2 })
+  await net.send(net.contracts.dataMarket.write.addProvider([provider.address, 'http://127.0.0.1:1/']))
+  for (const [who, amount] of [
+    [consumer, 10n * WAD],
+    [poor, PRICE * 3n],
+    [wary, WAD],
+  ] as const) {
+    await net.send(net.contracts.depinToken.write.transfer([who.address, amount]))
+    await net.send(
+      who.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, amount]),
+      who.clients,
+    )
+    await net.send(who.contracts.dataMarket.write.deposit([amount]), who.clients)
+  }
+  providerStore = openProviderStore(join(dir, 'provider.db'))
+  const market = blueprint.market
+  if (!market) throw new Error('the environment blueprint names no market')
+  const paywall = createPaywall({
+    store: providerStore,
+    sessions: createSiweSessions({ chainId: net.chainId }),
+    keccak: await loadKeccak256(),
+    domain: { chainId: net.chainId, market: net.deployment.contracts.dataMarket },
+    provider: provider.address,
+    token: net.deployment.contracts.depinToken,
+    prices: market.prices,
+    readFunds: readConsumerFunds(
+      net.admin.publicClient,
+      net.deployment.contracts.dataMarket,
+      provider.address,
+    ),
+    fundsTtlMs: 0,
+  })
+  api = await createApiServer({
+    deployment: net.deployment,
+    blueprint,
+    indexer: settled.indexer.store,
+    rewards: settled.store,
+    paywall,
+  })
+  await api.start()
+}, 120_000)
+
+afterAll(async () => {
+  await api?.stop()
+  providerStore?.close()
+  await settled?.close()
+  await net?.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** Each consumer's own record of its channel, kept across its clients (as a state file would). */
+const channels = new Map<string, ConsumerChannel>()
+const clientOf = (who: Actor, extra: Partial<Parameters<typeof createMarketClient>[0]> = {}) =>
+  createMarketClient({
+    apiUrl: api.url,
+    account: who.account as never,
+    publicClient: net.admin.publicClient as never,
+    deployment: net.deployment,
+    state: { load: () => channels.get(who.address), save: (c) => channels.set(who.address, c) },
+    ...extra,
+  })
+
+const readingsPath = () => `/v1/readings?from=${settled.from}&to=${settled.to}&limit=100`
+const devicePath = (i: number) =>
+  `/v1/readings?device=${settled.devices[i]?.address}&from=${settled.from}&to=${settled.to}`
+
+/** Signs `who` in by hand (as curl and cast would); returns the bearer token. */
+async function signIn(who: Actor, tweak: { domain?: string; chainId?: number; nonce?: string } = {}) {
+  const { nonce } = (await (await fetch(`${api.url}/v1/market/nonce`)).json()) as { nonce: string }
+  const message = createSiweMessage({
+    address: who.address,
+    chainId: tweak.chainId ?? net.chainId,
+    domain: tweak.domain ?? new URL(api.url).host,
+    nonce: tweak.nonce ?? nonce,
+    uri: api.url,
+    version: '1',
+  })
+  const signature = await who.account.signMessage?.({ message })
+  const answer = await fetch(`${api.url}/v1/market/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ message, signature }),
+  })
+  return { status: answer.status, body: (await answer.json()) as Record<string, never>, message, signature }
+}
+
+const payment = (voucher: Awaited<ReturnType<typeof signVoucher>>, network = `eip155:${net.chainId}`) =>
+  Buffer.from(
+    JSON.stringify({
+      x402Version: X402_VERSION,
+      scheme: VOUCHER_SCHEME,
+      network,
+      payload: signedVoucherToJson(voucher),
+    }),
+  ).toString('base64')
+
+async function get(path: string, headers: Record<string, string>) {
+  const answer = await fetch(`${api.url}${path}`, { headers })
+  // biome-ignore lint/suspicious/noExplicitAny: the tests read into arbitrary JSON answers
+  return { status: answer.status, body: (await answer.json()) as any, headers: answer.headers }
+}
+
+describe('signing in (SIWE)', () => {
+  it('gives a session for a message signed for this host, chain and a fresh nonce; once per nonce', async () => {
+    const ok = await signIn(consumer)
+    expect(ok.status).toBe(200)
+    expect(ok.body.address).toBe(consumer.address)
+    // the same message and nonce again
+    const again = await fetch(`${api.url}/v1/market/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: ok.message, signature: ok.signature }),
+    })
+    expect(again.status).toBe(401)
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe('SIWE_NONCE_UNKNOWN')
+    expect((await signIn(consumer, { domain: 'evil.example' })).body).toMatchObject({
+      error: { code: 'SIWE_DOMAIN_MISMATCH' },
+    })
+    expect((await signIn(consumer, { chainId: net.chainId + 1 })).body).toMatchObject({
+      error: { code: 'SIWE_CHAIN_MISMATCH' },
+    })
+    expect((await signIn(consumer, { nonce: 'abcdefgh1234' })).body).toMatchObject({
+      error: { code: 'SIWE_NONCE_UNKNOWN' },
+    })
+  })
+})
+
+describe('a priced route', () => {
+  it('serves nothing without a session (401) or without a voucher (402, naming what to sign)', async () => {
+    const anonymous = await get(readingsPath(), {})
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.body).toMatchObject({ error: { code: 'SESSION_REQUIRED' }, x402Version: 1 })
+    expect(anonymous.body.readings).toBeUndefined()
+    const { body } = await signIn(consumer)
+    const unpaid = await get(readingsPath(), { authorization: `Bearer ${body.token}` })
+    expect(unpaid.status).toBe(402)
+    expect(unpaid.body.readings).toBeUndefined()
+    expect(unpaid.body.error.code).toBe('PAYMENT_REQUIRED')
+    expect(unpaid.body.accepts[0]).toMatchObject({
+      scheme: 'depin-voucher',
+      network: `eip155:${net.chainId}`,
+      payTo: provider.address,
+      asset: net.deployment.contracts.depinToken,
+      maxAmountRequired: (PRICE * 100n).toString(),
+      extra: {
+        market: net.deployment.contracts.dataMarket,
+        voucher: {
+          consumer: consumer.address,
+          cumulativeAmount: '0',
+          served: NOTHING_SERVED,
+          servedCount: '0',
+        },
+      },
+    })
+    // free routes stay free
+    expect((await get('/v1/status', {})).body.market).toMatchObject({ provider: provider.address })
+    expect((await get('/v1/epochs', {})).status).toBe(200)
+  })
+
+  it('refuses forged, other-chain, other-consumer, stale and malformed vouchers, serving nothing', async () => {
+    const { body } = await signIn(consumer)
+    const auth = { authorization: `Bearer ${body.token}` }
+    const domain = { chainId: net.chainId, market: net.deployment.contracts.dataMarket }
+    const channel = providerStore.channel(consumer.address)
+    const settles = {
+      consumer: consumer.address,
+      provider: provider.address,
+      cumulativeAmount: channel.owed,
+      served: channel.served,
+      servedCount: channel.servedCount,
+    }
+    const forged = {
+      ...(await signVoucher(poor.account, domain, { ...settles, consumer: poor.address })),
+      consumer: consumer.address,
+    }
+    const otherChain = await signVoucher(consumer.account, { ...domain, chainId: net.chainId + 1 }, settles)
+    const otherConsumer = await signVoucher(poor.account, domain, { ...settles, consumer: poor.address })
+    const otherProvider = await signVoucher(consumer.account, domain, { ...settles, provider: poor.address })
+    const ahead = await signVoucher(consumer.account, domain, {
+      ...settles,
+      cumulativeAmount: settles.cumulativeAmount + 1n,
+    })
+    const cases: [string, string][] = [
+      [payment(forged), 'VOUCHER_SIGNATURE_INVALID'],
+      [payment(otherChain), 'VOUCHER_SIGNATURE_INVALID'],
+      [payment(await signVoucher(consumer.account, domain, settles), 'eip155:1'), 'PAYMENT_INVALID'],
+      [payment(otherConsumer), 'VOUCHER_WRONG_CONSUMER'],
+      [payment(otherProvider), 'VOUCHER_WRONG_PROVIDER'],
+      [payment(ahead), 'VOUCHER_STALE'],
+      ['not base64 json', 'PAYMENT_INVALID'],
+      [Buffer.from('{"x402Version":1}').toString('base64'), 'PAYMENT_INVALID'],
+      ['A'.repeat(5000), 'PAYMENT_INVALID'],
+    ]
+    for (const [header, code] of cases) {
+      const answer = await get(readingsPath(), { ...auth, 'x-payment': header })
+      expect(answer.status, code).toBe(402)
+      expect(answer.body.error.code, code).toBe(code)
+      expect(answer.body.readings).toBeUndefined()
+    }
+    expect(providerStore.channel(consumer.address)).toEqual(channel)
+  })
+
+  it('serves and charges a paying consumer exactly, which verifies every proof before it signs again', async () => {
+    const client = clientOf(consumer)
+    const first = await client.get(readingsPath(), 'reading')
+    const readings = first.body.readings as { digest: Hex }[]
+    expect(readings).toHaveLength(settled.accepted.length)
+    expect(first.paid.price).toBe(PRICE * BigInt(readings.length))
+    const second = await client.get(devicePath(0), 'reading')
+    expect((second.body.readings as unknown[]).length).toBe(4)
+    const aggregate = await client.get(
+      `/v1/aggregate?field=temperature&cell=${settled.devices[0]?.cell}&ring=3&from=${settled.from}&to=${settled.to}`,
+      'aggregate',
+    )
+    expect(aggregate.paid.price).toBe(AGGREGATE_PRICE)
+    const served = [
+      ...readings,
+      ...(second.body.readings as { digest: Hex }[]),
+      ...(aggregate.body.readings as { digest: Hex }[]),
+    ]
+    const owed = PRICE * BigInt(readings.length + 4) + AGGREGATE_PRICE
+    expect(client.channel()).toEqual({
+      provider: provider.address,
+      owed,
+      served: extendServed(
+        await loadKeccak256(),
+        NOTHING_SERVED,
+        served.map((r) => r.digest),
+      ),
+      servedCount: BigInt(served.length),
+    })
+    // the provider recorded every served reading, in order, and holds a voucher up to the last answer
+    const channel = providerStore.channel(consumer.address)
+    expect(channel.owed).toBe(owed)
+    expect(providerStore.served(consumer.address, 0n, 1000n).map((r) => r.digest)).toEqual(
+      served.map((r) => r.digest),
+    )
+    expect(channel.voucher?.cumulativeAmount).toBe(owed - AGGREGATE_PRICE)
+    // settling signs for the last answer too; the provider redeems it all on-chain
+    await client.settle()
+    const voucher = providerStore.channel(consumer.address).voucher
+    expect(voucher?.cumulativeAmount).toBe(owed)
+    const [before] = await net.contracts.dataMarket.read.accountOf([consumer.address])
+    const pool = await net.contracts.rewardDistributor.read.feePool()
+    const v = voucher as NonNullable<typeof voucher>
+    await net.send(
+      provider.contracts.dataMarket.write.redeem([
+        v.consumer,
+        v.cumulativeAmount,
+        v.served,
+        v.servedCount,
+        v.signature,
+      ]),
+      provider.clients,
+    )
+    const [after] = await net.contracts.dataMarket.read.accountOf([consumer.address])
+    expect(before - after).toBe(owed)
+    expect((await net.contracts.rewardDistributor.read.feePool()) - pool).toBe(owed)
+    // the settling voucher pays for the next answer, once: sent again, it is stale
+    const auth = { authorization: `Bearer ${(await signIn(consumer)).body.token}`, 'x-payment': payment(v) }
+    expect((await get(devicePath(1), auth)).status).toBe(200)
+    const replay = await get(devicePath(1), auth)
+    expect(replay.status).toBe(402)
+    expect(replay.body.error.code).toBe('VOUCHER_STALE')
+    expect(replay.body.readings).toBeUndefined()
+    // the consumer's client, which did not see that answer, is told the provider is ahead, and
+    // pays for it only when told to take the provider's word
+    await expect(client.get(devicePath(1), 'reading')).rejects.toMatchObject({ code: 'VOUCHER_STALE' })
+    const trusting = clientOf(consumer, { acceptProviderChannel: true })
+    expect((await trusting.get(devicePath(1), 'reading')).paid.price).toBe(PRICE * 4n)
+  })
+
+  it('refuses an answer the deposit does not cover, serving nothing and charging nothing', async () => {
+    const client = clientOf(poor)
+    // 3 readings' worth: one device's 4 readings are too many
+    await expect(client.get(devicePath(1), 'reading')).rejects.toMatchObject({ code: 'DEPOSIT_INSUFFICIENT' })
+    expect(providerStore.channel(poor.address)).toMatchObject({ owed: 0n, servedCount: 0n })
+    // an empty answer costs nothing
+    const empty = await client.get(`/v1/readings?from=1&to=2`, 'reading')
+    expect(empty.paid.price).toBe(0n)
+  })
+
+  it('stops paying a provider whose answer does not hold: a bad proof, or a price not the network’s', async () => {
+    const tamper = (edit: (body: { readings: { proof: Hex[] }[] }, headers: Headers) => void) =>
+      (async (input: string | URL | Request, init?: RequestInit) => {
+        const answer = await fetch(input, init)
+        if (!String(input).includes('/v1/readings') || answer.status !== 200) return answer
+        const body = (await answer.json()) as { readings: { proof: Hex[] }[] }
+        const headers = new Headers(answer.headers)
+        edit(body, headers)
+        return new Response(JSON.stringify(body), { status: answer.status, headers })
+      }) as typeof fetch
+    const badProof = clientOf(consumer, {
+      fetch: tamper((body) => {
+        const first = body.readings[0]
+        if (first) first.proof = [...first.proof].reverse()
+      }),
+    })
+    await expect(badProof.get(devicePath(2), 'reading')).rejects.toMatchObject({ code: 'PROOF_INVALID' })
+    // the provider is left with that answer unpaid: the consumer's next voucher does not cover it
+    await expect(clientOf(consumer).get(devicePath(2), 'reading')).rejects.toMatchObject({
+      code: 'VOUCHER_STALE',
+    })
+    const overcharged = clientOf(wary, {
+      fetch: tamper((_body, headers) => {
+        const response = JSON.parse(
+          Buffer.from(headers.get('x-payment-response') ?? '', 'base64').toString(),
+        ) as {
+          price: string
+        }
+        response.price = (BigInt(response.price) * 2n).toString()
+        headers.set('x-payment-response', Buffer.from(JSON.stringify(response)).toString('base64'))
+      }),
+    })
+    await expect(overcharged.get(devicePath(3), 'reading')).rejects.toMatchObject({
+      code: 'PAYMENT_MISMATCH',
+    })
+  })
+})
