@@ -93,6 +93,7 @@ contract DataMarket is EIP712, Ownable {
 
     IERC20 private immutable _token;
     IFeePool private immutable _feePool;
+    address private immutable _treasury;
     uint64 private immutable _withdrawalDelay;
 
     mapping(address consumer => Account) private _accounts;
@@ -104,13 +105,15 @@ contract DataMarket is EIP712, Ownable {
     /// @param token_ the payment token: the token the fee pool pays rewards in
     /// @param feePool_ the RewardDistributor, whose fee pool receives every redemption
     /// @param governance_ keeps the provider list
+    /// @param treasury_ the protocol's account: validators credit it the protocol's share of fees
     /// @param withdrawalDelay_ seconds between announcing a withdrawal and taking it
-    constructor(IERC20 token_, IFeePool feePool_, address governance_, uint64 withdrawalDelay_)
+    constructor(IERC20 token_, IFeePool feePool_, address governance_, address treasury_, uint64 withdrawalDelay_)
         EIP712("depin", "1")
         Ownable(governance_)
     {
         _token = token_;
         _feePool = feePool_;
+        _treasury = treasury_;
         _withdrawalDelay = withdrawalDelay_;
         token_.forceApprove(address(feePool_), type(uint256).max);
     }
@@ -253,6 +256,12 @@ contract DataMarket is EIP712, Ownable {
 
     function feePool() external view returns (address) {
         return address(_feePool);
+    }
+
+    /// @notice The protocol's account, credited the protocol's share of every redemption (and what
+    /// a provider could not show it served) in the rewards tree.
+    function treasury() external view returns (address) {
+        return _treasury;
     }
 
     function withdrawalDelay() external view returns (uint64) {

@@ -135,7 +135,13 @@ export async function deployContracts({
     await walletClient.deployContract({
       abi: dataMarketAbi,
       bytecode: dataMarketBytecode,
-      args: [addresses.depinToken, addresses.rewardDistributor, deployer, market.withdrawalDelay],
+      args: [
+        addresses.depinToken,
+        addresses.rewardDistributor,
+        deployer,
+        market.treasury ?? deployer,
+        market.withdrawalDelay,
+      ],
     }),
   )
   for (const deviceClass of registry.deviceClasses) {

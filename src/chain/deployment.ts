@@ -43,6 +43,8 @@ export const networkParametersSchema = z.object({
   market: z.object({
     /** Seconds between a consumer announcing a withdrawal and taking it (providers redeem meanwhile). */
     withdrawalDelay: uint.refine((v) => v < 2n ** 64n, 'must fit in 64 bits'),
+    /** The protocol's account for its share of fees (default: the deployer). */
+    treasury: address.optional(),
   }),
   epochs: z.object({
     /** Start of epoch 0, unix seconds; omit to use the deployment block's time. */

@@ -192,6 +192,17 @@ export async function runValidator(
         readings: l.readings,
         dropped: l.dropped,
       }),
+    onUsageFees: (f) =>
+      logLine(f.abstained ? 'served_input_unknown' : 'usage_fees', {
+        epoch: f.epoch,
+        redemptions: f.redemptions,
+        amount: f.amount,
+        paidReadings: f.paidReadings,
+        provenReadings: f.provenReadings,
+        unshown: f.unshown,
+      }),
+    onProviderInvalid: (p) =>
+      logLine('provider_invalid', { epoch: p.epoch, provider: p.provider, reason: p.reason }),
     onSubmitted: (s) =>
       logLine('report_submitted', { epoch: s.epoch, tx: s.txHash, signers: s.signers, active: s.active }),
     onSigningRefused: (r) =>

@@ -47,6 +47,17 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
     `INSERT INTO gateway_events (block, log_index, block_timestamp, tx_hash, gateway, kind, url)
      VALUES (@block, @logIndex, @blockTimestamp, @txHash, @gateway, @kind, @url)`,
   )
+  const providerListed = db.prepare<[string], { kind: string }>(
+    'SELECT kind FROM provider_events WHERE provider = ? ORDER BY block DESC, log_index DESC LIMIT 1',
+  )
+  const insertProviderEvent = db.prepare(
+    `INSERT INTO provider_events (block, log_index, block_timestamp, tx_hash, provider, kind, url)
+     VALUES (@block, @logIndex, @blockTimestamp, @txHash, @provider, @kind, @url)`,
+  )
+  const insertRedemption = db.prepare(
+    `INSERT INTO redemptions (block, log_index, block_timestamp, tx_hash, consumer, provider, amount, cumulative_amount, served, served_count)
+     VALUES (@block, @logIndex, @blockTimestamp, @txHash, @consumer, @provider, @amount, @cumulativeAmount, @served, @servedCount)`,
+  )
   const insertValidatorEvent = db.prepare(
     `INSERT INTO validator_events (block, log_index, block_timestamp, tx_hash, validator, kind)
      VALUES (@block, @logIndex, @blockTimestamp, @txHash, @validator, @kind)`,
@@ -198,6 +209,38 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
         })
         return
       }
+      case 'providerAdded':
+      case 'providerUrlChanged':
+      case 'providerRemoved': {
+        const listed = (providerListed.get(event.provider)?.kind ?? 'removed') !== 'removed'
+        if (listed === (event.type === 'providerAdded'))
+          throw inconsistent(event, `provider ${event.provider} is ${listed ? 'already' : 'not'} listed`)
+        const kind = {
+          providerAdded: 'added',
+          providerUrlChanged: 'url_changed',
+          providerRemoved: 'removed',
+        }[event.type]
+        insertProviderEvent.run({
+          ...position,
+          blockTimestamp: event.blockTimestamp,
+          provider: event.provider,
+          kind,
+          url: event.type === 'providerRemoved' ? '' : event.url,
+        })
+        return
+      }
+      case 'redeemed':
+        insertRedemption.run({
+          ...position,
+          blockTimestamp: event.blockTimestamp,
+          consumer: event.consumer,
+          provider: event.provider,
+          amount: event.amount.toString(),
+          cumulativeAmount: event.cumulativeAmount.toString(),
+          served: event.served,
+          servedCount: event.servedCount,
+        })
+        return
       case 'validatorJoined':
         joinValidator.run({
           validator: event.validator,

@@ -15,6 +15,25 @@ export type DeviceRecord = {
 /** A gateway on the registry's list, with the URL of its batch API. */
 export type GatewayRecord = { gateway: Address; url: string }
 
+/** A data-market provider on the DataMarket's list, with the URL where it publishes what it served. */
+export type ProviderRecord = { provider: Address; url: string }
+
+/** A voucher redeemed on the DataMarket (its Redeemed event). */
+export type RedemptionRecord = {
+  block: bigint
+  logIndex: number
+  blockTimestamp: bigint
+  txHash: Hex
+  consumer: Address
+  provider: Address
+  /** What this redemption moved to the fee pool. */
+  amount: bigint
+  cumulativeAmount: bigint
+  /** The voucher's commitment to everything the provider served the consumer, and its count. */
+  served: Hex
+  servedCount: bigint
+}
+
 export type ValidatorRecord = {
   validator: Address
   status: 'active' | 'unbonding' | 'withdrawn' | 'slashed'
@@ -104,6 +123,22 @@ export type IndexerStore = {
   claims(account?: Address): ClaimRecord[]
   /** Proven equivocations, in chain order. */
   equivocations(): EquivocationRecord[]
+  /**
+   * The DataMarket's provider list as of time `before`, sorted by address; final, like
+   * `devicesAt`, only once a block at or after `before` was processed.
+   */
+  providersAt(before: bigint): ProviderRecord[]
+  /**
+   * Redemptions in blocks with timestamp in [from, to), in chain order; final once a block at or
+   * after `to` was processed (INDEXER_BEHIND until then).
+   */
+  redemptionsBetween(from: bigint, to: bigint): RedemptionRecord[]
+  /** The redemption of the same consumer and provider before `at` (chain order), if any. */
+  redemptionBefore(
+    at: Pick<RedemptionRecord, 'consumer' | 'provider' | 'block' | 'logIndex'>,
+  ): RedemptionRecord | undefined
+  /** Every redemption of a consumer's vouchers (or all), in chain order. */
+  redemptions(consumer?: Address): RedemptionRecord[]
   close(): void
 }
 
@@ -145,8 +180,55 @@ const epochColumns = `e.epoch, e.readings_root, e.rewards_root, e.receipts_root,
   e.tx_hash, e.block, e.timestamp, f.minted, f.from_fees
   FROM epochs e LEFT JOIN epoch_funding f ON f.epoch = e.epoch`
 
+type RedemptionRow = {
+  block: bigint
+  log_index: bigint
+  block_timestamp: bigint
+  tx_hash: Hex
+  consumer: Address
+  provider: Address
+  amount: string
+  cumulative_amount: string
+  served: Hex
+  served_count: bigint
+}
+const toRedemption = (row: RedemptionRow): RedemptionRecord => ({
+  block: row.block,
+  logIndex: Number(row.log_index),
+  blockTimestamp: row.block_timestamp,
+  txHash: row.tx_hash,
+  consumer: getAddress(row.consumer),
+  provider: getAddress(row.provider),
+  amount: BigInt(row.amount),
+  cumulativeAmount: BigInt(row.cumulative_amount),
+  served: row.served,
+  servedCount: row.served_count,
+})
+const redemptionColumns =
+  'block, log_index, block_timestamp, tx_hash, consumer, provider, amount, cumulative_amount, served, served_count'
+
 /** The read API over an open indexer database; `close()` closes the database. */
 export function createIndexerStore(db: IndexerDatabase): IndexerStore {
+  const providersAt = db.prepare<[bigint], ProviderRecord>(
+    `SELECT provider, url FROM (
+       SELECT *, ROW_NUMBER() OVER (PARTITION BY provider ORDER BY block DESC, log_index DESC) AS latest
+       FROM provider_events WHERE block_timestamp < ?
+     )
+     WHERE latest = 1 AND kind != 'removed' ORDER BY provider COLLATE NOCASE`,
+  )
+  const redemptionsBetween = db.prepare<[bigint, bigint], RedemptionRow>(
+    `SELECT ${redemptionColumns} FROM redemptions WHERE block_timestamp >= ? AND block_timestamp < ? ORDER BY block, log_index`,
+  )
+  const redemptionBefore = db.prepare<[string, string, bigint, bigint, number], RedemptionRow>(
+    `SELECT ${redemptionColumns} FROM redemptions WHERE consumer = ? AND provider = ?
+       AND (block < ? OR (block = ? AND log_index < ?)) ORDER BY block DESC, log_index DESC LIMIT 1`,
+  )
+  const allRedemptions = db.prepare<[], RedemptionRow>(
+    `SELECT ${redemptionColumns} FROM redemptions ORDER BY block, log_index`,
+  )
+  const redemptionsOf = db.prepare<[string], RedemptionRow>(
+    `SELECT ${redemptionColumns} FROM redemptions WHERE consumer = ? ORDER BY block, log_index`,
+  )
   const getDevice = db.prepare<[string], DeviceRow>(
     'SELECT device, owner, class, cell, status, registered_at FROM devices WHERE device = ?',
   )
@@ -255,6 +337,21 @@ export function createIndexerStore(db: IndexerDatabase): IndexerStore {
     getEpoch(epoch) {
       const row = getEpoch.get(epoch)
       return row && toEpoch(row)
+    },
+    providersAt(before) {
+      requireProcessed(db, before)
+      return providersAt.all(before).map((r) => ({ provider: getAddress(r.provider), url: r.url }))
+    },
+    redemptionsBetween(from, to) {
+      requireProcessed(db, to)
+      return redemptionsBetween.all(from, to).map(toRedemption)
+    },
+    redemptionBefore(at) {
+      const row = redemptionBefore.get(at.consumer, at.provider, at.block, at.block, at.logIndex)
+      return row && toRedemption(row)
+    },
+    redemptions(consumer) {
+      return (consumer === undefined ? allRedemptions.all() : redemptionsOf.all(consumer)).map(toRedemption)
     },
     claims(account) {
       const rows = account === undefined ? claims.all() : claimsOf.all(getAddress(account))

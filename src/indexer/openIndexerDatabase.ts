@@ -3,7 +3,7 @@ import type { Hex } from 'viem'
 import { DepinError } from '../errors.ts'
 
 /** Bumped whenever a table changes; a database of a newer version is refused, an older one migrated. */
-export const INDEXER_SCHEMA_VERSION = 4
+export const INDEXER_SCHEMA_VERSION = 5
 
 export type IndexerDatabase = Database.Database
 
@@ -134,6 +134,37 @@ CREATE TABLE IF NOT EXISTS validator_events (
 CREATE INDEX IF NOT EXISTS validator_events_by_time ON validator_events (block_timestamp);
 `
 
+/** Schema v5: the DataMarket's provider list and redemptions. */
+const schemaV5 = `
+-- append-only: one row per provider event; url is the provider's URL after it ('' once removed)
+CREATE TABLE IF NOT EXISTS provider_events (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  block_timestamp INTEGER NOT NULL,
+  tx_hash TEXT NOT NULL,
+  provider TEXT NOT NULL COLLATE NOCASE,
+  kind TEXT NOT NULL CHECK (kind IN ('added', 'url_changed', 'removed')),
+  url TEXT NOT NULL,
+  PRIMARY KEY (block, log_index)
+);
+-- one row per redeemed voucher (DataMarket.Redeemed)
+CREATE TABLE IF NOT EXISTS redemptions (
+  block INTEGER NOT NULL,
+  log_index INTEGER NOT NULL,
+  block_timestamp INTEGER NOT NULL,
+  tx_hash TEXT NOT NULL,
+  consumer TEXT NOT NULL COLLATE NOCASE,
+  provider TEXT NOT NULL COLLATE NOCASE,
+  amount TEXT NOT NULL,
+  cumulative_amount TEXT NOT NULL,
+  served TEXT NOT NULL,
+  served_count INTEGER NOT NULL,
+  PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS redemptions_by_time ON redemptions (block_timestamp);
+CREATE INDEX IF NOT EXISTS redemptions_by_pair ON redemptions (consumer, provider, block);
+`
+
 /** Every table filled from the chain: a migration that needs history not kept so far empties them. */
 const INDEXED_TABLES = [
   'cursor',
@@ -147,6 +178,8 @@ const INDEXED_TABLES = [
   'gateway_events',
   'validator_endpoints',
   'validator_events',
+  'provider_events',
+  'redemptions',
 ]
 
 export type OpenIndexerDatabaseOptions = {
@@ -196,6 +229,7 @@ function migrate(db: IndexerDatabase): void {
     // v1 databases come from contracts without gateway or endpoint events: v2 only adds their tables
     db.exec(schemaV2)
     db.exec(schemaV3)
+    db.exec(schemaV5)
     // v4: an epoch's receipts root (ReportAccepted carries it)
     const epochColumns = db.prepare<[], { name: string }>('PRAGMA table_info(epochs)').all()
     if (!epochColumns.some((column) => column.name === 'receipts_root'))
@@ -203,7 +237,8 @@ function migrate(db: IndexerDatabase): void {
     // v3 keeps the validator set's history and v4 the receipts roots, which older versions did not:
     // they index again from the deployment's first block (the indexer is a function of the chain;
     // nothing else is lost)
-    if (version !== undefined && version < 4)
+    // v5 follows the DataMarket, which contracts of earlier versions did not have
+    if (version !== undefined && version < 5)
       for (const table of INDEXED_TABLES) db.exec(`DELETE FROM ${table}`)
     writeMeta(db, 'schema_version', String(INDEXER_SCHEMA_VERSION))
   }).immediate()

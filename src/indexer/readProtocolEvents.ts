@@ -9,6 +9,7 @@ import {
 } from 'viem'
 import type { Deployment } from '../chain/deployment.ts'
 import {
+  dataMarketAbi,
   deviceRegistryAbi,
   epochManagerAbi,
   rewardDistributorAbi,
@@ -55,6 +56,18 @@ export type ProtocolEvent = EventPosition &
     | { type: 'equivocationProven'; validator: Address; epoch: bigint; prover: Address; slashed: bigint }
     | { type: 'epochFunded'; epoch: bigint; rewardsRoot: Hex; minted: bigint; fromFees: bigint }
     | { type: 'claimed'; account: Address; amount: bigint; cumulativeAmount: bigint; submitter: Address }
+    | { type: 'providerAdded'; provider: Address; url: string }
+    | { type: 'providerUrlChanged'; provider: Address; url: string }
+    | { type: 'providerRemoved'; provider: Address }
+    | {
+        type: 'redeemed'
+        consumer: Address
+        provider: Address
+        amount: bigint
+        cumulativeAmount: bigint
+        served: Hex
+        servedCount: bigint
+      }
   )
 
 /** A block's identity as the indexer records it. */
@@ -71,7 +84,7 @@ export type ReadProtocolEventsParameters = {
 
 /**
  * Reads the protocol events of blocks `fromBlock..toBlock`, in chain order, each with its block's
- * timestamp (every block holding events is fetched once). Every log of the four contracts must
+ * timestamp (every block holding events is fetched once). Every log of the five contracts must
  * decode with the contract's ABI, and its block hash must match the block fetched at that height:
  * anything else means the chain changed under the indexer, and it stops rather than guess.
  */
@@ -89,6 +102,7 @@ export async function readProtocolEvents({
       contracts.validatorSet,
       contracts.epochManager,
       contracts.rewardDistributor,
+      contracts.dataMarket,
     ],
     fromBlock,
     toBlock,
@@ -193,6 +207,21 @@ function decodeProtocolLog(
           return { ...at, type: 'epochFunded', ...e.args }
         case 'Claimed':
           return { ...at, type: 'claimed', ...e.args }
+        default:
+          return undefined
+      }
+    }
+    if (address === contracts.dataMarket.toLowerCase()) {
+      const e = decodeEventLog({ abi: dataMarketAbi, ...raw })
+      switch (e.eventName) {
+        case 'ProviderAdded':
+          return { ...at, type: 'providerAdded', ...e.args }
+        case 'ProviderUrlChanged':
+          return { ...at, type: 'providerUrlChanged', ...e.args }
+        case 'ProviderRemoved':
+          return { ...at, type: 'providerRemoved', ...e.args }
+        case 'Redeemed':
+          return { ...at, type: 'redeemed', ...e.args }
         default:
           return undefined
       }

@@ -20,10 +20,12 @@
  * `DEPOSIT_INSUFFICIENT` (the deposit does not cover the answer).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { type Address, getAddress, type Hex, isAddressEqual } from 'viem'
+import { type Address, bytesToHex, getAddress, type Hex, isAddressEqual } from 'viem'
 import { z } from 'zod'
 import type { Keccak256 } from '../crypto/keccak.ts'
+import type { IndexerStore, RedemptionRecord } from '../indexer/indexerStore.ts'
 import type { ChannelState, ProviderStore } from './providerStore.ts'
+import { encodeServedBundle, type ServedRedemption } from './servedBundle.ts'
 import { MAX_SIWE_MESSAGE_LENGTH, type SiweSessions } from './siweSessions.ts'
 import {
   checkVoucherSignature,
@@ -60,6 +62,10 @@ export type CreatePaywallOptions = {
   readFunds(consumer: Address): Promise<ConsumerFunds>
   /** How long a read of a consumer's funds is trusted, ms (default 5 s; a shortfall re-reads). */
   fundsTtlMs?: number
+  /** The provider's view of the chain: its redemptions, for the served bundles it publishes. */
+  indexer?: IndexerStore
+  /** An epoch's time window [start, end). */
+  windowOf?: (epoch: bigint) => { start: bigint; end: bigint }
 }
 
 /** A paid request let through: the consumer and its channel as the voucher settled it. */
@@ -377,8 +383,72 @@ export function createPaywall(options: CreatePaywallOptions) {
     return true
   }
 
+  const bundles = new Map<bigint, { bytes: Buffer; hash: Hex }>()
+  /**
+   * The served bundle of an epoch (src/market/servedBundle.ts): this provider's redemptions whose
+   * block falls in it, each with the readings it served since the pair's previous redemption.
+   */
+  function servedBundle(
+    epoch: bigint,
+  ): { type: 'bundle'; bytes: Buffer; hash: Hex } | { type: 'none'; code: string; message: string } {
+    const cached = bundles.get(epoch)
+    if (cached) return { type: 'bundle', ...cached }
+    const { indexer, windowOf } = options
+    if (!indexer || !windowOf)
+      return { type: 'none', code: 'NOT_PUBLISHED', message: 'this API publishes no bundles' }
+    const window = windowOf(epoch)
+    const seen = indexer.lastProcessed()?.timestamp ?? 0n
+    if (seen < window.end)
+      return {
+        type: 'none',
+        code: 'EPOCH_NOT_INDEXED',
+        message: `epoch ${epoch} is not final in this provider's indexer yet`,
+      }
+    const mine = indexer
+      .redemptionsBetween(window.start, window.end)
+      .filter((r) => isAddressEqual(r.provider, provider))
+    const redemptions: ServedRedemption[] = []
+    for (const r of mine) {
+      const before: RedemptionRecord | undefined = indexer.redemptionBefore(r)
+      const fromCount = before?.servedCount ?? 0n
+      const items = store.served(r.consumer, fromCount, r.servedCount)
+      if (BigInt(items.length) !== r.servedCount - fromCount)
+        return {
+          type: 'none',
+          code: 'SERVED_UNKNOWN',
+          message: `this provider's store lacks readings ${fromCount}…${r.servedCount} served to ${r.consumer}`,
+        }
+      redemptions.push({
+        consumer: r.consumer,
+        block: r.block,
+        logIndex: r.logIndex,
+        fromCount,
+        items: items.map((i) => ({ digest: i.digest, epoch: i.epoch })),
+      })
+    }
+    const bytes = Buffer.from(encodeServedBundle({ provider, epoch, redemptions }))
+    const hash = bytesToHex(keccak(bytes))
+    bundles.set(epoch, { bytes, hash })
+    if (bundles.size > 256) bundles.delete(bundles.keys().next().value as bigint)
+    return { type: 'bundle', bytes, hash }
+  }
+
   /** The market's own routes: sign-in, the consumer's channel, settling, and what was served. */
   function register(server: FastifyInstance): void {
+    server.get<{ Params: { epoch: string } }>('/v1/market/served/:epoch', async (request, reply) => {
+      if (!/^(0|[1-9]\d{0,18})$/.test(request.params.epoch)) {
+        return reply
+          .status(400)
+          .send({ error: { code: 'INVALID_EPOCH', message: 'epoch must be a decimal integer', details: {} } })
+      }
+      const bundle = servedBundle(BigInt(request.params.epoch))
+      if (bundle.type === 'none')
+        return reply.status(404).send({ error: { code: bundle.code, message: bundle.message, details: {} } })
+      return reply
+        .header('content-type', 'application/octet-stream')
+        .header('x-bundle-hash', bundle.hash)
+        .send(bundle.bytes)
+    })
     server.get('/v1/market/nonce', async () => {
       const { nonce, expiresAt } = sessions.issueNonce()
       return { nonce, expiresAt: new Date(expiresAt).toISOString(), chainId: domain.chainId, provider }
@@ -451,7 +521,7 @@ export function createPaywall(options: CreatePaywallOptions) {
     })
   }
 
-  return { guard, charge, register, provider, prices, domain }
+  return { guard, charge, register, servedBundle, provider, prices, domain }
 }
 
 export type Paywall = ReturnType<typeof createPaywall>

@@ -29,6 +29,7 @@ import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
 import type { DeviceRecord, EpochRecord } from '../indexer/indexerStore.ts'
+import { type CheckedServedBundle, decodeServedBundle, isServedBundle } from '../market/servedBundle.ts'
 import type { Context } from '../protocol/context.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import type { SignedReading } from '../readings/reading.ts'
@@ -60,6 +61,7 @@ import { judgeEpochInParallel } from './judge/judgeEpochInParallel.ts'
 import { dropCountedBefore, LATE_BATCH_EPOCHS, lateEpochsOf, ownEpochReadings } from './lateBatches.ts'
 import type { PeerRefusal, PublishOutcome, ReportExchange, SignedEpochReport } from './reportExchange.ts'
 import { openSlashingProtection, type SigningRecord, type SignOnceResult } from './slashingProtection.ts'
+import { fetchServedBundle, redemptionsOf, usageFees } from './usageFees.ts'
 import { createValidatorStore, type EpochResult } from './validatorStore.ts'
 
 /**
@@ -131,6 +133,22 @@ export type CreateValidatorOptions = {
     dropped: number
     abstained: boolean
   }) => void
+  /**
+   * Usage fees the epoch credits (see usageFees.ts): redemptions, their amount, the readings they
+   * paid for and those proven; `abstained` when this validator lacks a settled result it must
+   * check served readings against (it signs nothing for the epoch).
+   */
+  onUsageFees?: (event: {
+    epoch: bigint
+    redemptions: number
+    amount: bigint
+    paidReadings: bigint
+    provenReadings: bigint
+    unshown: number
+    abstained: boolean
+  }) => void
+  /** A provider's served bundle is not what the chain says it must be (it is left out). */
+  onProviderInvalid?: (event: { epoch: bigint; provider: Address; url: string; reason: string }) => void
   /** A batch that counts was missing here and came from a peer validator or a gateway, by content address. */
   onBatchRecovered?: (event: { epoch: bigint; hash: Hex; from: 'peer' | 'gateway' }) => void
   onSubmitted?: (event: { epoch: bigint; txHash: Hex; signers: number; active: number }) => void
@@ -169,7 +187,14 @@ export type Validator = {
 }
 
 /** An epoch's agreed input: the merged readings, the batches that count, and how many of them are late. */
-type AgreedInput = { readings: SignedReading[]; batchHashes: Hex[]; late: number; oldest: bigint }
+type AgreedInput = {
+  readings: SignedReading[]
+  batchHashes: Hex[]
+  late: number
+  oldest: bigint
+  /** The served bundles that count (usage fees). */
+  bundles: CheckedServedBundle[]
+}
 
 /** Epochs of sealed batches a validator keeps for its peers. */
 const KEEP_BATCH_EPOCHS = 64n
@@ -238,6 +263,12 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   const agreementWait = gatewayWait + agreementTimeout - defaultGatewayWait
   /** The first second at which the EpochManager refuses an epoch's report: the end of the epoch after next. */
   const settlementDeadline = (epoch: bigint) => epochStart(epoch + 3n)
+  // the protocol's account for usage fees: immutable in the DataMarket, read once
+  let treasuryAddress: Address | undefined
+  const treasury = async (): Promise<Address> => {
+    treasuryAddress ??= await contracts.dataMarket.read.treasury()
+    return treasuryAddress
+  }
   const asking = { headers: { 'x-depin-validator': account.address } }
   exchange.serveBatches((hash) => store.batch(hash))
   exchange.serveCumulative((epoch) => {
@@ -387,6 +418,44 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (!randomness) return // no block at or after its start yet (cannot be: it ended; asked again)
     const input = withoutCountedBefore(epoch, readings)
     if (!input) return
+    // usage fees: the redemptions since the last settled epoch, split over their proven readings
+    const fees = usageFees({
+      blueprint,
+      indexer: indexer.store,
+      keccak,
+      from: base ? epochStart(base.epoch + 1n) : 0n,
+      to: end,
+      windowOf,
+      bundles: readings.bundles,
+      treasury: await treasury(),
+      ownerOf: (device) => devices.get(device.toLowerCase())?.owner,
+      acceptedDevice: (e, d) => store.acceptedDevice(e, d),
+      ownReadingsRoot: (e) => store.judgedOn(e)?.readingsRoot,
+      settled: (e) => indexer.store.getEpoch(e),
+    })
+    if (fees.type === 'unknown') {
+      store.abstain(epoch, 'SERVED_INPUT_UNKNOWN')
+      options.onUsageFees?.({
+        epoch,
+        redemptions: 0,
+        amount: 0n,
+        paidReadings: 0n,
+        provenReadings: 0n,
+        unshown: 0,
+        abstained: true,
+      })
+      return
+    }
+    if (fees.redemptions > 0)
+      options.onUsageFees?.({
+        epoch,
+        redemptions: fees.redemptions,
+        amount: fees.total,
+        paidReadings: fees.paidReadings,
+        provenReadings: fees.provenReadings,
+        unshown: fees.unshown,
+        abstained: false,
+      })
     const judged = await judge({
       blueprint,
       epoch,
@@ -407,6 +476,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       scores: judged.devices,
       previousSigners: base?.signers ?? [],
       previousCumulative,
+      fees: fees.credits,
     })
     const { receipts, receiptsRoot } = epochReceipts({
       epoch,
@@ -582,6 +652,9 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         judgedOn?: Hex[]
         /** Late batches of earlier epochs looked for, in the background, from the start of the round. */
         late?: { done: boolean }
+        /** Providers' served bundles held (usage fees), and their search in the background. */
+        bundles: Map<Hex, CheckedServedBundle>
+        bundleSearch?: { done: boolean }
       }
     | undefined
 
@@ -595,7 +668,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const sealedAt = end + sealDelay
     const gateways = indexer.store.gatewaysAt(end).filter((g) => /^https?:\/\//.test(g.url))
     if (gathering?.epoch !== epoch) {
-      gathering = { epoch, batches: new Map(), answered: new Set(), announced: false }
+      gathering = { epoch, batches: new Map(), answered: new Set(), announced: false, bundles: new Map() }
       // after a crash: the batch set already signed for this epoch stands (it is announced again),
       // and a report already recorded fixes the input it was judged on
       // (an imported record has no body: only its digest binds, through signOnce)
@@ -604,7 +677,9 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         const { batches } = JSON.parse(recordedSet.body) as { batches: Hex[] }
         for (const hash of batches) {
           const bytes = store.batch(hash)
-          if (bytes)
+          if (bytes && isServedBundle(bytes))
+            gathering.bundles.set(hash, decodeServedBundle(keccak, bytes, hash))
+          else if (bytes)
             gathering.batches.set(hash, checkBatch(keccak, bytes, hash, batchEpochs(epoch), recordKinds))
         }
         if (recordedSet.signature) {
@@ -619,13 +694,27 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     const held = gathering
     // a report recorded for this epoch fixes its input, on every tick until it is judged again
     if (held.judgedOn) {
-      const batches = await batchesByHash(epoch, held.judgedOn, held.batches, gateways)
-      if (!batches) return undefined
+      const inputs = await batchesByHash(epoch, held.judgedOn, held, gateways)
+      if (!inputs) return undefined
       return {
-        readings: mergeBatches(ownEpochReadings(epoch, batches, windowOf, countsLateRecords), isAuthentic),
+        readings: mergeBatches(
+          ownEpochReadings(epoch, inputs.batches, windowOf, countsLateRecords),
+          isAuthentic,
+        ),
         batchHashes: held.judgedOn,
-        ...lateOf(epoch, batches),
+        ...lateOf(epoch, inputs.batches),
+        bundles: inputs.bundles,
       }
+    }
+    // so are the providers' served bundles (usage fees)
+    if (!held.announced && !held.recorded && !held.bundleSearch) {
+      const search = { done: false }
+      held.bundleSearch = search
+      void gatherServedBundles(epoch, held.bundles)
+        .catch((error: unknown) => options.context?.report('SERVED_BUNDLES_FAILED', error))
+        .finally(() => {
+          search.done = true
+        })
     }
     // late batches are looked for while the gateways are asked for this epoch's, within the same wait
     if (!held.announced && !held.recorded && !held.late && countsLateRecords) {
@@ -654,9 +743,12 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         }),
     )
     if (!held.announced) {
-      const waiting = held.answered.size < gateways.length || (held.late !== undefined && !held.late.done)
+      const waiting =
+        held.answered.size < gateways.length ||
+        (held.late !== undefined && !held.late.done) ||
+        (held.bundleSearch !== undefined && !held.bundleSearch.done)
       if (waiting && clock() < sealedAt + gatewayWait) return undefined
-      const batches = held.recorded ?? announcedList(epoch, held.batches)
+      const batches = held.recorded ?? announcedList(epoch, held.batches, held.bundles)
       const digest = hashBatchSet(deployment.chainId, deployment.contracts.epochManager, epoch, batches)
       const signing = await protection.signOnce(
         'batchSet',
@@ -695,11 +787,14 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     )
       return undefined
     const agreed = agreedBatches(announcements, active as Address[])
-    const batches = await batchesByHash(epoch, agreed, held.batches, gateways)
-    if (!batches) return undefined
-    const readings = mergeBatches(ownEpochReadings(epoch, batches, windowOf, countsLateRecords), isAuthentic)
+    const inputs = await batchesByHash(epoch, agreed, held, gateways)
+    if (!inputs) return undefined
+    const readings = mergeBatches(
+      ownEpochReadings(epoch, inputs.batches, windowOf, countsLateRecords),
+      isAuthentic,
+    )
     store.pruneBatches(epoch - KEEP_BATCH_EPOCHS)
-    return { readings, batchHashes: agreed, ...lateOf(epoch, batches) }
+    return { readings, batchHashes: agreed, ...lateOf(epoch, inputs.batches), bundles: inputs.bundles }
   }
 
   const windowOf = (e: bigint) => ({ start: epochStart(e), end: epochStart(e + 1n) })
@@ -801,9 +896,19 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
    * The batch list to announce for an epoch: its own epoch's batches, then late ones oldest first,
    * at most MAX_BATCHES_PER_SET (late ones left out come again in the next epoch).
    */
-  function announcedList(epoch: bigint, held: Map<Hex, CheckedBatch>): Hex[] {
-    const rank = (b: CheckedBatch) => (b.epoch === epoch ? -1n : b.epoch)
-    const ordered = [...held.values()].sort((a, b) =>
+  function announcedList(
+    epoch: bigint,
+    held: Map<Hex, CheckedBatch>,
+    bundles: Map<Hex, CheckedServedBundle>,
+  ): Hex[] {
+    // the epoch's own batches first, then served bundles (they never come again), then late batches
+    const rank = (b: { epoch: bigint; bundle: boolean }) =>
+      b.epoch === epoch && !b.bundle ? -2n : b.bundle ? -1n : b.epoch
+    const items = [
+      ...[...held.values()].map((b) => ({ epoch: b.epoch, hash: b.hash, bundle: false })),
+      ...[...bundles.values()].map((b) => ({ epoch: b.epoch, hash: b.hash, bundle: true })),
+    ]
+    const ordered = items.sort((a, b) =>
       rank(a) !== rank(b) ? (rank(a) < rank(b) ? -1 : 1) : a.hash < b.hash ? -1 : 1,
     )
     return canonicalBatchList(ordered.slice(0, MAX_BATCHES_PER_SET).map((b) => b.hash))
@@ -816,26 +921,40 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   async function batchesByHash(
     epoch: bigint,
     hashes: readonly Hex[],
-    held: Map<Hex, CheckedBatch>,
+    holding: { batches: Map<Hex, CheckedBatch>; bundles: Map<Hex, CheckedServedBundle> },
     gateways: readonly { url: string }[],
-  ): Promise<CheckedBatch[] | undefined> {
+  ): Promise<{ batches: CheckedBatch[]; bundles: CheckedServedBundle[] } | undefined> {
+    const held = holding.batches
+    const inputs = { batches: [] as CheckedBatch[], bundles: [] as CheckedServedBundle[] }
     for (const hash of hashes) {
-      if (held.has(hash)) continue
+      if (held.has(hash) || holding.bundles.has(hash)) continue
       const stored = store.batch(hash)
+      if (stored && isServedBundle(stored)) {
+        holding.bundles.set(hash, decodeServedBundle(keccak, stored, hash))
+        continue
+      }
       if (stored) {
         held.set(hash, checkBatch(keccak, stored, hash, batchEpochs(epoch), recordKinds))
         continue
       }
       // the peer's bytes are checked (content address, format, epoch) once, as they are accepted
       let fromPeer: CheckedBatch | undefined
+      let bundleFromPeer: CheckedServedBundle | undefined
       await exchange.fetchBatch(hash, (bytes) => {
         try {
-          fromPeer = checkBatch(keccak, bytes, hash, batchEpochs(epoch), recordKinds)
+          if (isServedBundle(bytes)) bundleFromPeer = decodeServedBundle(keccak, bytes, hash)
+          else fromPeer = checkBatch(keccak, bytes, hash, batchEpochs(epoch), recordKinds)
           return true
         } catch {
           return false
         }
       })
+      if (bundleFromPeer) {
+        holding.bundles.set(hash, bundleFromPeer)
+        store.saveBatch(bundleFromPeer)
+        options.onBatchRecovered?.({ epoch, hash, from: 'peer' })
+        continue
+      }
       const batch =
         fromPeer ??
         (await fetchBatchByHash(
@@ -850,7 +969,78 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       store.saveBatch(batch)
       options.onBatchRecovered?.({ epoch, hash, from: fromPeer ? 'peer' : 'gateway' })
     }
-    return hashes.map((hash) => held.get(hash) as CheckedBatch)
+    for (const hash of hashes) {
+      const batch = held.get(hash)
+      if (batch) inputs.batches.push(batch)
+      else inputs.bundles.push(holding.bundles.get(hash) as CheckedServedBundle)
+    }
+    return inputs
+  }
+
+  /** Bundles fetched, by "epoch:provider url": a provider is asked once per epoch it redeemed in. */
+  const providerBundles = new Map<string, Hex>()
+
+  /**
+   * Fetches the served bundles of the providers that redeemed in `epoch` or, while unsettled, in
+   * the epochs before it that a late batch may come from; keeps each that holds against the chain.
+   */
+  async function gatherServedBundles(epoch: bigint, held: Map<Hex, CheckedServedBundle>): Promise<void> {
+    // asked again every second until each answered or the gateway wait is over, like gateways
+    const deadline = epochStart(epoch + 1n) + sealDelay + gatewayWait
+    for (let pass = 0; ; pass++) {
+      const missing = await gatherServedBundlesOnce(epoch, held)
+      if (missing === 0 || clock() >= deadline || pass >= 60) return
+      await new Promise((resolve) => setTimeout(resolve, 1_000))
+    }
+  }
+
+  /** One pass of gatherServedBundles: how many providers that redeemed have not answered yet. */
+  async function gatherServedBundlesOnce(
+    epoch: bigint,
+    held: Map<Hex, CheckedServedBundle>,
+  ): Promise<number> {
+    let missing = 0
+    const seen = indexer.store.lastProcessed()?.timestamp ?? 0n
+    const epochs = [...lateEpochsOf(epoch), epoch].filter((e) => e === epoch || !indexer.store.getEpoch(e))
+    const previous = (r: Parameters<typeof indexer.store.redemptionBefore>[0]) =>
+      indexer.store.redemptionBefore(r)
+    await Promise.all(
+      epochs.flatMap((e) => {
+        const window = windowOf(e)
+        if (seen < window.end) return []
+        return indexer.store.providersAt(window.end).map(async (provider) => {
+          const redemptions = redemptionsOf(indexer.store, provider.provider, window)
+          if (redemptions.length === 0 || !/^https?:\/\//.test(provider.url)) return
+          const key = `${e}:${provider.url}`
+          const known = providerBundles.get(key)
+          const stored = known && store.batch(known)
+          if (stored) {
+            held.set(known as Hex, decodeServedBundle(keccak, stored, known as Hex))
+            return
+          }
+          const result = await fetchServedBundle(keccak, provider, e, redemptions, previous, asking)
+          if (result.type === 'invalid') {
+            options.onProviderInvalid?.({
+              epoch: e,
+              provider: provider.provider,
+              url: provider.url,
+              reason: result.reason,
+            })
+            return
+          }
+          if (result.type === 'unavailable') {
+            missing++
+            return
+          }
+          providerBundles.set(key, result.bundle.hash)
+          held.set(result.bundle.hash, result.bundle)
+          store.saveBatch(result.bundle)
+        })
+      }),
+    )
+    for (const key of providerBundles.keys())
+      if (BigInt(key.split(':')[0] as string) < epoch - KEEP_BATCH_EPOCHS) providerBundles.delete(key)
+    return missing
   }
 
   /** How long into its turn a leader holding a quorum waits for the rest (none for turns under 2 s). */

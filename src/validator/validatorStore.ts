@@ -102,6 +102,8 @@ export function createValidatorStore(path: string) {
       reason TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS accepted_by_time ON accepted_readings (time);
+    -- usage fees: which device a served reading's digest belongs to, in the epoch that accepted it
+    CREATE INDEX IF NOT EXISTS accepted_by_digest ON accepted_readings (epoch, digest);
     -- every scored device's receipt of each epoch judged: the leaves of its receipts tree
     CREATE TABLE IF NOT EXISTS receipts (
       epoch INTEGER NOT NULL,
@@ -133,6 +135,9 @@ export function createValidatorStore(path: string) {
     )
   }
   db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '2')").run()
+  const selectAcceptedDevice = db.prepare(
+    'SELECT device FROM accepted_readings WHERE epoch = ? AND digest = ?',
+  )
   const insertResult = db.prepare(
     'INSERT OR REPLACE INTO epoch_results (epoch, report, digest, signature, cumulative, rejected_by_reason, batch_hashes) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
@@ -373,6 +378,10 @@ export function createValidatorStore(path: string) {
      */
     acceptedBetween(device: string, from: bigint, to: bigint, epochs: readonly bigint[]): boolean {
       return selectAcceptedBetween.get(device, from, to, JSON.stringify(epochs.map(Number))) !== undefined
+    },
+    /** The device (lower-case) of the reading with `digest` that `epoch` accepted, if any. */
+    acceptedDevice(epoch: bigint, digest: Hex): string | undefined {
+      return (selectAcceptedDevice.get(epoch, digest.toLowerCase()) as { device: string } | undefined)?.device
     },
     verdicts(epoch: bigint): StoredVerdict[] {
       return (

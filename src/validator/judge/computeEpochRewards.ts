@@ -18,13 +18,20 @@ export type ComputeEpochRewardsInput = {
   previousSigners: readonly Address[]
   /** Cumulative amounts after the previous settled epoch, by lower-case account. */
   previousCumulative: ReadonlyMap<string, bigint>
+  /**
+   * Usage fees the epoch credits (src/market/splitFees.ts), by lower-case account: paid from the
+   * RewardDistributor's fee pool, which the redemptions filled. Omitted: none.
+   */
+  fees?: ReadonlyMap<string, bigint>
 }
 
 export type EpochRewards = {
   /** emissionFor(epoch). */
   emission: bigint
-  /** Everything credited this epoch (≤ emission: floor dust is not minted). */
+  /** Everything credited this epoch: emission credits (≤ emission: floor dust is not minted) plus fees. */
   total: bigint
+  /** This epoch's usage fees, by lower-case account, accounts ascending, no zero entries. */
+  perFeeAccount: Map<string, bigint>
   /** emission × deviceShareBps / 10000: what the devices share. */
   devicePool: bigint
   /** Σ weight of the epoch's scores. */
@@ -81,9 +88,17 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     for (const signer of signers) credit(perValidator, signer, share)
   }
 
+  const perFeeAccount = new Map<string, bigint>()
+  for (const [account, amount] of input.fees ?? []) {
+    if (amount < 0n)
+      throw new DepinError('REWARDS_NEGATIVE_FEE', `account ${account} has a negative fee credit`)
+    credit(perFeeAccount, account, amount)
+  }
+
   let total = 0n
   for (const amount of perOwner.values()) total += amount
   for (const amount of perValidator.values()) total += amount
+  for (const amount of perFeeAccount.values()) total += amount
 
   const cumulative = new Map<string, bigint>()
   for (const [account, amount] of input.previousCumulative) {
@@ -98,7 +113,7 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     }
     credit(cumulative, account, amount)
   }
-  for (const credits of [perOwner, perValidator]) {
+  for (const credits of [perOwner, perValidator, perFeeAccount]) {
     for (const [account, amount] of credits) credit(cumulative, account, amount)
   }
 
@@ -111,6 +126,7 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     perDevice,
     perOwner: sortedByAccount(perOwner),
     perValidator: sortedByAccount(perValidator),
+    perFeeAccount: sortedByAccount(perFeeAccount),
     cumulative: sortedByAccount(cumulative),
     rewardsRoot: tree?.root ?? EMPTY_REWARDS_ROOT,
     tree,
