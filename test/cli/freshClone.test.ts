@@ -129,7 +129,7 @@ describe('a fresh clone after npm install', { timeout: 300_000 }, () => {
       .flatMap((step) => step.stdout.split('\n'))
       .filter((line) => line.trim() !== '' && !line.startsWith('> ')) // npm's own "> depin@… postinstall" header
     expect(printed).toEqual([
-      expect.stringMatching(/^contracts: compiling 5 files with solc 0\.8\.28…$/),
+      expect.stringMatching(/^contracts: compiling 6 files with solc 0\.8\.28…$/),
       expect.stringMatching(
         /^contracts: wrote src\/chain\/generated\/contracts\.ts in [\d.]+ s \(solc 0\.8\.28\+/,
       ),
@@ -215,7 +215,7 @@ describe('a fresh clone after npm install', { timeout: 300_000 }, () => {
     expect(status.code).toBe(0)
     expect(status.stdout).toMatch(/^Usage: depin status \[options\]/)
     expect(status.stderr).toMatch(
-      /^depin: the compiled contracts are missing; compiling 5 files with solc 0\.8\.28 .*\ndepin: contracts compiled in [\d.]+ s\n$/,
+      /^depin: the compiled contracts are missing; compiling 6 files with solc 0\.8\.28 .*\ndepin: contracts compiled in [\d.]+ s\n$/,
     )
     expect(existsSync(generated())).toBe(true)
     expect(await depin('status', '--help')).toMatchObject({ code: 0, stderr: '' })
