@@ -4,6 +4,7 @@
  *   deploy   deploy the protocol contracts (embedded anvil by default, or --rpc-url)
  *   up       run the whole network embedded until Ctrl-C
  *   claim    claim an owner's rewards
+ *   market deposit|balance|withdraw   a data consumer's deposit on the DataMarket
  *   receipts why a device earned what it earned, checked against the chain
  *   randomness an epoch's randomness, from the chain alone
  *   status   epochs, devices and validators' liveness
@@ -18,6 +19,7 @@ import { runDeploy } from './deploy.ts'
 import { runDeviceInit, runDeviceSend } from './device.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runGatewayProcess } from './gatewayRun.ts'
+import { runMarketBalance, runMarketDeposit, runMarketWithdraw } from './market.ts'
 import { runAggregate, runReadings } from './query.ts'
 import { runRandomness } from './randomness.ts'
 import { runReceipts } from './receipts.ts'
@@ -153,6 +155,14 @@ const queryOptions = (command: Command) =>
     .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
     .option('--rpc-url <url>', 'the chain, to check the proofs against', 'http://127.0.0.1:8545')
     .option('--data-dir <dir>', "the data dir holding the network's deployment.json", '.data')
+    .option(
+      '--consumer-key-file <file>',
+      "pay an API that charges, from this consumer's deposit (created with mode 0600 if missing; its channel files sit next to it)",
+    )
+    .option(
+      '--accept-provider-channel',
+      "take the provider's word for the channel when it is ahead of the consumer's record (pays at most one answer unverified)",
+    )
 queryOptions(
   program
     .command('readings')
@@ -172,6 +182,39 @@ queryOptions(
     .option('--cell <h3>', 'centre of the area as an H3 cell, instead of --lat/--lng')
     .option('--ring <k>', 'rings of cells around the centre', '1'),
 ).action(runAggregate)
+
+const market = program
+  .command('market')
+  .description(
+    "a data consumer's deposit on the DataMarket, from which providers are paid for proven readings",
+  )
+const marketOptions = (command: Command) =>
+  command
+    .requiredOption(
+      '--consumer-key-file <file>',
+      "the consumer's key (created with mode 0600 if missing; nothing funds it but you)",
+    )
+    .option('--rpc-url <url>', 'the chain', 'http://127.0.0.1:8545')
+    .option('--data-dir <dir>', 'the data dir holding deployment.json', '.data')
+marketOptions(
+  market
+    .command('deposit')
+    .description("add tokens of the consumer's wallet to its deposit (approving the market first)")
+    .argument('<amount>', 'whole tokens, e.g. 5 or 0.25'),
+).action((amount: string, options: Parameters<typeof runMarketDeposit>[1]) =>
+  runMarketDeposit(amount, options),
+)
+marketOptions(
+  market
+    .command('balance')
+    .description('the deposit, an announced withdrawal and when it is due, the wallet, the channels kept'),
+).action(runMarketBalance)
+marketOptions(
+  market
+    .command('withdraw')
+    .description('take the announced withdrawal once due; with --request, announce one')
+    .option('--request <amount>', "announce a withdrawal of this many tokens (due after the market's delay)"),
+).action(runMarketWithdraw)
 
 const device = program
   .command('device')

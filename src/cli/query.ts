@@ -4,10 +4,140 @@ import { type ProvenReadingJson, verifyProvenReadings } from '../api/verifyProve
 import { createChainClients } from '../chain/createChainClients.ts'
 import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
-import { ConfigError } from '../errors.ts'
+import { depinTokenAbi } from '../chain/generated/contracts.ts'
+import { ConfigError, DepinError } from '../errors.ts'
+import { createMarketClient, type MarketClient } from '../market/createMarketClient.ts'
 import { askApi } from './askApi.ts'
+import {
+  channelFileState,
+  channelPath,
+  createdKeyLine,
+  formatTokens,
+  loadConsumerKey,
+} from './consumerKey.ts'
 
-type QueryOptions = { api: string; rpcUrl: string; dataDir: string; from?: string; to?: string }
+type QueryOptions = {
+  api: string
+  rpcUrl: string
+  dataDir: string
+  from?: string
+  to?: string
+  /** Pay through the data market with this consumer's key (its channel files next to it). */
+  consumerKeyFile?: string
+  /** Take the provider's word for the channel when it is ahead of the consumer's record. */
+  acceptProviderChannel?: boolean
+}
+
+/**
+ * An answer of the API; a paid one with `settle`, which posts the voucher for everything received
+ * and returns the line saying what it cost (for stderr).
+ */
+type Answer<T> = { body: T; settle?: () => Promise<string> }
+
+/**
+ * Asks the API for `path`: for free, or, with a consumer key, paying through the data market
+ * (createMarketClient: it signs in, pays with a voucher, checks every proof, the price and the
+ * commitment before it signs again), then settling so that the provider holds a voucher for
+ * everything received. An API that charges, asked without a key, is PAYMENT_REQUIRED.
+ */
+async function ask<T>(
+  options: QueryOptions,
+  path: string,
+  item: 'reading' | 'aggregate',
+): Promise<Answer<T>> {
+  if (!options.consumerKeyFile) {
+    if (options.acceptProviderChannel)
+      throw new ConfigError('INVALID_OPTIONS', '--accept-provider-channel needs --consumer-key-file')
+    try {
+      return { body: await askApi<T>(options.api, path) }
+    } catch (error) {
+      if (error instanceof DepinError && error.details.paid === true) {
+        throw new ConfigError(
+          'PAYMENT_REQUIRED',
+          `the API at ${options.api} charges for ${path.split('?')[0]} (it answered ${error.details.status} ${error.code}): pass --consumer-key-file FILE to pay from that key's deposit on the DataMarket (\`depin market deposit AMOUNT --consumer-key-file FILE\`)`,
+          { cause: error },
+        )
+      }
+      throw error
+    }
+  }
+  return askPaying<T>(options, options.consumerKeyFile, path, item)
+}
+
+async function askPaying<T>(
+  options: QueryOptions,
+  keyFile: string,
+  path: string,
+  item: 'reading' | 'aggregate',
+): Promise<Answer<T>> {
+  const deployment = readDeployment(deploymentPath(options.dataDir))
+  const { account, created } = loadConsumerKey(keyFile)
+  if (created) console.error(createdKeyLine(keyFile, account.address))
+  const { publicClient } = await createChainClients({ rpcUrl: options.rpcUrl })
+  const client: MarketClient = createMarketClient({
+    apiUrl: options.api,
+    account,
+    publicClient,
+    deployment,
+    state: channelFileState(keyFile, () => client.market()?.provider),
+    acceptProviderChannel: options.acceptProviderChannel ?? false,
+  })
+  let answer: Awaited<ReturnType<MarketClient['get']>>
+  try {
+    answer = await client.get(path, item)
+  } catch (error) {
+    throw explainMarketError(error, options, keyFile)
+  }
+  const { paid } = answer
+  const settle = async () => {
+    try {
+      await client.settle()
+    } catch (error) {
+      throw explainMarketError(error, options, keyFile)
+    }
+    const market = client.market() as NonNullable<ReturnType<MarketClient['market']>>
+    const symbol = await publicClient.readContract({
+      address: deployment.contracts.depinToken,
+      abi: depinTokenAbi,
+      functionName: 'symbol',
+    })
+    const tokens = (amount: bigint) => formatTokens(amount, symbol)
+    const count = ((answer.body.readings ?? []) as unknown[]).length
+    const what =
+      item === 'aggregate'
+        ? `an aggregate of ${count} readings`
+        : `${count} readings (${tokens(market.prices.reading)} each)`
+    return `paid ${tokens(paid.price)} for ${what} to provider ${market.provider}; cumulative ${tokens(paid.owed)} for ${paid.servedCount} readings, settled with a voucher (channel ${channelPath(keyFile, market.provider)})`
+  }
+  return { body: answer.body as T, settle }
+}
+
+/** The market client's refusals, with what the user can do about them. */
+function explainMarketError(error: unknown, options: QueryOptions, keyFile: string): unknown {
+  if (error instanceof TypeError && !(error instanceof DepinError)) {
+    return new ConfigError(
+      'API_UNREACHABLE',
+      `no depin API answers at ${options.api}: is \`depin up\` running?`,
+      {
+        cause: error,
+      },
+    )
+  }
+  if (!(error instanceof DepinError)) return error
+  const hints: Record<string, string> = {
+    DEPOSIT_INSUFFICIENT: `\`depin market deposit AMOUNT --consumer-key-file ${keyFile}\` adds to it (\`depin market balance\` shows it)`,
+    ...(options.acceptProviderChannel
+      ? {}
+      : {
+          VOUCHER_STALE:
+            'the provider counts an answer this consumer has no record of (a lost channel file, or another run with the same key): --accept-provider-channel takes its word for it, paying at most that answer unverified',
+        }),
+  }
+  const hint = hints[error.code]
+  return hint
+    ? new DepinError(error.code, `${error.message}; ${hint}`, { details: error.details, cause: error })
+    : error
+}
 
 /**
  * Checks every reading an answer holds against the chain, trusting neither the API nor its
@@ -47,9 +177,10 @@ const windowQuery = (options: QueryOptions) =>
 export async function runReadings(options: QueryOptions & { device: string; limit?: string }): Promise<void> {
   if (!isAddress(options.device))
     throw new ConfigError('INVALID_ADDRESS', `--device ${options.device} is not an address`)
-  const answer = await askApi<{ readings: ProvenReadingJson[]; unverifiable: string[] }>(
-    options.api,
+  const { body: answer, settle } = await ask<{ readings: ProvenReadingJson[]; unverifiable: string[] }>(
+    options,
     `/v1/readings?device=${options.device}&limit=${options.limit ?? 100}${windowQuery(options)}`,
+    'reading',
   )
   for (const r of answer.readings) {
     console.log(
@@ -59,6 +190,8 @@ export async function runReadings(options: QueryOptions & { device: string; limi
   if (answer.unverifiable.length > 0) {
     console.log(`left out by the API, which cannot prove them: epochs ${answer.unverifiable.join(', ')}`)
   }
+  // a paid answer's proofs were checked before it counted as received: settle for it
+  if (settle) console.error(await settle())
   await checkAgainstChain(options, answer.readings)
 }
 
@@ -84,9 +217,10 @@ export async function runAggregate(
   if (!options.cell && (options.lat === undefined || options.lng === undefined)) {
     throw new ConfigError('INVALID_QUERY', 'give --cell, or --lat and --lng')
   }
-  const answer = await askApi<AggregateAnswer>(
-    options.api,
+  const { body: answer, settle } = await ask<AggregateAnswer>(
+    options,
     `/v1/aggregate?field=${encodeURIComponent(options.field)}&${where}&ring=${options.ring}${windowQuery(options)}`,
+    'aggregate',
   )
   const { field } = answer
   const recomputed = aggregateValues(
@@ -121,6 +255,13 @@ export async function runAggregate(
       `NOT VERIFIED: the API said ${JSON.stringify(asServed)}, its own readings give the figures above`,
     )
     process.exitCode = 1
-  } else console.log('recomputed here from the readings returned: the same figures as the API')
+    if (settle)
+      console.error(
+        'not settled: this answer does not hold, so no voucher was posted for it (the channel file still counts it as received: the next paid query pays for it)',
+      )
+  } else {
+    console.log('recomputed here from the readings returned: the same figures as the API')
+    if (settle) console.error(await settle())
+  }
   await checkAgainstChain(options, answer.readings)
 }
