@@ -6,6 +6,8 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { type Address, createWalletClient, type Hex, http, keccak256, toHex } from 'viem'
 import { depinTokenAbi } from '../src/chain/generated/contracts.ts'
+import { loadKeccak256 } from '../src/crypto/keccak.ts'
+import { extendServed, NOTHING_SERVED, signVoucher } from '../src/market/voucher.ts'
 import { buildRewardsTree } from '../src/rewards/rewardsTree.ts'
 import {
   joinValidators,
@@ -13,7 +15,9 @@ import {
   registerNewDevice,
   signReport,
   startTestNetwork,
+  type TestNetwork,
   testParameters,
+  WAD,
 } from '../test/helpers/testNetwork.ts'
 
 const BERLIN = 0x881f1d4887fffffn
@@ -21,6 +25,87 @@ const rows: { operation: string; gas: string }[] = []
 const record = (operation: string, gas: bigint | string) => {
   rows.push({ operation, gas: gas.toString() })
   console.error(`  ${operation}: ${gas}`)
+}
+
+type Actor = Awaited<ReturnType<TestNetwork['actor']>>
+
+/**
+ * The DataMarket's transactions, as a consumer and a provider send them: deposits approved exactly
+ * beforehand (as `depin market deposit` does), vouchers for answers of 100 readings each.
+ */
+async function measureDataMarket(net: TestNetwork) {
+  console.error('measuring the data market…')
+  const keccak = await loadKeccak256()
+  const market = net.deployment.contracts.dataMarket
+  const domain = { chainId: net.chainId, market }
+  const provider = await net.actor()
+  await net.send(net.contracts.dataMarket.write.addProvider([provider.address, 'http://10.0.0.9:8547']))
+  const PRICE = WAD / 1000n // the environment blueprint's price of a reading
+  const digests = (label: string) =>
+    Array.from({ length: 100 }, (_, i) => keccak256(toHex(`served ${label} ${i}`)))
+  const fund = async (who: Actor, amount: bigint) =>
+    net.send(net.contracts.depinToken.write.transfer([who.address, amount]))
+  const deposit = async (who: Actor, amount: bigint) => {
+    await net.send(who.contracts.depinToken.write.approve([market, amount]), who.clients)
+    return net.send(who.contracts.dataMarket.write.deposit([amount]), who.clients)
+  }
+  /** The provider redeems `who`'s voucher for `answers` answers of 100 readings served so far. */
+  const redeem = async (who: Actor, answers: number) => {
+    let served = NOTHING_SERVED
+    for (let a = 0; a < answers; a++) served = extendServed(keccak, served, digests(`${who.address} ${a}`))
+    const v = await signVoucher(who.account, domain, {
+      consumer: who.address,
+      provider: provider.address,
+      cumulativeAmount: PRICE * 100n * BigInt(answers),
+      served,
+      servedCount: 100n * BigInt(answers),
+    })
+    return net.send(
+      provider.contracts.dataMarket.write.redeem([
+        v.consumer,
+        v.cumulativeAmount,
+        v.served,
+        v.servedCount,
+        v.signature,
+      ]),
+      provider.clients,
+    )
+  }
+  // another consumer first, so that neither the market's token balance nor the fee pool is
+  // written from zero by the transactions measured
+  const earlier = await net.actor()
+  await fund(earlier, 100n * WAD)
+  await deposit(earlier, 10n * WAD)
+  await redeem(earlier, 1)
+
+  const consumer = await net.actor()
+  await fund(consumer, 1_000n * WAD)
+  record(
+    "market deposit (a consumer's first; approved exactly beforehand, as `depin market deposit` does)",
+    (await deposit(consumer, 100n * WAD)).gasUsed,
+  )
+  record(
+    'market deposit, repeat (a consumer that holds a deposit)',
+    (await deposit(consumer, 100n * WAD)).gasUsed,
+  )
+  record(
+    'market redeem, first of a consumer–provider pair (a voucher for 100 readings served)',
+    (await redeem(consumer, 1)).gasUsed,
+  )
+  record(
+    'market redeem, repeat (the same pair, a later voucher: higher cumulative amount, 200 readings served)',
+    (await redeem(consumer, 2)).gasUsed,
+  )
+  record(
+    'market requestWithdrawal (announce)',
+    (await net.send(consumer.contracts.dataMarket.write.requestWithdrawal([50n * WAD]), consumer.clients))
+      .gasUsed,
+  )
+  await net.warp(await net.contracts.dataMarket.read.withdrawalDelay())
+  record(
+    'market withdraw (once due; part of the deposit, to a wallet that still holds tokens)',
+    (await net.send(consumer.contracts.dataMarket.write.withdraw(), consumer.clients)).gasUsed,
+  )
 }
 
 async function main() {
@@ -193,6 +278,8 @@ async function main() {
     const spentClaims = []
     for (const account of spent) spentClaims.push(await claimGas(latest, 4n, account))
     record(`claim, ${label}, repeat by an account that has since spent all it was paid`, range(spentClaims))
+
+    await measureDataMarket(net)
   } finally {
     await net.stop()
   }

@@ -2,7 +2,9 @@
  * `npm run bench`: the speed figures of the issue, measured in one run and printed as ratios
  * against the first line (the machine is shared and noisy, so ratios compare better than
  * absolute rates). With --write-readme it replaces the table between the bench markers in
- * README.md. Sizes can be lowered for a quick look: BENCH_JUDGE_READINGS, BENCH_INGEST_READINGS.
+ * README.md. Sizes can be lowered for a quick look: BENCH_JUDGE_READINGS, BENCH_INGEST_READINGS,
+ * BENCH_COVERAGE_WITNESSES, BENCH_PAID_REQUESTS (timed requests of each mode of line 5; the store's
+ * epochs hold BENCH_PAID_EPOCH_READINGS readings each).
  */
 import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -11,6 +13,7 @@ import { promisify } from 'node:util'
 import type { BenchCoverageResult } from './coverage.ts'
 import type { GatewayIngestResult } from './gatewayIngest.ts'
 import type { BenchJudgeResult } from './judge.ts'
+import type { BenchPaidReadingsResult } from './paidReadings.ts'
 
 const run = promisify(execFile)
 /** One part in a fresh process (see runPart.ts). */
@@ -26,6 +29,7 @@ const cores = availableParallelism()
 const judgeReadings = Number(process.env.BENCH_JUDGE_READINGS ?? 1_000_000)
 const ingestReadings = Number(process.env.BENCH_INGEST_READINGS ?? 120_000)
 const coverageWitnesses = Number(process.env.BENCH_COVERAGE_WITNESSES ?? 1_000_000)
+const paidRequests = Number(process.env.BENCH_PAID_REQUESTS ?? 3_000)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 const step = (line: string) => console.error(`… ${line}`)
 
@@ -64,6 +68,9 @@ type TreeResult = { leaves: number; buildSeconds: number; proofsSeconds: number;
 const trees: TreeResult[] = []
 for (const size of [10_000, 100_000, 1_000_000]) trees.push(...(await part<TreeResult[]>('trees', size)))
 
+step(`the API's readings, paid and free: ${fmt(paidRequests)} requests of each, interleaved`)
+const paid = await part<BenchPaidReadingsResult>('paidReadings', paidRequests)
+
 const rows = [
   [
     '1. signature recovery, libsecp256k1, all cores (the limit; mean of 3 measurements over the run)',
@@ -95,6 +102,16 @@ const rows = [
     `${(t.buildSeconds + t.proofsSeconds).toFixed(2)} s, ${t.peakRssMB} MB peak`,
     '',
   ]),
+  [
+    `5. API: GET /v1/readings, ${paid.readingsPerAnswer} readings with their proofs each (${fmt(paid.answerKB)} KB; epochs of ${fmt(paid.epochReadings)} readings), no paywall, ${paid.clients} clients over loopback`,
+    `${fmt(paid.free.perSecond)} /s`,
+    '',
+  ],
+  [
+    `5b. the same paid: a signed-in consumer (SIWE), a fresh X-PAYMENT voucher each (checked, recovered), the answer recorded in the provider's SQLite (synchronous FULL) before it is sent`,
+    `${fmt(paid.paid.perSecond)} /s`,
+    `${paid.ratio.toFixed(2)} of line 5`,
+  ],
 ]
 const table = [
   '| measurement | figure | ratio to line 1 |',
@@ -104,6 +121,9 @@ const table = [
 console.log(table)
 console.log(
   `\ncoverage detail: ${coverage.seconds.toFixed(2)} s, ${fmt(coverage.accepted)} records accepted; peak RSS ${coverage.peakRssMB} MB`,
+)
+console.log(
+  `\npaid readings detail: ${fmt(paid.free.requests)} requests of each mode; the server's main thread spent ${fmt(paid.free.serverMicros)} µs on a free request, ${fmt(paid.paid.serverMicros)} µs on a paid one (event-loop active time); store of ${fmt(paid.storeReadings)} readings, proofs of ${paid.proofLengths.join('–')} hashes`,
 )
 console.log(
   `\njudge detail: ${judge.threads} threads; signatures ${judge.phases.signaturesSeconds.toFixed(2)} s, rules ${judge.phases.rulesSeconds.toFixed(2)} s, ordering ${judge.phases.orderSeconds.toFixed(2)} s, rewards ${judge.rewardsSeconds.toFixed(2)} s; peak RSS ${judge.peakRssMB} MB`,

@@ -1,11 +1,12 @@
 /**
  * Runs one benchmark in a process of its own and prints its result as JSON, so that one part's
  * heap (a million readings) does not weigh on the next part's speed or peak memory.
- * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|judge|coverage|trees [size]`
+ * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|judge|coverage|trees|paidReadings [size]`
  */
 import { benchCoverage } from './coverage.ts'
 import { benchGatewayIngest } from './gatewayIngest.ts'
 import { benchJudge, benchRecoverRate } from './judge.ts'
+import { benchPaidReadings } from './paidReadings.ts'
 import { benchRewardsTree } from './rewardsTree.ts'
 
 const [part, size] = process.argv.slice(2)
@@ -17,6 +18,7 @@ const parts: Record<string, () => Promise<unknown>> = {
   judge: () => benchJudge(Number(size ?? 1_000_000)),
   coverage: () => benchCoverage(Number(size ?? 1_000_000)),
   trees: () => benchRewardsTree([Number(size ?? 1_000_000)]),
+  paidReadings: () => benchPaidReadings(Number(size ?? 3_000)),
 }
 const run = parts[part ?? '']
 if (!run) {
