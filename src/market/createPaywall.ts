@@ -20,7 +20,7 @@
  * `DEPOSIT_INSUFFICIENT` (the deposit does not cover the answer).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { type Address, bytesToHex, getAddress, type Hex, isAddressEqual } from 'viem'
+import { type Address, bytesToHex, type Hex, isAddressEqual } from 'viem'
 import { z } from 'zod'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore, RedemptionRecord } from '../indexer/indexerStore.ts'
@@ -29,6 +29,7 @@ import { encodeServedBundle, type ServedRedemption } from './servedBundle.ts'
 import { MAX_SIWE_MESSAGE_LENGTH, type SiweSessions } from './siweSessions.ts'
 import {
   checkVoucherSignature,
+  createVoucherHasher,
   extendServed,
   type MarketDomain,
   type SignedVoucher,
@@ -99,6 +100,7 @@ export function createPaywall(options: CreatePaywallOptions) {
   const { store, sessions, keccak, domain, provider, prices } = options
   const network = `eip155:${domain.chainId}`
   const fundsTtl = options.fundsTtlMs ?? 5_000
+  const hashVoucher = createVoucherHasher(keccak, domain)
   const funds = new Map<string, { at: number; value: ConsumerFunds }>()
 
   const fundsOf = async (consumer: Address, fresh: boolean): Promise<ConsumerFunds> => {
@@ -214,7 +216,7 @@ export function createPaywall(options: CreatePaywallOptions) {
       )
       return false
     }
-    const signature = checkVoucherSignature(keccak, domain, voucher)
+    const signature = checkVoucherSignature(keccak, domain, voucher, hashVoucher)
     if (signature.type === 'invalid') {
       refuse(
         request,
@@ -352,7 +354,8 @@ export function createPaywall(options: CreatePaywallOptions) {
         readings: answer.readings.map((r) => ({
           epoch: BigInt(r.epoch),
           digest: r.digest,
-          device: getAddress(r.reading.device),
+          // lower-cased by the store: no checksum needed
+          device: r.reading.device as Address,
         })),
       },
     )

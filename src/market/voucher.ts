@@ -18,9 +18,12 @@ import {
   hashTypedData,
   hexToBytes,
   isAddressEqual,
+  keccak256,
+  toBytes,
 } from 'viem'
 import { z } from 'zod'
 import { depinDomain, voucherTypes } from '../chain/typedData.ts'
+import { hashDomain } from '../crypto/hashDomain.ts'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import { ChainError } from '../errors.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
@@ -69,6 +72,47 @@ export function hashVoucher({ chainId, market }: MarketDomain, voucher: Voucher)
   })
 }
 
+const VOUCHER_TYPEHASH = hexToBytes(
+  keccak256(
+    toBytes(
+      'Voucher(address consumer,address provider,uint256 cumulativeAmount,bytes32 served,uint64 servedCount)',
+    ),
+  ),
+)
+
+/**
+ * The fast path of hashVoucher, for the paywall's hot path (a voucher on every paid request): the
+ * type hash and domain separator computed once, the struct encoded into a reused buffer and hashed
+ * with hash-wasm's keccak. Equal to hashVoucher (a test checks it). Returns the 32-byte digest.
+ */
+export function createVoucherHasher(keccak: Keccak256, { chainId, market }: MarketDomain) {
+  const struct = new Uint8Array(6 * 32)
+  struct.set(VOUCHER_TYPEHASH, 0)
+  const envelope = new Uint8Array(2 + 32 + 32)
+  envelope[0] = 0x19
+  envelope[1] = 0x01
+  envelope.set(hashDomain(depinDomain(chainId, market)), 2)
+  const view = new DataView(struct.buffer)
+  return (voucher: Voucher): Uint8Array => {
+    struct.fill(0, 32)
+    struct.set(hexToBytes(voucher.consumer), 32 + 12)
+    struct.set(hexToBytes(voucher.provider), 64 + 12)
+    if (voucher.cumulativeAmount < 0n || voucher.cumulativeAmount >= 1n << 256n)
+      throw new RangeError('cumulativeAmount is not a uint256')
+    for (let i = 0; i < 4; i++)
+      view.setBigUint64(
+        96 + 8 * i,
+        (voucher.cumulativeAmount >> BigInt(64 * (3 - i))) & 0xffff_ffff_ffff_ffffn,
+      )
+    struct.set(hexToBytes(voucher.served), 128)
+    if (voucher.servedCount < 0n || voucher.servedCount >= 1n << 64n)
+      throw new RangeError('servedCount is not a uint64')
+    view.setBigUint64(160 + 24, voucher.servedCount)
+    envelope.set(keccak(struct), 34)
+    return keccak(envelope)
+  }
+}
+
 /** The consumer's signature of a voucher, bound to one chain and DataMarket. */
 export async function signVoucher(
   account: Account,
@@ -100,14 +144,15 @@ export type VoucherSignatureCheck =
 /**
  * Checks that the consumer signed the voucher for this chain and market (libsecp256k1, high-s
  * refused as on-chain). A voucher of another chain, market or provider recovers to another
- * address, so it is SIGNATURE_INVALID.
+ * address, so it is SIGNATURE_INVALID. `hasher`: createVoucherHasher's, on a hot path.
  */
 export function checkVoucherSignature(
   keccak: Keccak256,
   domain: MarketDomain,
   voucher: SignedVoucher,
+  hasher: (voucher: Voucher) => Uint8Array = (v) => hexToBytes(hashVoucher(domain, v)),
 ): VoucherSignatureCheck {
-  const recovered = recoverSigner(keccak, hexToBytes(hashVoucher(domain, voucher)), voucher.signature)
+  const recovered = recoverSigner(keccak, hasher(voucher), voucher.signature)
   if (recovered.type === 'invalid') return recovered
   return isAddressEqual(recovered.address, voucher.consumer)
     ? { type: 'valid' }
