@@ -44,6 +44,7 @@ async function ask<T>(
   options: QueryOptions,
   path: string,
   item: 'reading' | 'aggregate',
+  accept?: (body: T) => string | undefined,
 ): Promise<Answer<T>> {
   if (!options.consumerKeyFile) {
     if (options.acceptProviderChannel)
@@ -61,7 +62,7 @@ async function ask<T>(
       throw error
     }
   }
-  return askPaying<T>(options, options.consumerKeyFile, path, item)
+  return askPaying<T>(options, options.consumerKeyFile, path, item, accept)
 }
 
 async function askPaying<T>(
@@ -69,6 +70,7 @@ async function askPaying<T>(
   keyFile: string,
   path: string,
   item: 'reading' | 'aggregate',
+  accept: ((body: T) => string | undefined) | undefined,
 ): Promise<Answer<T>> {
   const deployment = readDeployment(deploymentPath(options.dataDir))
   const { account, created } = loadConsumerKey(keyFile)
@@ -84,7 +86,7 @@ async function askPaying<T>(
   })
   let answer: Awaited<ReturnType<MarketClient['get']>>
   try {
-    answer = await client.get(path, item)
+    answer = await client.get(path, item, accept && ((body) => accept(body as T)))
   } catch (error) {
     throw explainMarketError(error, options, keyFile)
   }
@@ -206,25 +208,10 @@ type AggregateAnswer = {
   readings: ProvenReadingJson[]
 }
 
-/**
- * `depin aggregate --field … --lat … --lng …`: an area's aggregate, recomputed here from the
- * readings the API returns with it, each of them checked against the chain.
- */
-export async function runAggregate(
-  options: QueryOptions & { field: string; lat?: string; lng?: string; cell?: string; ring: string },
-): Promise<void> {
-  const where = options.cell ? `cell=${options.cell}` : `lat=${options.lat}&lng=${options.lng}`
-  if (!options.cell && (options.lat === undefined || options.lng === undefined)) {
-    throw new ConfigError('INVALID_QUERY', 'give --cell, or --lat and --lng')
-  }
-  const { body: answer, settle } = await ask<AggregateAnswer>(
-    options,
-    `/v1/aggregate?field=${encodeURIComponent(options.field)}&${where}&ring=${options.ring}${windowQuery(options)}`,
-    'aggregate',
-  )
-  const { field } = answer
+/** An aggregate recomputed from the readings it came with, and whether the API's figures are those. */
+function recompute(answer: AggregateAnswer) {
   const recomputed = aggregateValues(
-    answer.readings.map((r) => BigInt(r.reading.values[field.index] as string)),
+    answer.readings.map((r) => BigInt(r.reading.values[answer.field.index] as string)),
   )
   const asServed = {
     count: answer.count,
@@ -241,6 +228,29 @@ export async function runAggregate(
         String(recomputed.max) === asServed.max &&
         String(recomputed.median) === asServed.median &&
         String(recomputed.mean) === asServed.mean))
+  return { recomputed, asServed, same }
+}
+
+/**
+ * `depin aggregate --field … --lat … --lng …`: an area's aggregate, recomputed here from the
+ * readings the API returns with it, each of them checked against the chain.
+ */
+export async function runAggregate(
+  options: QueryOptions & { field: string; lat?: string; lng?: string; cell?: string; ring: string },
+): Promise<void> {
+  const where = options.cell ? `cell=${options.cell}` : `lat=${options.lat}&lng=${options.lng}`
+  if (!options.cell && (options.lat === undefined || options.lng === undefined)) {
+    throw new ConfigError('INVALID_QUERY', 'give --cell, or --lat and --lng')
+  }
+  // a paid answer whose figures do not follow from its readings is refused before it counts as received
+  const { body: answer, settle } = await ask<AggregateAnswer>(
+    options,
+    `/v1/aggregate?field=${encodeURIComponent(options.field)}&${where}&ring=${options.ring}${windowQuery(options)}`,
+    'aggregate',
+    (body) => (recompute(body).same ? undefined : "the aggregate's figures do not follow from its readings"),
+  )
+  const { field } = answer
+  const { recomputed, asServed, same } = recompute(answer)
   const decimal = (v: bigint) => `${formatUnits(v, field.scale)} ${field.unit}`
   console.log(
     `${field.name} within ${answer.area.ring} rings of ${answer.area.cell} (${answer.area.cells} cells, ${answer.area.devices} devices)`,
@@ -255,10 +265,6 @@ export async function runAggregate(
       `NOT VERIFIED: the API said ${JSON.stringify(asServed)}, its own readings give the figures above`,
     )
     process.exitCode = 1
-    if (settle)
-      console.error(
-        'not settled: this answer does not hold, so no voucher was posted for it (the channel file still counts it as received: the next paid query pays for it)',
-      )
   } else {
     console.log('recomputed here from the readings returned: the same figures as the API')
     if (settle) console.error(await settle())

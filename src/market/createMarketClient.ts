@@ -125,19 +125,24 @@ export function createMarketClient(options: CreateMarketClientOptions) {
     token = body.token as string
   }
 
+  /** The signed voucher settling `current`, in JSON. */
+  const voucherFor = async (current: ConsumerChannel) =>
+    signedVoucherToJson(
+      await signVoucher(account, domain, {
+        consumer: account.address,
+        provider: current.provider,
+        cumulativeAmount: current.owed,
+        served: current.served,
+        servedCount: current.servedCount,
+      }),
+    )
+
   const voucherHeader = async (current: ConsumerChannel) => {
-    const signed = await signVoucher(account, domain, {
-      consumer: account.address,
-      provider: current.provider,
-      cumulativeAmount: current.owed,
-      served: current.served,
-      servedCount: current.servedCount,
-    })
     const payment = {
       x402Version: X402_VERSION,
       scheme: VOUCHER_SCHEME,
       network: `eip155:${deployment.chainId}`,
-      payload: signedVoucherToJson(signed),
+      payload: await voucherFor(current),
     }
     return Buffer.from(JSON.stringify(payment)).toString('base64')
   }
@@ -161,6 +166,9 @@ export function createMarketClient(options: CreateMarketClientOptions) {
    * channel advanced by exactly what they cost; any mismatch throws and nothing more is signed.
    * @param path e.g. `/v1/readings?device=0x…&from=…&to=…`
    * @param item what the route charges for: `reading` (each reading) or `aggregate` (each answer)
+   * @param accept the caller's own check of the answer (an aggregate's figures, say), once its
+   *   proofs and price hold: a reason refuses it (ANSWER_REFUSED), and the answer is not recorded
+   *   as received, so no voucher ever pays for it
    * @example
    * const client = createMarketClient({ apiUrl, account, publicClient, deployment })
    * const { body, paid } = await client.get('/v1/readings?device=0x…', 'reading')
@@ -168,6 +176,7 @@ export function createMarketClient(options: CreateMarketClientOptions) {
   async function get(
     path: string,
     item: 'reading' | 'aggregate',
+    accept?: (body: Record<string, unknown>) => string | undefined,
   ): Promise<{ body: Record<string, unknown>; paid: PaidReceipt }> {
     if (!token) await signIn()
     for (let attempt = 0; ; attempt++) {
@@ -189,7 +198,7 @@ export function createMarketClient(options: CreateMarketClientOptions) {
         const error = body.error as { code: string; message: string } | undefined
         return fail(error?.code ?? 'API_ERROR', `${path}: ${answer.status} ${error?.message ?? ''}`, { body })
       }
-      return { body, paid: await check(answer, body, current, item) }
+      return { body, paid: await check(answer, body, current, item, accept) }
     }
   }
 
@@ -198,6 +207,7 @@ export function createMarketClient(options: CreateMarketClientOptions) {
     body: Record<string, unknown>,
     current: ConsumerChannel,
     item: 'reading' | 'aggregate',
+    accept: ((body: Record<string, unknown>) => string | undefined) | undefined,
   ): Promise<PaidReceipt> {
     const readings = (body.readings ?? []) as ProvenReadingJson[]
     const digests: Hex[] = new Array(readings.length)
@@ -252,6 +262,9 @@ export function createMarketClient(options: CreateMarketClientOptions) {
         },
       )
     }
+    const refusal = accept?.(body)
+    if (refusal)
+      fail('ANSWER_REFUSED', `${refusal}: it is not counted as received, and nothing is signed for it`)
     channel = next
     options.state?.save(next)
     return { price, owed: next.owed, servedCount: next.servedCount }
@@ -261,13 +274,10 @@ export function createMarketClient(options: CreateMarketClientOptions) {
   async function settle(): Promise<ConsumerChannel> {
     if (!token) await signIn()
     const current = channel as ConsumerChannel
-    const header = JSON.parse(Buffer.from(await voucherHeader(current), 'base64').toString('utf8')) as {
-      payload: unknown
-    }
     const answer = await doFetch(`${base}/v1/market/vouchers`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(header.payload),
+      body: JSON.stringify(await voucherFor(current)),
     })
     const body = await json(answer)
     if (answer.status !== 200) {

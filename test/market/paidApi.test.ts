@@ -16,6 +16,7 @@ import { type ConsumerChannel, createMarketClient } from '../../src/market/creat
 import { createPaywall, VOUCHER_SCHEME, X402_VERSION } from '../../src/market/createPaywall.ts'
 import { openProviderStore, type ProviderStore } from '../../src/market/providerStore.ts'
 import { readConsumerFunds } from '../../src/market/readConsumerFunds.ts'
+import { decodeServedBundle, servedBundleProblem } from '../../src/market/servedBundle.ts'
 import { createSiweSessions } from '../../src/market/siweSessions.ts'
 import { extendServed, NOTHING_SERVED, signedVoucherToJson, signVoucher } from '../../src/market/voucher.ts'
 import { type SettledReadings, settleReadings } from '../helpers/settledReadings.ts'
@@ -34,6 +35,7 @@ let provider: Actor
 let consumer: Actor
 let poor: Actor
 let wary: Actor
+let picky: Actor
 let providerStore: ProviderStore
 let api: ApiServer
 
@@ -41,7 +43,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-market-'))
   net = await startTestNetwork()
   const owners = [await net.actor(), await net.actor()]
-  ;[provider, consumer, poor, wary] = [
+  ;[provider, consumer, poor, wary, picky] = [
+    await net.actor(),
     await net.actor(),
     await net.actor(),
     await net.actor(),
@@ -53,6 +56,7 @@ beforeAll(async () => {
     [consumer, 10n * WAD],
     [poor, PRICE * 3n],
     [wary, WAD],
+    [picky, WAD],
   ] as const) {
     await net.send(net.contracts.depinToken.write.transfer([who.address, amount]))
     await net.send(
@@ -78,6 +82,11 @@ beforeAll(async () => {
       provider.address,
     ),
     fundsTtlMs: 0,
+    indexer: settled.indexer.store,
+    windowOf: (epoch) => ({
+      start: net.deployment.genesisTime + epoch * net.deployment.epochLength,
+      end: net.deployment.genesisTime + (epoch + 1n) * net.deployment.epochLength,
+    }),
   })
   api = await createApiServer({
     deployment: net.deployment,
@@ -304,6 +313,23 @@ describe('a priced route', () => {
     )
     const [after] = await net.contracts.dataMarket.read.accountOf([consumer.address])
     expect(before - after).toBe(owed)
+    // the provider publishes what that redemption paid for, and it holds against the chain
+    await settled.indexer.syncOnce()
+    const [redemption] = settled.indexer.store.redemptions(consumer.address)
+    const r = redemption as NonNullable<typeof redemption>
+    const epochOf = (t: bigint) => (t - net.deployment.genesisTime) / net.deployment.epochLength
+    await net.testClient.setNextBlockTimestamp({
+      timestamp: net.deployment.genesisTime + (epochOf(r.blockTimestamp) + 1n) * net.deployment.epochLength,
+    })
+    await net.testClient.mine({ blocks: 1 })
+    await settled.indexer.syncOnce()
+    const published = await fetch(`${api.url}/v1/market/served/${epochOf(r.blockTimestamp)}`)
+    expect(published.status).toBe(200)
+    const keccak = await loadKeccak256()
+    const bytes = new Uint8Array(await published.arrayBuffer())
+    const bundle = decodeServedBundle(keccak, bytes, published.headers.get('x-bundle-hash') as Hex)
+    expect(bundle.redemptions[0]?.items.map((i) => i.digest)).toEqual(served.map((x) => x.digest))
+    expect(servedBundleProblem(keccak, bundle, [r], () => undefined)).toBeUndefined()
     expect((await net.contracts.rewardDistributor.read.feePool()) - pool).toBe(owed)
     // the settling voucher pays for the next answer, once: sent again, it is stale
     const auth = { authorization: `Bearer ${(await signIn(consumer)).body.token}`, 'x-payment': payment(v) }
@@ -364,5 +390,90 @@ describe('a priced route', () => {
     await expect(overcharged.get(devicePath(3), 'reading')).rejects.toMatchObject({
       code: 'PAYMENT_MISMATCH',
     })
+  })
+
+  it('records nothing as received when the caller refuses an answer whose proofs and price hold', async () => {
+    const client = clientOf(picky)
+    const path = `/v1/aggregate?field=temperature&cell=${settled.devices[0]?.cell}&ring=3&from=${settled.from}&to=${settled.to}`
+    await expect(
+      client.get(path, 'aggregate', () => 'its figures do not follow from its readings'),
+    ).rejects.toMatchObject({
+      code: 'ANSWER_REFUSED',
+    })
+    expect(channels.get(picky.address)).toBeUndefined()
+    // the provider served it and is left unpaid for it: the consumer's voucher does not cover it
+    expect(providerStore.channel(picky.address).owed).toBe(AGGREGATE_PRICE)
+    await expect(client.get(path, 'aggregate')).rejects.toMatchObject({ code: 'VOUCHER_STALE' })
+  })
+})
+
+describe('a stranger with a loop', () => {
+  const post = async (path: string, body: string, headers: Record<string, string> = {}) => {
+    const answer = await fetch(`${api.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    })
+    // biome-ignore lint/suspicious/noExplicitAny: the tests read into arbitrary JSON answers
+    return { status: answer.status, body: (await answer.json()) as any }
+  }
+
+  it('gets codes, not sessions, for malformed, oversized, foreign and forged sign-ins', async () => {
+    expect(await post('/v1/market/session', '{not json')).toMatchObject({ status: 400 })
+    expect(await post('/v1/market/session', JSON.stringify({ message: 1, signature: '0x' }))).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_BODY' } },
+    })
+    const long = JSON.stringify({ message: 'x'.repeat(5_000), signature: `0x${'11'.repeat(65)}` })
+    expect((await post('/v1/market/session', long)).body.error.code).toBe('INVALID_BODY')
+    expect((await post('/v1/market/session', 'x'.repeat(70_000))).status).toBe(413)
+    const notSiwe = JSON.stringify({ message: 'hello', signature: `0x${'11'.repeat(65)}` })
+    expect((await post('/v1/market/session', notSiwe)).body.error.code).toBe('SIWE_MESSAGE_INVALID')
+    // a fresh message naming the consumer, signed by someone else
+    const { nonce } = (await (await fetch(`${api.url}/v1/market/nonce`)).json()) as { nonce: string }
+    const message = createSiweMessage({
+      address: consumer.address,
+      chainId: net.chainId,
+      domain: new URL(api.url).host,
+      nonce,
+      uri: api.url,
+      version: '1',
+    })
+    const forged = await post(
+      '/v1/market/session',
+      JSON.stringify({ message, signature: await poor.account.signMessage?.({ message }) }),
+    )
+    expect(forged).toMatchObject({ status: 401, body: { error: { code: 'SIWE_SIGNATURE_INVALID' } } })
+  })
+
+  it('reaches nothing of a channel without a session, and pays nothing with a malformed voucher', async () => {
+    expect((await get('/v1/market/channel', {})).body.error.code).toBe('SESSION_REQUIRED')
+    expect((await get('/v1/market/channel', { authorization: 'Bearer nope' })).body.error.code).toBe(
+      'SESSION_INVALID',
+    )
+    expect((await post('/v1/market/vouchers', '{}')).body.error.code).toBe('SESSION_REQUIRED')
+    const { body } = await signIn(poor)
+    const malformed = await post('/v1/market/vouchers', '{"consumer":1}', {
+      authorization: `Bearer ${body.token}`,
+    })
+    expect(malformed).toMatchObject({ status: 402, body: { error: { code: 'PAYMENT_INVALID' } } })
+  })
+
+  it('gets 400 or 404 for served bundles of malformed, unfinished and far-future epochs', async () => {
+    for (const [epoch, status, code] of [
+      ['abc', 400, 'INVALID_EPOCH'],
+      ['-1', 400, 'INVALID_EPOCH'],
+      ['99999999999999999999', 400, 'INVALID_EPOCH'],
+      ['1000000000', 404, 'EPOCH_NOT_INDEXED'],
+      ['999999999999999999', 404, 'EPOCH_NOT_INDEXED'],
+    ] as const) {
+      const answer = await get(`/v1/market/served/${epoch}`, {})
+      expect(answer.status, epoch).toBe(status)
+      expect(answer.body.error.code, epoch).toBe(code)
+    }
+    // an epoch without redemptions of this provider: an empty bundle
+    const empty = await fetch(`${api.url}/v1/market/served/0`)
+    expect(empty.status).toBe(200)
+    expect(new TextDecoder().decode(await empty.arrayBuffer())).toMatch(/"redemptions":0\}\n$/)
   })
 })
