@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { type Address, createWalletClient, type Hex, http, keccak256, toHex } from 'viem'
 import { depinTokenAbi } from '../src/chain/generated/contracts.ts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
-import { extendServed, NOTHING_SERVED, signVoucher } from '../src/market/voucher.ts'
+import { extendServed, NOTHING_SERVED, redeemArgs, signVoucher } from '../src/market/voucher.ts'
 import { buildRewardsTree } from '../src/rewards/rewardsTree.ts'
 import {
   joinValidators,
@@ -60,16 +60,7 @@ async function measureDataMarket(net: TestNetwork) {
       served,
       servedCount: 100n * BigInt(answers),
     })
-    return net.send(
-      provider.contracts.dataMarket.write.redeem([
-        v.consumer,
-        v.cumulativeAmount,
-        v.served,
-        v.servedCount,
-        v.signature,
-      ]),
-      provider.clients,
-    )
+    return net.send(provider.contracts.dataMarket.write.redeem(redeemArgs(v)), provider.clients)
   }
   // another consumer first, so that neither the market's token balance nor the fee pool is
   // written from zero by the transactions measured

@@ -11,6 +11,7 @@ import { dataMarketAbi } from '../chain/generated/contracts.ts'
 import { sendTransaction } from '../chain/sendTransaction.ts'
 import type { Context } from '../protocol/context.ts'
 import type { ProviderStore } from './providerStore.ts'
+import { redeemArgs } from './voucher.ts'
 
 export type CreateRedeemerOptions = {
   store: ProviderStore
@@ -53,13 +54,7 @@ export function createRedeemer(options: CreateRedeemerOptions) {
             address: market,
             abi: dataMarketAbi,
             functionName: 'redeem',
-            args: [
-              voucher.consumer,
-              voucher.cumulativeAmount,
-              voucher.served,
-              voucher.servedCount,
-              voucher.signature,
-            ],
+            args: redeemArgs(voucher),
             account,
             chain: options.clients.chain,
           }),

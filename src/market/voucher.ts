@@ -44,6 +44,10 @@ export type Voucher = {
 
 export type SignedVoucher = Voucher & { signature: Hex }
 
+/** DataMarket.redeem's arguments for a signed voucher, in order. */
+export const redeemArgs = (v: SignedVoucher) =>
+  [v.consumer, v.cumulativeAmount, v.served, v.servedCount, v.signature] as const
+
 /** Where a voucher is valid: a chain and its DataMarket. */
 export type MarketDomain = { chainId: number; market: Address }
 

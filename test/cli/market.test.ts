@@ -14,15 +14,13 @@ import { promisify } from 'node:util'
 import { type Address, type Hex, parseEther, parseUnits } from 'viem'
 import { privateKeyToAddress } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
+import type { ApiServer } from '../../src/api/createApiServer.ts'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { writeDeployment } from '../../src/chain/deployment.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
-import { createPaywall } from '../../src/market/createPaywall.ts'
-import { openProviderStore, type ProviderStore } from '../../src/market/providerStore.ts'
-import { readConsumerFunds } from '../../src/market/readConsumerFunds.ts'
-import { createSiweSessions } from '../../src/market/siweSessions.ts'
-import { extendServed, NOTHING_SERVED } from '../../src/market/voucher.ts'
+import type { ProviderStore } from '../../src/market/providerStore.ts'
+import { extendServed, NOTHING_SERVED, redeemArgs } from '../../src/market/voucher.ts'
+import { type PaidApi, startPaidApi } from '../helpers/paidApi.ts'
 import { type SettledReadings, settleReadings } from '../helpers/settledReadings.ts'
 import { startTestNetwork, type TestNetwork, WAD } from '../helpers/testNetwork.ts'
 
@@ -36,6 +34,7 @@ let net: TestNetwork
 let settled: SettledReadings
 let provider: Awaited<ReturnType<TestNetwork['actor']>>
 let providerStore: ProviderStore
+let paid: PaidApi
 let api: ApiServer
 
 beforeAll(async () => {
@@ -45,37 +44,12 @@ beforeAll(async () => {
   const owners = [await net.actor(), await net.actor()]
   provider = await net.actor()
   settled = await settleReadings(net, { dir, owners, devices: 2, epochs: [1n, 2n], perDevice: 2 })
-  await net.send(net.contracts.dataMarket.write.addProvider([provider.address, 'http://127.0.0.1:1/']))
-  providerStore = openProviderStore(join(dir, 'provider.db'))
-  const market = blueprint.market
-  if (!market) throw new Error('the environment blueprint names no market')
-  api = await createApiServer({
-    deployment: net.deployment,
-    blueprint,
-    indexer: settled.indexer.store,
-    rewards: settled.store,
-    paywall: createPaywall({
-      store: providerStore,
-      sessions: createSiweSessions({ chainId: net.chainId }),
-      keccak: await loadKeccak256(),
-      domain: { chainId: net.chainId, market: net.deployment.contracts.dataMarket },
-      provider: provider.address,
-      token: net.deployment.contracts.depinToken,
-      prices: market.prices,
-      readFunds: readConsumerFunds(
-        net.admin.publicClient,
-        net.deployment.contracts.dataMarket,
-        provider.address,
-      ),
-      fundsTtlMs: 0,
-    }),
-  })
-  await api.start()
+  paid = await startPaidApi(net, settled, { dir, blueprint, provider })
+  ;({ api, providerStore } = paid)
 }, 120_000)
 
 afterAll(async () => {
-  await api?.stop()
-  providerStore?.close()
+  await paid?.stop()
   await settled?.close()
   await net?.stop()
   if (dir) rmSync(dir, { recursive: true, force: true })
@@ -333,16 +307,7 @@ describe('paid depin readings and depin aggregate', () => {
 
     // the voucher the provider holds is good on-chain; the balance names what was redeemed
     const v = channel.voucher as NonNullable<typeof channel.voucher>
-    await net.send(
-      provider.contracts.dataMarket.write.redeem([
-        v.consumer,
-        v.cumulativeAmount,
-        v.served,
-        v.servedCount,
-        v.signature,
-      ]),
-      provider.clients,
-    )
+    await net.send(provider.contracts.dataMarket.write.redeem(redeemArgs(v)), provider.clients)
     expect((await accountOf(consumer)).balance).toBe(parseUnits('0.055', 18) - v.cumulativeAmount)
     const balance = await depin('market', 'balance', '--consumer-key-file', keyFile)
     expect(balance.stdout).toContain('\ndeposit 0.037 DPIN\n')

@@ -8,6 +8,7 @@ import {
   hashVoucher,
   type MarketDomain,
   NOTHING_SERVED,
+  redeemArgs,
   type SignedVoucher,
   signVoucher,
   type Voucher,
@@ -59,8 +60,7 @@ async function voucher(amount: bigint, served = NOTHING_SERVED, count = 0n, to =
   return signVoucher(consumer.account, domain, v)
 }
 
-const redeem = (v: SignedVoucher, by: Actor = provider) =>
-  market(by).write.redeem([v.consumer, v.cumulativeAmount, v.served, v.servedCount, v.signature])
+const redeem = (v: SignedVoucher, by: Actor = provider) => market(by).write.redeem(redeemArgs(v))
 
 describe('DataMarket: deposits', () => {
   it('takes deposits, for oneself and for another consumer', async () => {

@@ -9,16 +9,16 @@ import { join } from 'node:path'
 import { type Hex, parseUnits } from 'viem'
 import { createSiweMessage } from 'viem/siwe'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
+import type { ApiServer } from '../../src/api/createApiServer.ts'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { type ConsumerChannel, createMarketClient } from '../../src/market/createMarketClient.ts'
-import { createPaywall, VOUCHER_SCHEME, X402_VERSION } from '../../src/market/createPaywall.ts'
-import { openProviderStore, type ProviderStore } from '../../src/market/providerStore.ts'
-import { readConsumerFunds } from '../../src/market/readConsumerFunds.ts'
+import { VOUCHER_SCHEME, X402_VERSION } from '../../src/market/createPaywall.ts'
+import { createRedeemer } from '../../src/market/createRedeemer.ts'
+import type { ProviderStore } from '../../src/market/providerStore.ts'
 import { decodeServedBundle, servedBundleProblem } from '../../src/market/servedBundle.ts'
-import { createSiweSessions } from '../../src/market/siweSessions.ts'
 import { extendServed, NOTHING_SERVED, signedVoucherToJson, signVoucher } from '../../src/market/voucher.ts'
+import { type PaidApi, startPaidApi } from '../helpers/paidApi.ts'
 import { type SettledReadings, settleReadings } from '../helpers/settledReadings.ts'
 import { startTestNetwork, type TestNetwork, WAD } from '../helpers/testNetwork.ts'
 
@@ -37,6 +37,7 @@ let poor: Actor
 let wary: Actor
 let picky: Actor
 let providerStore: ProviderStore
+let paid: PaidApi
 let api: ApiServer
 
 beforeAll(async () => {
@@ -51,7 +52,6 @@ beforeAll(async () => {
     await net.actor(),
   ]
   settled = await settleReadings(net, { dir, owners, devices: 4, epochs: [1n, 2n], perDevice: 2 })
-  await net.send(net.contracts.dataMarket.write.addProvider([provider.address, 'http://127.0.0.1:1/']))
   for (const [who, amount] of [
     [consumer, 10n * WAD],
     [poor, PRICE * 3n],
@@ -65,42 +65,12 @@ beforeAll(async () => {
     )
     await net.send(who.contracts.dataMarket.write.deposit([amount]), who.clients)
   }
-  providerStore = openProviderStore(join(dir, 'provider.db'))
-  const market = blueprint.market
-  if (!market) throw new Error('the environment blueprint names no market')
-  const paywall = createPaywall({
-    store: providerStore,
-    sessions: createSiweSessions({ chainId: net.chainId }),
-    keccak: await loadKeccak256(),
-    domain: { chainId: net.chainId, market: net.deployment.contracts.dataMarket },
-    provider: provider.address,
-    token: net.deployment.contracts.depinToken,
-    prices: market.prices,
-    readFunds: readConsumerFunds(
-      net.admin.publicClient,
-      net.deployment.contracts.dataMarket,
-      provider.address,
-    ),
-    fundsTtlMs: 0,
-    indexer: settled.indexer.store,
-    windowOf: (epoch) => ({
-      start: net.deployment.genesisTime + epoch * net.deployment.epochLength,
-      end: net.deployment.genesisTime + (epoch + 1n) * net.deployment.epochLength,
-    }),
-  })
-  api = await createApiServer({
-    deployment: net.deployment,
-    blueprint,
-    indexer: settled.indexer.store,
-    rewards: settled.store,
-    paywall,
-  })
-  await api.start()
+  paid = await startPaidApi(net, settled, { dir, blueprint, provider })
+  ;({ api, providerStore } = paid)
 }, 120_000)
 
 afterAll(async () => {
-  await api?.stop()
-  providerStore?.close()
+  await paid?.stop()
   await settled?.close()
   await net?.stop()
   rmSync(dir, { recursive: true, force: true })
@@ -301,16 +271,17 @@ describe('a priced route', () => {
     const [before] = await net.contracts.dataMarket.read.accountOf([consumer.address])
     const pool = await net.contracts.rewardDistributor.read.feePool()
     const v = voucher as NonNullable<typeof voucher>
-    await net.send(
-      provider.contracts.dataMarket.write.redeem([
-        v.consumer,
-        v.cumulativeAmount,
-        v.served,
-        v.servedCount,
-        v.signature,
-      ]),
-      provider.clients,
-    )
+    // the provider's redeemer redeems it, and only the channels with something to add
+    const redeemed: bigint[] = []
+    const redeemer = createRedeemer({
+      store: providerStore,
+      clients: provider.clients,
+      market: net.deployment.contracts.dataMarket,
+      onRedeemed: (r) => redeemed.push(r.amount),
+    })
+    expect(await redeemer.redeemDue()).toBeGreaterThanOrEqual(1)
+    expect(redeemed).toContain(owed)
+    expect(await redeemer.redeemDue()).toBe(0)
     const [after] = await net.contracts.dataMarket.read.accountOf([consumer.address])
     expect(before - after).toBe(owed)
     // the provider publishes what that redemption paid for, and it holds against the chain
