@@ -172,9 +172,13 @@ async function showDevice(device, dot) {
   meta.textContent = `owner ${short(device.owner)}, class ${device.deviceClass}, ${device.status}, cell ${device.h3Cell}`
   panel.replaceChildren(heading, id, meta)
   const now = Math.floor(Date.now() / 1000)
-  const answer = await getJson(
+  // where the API sells readings (a data-market provider), the device's newest few are free
+  const window = await fetch(
     `/v1/readings?device=${device.device}&from=${now - 6 * 3600}&to=${now + 1}&limit=1000`,
   )
+  const preview = window.status === 401 || window.status === 402
+  if (!preview && !window.ok) throw new Error(`/v1/readings answered ${window.status}`)
+  const answer = preview ? await getJson(`/v1/devices/${device.device}/latest`) : await window.json()
   const fields = classes.get(device.deviceClass)?.fields ?? []
   const table = document.createElement('table')
   table.id = 'readings'
@@ -199,9 +203,11 @@ async function showDevice(device, dot) {
   }
   const count = document.createElement('p')
   count.className = 'note'
-  count.textContent = answer.readings.length
-    ? `${answer.readings.length} readings settled in the last 6 hours, each proven against its epoch's on-chain readings root (latest 20 shown).`
-    : 'No settled readings in the last 6 hours.'
+  count.textContent = preview
+    ? `This API sells its readings on the data market: the device's newest ${answer.readings.length} settled readings are free here, each proven against its epoch's on-chain readings root; more with \`depin readings --consumer-key-file\`.`
+    : answer.readings.length
+      ? `${answer.readings.length} readings settled in the last 6 hours, each proven against its epoch's on-chain readings root (latest 20 shown).`
+      : 'No settled readings in the last 6 hours.'
   const verified = document.createElement('p')
   verified.id = 'verified'
   verified.className = 'note'

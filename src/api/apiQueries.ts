@@ -55,6 +55,17 @@ export const readingsQuerySchema = windowSchema.extend({
   device: deviceField,
   limit: z.coerce.number().int().min(1).max(1_000).default(100).describe('most readings returned'),
 })
+/** Most readings the free preview of a device serves (the dashboard's; the rest is paid where priced). */
+export const MAX_PREVIEW_READINGS = 20
+export const previewQuerySchema = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PREVIEW_READINGS)
+    .default(MAX_PREVIEW_READINGS)
+    .describe('most readings returned, the newest'),
+})
 export const streamQuerySchema = z
   .object({
     device: deviceField,

@@ -23,6 +23,7 @@ import {
   devicesQuerySchema,
   epochsQuerySchema,
   MAX_STREAM_READINGS,
+  previewQuerySchema,
   readingsQuerySchema,
   receiptsQuerySchema,
   streamQuerySchema,
@@ -333,6 +334,29 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     return toJson({ from, to, ...proven })
   })
   paywall?.register(server)
+  // free, even where /v1/readings is paid: a device's newest few settled readings (the
+  // dashboard's device panel), each with its proof
+  server.get<{ Params: { device: string } }>('/v1/devices/:device/latest', async (request, reply) => {
+    if (!isAddress(request.params.device)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
+    }
+    const query = previewQuerySchema.safeParse(request.query)
+    if (!query.success) return invalidQuery(reply, query.error)
+    const found = rewards.acceptedReadings({
+      from: 0n,
+      to: 1n << 40n,
+      limit: query.data.limit,
+      devices: [request.params.device.toLowerCase()],
+      newest: true,
+    })
+    return toJson({
+      device: getAddress(request.params.device),
+      paid: paywall !== undefined,
+      ...prover.prove(found),
+    })
+  })
 
   // the use case's own delivery routes (the environment: /v1/aggregate)
   const useCaseApi: UseCaseApi = {
@@ -351,7 +375,9 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   for (const route of useCase.routes ?? []) route.register(useCaseApi)
 
   const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
-  server.get('/v1/openapi.json', async () => openApiDocument(version, useCase))
+  server.get('/v1/openapi.json', async () =>
+    openApiDocument(version, useCase, { market: paywall !== undefined }),
+  )
 
   // the dashboard (web/): static files, and the map it draws
   let baseMap: string | undefined

@@ -3,6 +3,7 @@ import type { UseCase } from '../usecases/useCase.ts'
 import {
   devicesQuerySchema,
   epochsQuerySchema,
+  previewQuerySchema,
   readingsQuerySchema,
   receiptsQuerySchema,
   streamQuerySchema,
@@ -10,6 +11,8 @@ import {
 
 /** One documented route of the API (path in OpenAPI's `{param}` form). */
 type RouteDoc = {
+  /** Default GET. */
+  method?: 'post'
   path: string
   summary: string
   query?: z.ZodObject
@@ -49,8 +52,15 @@ export const API_ROUTES: readonly RouteDoc[] = [
   {
     path: '/v1/readings',
     summary:
-      "Accepted readings in a time window, each with its proof against its epoch's settled readings root",
+      "Accepted readings in a time window, each with its proof against its epoch's settled readings root; where the API is a data-market provider, paid per reading (402 Payment Required without a voucher)",
     query: readingsQuerySchema,
+  },
+  {
+    path: '/v1/devices/{device}/latest',
+    summary:
+      "A device's newest settled readings (at most 20), each with its proof; free even where /v1/readings is paid (the dashboard's preview)",
+    params: { device: 'a 0x address' },
+    query: previewQuerySchema,
   },
   {
     path: '/v1/stream',
@@ -61,6 +71,37 @@ export const API_ROUTES: readonly RouteDoc[] = [
   },
   { path: '/v1/map', summary: "The dashboard's map: land outline (Natural Earth) and device positions" },
   { path: '/v1/openapi.json', summary: 'This document' },
+]
+
+/** The data market's routes, served where the API is a provider (src/market/createPaywall.ts). */
+export const MARKET_ROUTES: readonly RouteDoc[] = [
+  {
+    path: '/v1/market/nonce',
+    summary: 'A one-time nonce for Sign-In with Ethereum, with the chain id and this provider',
+  },
+  {
+    method: 'post',
+    path: '/v1/market/session',
+    summary:
+      'Signs a consumer in: body { message, signature } of an EIP-4361 message naming this host and a fresh nonce; answers a bearer token',
+  },
+  {
+    path: '/v1/market/channel',
+    summary:
+      "The signed-in consumer's channel with this provider: owed, served commitment and count, paid, redeemed, deposit, and the voucher that settles it",
+  },
+  {
+    method: 'post',
+    path: '/v1/market/vouchers',
+    summary: 'Settles the channel without a new request: body, a signed voucher for exactly what was served',
+  },
+  {
+    path: '/v1/market/served/{epoch}',
+    summary:
+      "The provider's served bundle of an epoch (depin-served/1, content-addressed by X-Bundle-Hash): per redemption, the readings it paid for",
+    params: { epoch: 'a settled epoch' },
+    produces: 'application/octet-stream',
+  },
 ]
 
 const errorSchema = {
@@ -76,14 +117,18 @@ const errorSchema = {
 }
 
 /** Every route of the API of a network of `useCase`; a test checks that the server has exactly these. */
-export function apiRoutes(useCase: Pick<UseCase, 'routes'>): RouteDoc[] {
-  return [...API_ROUTES, ...(useCase.routes ?? [])]
+export function apiRoutes(useCase: Pick<UseCase, 'routes'>, options: { market?: boolean } = {}): RouteDoc[] {
+  return [...API_ROUTES, ...(useCase.routes ?? []), ...(options.market ? MARKET_ROUTES : [])]
 }
 
 /** The API's OpenAPI 3.1 document; query parameters come from the zod schemas that validate them. */
-export function openApiDocument(version: string, useCase: Pick<UseCase, 'routes'>) {
-  const paths: Record<string, unknown> = {}
-  for (const route of apiRoutes(useCase)) {
+export function openApiDocument(
+  version: string,
+  useCase: Pick<UseCase, 'routes'>,
+  options: { market?: boolean } = {},
+) {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const route of apiRoutes(useCase, options)) {
     const parameters = [
       ...Object.entries(route.params ?? {}).map(([name, description]) => ({
         name,
@@ -105,7 +150,8 @@ export function openApiDocument(version: string, useCase: Pick<UseCase, 'routes'
       }),
     ]
     paths[route.path] = {
-      get: {
+      ...paths[route.path],
+      [route.method ?? 'get']: {
         summary: route.summary,
         ...(parameters.length > 0 ? { parameters } : {}),
         responses: {

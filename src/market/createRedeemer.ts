@@ -22,6 +22,8 @@ export type CreateRedeemerOptions = {
   intervalMs?: number
   /** Each redemption that landed. */
   onRedeemed?: (event: { consumer: Address; amount: bigint; cumulativeAmount: bigint; txHash: Hex }) => void
+  /** What went wrong in a round (a redemption refused, the chain unreachable); default: context.report. */
+  onError?: (code: string, error: unknown, fields?: Record<string, unknown>) => void
   context?: Context
 }
 
@@ -33,6 +35,10 @@ export function createRedeemer(options: CreateRedeemerOptions) {
   const provider = account.address
   let timer: NodeJS.Timeout | undefined
   let running: Promise<number> | undefined
+  const report =
+    options.onError ??
+    ((code: string, error: unknown, fields?: Record<string, unknown>) =>
+      options.context?.report(code, error, fields))
 
   /** Redeems every voucher that adds something; returns how many landed. */
   async function redeemDue(): Promise<number> {
@@ -68,7 +74,7 @@ export function createRedeemer(options: CreateRedeemerOptions) {
         })
       } catch (error) {
         // a consumer whose deposit no longer covers the voucher: the others are redeemed still
-        options.context?.report('REDEEM_FAILED', error, { consumer: voucher.consumer })
+        report('REDEEM_FAILED', error, { consumer: voucher.consumer })
       }
     }
     return landed
@@ -85,7 +91,7 @@ export function createRedeemer(options: CreateRedeemerOptions) {
     redeemDue: round,
     start() {
       timer = setInterval(() => {
-        round().catch((error: unknown) => options.context?.report('REDEEM_ROUND_FAILED', error))
+        round().catch((error: unknown) => report('REDEEM_ROUND_FAILED', error))
       }, options.intervalMs ?? 30_000)
     },
     async stop() {

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { type Account, formatUnits, type Hex } from 'viem'
+import { type Account, formatUnits, type Hex, parseEther } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createApiServer } from '../api/createApiServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
@@ -12,11 +12,14 @@ import { deploymentPath, ensureDeployed } from '../chain/ensureDeployed.ts'
 import { joinAsValidator } from '../chain/joinAsValidator.ts'
 import { listGateway } from '../chain/listGateway.ts'
 import { loadOrCreateKey } from '../chain/loadOrCreateKey.ts'
+import { sendTransaction } from '../chain/sendTransaction.ts'
 import { anvilAccounts } from '../chain/startAnvil.ts'
 import { ConfigError, DepinError } from '../errors.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest } from '../gateway/createMqttIngest.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
+import { createMarketProvider, type MarketProvider } from '../market/createMarketProvider.ts'
+import { listProvider } from '../market/listProvider.ts'
 import { allReadingsTopics, DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import { useCaseOf } from '../usecases/registry.ts'
 import { createValidator, type Validator } from '../validator/createValidator.ts'
@@ -49,6 +52,13 @@ export type StartEmbeddedNetworkOptions = {
   validatorProcesses?: boolean
   /** The blueprint's file, which validator processes load. */
   blueprintPath?: string
+  /**
+   * The API as the data market's provider when the blueprint has a market (default true): its key
+   * in `<dataDir>/api/key` (0600), listed on the DataMarket with the API's URL, priced routes
+   * behind the paywall, and the vouchers redeemed every `redeemIntervalMs` (default one epoch).
+   */
+  market?: boolean
+  redeemIntervalMs?: number
   /** Progress lines, one per step and one per settled epoch. */
   log?: (line: string) => void
   /** Something the network cannot work on from (an indexer halted on a reorg); already logged. */
@@ -65,6 +75,8 @@ export type EmbeddedNetwork = {
   /** The validators running in this process (none when they run as processes of their own). */
   validators: Validator[]
   indexer: Indexer
+  /** The API's data-market provider (when the blueprint has a market). */
+  provider?: MarketProvider & { address: Hex }
   stop(): Promise<void>
 }
 
@@ -219,6 +231,43 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       rewardsStore = (validators[0] as Validator).store
     }
 
+    // the API as the data market's provider: its own key pays for redeeming the vouchers
+    let provider: (MarketProvider & { address: Hex }) | undefined
+    if (blueprint.market && options.market !== false) {
+      const providerClients = await createChainClients({
+        rpcUrl: chain.rpcUrl,
+        privateKey: loadOrCreateKey(join(dataDir, 'api', 'key')),
+        pollingInterval: 250,
+      })
+      const address = (providerClients.account as Account).address
+      if ((await chain.publicClient.getBalance({ address })) < parseEther('1')) {
+        const wallet = chain.walletClient as NonNullable<ChainClients['walletClient']>
+        await sendTransaction(
+          chain.publicClient,
+          wallet.sendTransaction({ to: address, value: parseEther('10') }),
+        )
+      }
+      const symbol = blueprint.token.symbol
+      const market = await createMarketProvider({
+        blueprint,
+        deployment,
+        publicClient: chain.publicClient,
+        provider: address,
+        dbPath: join(dataDir, 'api', 'provider.db'),
+        indexer: gatewayIndexer.store,
+        clients: providerClients,
+        ...(options.redeemIntervalMs !== undefined ? { redeemIntervalMs: options.redeemIntervalMs } : {}),
+        onRedeemed: (r) =>
+          log(
+            `market: redeemed ${formatUnits(r.amount, 18)} ${symbol} from consumer ${r.consumer} (${formatUnits(r.cumulativeAmount, 18)} in all), tx ${r.txHash.slice(0, 12)}…`,
+          ),
+        onError: (code, error) =>
+          log(`market: error ${code}: ${error instanceof Error ? error.message : String(error)}`),
+      })
+      stopping.push(() => market.stop())
+      provider = Object.assign(market, { address })
+    }
+
     const api = await createApiServer({
       rpcUrl: chain.rpcUrl,
       deployment,
@@ -226,6 +275,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       indexer: gatewayIndexer.store,
       rewards: rewardsStore,
       port: options.apiPort ?? 0,
+      ...(provider ? { paywall: provider.paywall } : {}),
       onError: ({ code, error }) =>
         log(`api: error ${code}: ${error instanceof Error ? error.message : String(error)}`),
     })
@@ -233,6 +283,20 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     stopping.push(() => api.stop())
     log(`api at ${api.url} (GET ${api.routes.join(', ')})`)
     log(`dashboard at ${api.url}/`)
+    if (provider) {
+      const listed = await listProvider({
+        sender: chain,
+        deployment,
+        provider: provider.address,
+        url: api.url,
+      })
+      provider.start()
+      const { prices } = provider.paywall
+      const price = (amount: bigint) => `${formatUnits(amount, 18)} ${blueprint.token.symbol}`
+      log(
+        `market: the API is provider ${provider.address} on the DataMarket ${deployment.contracts.dataMarket} (${listed === 'unchanged' ? 'listed' : listed}): ${price(prices.reading)} a reading, ${price(prices.aggregate)} an aggregate, ${price(prices.streamedReading)} a streamed reading`,
+      )
+    }
 
     const owners = await Promise.all(
       anvilAccounts.slice(1, 6).map((privateKey) => createChainClients({ rpcUrl: chain.rpcUrl, privateKey })),
@@ -315,6 +379,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       deployment,
       validators,
       indexer: gatewayIndexer,
+      ...(provider ? { provider } : {}),
       stop: stopAll,
     }
   } catch (error) {

@@ -268,6 +268,8 @@ export function createValidatorStore(path: string) {
       epoch?: bigint
       devices?: readonly string[]
       limit: number
+      /** The newest `limit` of the window instead of the oldest (still in time order). */
+      newest?: boolean
     }): (AcceptedReading & { epoch: bigint })[] {
       const conditions = ['time >= ?', 'time < ?']
       const parameters: unknown[] = [query.from, query.to]
@@ -279,11 +281,13 @@ export function createValidatorStore(path: string) {
         conditions.push('device IN (SELECT value FROM json_each(?))')
         parameters.push(JSON.stringify(query.devices))
       }
+      const order = query.newest ? 'time DESC, device DESC, seq DESC' : 'time, device, seq'
       const rows = db
         .prepare(
-          `SELECT epoch, reading, digest FROM accepted_readings WHERE ${conditions.join(' AND ')} ORDER BY time, device, seq LIMIT ?`,
+          `SELECT epoch, reading, digest FROM accepted_readings WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ?`,
         )
         .all(...parameters, query.limit) as { epoch: number; reading: string; digest: Hex }[]
+      if (query.newest) rows.reverse()
       return rows.map((row) => {
         const json = JSON.parse(row.reading) as SignedReadingJson & { kindIndex?: number }
         const reading = fromReadingJson(json)

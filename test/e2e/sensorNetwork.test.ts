@@ -79,6 +79,8 @@ beforeAll(async () => {
     dataDir: dir,
     blueprint,
     validators: 3,
+    // the network's free API (test/e2e/marketNetwork.test.ts runs it as a paid provider)
+    market: false,
     simulation: {
       fleet,
       intervalSeconds: 2, // the fleet sends over MQTT, the default

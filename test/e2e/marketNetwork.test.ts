@@ -1,0 +1,293 @@
+/**
+ * The data market end to end, on the embedded network as `depin up` runs it (anvil, the contracts,
+ * the gateway, three validators, the indexers, a simulated fleet, and the API as the market's
+ * provider with its own key): a consumer deposits with `depin market deposit`, pays for readings
+ * with `depin readings --consumer-key-file` and for an aggregate and more readings through the SDK,
+ * the provider redeems the voucher, and the validators credit the fees in the rewards tree of the
+ * next settled epoch. Then: the consumer's deposit went down by exactly the prices of what it
+ * received; the provider's and the protocol's cumulative amounts went up by exactly their shares;
+ * each owner's went up by its emission plus exactly its devices' share of what was served; and
+ * claims pay those amounts out.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { latLngToCell } from 'h3-js'
+import { type Address, getAddress, type Hex, parseEther, parseUnits } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { ProvenReadingJson } from '../../src/api/verifyProvenReadings.ts'
+import { createChainClients } from '../../src/chain/createChainClients.ts'
+import { getContracts } from '../../src/chain/getContracts.ts'
+import { sendTransaction } from '../../src/chain/sendTransaction.ts'
+import { anvilAccounts } from '../../src/chain/startAnvil.ts'
+import { runClaim } from '../../src/cli/claim.ts'
+import { channelFileState, loadConsumerKey } from '../../src/cli/consumerKey.ts'
+import { runMarketDeposit } from '../../src/cli/market.ts'
+import { runReadings } from '../../src/cli/query.ts'
+import { createMarketClient, type MarketClient } from '../../src/market/createMarketClient.ts'
+import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
+import { createFleet } from '../../src/usecases/environment/simulator/createFleet.ts'
+import type { EnvironmentSimulationOptions } from '../../src/usecases/environment/simulator/stationOptions.ts'
+import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
+
+const { blueprint } = shortEpochBlueprint()
+const market = blueprint.market as NonNullable<typeof blueprint.market>
+const fleet = createFleet({ size: 6, blueprint, seed: 11 })
+const BPS = 10_000n
+
+let dir: string
+let network: EmbeddedNetwork
+let keyFile: string
+let consumer: Address
+let client: MarketClient
+/** Every reading the consumer received and checked, by lower-case device; and what it owes. */
+const received = new Map<string, number>()
+let owed = 0n
+let depositBefore = 0n
+
+const admin = () => createChainClients({ rpcUrl: network.rpcUrl, privateKey: anvilAccounts[0] })
+const count = (readings: readonly ProvenReadingJson[]) => {
+  for (const r of readings) {
+    const device = r.reading.device.toLowerCase()
+    received.set(device, (received.get(device) ?? 0) + 1)
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'depin-market-e2e-'))
+  network = await startEmbeddedNetwork({
+    dataDir: dir,
+    blueprint,
+    validators: 3,
+    // the test redeems when it has paid for everything (one redemption to follow)
+    redeemIntervalMs: 3_600_000,
+    simulation: { fleet, intervalSeconds: 2 } satisfies EnvironmentSimulationOptions,
+  })
+  // readings settled: something to buy
+  await waitFor(
+    'two settled epochs with accepted readings',
+    () => network.indexer.store.epochs().filter((e) => e.accepted > 0).length >= 2 || undefined,
+    180_000,
+  )
+  // the consumer's key, as the CLI makes it; funded by the user (here the genesis holder)
+  keyFile = join(dir, 'consumer', 'consumer.key')
+  consumer = loadConsumerKey(keyFile).account.address
+  const genesis = await admin()
+  await sendTransaction(
+    genesis.publicClient,
+    getContracts(genesis, network.deployment).depinToken.write.transfer([consumer, parseUnits('10', 18)]),
+  )
+  await sendTransaction(
+    genesis.publicClient,
+    (genesis.walletClient as NonNullable<typeof genesis.walletClient>).sendTransaction({
+      to: consumer,
+      value: parseEther('1'),
+    }),
+  )
+  let cl: MarketClient | undefined
+  cl = createMarketClient({
+    apiUrl: network.apiUrl,
+    account: privateKeyToAccount(readFileSync(keyFile, 'utf8').trim() as Hex),
+    publicClient: genesis.publicClient,
+    deployment: network.deployment,
+    // the same channel file as the CLI's: SDK and CLI pay on one channel
+    state: channelFileState(keyFile, () => cl?.market()?.provider),
+  })
+  client = cl
+}, 240_000)
+
+afterAll(async () => {
+  vi.restoreAllMocks()
+  await network?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+const accountOf = async () => {
+  const genesis = await admin()
+  const [balance] = await getContracts(genesis, network.deployment).dataMarket.read.accountOf([consumer])
+  return balance
+}
+
+describe('the data market on the embedded network', () => {
+  it('lists the API as the provider, prices /v1/readings and keeps the dashboard preview free', async () => {
+    const provider = network.provider as NonNullable<EmbeddedNetwork['provider']>
+    const genesis = await admin()
+    const { dataMarket } = getContracts(genesis, network.deployment)
+    expect(await dataMarket.read.providers()).toEqual([provider.address])
+    expect(await dataMarket.read.providerUrl([provider.address])).toBe(network.apiUrl)
+    const status = (await (await fetch(`${network.apiUrl}/v1/status`)).json()) as {
+      market: { provider: string; prices: Record<string, string> }
+    }
+    expect(status.market.provider).toBe(provider.address)
+    expect(status.market.prices.reading).toBe(market.prices.reading.toString())
+    const device = fleet.stations[0]?.account.address as Address
+    const unpaid = await fetch(`${network.apiUrl}/v1/readings?device=${device}&from=0`)
+    expect(unpaid.status).toBe(401)
+    expect(((await unpaid.json()) as { error: { code: string } }).error.code).toBe('SESSION_REQUIRED')
+    const preview = (await (await fetch(`${network.apiUrl}/v1/devices/${device}/latest`)).json()) as {
+      paid: boolean
+      readings: ProvenReadingJson[]
+    }
+    expect(preview.paid).toBe(true)
+    expect(preview.readings.length).toBeGreaterThan(0)
+    expect(preview.readings.length).toBeLessThanOrEqual(20)
+    expect(preview.readings.every((r) => r.reading.device.toLowerCase() === device.toLowerCase())).toBe(true)
+    const tooMany = await fetch(`${network.apiUrl}/v1/devices/${device}/latest?limit=21`)
+    expect(tooMany.status).toBe(400)
+    // the OpenAPI document names the market's routes where the API is a provider
+    const { paths } = (await (await fetch(`${network.apiUrl}/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>
+    }
+    expect(Object.keys(paths['/v1/market/session'] ?? {})).toEqual(['post'])
+    expect(Object.keys(paths['/v1/market/vouchers'] ?? {})).toEqual(['post'])
+    expect(Object.keys(paths['/v1/market/served/{epoch}'] ?? {})).toEqual(['get'])
+  })
+
+  it('a consumer deposits with the CLI, then pays for readings (CLI and SDK) and an aggregate (SDK)', async () => {
+    const lines: string[] = []
+    await runMarketDeposit('5', {
+      consumerKeyFile: keyFile,
+      rpcUrl: network.rpcUrl,
+      dataDir: dir,
+      print: (line) => lines.push(line),
+    })
+    expect(lines.join('\n')).toMatch(
+      new RegExp(`deposited 5 ${blueprint.token.symbol} for 0x[0-9a-fA-F]{40}, tx 0x`),
+    )
+    depositBefore = await accountOf()
+    expect(depositBefore).toBe(parseUnits('5', 18))
+
+    // the CLI: a device's readings, each proof checked, then the voucher for them settled
+    const [first, second] = fleet.stations.map((s) => s.account.address)
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {})
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {})
+    await runReadings({
+      api: network.apiUrl,
+      rpcUrl: network.rpcUrl,
+      dataDir: dir,
+      consumerKeyFile: keyFile,
+      device: first as string,
+      from: '0',
+      limit: '7',
+    })
+    const printed = log.mock.calls.map((c) => String(c[0])).filter((l) => /^epoch \d+ seq \d+ /.test(l))
+    const settledLine = errors.mock.calls.map((c) => String(c[0])).join('\n')
+    log.mockRestore()
+    errors.mockRestore()
+    expect(printed.length).toBe(7)
+    expect(process.exitCode ?? 0).toBe(0)
+    expect(settledLine).toContain('paid')
+    received.set((first as string).toLowerCase(), 7)
+    owed += 7n * market.prices.reading
+
+    // the SDK, on the same channel file: another device's readings, then an aggregate around it
+    const readings = await client.get(`/v1/readings?device=${second}&from=0&limit=5`, 'reading')
+    const servedReadings = readings.body.readings as ProvenReadingJson[]
+    expect(servedReadings.length).toBe(5)
+    count(servedReadings)
+    owed += 5n * market.prices.reading
+    expect(readings.paid).toEqual({ price: 5n * market.prices.reading, owed, servedCount: 12n })
+
+    const station = fleet.stations[1] as (typeof fleet.stations)[number]
+    const cell = latLngToCell(station.lat, station.lng, 8)
+    const aggregate = await client.get(
+      `/v1/aggregate?cell=${cell}&ring=1&field=temperature&from=0`,
+      'aggregate',
+    )
+    const aggregated = aggregate.body.readings as ProvenReadingJson[]
+    expect(aggregated.length).toBeGreaterThan(0)
+    count(aggregated)
+    owed += market.prices.aggregate
+    expect(aggregate.paid.owed).toBe(owed)
+    await client.settle()
+    const channel = client.channel()
+    expect(channel?.owed).toBe(owed)
+    expect(channel?.servedCount).toBe(BigInt([...received.values()].reduce((a, b) => a + b, 0)))
+  })
+
+  it('after settlement the deposit went down by exactly the prices, and every share reached its account', async () => {
+    const provider = network.provider as NonNullable<EmbeddedNetwork['provider']>
+    const landed = await provider.redeemer?.redeemDue()
+    expect(landed).toBe(1)
+    expect(await accountOf()).toBe(depositBefore - owed)
+    const [redemption] = network.indexer.store.redemptions(consumer)
+    const r =
+      redemption ??
+      (await waitFor('the redemption indexed', () => network.indexer.store.redemptions(consumer)[0]))
+    expect(r.amount).toBe(owed)
+    const { genesisTime, epochLength } = network.deployment
+    const redeemedIn = (r.blockTimestamp - genesisTime) / epochLength
+    // the first epoch settled from the redemption's on credits it
+    const crediting = await waitFor(
+      'an epoch settled after the redemption',
+      () => network.indexer.store.epochs().find((e) => e.epoch >= redeemedIn),
+      120_000,
+    )
+    const base = network.indexer.store.epochs().find((e) => e.epoch < crediting.epoch)
+    const store = network.validators[0]?.store as NonNullable<EmbeddedNetwork['validators'][0]>['store']
+    const after = store.result(crediting.epoch)?.cumulative as Map<string, bigint>
+    const before = base ? (store.result(base.epoch)?.cumulative ?? new Map<string, bigint>()) : new Map()
+    const delta = (account: string) =>
+      (after.get(account.toLowerCase()) ?? 0n) - (before.get(account.toLowerCase()) ?? 0n)
+
+    // the split, recomputed here from what the consumer received
+    const n = BigInt([...received.values()].reduce((a, b) => a + b, 0))
+    const devicesPool = (owed * BigInt(market.split.deviceOwnersBps)) / BPS
+    const providerShare = (owed * BigInt(market.split.providerBps)) / BPS
+    const ownerOf = (device: string) => network.indexer.store.getDevice(getAddress(device))?.owner as Address
+    const usageOf = new Map<string, bigint>()
+    let given = providerShare
+    for (const [device, c] of received) {
+      const share = (devicesPool * BigInt(c)) / n
+      const owner = ownerOf(device).toLowerCase()
+      usageOf.set(owner, (usageOf.get(owner) ?? 0n) + share)
+      given += share
+    }
+    const treasury = await getContracts(await admin(), network.deployment).dataMarket.read.treasury()
+    expect(delta(provider.address)).toBe(providerShare)
+    expect(delta(treasury)).toBe(owed - given)
+    // owners: this epoch's emission (their devices' receipts) plus exactly their usage share
+    const receipts = store.receipts(crediting.epoch)
+    const owners = new Set(fleet.stations.map((s) => ownerOf(s.account.address).toLowerCase()))
+    for (const owner of owners) {
+      const emission = receipts
+        .filter((x) => x.owner.toLowerCase() === owner)
+        .reduce((sum, x) => sum + x.reward, 0n)
+      expect(delta(owner), owner).toBe(emission + (usageOf.get(owner) ?? 0n))
+    }
+    // nothing credited beyond emission and the fees: the fee part sums to exactly what was paid
+    const emitted = receipts.reduce((sum, x) => sum + x.reward, 0n)
+    const validatorsCredit = [...after.keys()]
+      .filter((a) => !owners.has(a) && a !== provider.address.toLowerCase() && a !== treasury.toLowerCase())
+      .reduce((sum, a) => sum + delta(a), 0n)
+    expect(crediting.total).toBe(emitted + validatorsCredit + owed)
+
+    // claims pay it: the provider's and one owner's
+    const genesis = await admin()
+    const { depinToken } = getContracts(genesis, network.deployment)
+    for (const account of [provider.address, getAddress([...usageOf.keys()][0] as string)]) {
+      await waitFor('the API to serve the crediting epoch', async () => {
+        const answer = (await (await fetch(`${network.apiUrl}/v1/rewards/${account}`)).json()) as {
+          epoch: string | null
+        }
+        return answer.epoch !== null && BigInt(answer.epoch) >= crediting.epoch ? true : undefined
+      })
+      const held = await depinToken.read.balanceOf([account])
+      const answer = (await (await fetch(`${network.apiUrl}/v1/rewards/${account}`)).json()) as {
+        claimable: string
+      }
+      const lines: string[] = []
+      await runClaim({
+        owner: account,
+        api: network.apiUrl,
+        rpcUrl: network.rpcUrl,
+        dataDir: dir,
+        print: (line) => lines.push(line),
+      })
+      expect(await depinToken.read.balanceOf([account])).toBe(held + BigInt(answer.claimable))
+      // the provider earns from usage only: what it claimed is its share, exactly
+      if (account === provider.address) expect(BigInt(answer.claimable)).toBe(providerShare)
+    }
+  })
+})
