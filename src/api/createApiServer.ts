@@ -82,6 +82,9 @@ const DASHBOARD_FILES = [
 /** Settled epochs a stream sends at most per second (a client resuming far back catches up). */
 const STREAM_EPOCHS_PER_TICK = 50
 
+/** How long a paid stream waits for the voucher of the readings it sent before it closes, ms. */
+const STREAM_PAYMENT_WAIT_MS = 60_000
+
 /** Settled epochs looked at for each validator's agreement with the quorum. */
 const LIVENESS_WINDOW = 20
 
@@ -452,6 +455,15 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const devicesOf = (): string[] | undefined =>
       device ? [device.toLowerCase()] : area ? devicesIn(area, classId) : undefined
 
+    // a device's or an area's readings are paid per streamed reading where the API is a provider;
+    // the epochs alone stay free
+    const ticket =
+      paywall && devicesOf() !== undefined
+        ? paywall.guard(request, reply, { item: 'streamedReading', maxReadings: MAX_STREAM_READINGS })
+        : undefined
+    if (paywall && devicesOf() !== undefined && !ticket) return reply
+    if (ticket) paywall?.openStream(ticket)
+
     reply.hijack()
     const out = reply.raw
     out.writeHead(200, {
@@ -464,8 +476,44 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         `${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(toJson(data))}\n\n`,
       )
     out.write('retry: 2000\n\n')
+    let closed = false
     let next = since !== undefined ? since + 1n : (indexer.epochs(1)[0]?.epoch ?? -1n) + 1n
-    const tick = () => {
+    /** Since when a paid stream waits for the voucher of its last part (ms), if it does. */
+    let unpaidSince: number | undefined
+    /**
+     * Charges a paid stream's next part; false when it must wait (the voucher of the last part is
+     * not in yet: asked for once with a `payment-required` event) or ends (its deposit is spent).
+     */
+    const pay = async (readings: Parameters<Paywall['chargeStream']>[1]): Promise<boolean> => {
+      if (!ticket || !paywall || readings.length === 0) return true
+      const charged = await paywall.chargeStream(ticket.consumer, readings)
+      if (closed) return false
+      if (charged.type === 'charged') {
+        unpaidSince = undefined
+        send('payment', charged.payment)
+        return true
+      }
+      if (charged.type === 'refused') {
+        send('error', { code: charged.code, message: charged.message })
+        close()
+        return false
+      }
+      if (unpaidSince === undefined) {
+        unpaidSince = Date.now()
+        send('payment-required', {
+          message: 'sign the voucher for what this stream sent, and POST it to /v1/market/vouchers',
+          voucher: charged.voucher,
+        })
+      } else if (Date.now() - unpaidSince > STREAM_PAYMENT_WAIT_MS) {
+        send('error', {
+          code: 'PAYMENT_TIMEOUT',
+          message: 'no voucher for the last readings sent: stream closed',
+        })
+        close()
+      }
+      return false
+    }
+    const tick = async () => {
       const newest = indexer.epochs(1)[0]?.epoch
       if (newest === undefined || newest < next) return
       // newest first: the epochs at or after `next` are among the newest (newest − next + 1)
@@ -476,37 +524,50 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         .slice(0, STREAM_EPOCHS_PER_TICK)
       const devices = devicesOf()
       for (const epoch of settled) {
-        send('epoch', epoch, epoch.epoch)
-        if (devices) {
-          const found = rewards.acceptedReadings({
-            from: 0n,
-            to: 1n << 62n,
-            epoch: epoch.epoch,
-            devices,
-            limit: MAX_STREAM_READINGS,
-          })
-          const proven = prover.prove(found)
-          for (const reading of proven.readings) send('reading', reading)
-          if (proven.unverifiable.length > 0) send('unverifiable', { epoch: epoch.epoch })
+        if (!devices) {
+          send('epoch', epoch, epoch.epoch)
+          next = epoch.epoch + 1n
+          continue
         }
+        const found = rewards.acceptedReadings({
+          from: 0n,
+          to: 1n << 62n,
+          epoch: epoch.epoch,
+          devices,
+          limit: MAX_STREAM_READINGS,
+        })
+        const proven = prover.prove(found)
+        // a paid part is charged before it is sent: its epoch, its price, then its readings
+        if (!(await pay(proven.readings))) return
+        send('epoch', epoch, epoch.epoch)
+        for (const reading of proven.readings) send('reading', reading)
+        if (proven.unverifiable.length > 0) send('unverifiable', { epoch: epoch.epoch })
         next = epoch.epoch + 1n
       }
     }
     // a tick that fails (a store error) tells the client, closes its stream and is reported: the
     // client reconnects with Last-Event-ID and resumes where it was
+    let ticking = false
     const guardedTick = () => {
-      try {
-        tick()
-      } catch (error) {
-        if (options.onError) options.onError({ code: 'STREAM_TICK_FAILED', error })
-        else options.context?.report('STREAM_TICK_FAILED', error)
-        send('error', { code: 'STREAM_TICK_FAILED', message: 'the stream stopped; reconnect to resume' })
-        close()
-      }
+      if (ticking || closed) return
+      ticking = true
+      tick()
+        .catch((error: unknown) => {
+          if (options.onError) options.onError({ code: 'STREAM_TICK_FAILED', error })
+          else options.context?.report('STREAM_TICK_FAILED', error)
+          if (closed) return
+          send('error', { code: 'STREAM_TICK_FAILED', message: 'the stream stopped; reconnect to resume' })
+          close()
+        })
+        .finally(() => {
+          ticking = false
+        })
     }
     const polling = setInterval(guardedTick, 1_000)
     const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000)
     const close = () => {
+      if (closed) return
+      closed = true
       clearInterval(polling)
       clearInterval(keepAlive)
       streams.delete(close)

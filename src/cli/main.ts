@@ -20,7 +20,7 @@ import { runDeviceInit, runDeviceSend } from './device.ts'
 import { runGatewayList, runGatewayRemove, runGatewaySet } from './gateway.ts'
 import { runGatewayProcess } from './gatewayRun.ts'
 import { runMarketBalance, runMarketDeposit, runMarketWithdraw } from './market.ts'
-import { runAggregate, runReadings } from './query.ts'
+import { runAggregate, runReadings, runStream } from './query.ts'
 import { runRandomness } from './randomness.ts'
 import { runReceipts } from './receipts.ts'
 import { runStatus } from './status.ts'
@@ -149,9 +149,13 @@ gateway
   .action(runGatewayProcess)
 
 const queryOptions = (command: Command) =>
+  askOptions(
+    command
+      .option('--from <unix seconds>', 'start of the window (default: an hour before --to)')
+      .option('--to <unix seconds>', 'end of the window, excluded (default: now)'),
+  )
+const askOptions = (command: Command) =>
   command
-    .option('--from <unix seconds>', 'start of the window (default: an hour before --to)')
-    .option('--to <unix seconds>', 'end of the window, excluded (default: now)')
     .option('--api <url>', 'the depin API', 'http://127.0.0.1:8547')
     .option('--rpc-url <url>', 'the chain, to check the proofs against', 'http://127.0.0.1:8545')
     .option('--data-dir <dir>', "the data dir holding the network's deployment.json", '.data')
@@ -182,6 +186,24 @@ queryOptions(
     .option('--cell <h3>', 'centre of the area as an H3 cell, instead of --lat/--lng')
     .option('--ring <k>', 'rings of cells around the centre', '1'),
 ).action(runAggregate)
+
+askOptions(
+  program
+    .command('stream')
+    .description(
+      "settled epochs as they come, with a device's or an area's readings, each proof checked here against the chain",
+    )
+    .option('--device <address>', 'the device')
+    .option('--lat <degrees>', 'centre of the area (with --lng)')
+    .option('--lng <degrees>', 'centre of the area (with --lat)')
+    .option('--cell <h3>', 'centre of the area as an H3 cell, instead of --lat/--lng')
+    .option('--ring <k>', 'rings of cells around the centre', '1')
+    .option(
+      '--since <epoch>',
+      'the last epoch you have: the stream starts after it (default: the next to settle)',
+    )
+    .option('--epochs <n>', 'stop after this many epochs (default: until Ctrl-C)'),
+).action(runStream)
 
 const market = program
   .command('market')

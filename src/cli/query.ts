@@ -6,7 +6,7 @@ import { readDeployment } from '../chain/deployment.ts'
 import { deploymentPath } from '../chain/ensureDeployed.ts'
 import { depinTokenAbi } from '../chain/generated/contracts.ts'
 import { ConfigError, DepinError } from '../errors.ts'
-import { createMarketClient, type MarketClient } from '../market/createMarketClient.ts'
+import { createMarketClient, type MarketClient, readEventStream } from '../market/createMarketClient.ts'
 import { askApi } from './askApi.ts'
 import {
   channelFileState,
@@ -270,4 +270,148 @@ export async function runAggregate(
     if (settle) console.error(await settle())
   }
   await checkAgainstChain(options, answer.readings)
+}
+
+/**
+ * `depin stream --device …` (or an area): settled epochs as they come, with the readings of them
+ * asked for, each proof checked here against the chain; with `--consumer-key-file`, paid per
+ * streamed reading through the data market (each part checked before its voucher is signed).
+ * Stops after `--epochs` epochs, or on Ctrl-C.
+ */
+export async function runStream(
+  options: QueryOptions & {
+    device?: string
+    lat?: string
+    lng?: string
+    cell?: string
+    ring: string
+    since?: string
+    epochs?: string
+  },
+): Promise<void> {
+  if (options.device !== undefined && !isAddress(options.device))
+    throw new ConfigError('INVALID_ADDRESS', `--device ${options.device} is not an address`)
+  const epochs = options.epochs === undefined ? undefined : Number(options.epochs)
+  if (epochs !== undefined && (!Number.isInteger(epochs) || epochs < 1))
+    throw new ConfigError('INVALID_OPTIONS', `--epochs ${options.epochs} is not a positive integer`)
+  const where = options.device
+    ? `device=${options.device}`
+    : options.cell
+      ? `cell=${options.cell}&ring=${options.ring}`
+      : options.lat !== undefined && options.lng !== undefined
+        ? `lat=${options.lat}&lng=${options.lng}&ring=${options.ring}`
+        : undefined
+  if (!where) throw new ConfigError('INVALID_QUERY', 'give --device, --cell, or --lat and --lng')
+  const path = `/v1/stream?${where}${options.since !== undefined ? `&since=${options.since}` : ''}`
+  const controller = new AbortController()
+  const onSignal = () => controller.abort()
+  process.once('SIGINT', onSignal)
+  let seen = 0
+  /** Prints a part, checks its proofs; true when the stream has given all that was asked. */
+  const show = async (epoch: Record<string, unknown>, readings: readonly ProvenReadingJson[]) => {
+    console.log(
+      `epoch ${String(epoch.epoch)} settled in tx ${String(epoch.txHash)}: ${readings.length} readings`,
+    )
+    for (const r of readings) {
+      console.log(
+        `epoch ${r.epoch} seq ${r.reading.seq} ${new Date(Number(r.reading.time) * 1000).toISOString()} device ${r.reading.device} values ${r.reading.values.join(' ')}`,
+      )
+    }
+    if (readings.length > 0) await checkAgainstChain(options, readings)
+    seen++
+    if (epochs !== undefined && seen >= epochs) controller.abort()
+  }
+  try {
+    if (options.consumerKeyFile)
+      await streamPaying(options, options.consumerKeyFile, path, show, controller.signal)
+    else await streamFree(options, path, show, controller.signal)
+  } finally {
+    process.off('SIGINT', onSignal)
+  }
+}
+
+type ShowPart = (epoch: Record<string, unknown>, readings: readonly ProvenReadingJson[]) => Promise<void>
+
+async function streamFree(options: QueryOptions, path: string, show: ShowPart, signal: AbortSignal) {
+  let response: Response
+  try {
+    response = await fetch(`${options.api}${path}`, { signal, headers: { accept: 'text/event-stream' } })
+  } catch (error) {
+    if (signal.aborted) return
+    throw new ConfigError(
+      'API_UNREACHABLE',
+      `no depin API answers at ${options.api}: is \`depin up\` running?`,
+      {
+        cause: error,
+      },
+    )
+  }
+  if (response.status === 401 || response.status === 402) {
+    const body = (await response.json()) as { error: { code: string } }
+    throw new ConfigError(
+      'PAYMENT_REQUIRED',
+      `the API at ${options.api} charges for streamed readings (it answered ${response.status} ${body.error.code}): pass --consumer-key-file FILE to pay from that key's deposit on the DataMarket`,
+    )
+  }
+  if (!response.ok) throw new DepinError('API_ERROR', `${path}: ${response.status} ${await response.text()}`)
+  // a free stream: each epoch's readings follow it; a part is complete at the next epoch
+  let part: { epoch: Record<string, unknown>; readings: ProvenReadingJson[] } | undefined
+  await readEventStream(
+    response,
+    async (event, data) => {
+      if (event === 'epoch') {
+        if (part) await show(part.epoch, part.readings)
+        part = { epoch: data as Record<string, unknown>, readings: [] }
+      } else if (event === 'reading') part?.readings.push(data as ProvenReadingJson)
+      else if (event === 'error') {
+        const e = data as { code: string; message: string }
+        throw new DepinError(e.code, e.message)
+      }
+    },
+    signal,
+  )
+  if (part && !signal.aborted) await show(part.epoch, part.readings)
+}
+
+async function streamPaying(
+  options: QueryOptions,
+  keyFile: string,
+  path: string,
+  show: ShowPart,
+  signal: AbortSignal,
+) {
+  const deployment = readDeployment(deploymentPath(options.dataDir))
+  const { account, created } = loadConsumerKey(keyFile)
+  if (created) console.error(createdKeyLine(keyFile, account.address))
+  const { publicClient } = await createChainClients({ rpcUrl: options.rpcUrl })
+  const client: MarketClient = createMarketClient({
+    apiUrl: options.api,
+    account,
+    publicClient,
+    deployment,
+    state: channelFileState(keyFile, () => client.market()?.provider),
+    acceptProviderChannel: options.acceptProviderChannel ?? false,
+  })
+  const symbol = await publicClient.readContract({
+    address: deployment.contracts.depinToken,
+    abi: depinTokenAbi,
+    functionName: 'symbol',
+  })
+  const tokens = (amount: bigint) => formatTokens(amount, symbol)
+  try {
+    await client.stream(
+      path,
+      async ({ epoch, readings, paid }) => {
+        if (paid)
+          console.error(
+            `paid ${tokens(paid.price)} for ${readings.length} streamed readings; cumulative ${tokens(paid.owed)} for ${paid.servedCount} readings, settled with a voucher`,
+          )
+        await show(epoch, readings)
+      },
+      { signal },
+    )
+  } catch (error) {
+    if (signal.aborted && !(error instanceof DepinError)) return
+    throw explainMarketError(error, options, keyFile)
+  }
 }

@@ -9,6 +9,8 @@
  * itself (`state`), not taken from the provider: a provider claiming more than the consumer
  * received gets a 402 loop, never a signature.
  */
+
+import { EventSourceParserStream } from 'eventsource-parser/stream'
 import { type Address, getAddress, type Hex, type LocalAccount, type PublicClient } from 'viem'
 import { createSiweMessage } from 'viem/siwe'
 import { type ProvenReadingJson, verifyProvenReadings } from '../api/verifyProvenReadings.ts'
@@ -198,18 +200,29 @@ export function createMarketClient(options: CreateMarketClientOptions) {
         const error = body.error as { code: string; message: string } | undefined
         return fail(error?.code ?? 'API_ERROR', `${path}: ${answer.status} ${error?.message ?? ''}`, { body })
       }
-      return { body, paid: await check(answer, body, current, item, accept) }
+      let theirs: PaymentResponse
+      try {
+        const header = answer.headers.get('x-payment-response')
+        theirs = JSON.parse(Buffer.from(header ?? '', 'base64').toString('utf8')) as PaymentResponse
+      } catch {
+        return fail('PAYMENT_RESPONSE_INVALID', 'the answer has no readable X-PAYMENT-RESPONSE')
+      }
+      const readings = (body.readings ?? []) as ProvenReadingJson[]
+      return { body, paid: await check(readings, theirs, current, item, accept && (() => accept(body))) }
     }
   }
 
+  /**
+   * Checks a paid answer's readings (their proofs against the chain), its price and the provider's
+   * new commitment against the consumer's own; only then advances (and saves) the channel.
+   */
   async function check(
-    answer: Response,
-    body: Record<string, unknown>,
+    readings: readonly ProvenReadingJson[],
+    theirs: PaymentResponse,
     current: ConsumerChannel,
-    item: 'reading' | 'aggregate',
-    accept: ((body: Record<string, unknown>) => string | undefined) | undefined,
+    item: 'reading' | 'aggregate' | 'streamedReading',
+    accept: (() => string | undefined) | undefined,
   ): Promise<PaidReceipt> {
-    const readings = (body.readings ?? []) as ProvenReadingJson[]
     const digests: Hex[] = new Array(readings.length)
     const failed = await verifyProvenReadings({
       readings,
@@ -233,19 +246,12 @@ export function createMarketClient(options: CreateMarketClientOptions) {
     }
     const prices = (market as NonNullable<typeof market>).prices
     const count = BigInt(readings.length)
-    const price = item === 'aggregate' ? (count > 0n ? prices.aggregate : 0n) : prices.reading * count
+    const price = item === 'aggregate' ? (count > 0n ? prices.aggregate : 0n) : prices[item] * count
     const next: ConsumerChannel = {
       provider: current.provider,
       owed: current.owed + price,
       served: extendServed(await loadKeccak256(), current.served, digests),
       servedCount: current.servedCount + count,
-    }
-    const header = answer.headers.get('x-payment-response')
-    let theirs: PaymentResponse
-    try {
-      theirs = JSON.parse(Buffer.from(header ?? '', 'base64').toString('utf8')) as PaymentResponse
-    } catch {
-      return fail('PAYMENT_RESPONSE_INVALID', 'the answer has no readable X-PAYMENT-RESPONSE')
     }
     if (
       theirs.price !== price.toString() ||
@@ -262,7 +268,7 @@ export function createMarketClient(options: CreateMarketClientOptions) {
         },
       )
     }
-    const refusal = accept?.(body)
+    const refusal = accept?.()
     if (refusal)
       fail('ANSWER_REFUSED', `${refusal}: it is not counted as received, and nothing is signed for it`)
     channel = next
@@ -287,9 +293,86 @@ export function createMarketClient(options: CreateMarketClientOptions) {
     return current
   }
 
+  /**
+   * Follows a paid stream (`/v1/stream?device=…`, or an area): the provider charges each settled
+   * epoch's readings before it sends them (a `payment` event naming their price, count and new
+   * commitment); each part's proofs, price and commitment are checked here before it counts as
+   * received and goes to `onPart`, and only then is the voucher for it posted, which lets the
+   * provider send the next. Epochs without readings come as parts without a payment. Resolves when
+   * `signal` aborts or the stream ends; rejects with the refusal's code (DEPOSIT_INSUFFICIENT, …)
+   * or PROOF_INVALID / PAYMENT_MISMATCH, after which nothing more is signed.
+   * @example
+   * await client.stream(`/v1/stream?device=${device}`, ({ epoch, readings }) => show(epoch, readings))
+   */
+  async function stream(
+    path: string,
+    onPart: (part: StreamPart) => void | Promise<void>,
+    streamOptions: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (!token) await signIn()
+    const answer = await doFetch(`${base}${path}`, {
+      headers: {
+        authorization: `Bearer ${token}`,
+        'x-payment': await voucherHeader(channel as ConsumerChannel),
+        accept: 'text/event-stream',
+      },
+      ...(streamOptions.signal ? { signal: streamOptions.signal } : {}),
+    })
+    if (answer.status !== 200) {
+      const body = await json(answer)
+      const error = body.error as { code: string; message: string } | undefined
+      return fail(error?.code ?? 'API_ERROR', `${path}: ${answer.status} ${error?.message ?? ''}`, {
+        status: answer.status,
+        body,
+      })
+    }
+    let pending: { payment: PaymentResponse & { count: number }; readings: ProvenReadingJson[] } | undefined
+    let epoch: Record<string, unknown> | undefined
+    const onEvent = async (event: string, data: unknown) => {
+      if (event === 'error') {
+        const e = data as { code: string; message: string }
+        return fail(e.code, `${path}: ${e.message}`)
+      }
+      if (event === 'payment-required') {
+        // the provider waits for the voucher of the last part: (re)post it
+        await settle()
+        return
+      }
+      if (event === 'payment') {
+        pending = { payment: data as PaymentResponse & { count: number }, readings: [] }
+        epoch = undefined
+        return
+      }
+      if (event === 'epoch') {
+        epoch = data as Record<string, unknown>
+        if (!pending) await onPart({ epoch, readings: [] })
+        else if (pending.payment.count === 0) fail('PAYMENT_MISMATCH', 'a payment for no readings')
+        return
+      }
+      if (event === 'reading') {
+        if (!pending || !epoch) return fail('STREAM_INVALID', `${path}: a reading outside a paid part`)
+        pending.readings.push(data as ProvenReadingJson)
+        if (pending.readings.length < pending.payment.count) return
+        const part = pending
+        pending = undefined
+        const paid = await check(
+          part.readings,
+          part.payment,
+          channel as ConsumerChannel,
+          'streamedReading',
+          undefined,
+        )
+        await onPart({ epoch, readings: part.readings, paid })
+        await settle()
+      }
+    }
+    await readEventStream(answer, onEvent, streamOptions.signal)
+  }
+
   return {
     signIn,
     get,
+    stream,
     settle,
     /** The channel as the consumer keeps it (undefined before signing in). */
     channel: () => channel,
@@ -299,3 +382,41 @@ export function createMarketClient(options: CreateMarketClientOptions) {
 }
 
 export type MarketClient = ReturnType<typeof createMarketClient>
+
+/** One part of a stream: a settled epoch and the readings of it that were asked for (paid for, if priced). */
+export type StreamPart = { epoch: Record<string, unknown>; readings: ProvenReadingJson[]; paid?: PaidReceipt }
+
+/**
+ * Reads a server-sent event stream (eventsource-parser) to its end, or until `signal` aborts,
+ * handing each event's name and parsed JSON data to `onEvent` in order; what `onEvent` throws
+ * cancels the stream and rejects.
+ */
+export async function readEventStream(
+  response: Response,
+  onEvent: (event: string, data: unknown, id: string | undefined) => void | Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const events = (response.body as ReadableStream<Uint8Array>)
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(new EventSourceParserStream())
+  const reader = events.getReader()
+  try {
+    for (;;) {
+      const next = await reader.read().catch((error: unknown) => {
+        if (signal?.aborted) return { done: true as const, value: undefined }
+        throw error
+      })
+      if (next.done) return
+      const { event, data, id } = next.value
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(data)
+      } catch {
+        throw new MarketClientError('STREAM_INVALID', `an event ${event ?? 'message'} whose data is not JSON`)
+      }
+      await onEvent(event ?? 'message', parsed, id)
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+}

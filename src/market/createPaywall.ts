@@ -315,13 +315,11 @@ export function createPaywall(options: CreatePaywallOptions) {
     answer: PaidAnswer,
   ): Promise<boolean> {
     const { quote } = ticket
-    const count = BigInt(answer.readings.length)
-    const price =
-      answer.item === 'aggregate' ? (count > 0n ? prices.aggregate : 0n) : prices[answer.item] * count
+    const price = priceOf(answer)
     const owed = ticket.channel.owed + price
-    const covered = (f: ConsumerFunds) => owed - f.redeemed <= f.balance - f.withdrawal
-    if (!covered(await fundsOf(ticket.consumer, false)) && !covered(await fundsOf(ticket.consumer, true))) {
-      const f = await fundsOf(ticket.consumer, false)
+    const shortfall = await shortfallOf(ticket.consumer, owed)
+    if (shortfall) {
+      const f = shortfall
       refuse(
         request,
         reply,
@@ -340,25 +338,7 @@ export function createPaywall(options: CreatePaywallOptions) {
       )
       return false
     }
-    const served = extendServed(
-      keccak,
-      ticket.channel.served,
-      answer.readings.map((r) => r.digest),
-    )
-    const recorded = store.recordServed(
-      { owed: ticket.channel.owed, servedCount: ticket.channel.servedCount },
-      {
-        voucher: ticket.voucher,
-        owed,
-        served,
-        readings: answer.readings.map((r) => ({
-          epoch: BigInt(r.epoch),
-          digest: r.digest,
-          // lower-cased by the store: no checksum needed
-          device: r.reading.device as Address,
-        })),
-      },
-    )
+    const recorded = record(ticket.channel, ticket.voucher, owed, answer)
     if (!recorded) {
       refuse(
         request,
@@ -371,19 +351,115 @@ export function createPaywall(options: CreatePaywallOptions) {
       )
       return false
     }
-    reply.header(
-      'x-payment-response',
-      encodeHeader({
-        success: true,
-        network,
-        payer: ticket.consumer,
-        price: price.toString(),
-        cumulativeAmount: owed.toString(),
-        served,
-        servedCount: (ticket.channel.servedCount + count).toString(),
-      }),
-    )
+    reply.header('x-payment-response', encodeHeader(paymentResponse(ticket.consumer, price, recorded)))
     return true
+  }
+
+  /** A paid stream opened with `ticket`: its voucher (settling everything before) is the channel's latest. */
+  const openStream = (ticket: PaymentTicket): void => store.recordVoucher(ticket.voucher)
+
+  /** What an answer costs: per reading, or per aggregate answer (with at least one reading). */
+  const priceOf = (answer: PaidAnswer): bigint => {
+    const count = BigInt(answer.readings.length)
+    return answer.item === 'aggregate' ? (count > 0n ? prices.aggregate : 0n) : prices[answer.item] * count
+  }
+
+  /** The consumer's funds when its deposit does not cover `owed` in all (re-read once before saying so). */
+  async function shortfallOf(consumer: Address, owed: bigint): Promise<ConsumerFunds | undefined> {
+    const covered = (f: ConsumerFunds) => owed - f.redeemed <= f.balance - f.withdrawal
+    if (covered(await fundsOf(consumer, false))) return undefined
+    const fresh = await fundsOf(consumer, true)
+    return covered(fresh) ? undefined : fresh
+  }
+
+  /**
+   * Records the voucher that settled `channel` and the answer's readings as served, in one
+   * transaction; the channel as it now stands, or undefined when another answer moved it on.
+   */
+  function record(
+    channel: ChannelState,
+    voucher: SignedVoucher,
+    owed: bigint,
+    answer: PaidAnswer,
+  ): { owed: bigint; served: Hex; servedCount: bigint } | undefined {
+    const served = extendServed(
+      keccak,
+      channel.served,
+      answer.readings.map((r) => r.digest),
+    )
+    const ok = store.recordServed(
+      { owed: channel.owed, servedCount: channel.servedCount },
+      {
+        voucher,
+        owed,
+        served,
+        readings: answer.readings.map((r) => ({
+          epoch: BigInt(r.epoch),
+          digest: r.digest,
+          // lower-cased by the store: no checksum needed
+          device: r.reading.device as Address,
+        })),
+      },
+    )
+    return ok
+      ? { owed, served, servedCount: channel.servedCount + BigInt(answer.readings.length) }
+      : undefined
+  }
+
+  /** X-PAYMENT-RESPONSE's content (and a paid stream's `payment` event's). */
+  const paymentResponse = (
+    consumer: Address,
+    price: bigint,
+    now: { owed: bigint; served: Hex; servedCount: bigint },
+  ) => ({
+    success: true,
+    network,
+    payer: consumer,
+    price: price.toString(),
+    cumulativeAmount: now.owed.toString(),
+    served: now.served,
+    servedCount: now.servedCount.toString(),
+  })
+
+  /**
+   * Charges the next part of a paid stream (`/v1/stream` of a device's or an area's readings):
+   * allowed only once the consumer's latest voucher settles everything served before (it posts
+   * one to `/v1/market/vouchers` after it checked each part), so the provider carries at most one
+   * part unpaid. `unpaid` means wait for that voucher (the stream holds its place); `refused`
+   * ends the stream with the code.
+   */
+  async function chargeStream(
+    consumer: Address,
+    readings: PaidAnswer['readings'],
+  ): Promise<
+    | { type: 'charged'; payment: ReturnType<typeof paymentResponse> & { count: number } }
+    | { type: 'unpaid'; voucher: ReturnType<typeof voucherToSign> }
+    | { type: 'refused'; code: string; message: string }
+  > {
+    const channel = store.channel(consumer)
+    const v = channel.voucher
+    if (
+      !v ||
+      v.cumulativeAmount !== channel.owed ||
+      v.served !== channel.served ||
+      v.servedCount !== channel.servedCount
+    )
+      return { type: 'unpaid', voucher: voucherToSign(channel) }
+    const answer: PaidAnswer = { item: 'streamedReading', readings }
+    const price = priceOf(answer)
+    const owed = channel.owed + price
+    if (await shortfallOf(consumer, owed))
+      return {
+        type: 'refused',
+        code: 'DEPOSIT_INSUFFICIENT',
+        message: 'the deposit on the DataMarket does not cover the next readings: deposit more',
+      }
+    const recorded = record(channel, v, owed, answer)
+    if (!recorded) return { type: 'unpaid', voucher: voucherToSign(store.channel(consumer)) }
+    return {
+      type: 'charged',
+      payment: { ...paymentResponse(consumer, price, recorded), count: readings.length },
+    }
   }
 
   const bundles = new Map<bigint, { bytes: Buffer; hash: Hex }>()
@@ -524,7 +600,7 @@ export function createPaywall(options: CreatePaywallOptions) {
     })
   }
 
-  return { guard, charge, register, servedBundle, provider, prices, domain }
+  return { guard, charge, openStream, chargeStream, register, servedBundle, provider, prices, domain }
 }
 
 export type Paywall = ReturnType<typeof createPaywall>

@@ -22,10 +22,16 @@ import { getContracts } from '../../src/chain/getContracts.ts'
 import { sendTransaction } from '../../src/chain/sendTransaction.ts'
 import { anvilAccounts } from '../../src/chain/startAnvil.ts'
 import { runClaim } from '../../src/cli/claim.ts'
-import { channelFileState, loadConsumerKey } from '../../src/cli/consumerKey.ts'
+import { channelFileState, channelPath, loadConsumerKey, readChannelFile } from '../../src/cli/consumerKey.ts'
 import { runMarketDeposit } from '../../src/cli/market.ts'
-import { runReadings } from '../../src/cli/query.ts'
-import { createMarketClient, type MarketClient } from '../../src/market/createMarketClient.ts'
+import { runAggregate, runReadings, runStream } from '../../src/cli/query.ts'
+import { loadKeccak256 } from '../../src/crypto/keccak.ts'
+import {
+  createMarketClient,
+  type MarketClient,
+  type StreamPart,
+} from '../../src/market/createMarketClient.ts'
+import { extendServed, NOTHING_SERVED } from '../../src/market/voucher.ts'
 import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
 import { createFleet } from '../../src/usecases/environment/simulator/createFleet.ts'
 import type { EnvironmentSimulationOptions } from '../../src/usecases/environment/simulator/stationOptions.ts'
@@ -47,12 +53,6 @@ let owed = 0n
 let depositBefore = 0n
 
 const admin = () => createChainClients({ rpcUrl: network.rpcUrl, privateKey: anvilAccounts[0] })
-const count = (readings: readonly ProvenReadingJson[]) => {
-  for (const r of readings) {
-    const device = r.reading.device.toLowerCase()
-    received.set(device, (received.get(device) ?? 0) + 1)
-  }
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-market-e2e-'))
@@ -144,7 +144,7 @@ describe('the data market on the embedded network', () => {
     expect(Object.keys(paths['/v1/market/served/{epoch}'] ?? {})).toEqual(['get'])
   })
 
-  it('a consumer deposits with the CLI, then pays for readings (CLI and SDK) and an aggregate (SDK)', async () => {
+  it('a consumer deposits with the CLI, then pays for readings, an aggregate and a stream (CLI and SDK)', async () => {
     const lines: string[] = []
     await runMarketDeposit('5', {
       consumerKeyFile: keyFile,
@@ -157,53 +157,132 @@ describe('the data market on the embedded network', () => {
     )
     depositBefore = await accountOf()
     expect(depositBefore).toBe(parseUnits('5', 18))
+    const { prices } = market
+    let counted = 0n
+    const [first, second, third] = fleet.stations.map((s) => s.account.address) as [Address, Address, Address]
+    const since = (network.indexer.store.epochs(1)[0] as { epoch: bigint }).epoch - 1n
+    const around = fleet.stations[1] as (typeof fleet.stations)[number]
+    const cell = latLngToCell(around.lat, around.lng, 8)
+    const common = { api: network.apiUrl, rpcUrl: network.rpcUrl, dataDir: dir, consumerKeyFile: keyFile }
 
-    // the CLI: a device's readings, each proof checked, then the voucher for them settled
-    const [first, second] = fleet.stations.map((s) => s.account.address)
-    const log = vi.spyOn(console, 'log').mockImplementation(() => {})
-    const errors = vi.spyOn(console, 'error').mockImplementation(() => {})
-    await runReadings({
-      api: network.apiUrl,
-      rpcUrl: network.rpcUrl,
-      dataDir: dir,
-      consumerKeyFile: keyFile,
-      device: first as string,
-      from: '0',
-      limit: '7',
-    })
-    const printed = log.mock.calls.map((c) => String(c[0])).filter((l) => /^epoch \d+ seq \d+ /.test(l))
-    const settledLine = errors.mock.calls.map((c) => String(c[0])).join('\n')
-    log.mockRestore()
-    errors.mockRestore()
-    expect(printed.length).toBe(7)
+    // the CLI: each proof checked, then the voucher for exactly what arrived settled
+    const cli = async (run: () => Promise<void>) => {
+      const log = vi.spyOn(console, 'log').mockImplementation(() => {})
+      const errors = vi.spyOn(console, 'error').mockImplementation(() => {})
+      try {
+        await run()
+        return {
+          out: log.mock.calls.map((c) => String(c[0])),
+          err: errors.mock.calls.map((c) => String(c[0])).join('\n'),
+        }
+      } finally {
+        log.mockRestore()
+        errors.mockRestore()
+      }
+    }
+    const readingLines = (out: string[]) => out.filter((l) => /^epoch \d+ seq \d+ /.test(l)).length
+    const readings = await cli(() => runReadings({ ...common, device: first, from: '0', limit: '7' }))
+    expect(readingLines(readings.out)).toBe(7)
+    expect(readings.err).toContain('paid')
+    counted += 7n
+    owed += 7n * prices.reading
+
+    const aggregate = await cli(() =>
+      runAggregate({ ...common, field: 'temperature', cell, ring: '1', from: '0' }),
+    )
+    expect(aggregate.out).toContain('recomputed here from the readings returned: the same figures as the API')
+    const aggregated = BigInt(/^count (\d+),/m.exec(aggregate.out.join('\n'))?.[1] ?? '0')
+    expect(aggregated).toBeGreaterThan(0n)
+    expect(aggregate.err).toContain(`an aggregate of ${aggregated} readings`)
+    counted += aggregated
+    owed += prices.aggregate
+
+    const streamed = await cli(() =>
+      runStream({ ...common, device: third, since: since.toString(), ring: '1', epochs: '1' }),
+    )
+    const streamedCount = BigInt(readingLines(streamed.out))
+    expect(streamedCount).toBeGreaterThan(0n)
+    expect(streamed.err).toContain(`for ${streamedCount} streamed readings`)
     expect(process.exitCode ?? 0).toBe(0)
-    expect(settledLine).toContain('paid')
-    received.set((first as string).toLowerCase(), 7)
-    owed += 7n * market.prices.reading
+    counted += streamedCount
+    owed += streamedCount * prices.streamedReading
 
-    // the SDK, on the same channel file: another device's readings, then an aggregate around it
-    const readings = await client.get(`/v1/readings?device=${second}&from=0&limit=5`, 'reading')
-    const servedReadings = readings.body.readings as ProvenReadingJson[]
-    expect(servedReadings.length).toBe(5)
-    count(servedReadings)
-    owed += 5n * market.prices.reading
-    expect(readings.paid).toEqual({ price: 5n * market.prices.reading, owed, servedCount: 12n })
-
-    const station = fleet.stations[1] as (typeof fleet.stations)[number]
-    const cell = latLngToCell(station.lat, station.lng, 8)
-    const aggregate = await client.get(
+    // the SDK, on the same channel file (it signs in after the CLI's runs and loads it)
+    const paidReadings = await client.get(`/v1/readings?device=${second}&from=0&limit=5`, 'reading')
+    expect((paidReadings.body.readings as ProvenReadingJson[]).length).toBe(5)
+    counted += 5n
+    owed += 5n * prices.reading
+    expect(paidReadings.paid).toEqual({ price: 5n * prices.reading, owed, servedCount: counted })
+    const paidAggregate = await client.get(
       `/v1/aggregate?cell=${cell}&ring=1&field=temperature&from=0`,
       'aggregate',
     )
-    const aggregated = aggregate.body.readings as ProvenReadingJson[]
-    expect(aggregated.length).toBeGreaterThan(0)
-    count(aggregated)
-    owed += market.prices.aggregate
-    expect(aggregate.paid.owed).toBe(owed)
+    counted += BigInt((paidAggregate.body.readings as ProvenReadingJson[]).length)
+    owed += prices.aggregate
+    expect(paidAggregate.paid).toMatchObject({ owed, servedCount: counted })
     await client.settle()
-    const channel = client.channel()
-    expect(channel?.owed).toBe(owed)
-    expect(channel?.servedCount).toBe(BigInt([...received.values()].reduce((a, b) => a + b, 0)))
+    // a stream of the second device from `since`: two parts, each checked and paid before the next comes
+    const controller = new AbortController()
+    const parts: StreamPart[] = []
+    await client.stream(
+      `/v1/stream?device=${second}&since=${since - 1n}`,
+      (part) => {
+        if (part.readings.length === 0) return
+        parts.push(part)
+        counted += BigInt(part.readings.length)
+        owed += BigInt(part.readings.length) * prices.streamedReading
+        expect(part.paid).toEqual({
+          price: BigInt(part.readings.length) * prices.streamedReading,
+          owed,
+          servedCount: counted,
+        })
+        if (parts.length === 2) controller.abort()
+      },
+      { signal: controller.signal },
+    )
+    expect(parts.length).toBe(2)
+    expect(BigInt(parts[1]?.epoch.epoch as string)).toBeGreaterThan(BigInt(parts[0]?.epoch.epoch as string))
+
+    // the consumer's own record: exactly what it counted, priced as the blueprint says
+    const provider = network.provider as NonNullable<EmbeddedNetwork['provider']>
+    const channel = readChannelFile(channelPath(keyFile, provider.address))
+    expect(channel.owed).toBe(owed)
+    expect(channel.servedCount).toBe(counted)
+    // the provider's record of what it served matches the consumer's commitment reading for reading;
+    // each reading's device comes from the validators' accepted readings, not from the provider
+    const rows = provider.store.served(consumer, 0n, counted)
+    expect(BigInt(rows.length)).toBe(counted)
+    const keccak = await loadKeccak256()
+    expect(
+      extendServed(
+        keccak,
+        NOTHING_SERVED,
+        rows.map((r) => r.digest),
+      ),
+    ).toBe(channel.served)
+    const store = network.validators[0]?.store as NonNullable<EmbeddedNetwork['validators'][0]>['store']
+    for (const row of rows) {
+      const device = store.acceptedDevice(row.epoch, row.digest) as string
+      expect(device).toBeDefined()
+      received.set(device.toLowerCase(), (received.get(device.toLowerCase()) ?? 0) + 1)
+    }
+    expect(received.size).toBeGreaterThanOrEqual(3)
+  })
+
+  it('refuses an unpaid stream of readings and keeps the stream of epochs free', async () => {
+    const device = fleet.stations[0]?.account.address as Address
+    const unpaid = await fetch(`${network.apiUrl}/v1/stream?device=${device}`)
+    expect(unpaid.status).toBe(401)
+    expect(((await unpaid.json()) as { error: { code: string } }).error.code).toBe('SESSION_REQUIRED')
+    const controller = new AbortController()
+    const free = await fetch(
+      `${network.apiUrl}/v1/stream?since=${network.indexer.store.epochs(1)[0]?.epoch}`,
+      {
+        signal: controller.signal,
+      },
+    )
+    expect(free.status).toBe(200)
+    controller.abort()
   })
 
   it('after settlement the deposit went down by exactly the prices, and every share reached its account', async () => {
