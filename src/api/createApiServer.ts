@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { cellToLatLng, isValidCell } from 'h3-js'
 import { getAddress, isAddress } from 'viem'
 import type { z } from 'zod'
@@ -9,6 +10,7 @@ import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
+import { DepinError } from '../errors.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import type { Paywall } from '../market/createPaywall.ts'
 import type { Context } from '../protocol/context.ts'
@@ -60,6 +62,12 @@ export type CreateApiServerOptions = {
    * are paid (src/market/createPaywall.ts), and the market's routes are served. Omitted, all is free.
    */
   paywall?: Paywall
+  /**
+   * Requests a second each source may make (@fastify/rate-limit; a 429 RATE_LIMITED beyond):
+   * a signed-in consumer of the data market is counted by its address (`perConsumer`, default 50),
+   * anyone else by IP (`perIp`, default 200); an SSE stream counts once.
+   */
+  rateLimit?: { perIp?: number; perConsumer?: number }
 }
 
 export type ApiServer = {
@@ -100,6 +108,30 @@ const toJson = (value: unknown) =>
 export async function createApiServer(options: CreateApiServerOptions): Promise<ApiServer> {
   const { deployment, indexer, rewards, blueprint, paywall } = options
   const server = createJsonServer(64 * 1024)
+  // per IP, or per consumer where a market session names one (new wallets need a sign-in, which
+  // is limited per IP)
+  const perIp = options.rateLimit?.perIp ?? 200
+  const perConsumer = options.rateLimit?.perConsumer ?? 50
+  const consumerOf = (request: FastifyRequest) =>
+    request.headers.authorization ? paywall?.consumerOf(request.headers.authorization) : undefined
+  await server.register(rateLimit, {
+    global: true,
+    timeWindow: 1000,
+    keyGenerator: (request) => {
+      const consumer = consumerOf(request)
+      return consumer ? `consumer ${consumer.toLowerCase()}` : `ip ${request.ip}`
+    },
+    max: (request) => (consumerOf(request) ? perConsumer : perIp),
+    errorResponseBuilder: (request, context) =>
+      Object.assign(
+        new DepinError(
+          'RATE_LIMITED',
+          `more than ${context.max} requests a second from this ${consumerOf(request) ? 'consumer' : 'address'}; retry in ${context.after}`,
+          { details: { max: context.max }, retryable: true },
+        ),
+        { statusCode: 429 },
+      ),
+  })
   const routes: string[] = []
   server.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && route.method === 'GET') routes.push(route.url)

@@ -600,7 +600,24 @@ export function createPaywall(options: CreatePaywallOptions) {
     })
   }
 
-  return { guard, charge, openStream, chargeStream, register, servedBundle, provider, prices, domain }
+  /** The consumer a bearer token's session names (rate limits count by it), or undefined. */
+  const sessionConsumer = (authorization: string): Address | undefined => {
+    const session = sessions.sessionOf(authorization)
+    return session.type === 'session' ? session.address : undefined
+  }
+
+  return {
+    guard,
+    charge,
+    openStream,
+    consumerOf: sessionConsumer,
+    chargeStream,
+    register,
+    servedBundle,
+    provider,
+    prices,
+    domain,
+  }
 }
 
 export type Paywall = ReturnType<typeof createPaywall>

@@ -7,11 +7,17 @@ import { join } from 'node:path'
 import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
 import type { Blueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { createMarketProvider } from '../../src/market/createMarketProvider.ts'
+import type { Paywall } from '../../src/market/createPaywall.ts'
 import type { ProviderStore } from '../../src/market/providerStore.ts'
 import type { SettledReadings } from './settledReadings.ts'
 import type { TestNetwork } from './testNetwork.ts'
 
-export type PaidApi = { api: ApiServer; providerStore: ProviderStore; stop(): Promise<void> }
+export type PaidApi = {
+  api: ApiServer
+  providerStore: ProviderStore
+  paywall: Paywall
+  stop(): Promise<void>
+}
 
 export async function startPaidApi(
   net: TestNetwork,
@@ -40,6 +46,7 @@ export async function startPaidApi(
   return {
     api,
     providerStore: market.store,
+    paywall: market.paywall,
     async stop() {
       await api.stop()
       await market.stop()

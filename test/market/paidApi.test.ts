@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { type Hex, parseUnits } from 'viem'
 import { createSiweMessage } from 'viem/siwe'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ApiServer } from '../../src/api/createApiServer.ts'
+import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { type ConsumerChannel, createMarketClient } from '../../src/market/createMarketClient.ts'
@@ -428,6 +428,43 @@ describe('a stranger with a loop', () => {
       authorization: `Bearer ${body.token}`,
     })
     expect(malformed).toMatchObject({ status: 402, body: { error: { code: 'PAYMENT_INVALID' } } })
+  })
+
+  it('is rate-limited per IP, and a signed-in consumer per consumer, with a typed 429', async () => {
+    const limited = await createApiServer({
+      deployment: net.deployment,
+      blueprint,
+      indexer: settled.indexer.store,
+      rewards: settled.store,
+      paywall: paid.paywall,
+      rateLimit: { perIp: 5, perConsumer: 3 },
+    })
+    await limited.start()
+    try {
+      const statuses = async (n: number, headers: Record<string, string> = {}) => {
+        const answers = []
+        for (let i = 0; i < n; i++) answers.push(await fetch(`${limited.url}/v1/status`, { headers }))
+        return Promise.all(
+          answers.map(async (a) => ({
+            status: a.status,
+            body: (await a.json()) as { error?: { code: string } },
+          })),
+        )
+      }
+      // sign in on the main API (its sessions are the paywall's, shared)
+      const { body } = await signIn(wary)
+      const byIp = await statuses(8)
+      expect(byIp.filter((a) => a.status === 200).length).toBe(5)
+      expect(byIp.at(-1)).toMatchObject({ status: 429, body: { error: { code: 'RATE_LIMITED' } } })
+      // the consumer has a budget of its own, smaller, from the same IP
+      const byConsumer = await statuses(5, { authorization: `Bearer ${body.token}` })
+      expect(byConsumer.filter((a) => a.status === 200).length).toBe(3)
+      expect(byConsumer.at(-1)?.status).toBe(429)
+      // a made-up bearer token is no consumer: it counts against the IP, already spent
+      expect((await statuses(1, { authorization: 'Bearer made-up' }))[0]?.status).toBe(429)
+    } finally {
+      await limited.stop()
+    }
   })
 
   it('gets 400 or 404 for served bundles of malformed, unfinished and far-future epochs', async () => {
