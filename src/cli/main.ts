@@ -79,6 +79,10 @@ program
     'stuck=1,outOfRange=1,liar=1,replay=1,forged=1,clockSkew=1',
   )
   .option('--no-validator-processes', 'run the validators inside this process instead of one process each')
+  .option(
+    '--no-market',
+    "serve the API for free instead of as the data market's provider (where the blueprint has a market)",
+  )
   .action(runUp)
 
 program

@@ -17,6 +17,8 @@ export type UpOptions = {
   seed: string
   faults: string
   validatorProcesses: boolean
+  /** The API as the data market's provider (default true; --no-market serves it free). */
+  market: boolean
 }
 
 /** `depin up`: the whole network in one process until Ctrl-C; a second run resumes it. */
@@ -69,6 +71,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     seed: Number(options.seed),
     ...(simulation ? { simulation } : {}),
     validatorProcesses: options.validatorProcesses,
+    market: options.market,
     blueprintPath: blueprintPathOf(options.blueprint),
     log,
     onFatal: ({ code, error }) => stopLoudly(code, error),

@@ -22,6 +22,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { type Address, bytesToHex, type Hex, isAddressEqual } from 'viem'
 import { z } from 'zod'
+import { depinDomain, eip712DomainTypes, voucherTypes } from '../chain/typedData.ts'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore, RedemptionRecord } from '../indexer/indexerStore.ts'
 import type { ChannelState, ProviderStore } from './providerStore.ts'
@@ -121,6 +122,14 @@ export function createPaywall(options: CreatePaywallOptions) {
     servedCount: channel.servedCount.toString(),
   })
 
+  /** That voucher as EIP-712 typed data, as wallets and `cast wallet sign --data` take it. */
+  const typedDataOf = (channel: ChannelState) => ({
+    types: { ...eip712DomainTypes, ...voucherTypes },
+    primaryType: 'Voucher',
+    domain: depinDomain(domain.chainId, domain.market),
+    message: voucherToSign(channel),
+  })
+
   /** The most an answer of `quote` costs. */
   const maxPrice = (quote: Quote) =>
     quote.item === 'aggregate' ? prices.aggregate : prices[quote.item] * BigInt(quote.maxReadings)
@@ -142,13 +151,14 @@ export function createPaywall(options: CreatePaywallOptions) {
     asset: options.token,
     extra: {
       market: domain.market,
-      domain: { name: 'depin', version: '1', chainId: domain.chainId, verifyingContract: domain.market },
+      domain: depinDomain(domain.chainId, domain.market),
       prices: {
         reading: prices.reading.toString(),
         aggregate: prices.aggregate.toString(),
         streamedReading: prices.streamedReading.toString(),
       },
       voucher: channel ? voucherToSign(channel) : null,
+      typedData: channel ? typedDataOf(channel) : null,
       signIn: '/v1/market/nonce',
     },
   })
@@ -571,6 +581,7 @@ export function createPaywall(options: CreatePaywallOptions) {
         redeemed: f.redeemed.toString(),
         deposit: { balance: f.balance.toString(), withdrawal: f.withdrawal.toString() },
         voucher: voucherToSign(channel),
+        typedData: typedDataOf(channel),
       }
     })
     // settles the channel without a new request: a voucher for exactly what was served

@@ -9,9 +9,11 @@
  * each owner's went up by its emission plus exactly its devices' share of what was served; and
  * claims pay those amounts out.
  */
+import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { latLngToCell } from 'h3-js'
 import { type Address, getAddress, type Hex, parseEther, parseUnits } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -41,6 +43,7 @@ const { blueprint } = shortEpochBlueprint()
 const market = blueprint.market as NonNullable<typeof blueprint.market>
 const fleet = createFleet({ size: 6, blueprint, seed: 11 })
 const BPS = 10_000n
+const run = promisify(execFile)
 
 let dir: string
 let network: EmbeddedNetwork
@@ -368,5 +371,41 @@ describe('the data market on the embedded network', () => {
       // the provider earns from usage only: what it claimed is its share, exactly
       if (account === provider.address) expect(BigInt(answer.claimable)).toBe(providerShare)
     }
+  })
+
+  it('a consumer following the README with curl and cast pays exactly the price of what it received', async () => {
+    const readme = readFileSync('README.md', 'utf8')
+    const block = /<!-- paid-query:start -->\n```sh\n([\s\S]*?)```\n<!-- paid-query:end -->/.exec(readme)?.[1]
+    expect(block).toBeDefined()
+    const work = mkdtempSync(join(tmpdir(), 'depin-readme-'))
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', block as string], {
+      cwd: work,
+      env: {
+        ...process.env,
+        API: network.apiUrl,
+        RPC: network.rpcUrl,
+        DATA: dir,
+        PATH: `${join(process.cwd(), 'node_modules', '.bin')}:${process.env.PATH}`,
+      },
+    })
+    rmSync(work, { recursive: true, force: true })
+    const lines = stdout.trim().split('\n')
+    expect(lines[0]).toBe('["PAYMENT_REQUIRED","3000000000000000","0"]')
+    const response = JSON.parse(lines[2] as string) as { payer: Address; price: string; servedCount: string }
+    expect(response).toMatchObject({ success: true, price: '3000000000000000', servedCount: '3' })
+    expect(JSON.parse(lines[3] as string)).toEqual({
+      settled: true,
+      cumulativeAmount: '3000000000000000',
+      servedCount: '3',
+    })
+    // the deposit, before the provider redeemed
+    expect(lines[4]).toMatch(/^5000000000000000000 \[5e18\]$/)
+    const provider = network.provider as NonNullable<EmbeddedNetwork['provider']>
+    expect(await provider.redeemer?.redeemDue()).toBe(1)
+    const genesis = await admin()
+    const [balance] = await getContracts(genesis, network.deployment).dataMarket.read.accountOf([
+      response.payer,
+    ])
+    expect(balance).toBe(parseUnits('5', 18) - 3n * market.prices.reading)
   })
 })
