@@ -12,6 +12,12 @@ const tokens = (wei) => {
   const fraction = ((value % 10n ** 18n) / 10n ** 16n).toString().padStart(2, '0')
   return `${whole}.${fraction}`
 }
+/** A token amount to its last significant decimal (market prices and fees are small). */
+const exact = (wei) => {
+  const value = BigInt(wei)
+  const fraction = (value % 10n ** 18n).toString().padStart(18, '0').replace(/0+$/, '')
+  return fraction ? `${value / 10n ** 18n}.${fraction}` : String(value / 10n ** 18n)
+}
 const fixed = (value, scale) => {
   const v = BigInt(value)
   const sign = v < 0n ? '-' : ''
@@ -238,7 +244,16 @@ async function showReceipts(device, panel) {
   const table = document.createElement('table')
   table.id = 'receipts'
   const head = table.createTHead().insertRow()
-  for (const name of ['epoch', 'submitted', 'accepted', 'rejected', 'share', 'reward', 'checked here']) {
+  for (const name of [
+    'epoch',
+    'submitted',
+    'accepted',
+    'rejected',
+    'share',
+    'reward',
+    'usage',
+    'checked here',
+  ]) {
     const th = document.createElement('th')
     th.textContent = name
     head.append(th)
@@ -260,7 +275,8 @@ async function showReceipts(device, panel) {
       `${shareBps / 100n}.${(shareBps % 100n).toString().padStart(2, '0')} %`,
       `weight ${r.receipt.weight} of ${total}`,
     )
-    cell(row, tokens(r.receipt.reward))
+    cell(row, tokens(r.receipt.reward), `${exact(r.receipt.reward)} from emission`)
+    cell(row, exact(r.usageFee ?? '0'), "consumers' fees for this device's readings, to its owner")
     checks.push(checkCell(row, 'receipt-verdict', () => verifyReceipt(r, network, device.device)))
   }
   const latest = document.createElement('p')
@@ -271,12 +287,167 @@ async function showReceipts(device, panel) {
   const verified = document.createElement('p')
   verified.id = 'receipts-verified'
   verified.className = 'note'
-  panel.append(heading, latest, table, verified)
+  panel.append(heading, latest, earningsChart(answer.receipts), table, verified)
   const results = await Promise.all(checks)
   verified.textContent = network.rpcUrl
     ? `${results.filter(Boolean).length} of ${results.length} receipts checked in this browser against the receipts roots of the chain's ReportAccepted events (eth_getLogs to ${network.rpcUrl}).`
     : 'The API gave no chain RPC URL: receipts not checked here.'
   verified.dataset.done = 'true'
+}
+
+/**
+ * A device's earnings per epoch as stacked bars: emission (its receipt's reward) below, usage
+ * (consumers' fees for its readings) above, oldest epoch first.
+ */
+function earningsChart(receipts) {
+  const figure = document.createElement('figure')
+  figure.id = 'earnings'
+  const rows = [...receipts].reverse().map((r) => ({
+    epoch: r.epoch,
+    emission: BigInt(r.receipt.reward),
+    usage: BigInt(r.usageFee ?? '0'),
+  }))
+  let most = 1n
+  for (const r of rows) if (r.emission + r.usage > most) most = r.emission + r.usage
+  const width = 320
+  const height = 90
+  const svg = document.createElementNS(SVG, 'svg')
+  svg.setAttribute('viewBox', `0 0 ${width} ${height + 14}`)
+  svg.setAttribute('role', 'img')
+  svg.setAttribute('aria-label', 'earnings per epoch: emission and usage')
+  const slot = width / Math.max(rows.length, 1)
+  const scale = (v) => Number((v * BigInt(height * 1000)) / most) / 1000
+  for (const [i, r] of rows.entries()) {
+    let top = height
+    for (const [part, value] of [
+      ['emission', r.emission],
+      ['usage', r.usage],
+    ]) {
+      const h = scale(value)
+      const rect = document.createElementNS(SVG, 'rect')
+      rect.setAttribute('x', String(i * slot + slot * 0.15))
+      rect.setAttribute('width', String(slot * 0.7))
+      rect.setAttribute('y', String(top - h))
+      rect.setAttribute('height', String(h))
+      rect.setAttribute('class', `bar ${part}`)
+      rect.dataset.part = part
+      rect.dataset.epoch = r.epoch
+      const title = document.createElementNS(SVG, 'title')
+      title.textContent = `epoch ${r.epoch}: ${exact(value)} ${part}`
+      rect.append(title)
+      svg.append(rect)
+      top -= h
+    }
+    const label = document.createElementNS(SVG, 'text')
+    label.setAttribute('x', String(i * slot + slot / 2))
+    label.setAttribute('y', String(height + 12))
+    label.setAttribute('text-anchor', 'middle')
+    label.textContent = r.epoch
+    svg.append(label)
+  }
+  const caption = document.createElement('figcaption')
+  const usage = rows.reduce((sum, r) => sum + r.usage, 0n)
+  const emission = rows.reduce((sum, r) => sum + r.emission, 0n)
+  caption.className = 'note'
+  caption.textContent = `Earnings per epoch: emission ${exact(emission)} (dark), usage ${exact(usage)} (light) over the epochs shown.`
+  figure.append(svg, caption)
+  return figure
+}
+
+/** The data market: the provider and its prices, and a consumer's deposit and spending. */
+async function showMarket(status) {
+  const section = document.getElementById('market')
+  const intro = document.getElementById('market-intro')
+  if (!status.market) {
+    intro.textContent = 'This API is not a data-market provider: its readings are free.'
+  } else {
+    const { prices, provider } = status.market
+    intro.textContent = `This API sells readings as provider ${short(provider)}: ${exact(prices.reading)} a reading, ${exact(prices.aggregate)} an aggregate, ${exact(prices.streamedReading)} a streamed reading, paid from a deposit on the DataMarket ${short(status.market.market)}.`
+  }
+  const form = document.getElementById('consumer-form')
+  form.addEventListener('submit', (event) => {
+    event.preventDefault()
+    const address = document.getElementById('consumer').value.trim()
+    showConsumer(address, status.contracts.dataMarket).catch((error) => {
+      document.getElementById('consumer-view').textContent = `Cannot show ${address}: ${error.message}`
+    })
+  })
+  section.dataset.ready = 'true'
+}
+
+/** A consumer's deposit (read from the chain here) and what it paid, redemption by redemption. */
+async function showConsumer(address, market) {
+  const view = document.getElementById('consumer-view')
+  view.replaceChildren()
+  const answer = await getJson(`/v1/market/consumers/${address}`)
+  const deposit = document.createElement('p')
+  deposit.id = 'consumer-deposit'
+  if (network.rpcUrl) {
+    // DataMarket.accountOf(consumer) → (balance, withdrawal, dueAt)
+    const data = `0x8086b8ba${answer.consumer.slice(2).toLowerCase().padStart(64, '0')}`
+    const result = await fetch(network.rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'eth_call',
+        params: [{ to: market, data }, 'latest'],
+      }),
+    }).then((r) => r.json())
+    if (typeof result.result !== 'string') throw new Error(result.error?.message ?? 'no result')
+    const word = (i) => BigInt(`0x${result.result.slice(2 + 64 * i, 2 + 64 * (i + 1))}`)
+    const withdrawal = word(1)
+    deposit.textContent = `Deposit ${exact(word(0))}${withdrawal > 0n ? `, of which ${exact(withdrawal)} announced for withdrawal` : ''} (read from the chain here).`
+    deposit.dataset.balance = String(word(0))
+  } else deposit.textContent = 'The API gave no chain RPC URL: deposit not read.'
+  const spent = document.createElement('p')
+  spent.id = 'consumer-spent'
+  spent.dataset.spent = answer.spent
+  const readings = Object.values(answer.readingsPaidFor).reduce((sum, n) => sum + BigInt(n), 0n)
+  spent.textContent = `Spent ${exact(answer.spent)} in ${answer.redemptions.length} redemptions, for ${readings} readings.`
+  const table = document.createElement('table')
+  table.id = 'consumer-redemptions'
+  const head = table.createTHead().insertRow()
+  for (const name of ['time', 'provider', 'paid', 'cumulative', 'readings', 'tx']) {
+    const th = document.createElement('th')
+    th.textContent = name
+    head.append(th)
+  }
+  const body = table.createTBody()
+  for (const r of [...answer.redemptions].reverse().slice(0, 20)) {
+    const row = body.insertRow()
+    cell(row, new Date(Number(r.blockTimestamp) * 1000).toLocaleString())
+    cell(row, short(r.provider), r.provider)
+    cell(row, exact(r.amount))
+    cell(row, exact(r.cumulativeAmount))
+    cell(row, r.servedCount)
+    cell(row, short(r.txHash), r.txHash)
+  }
+  view.append(deposit, spent)
+  if (answer.redemptions.length > 1 && globalThis.uPlot) {
+    // cumulative spending over time
+    const chart = document.createElement('div')
+    chart.id = 'consumer-chart'
+    view.append(chart)
+    let total = 0n
+    const points = answer.redemptions.map((r) => {
+      total += BigInt(r.amount)
+      return [Number(r.blockTimestamp), Number(total / 10n ** 12n) / 1e6]
+    })
+    new globalThis.uPlot(
+      {
+        width: Math.min(view.clientWidth || 480, 640),
+        height: 160,
+        series: [{}, { label: 'spent', stroke: '#2a6f97', width: 2 }],
+        axes: [{}, { label: 'tokens' }],
+      },
+      [points.map((p) => p[0]), points.map((p) => p[1])],
+      chart,
+    )
+  }
+  view.append(table)
+  view.dataset.done = 'true'
 }
 
 function addEpoch(epoch, fresh) {
@@ -390,6 +561,11 @@ const shell = {
 }
 
 await Promise.all([showSummary(), showMap(), showEpochs(), showValidators()])
+getJson('/v1/status')
+  .then(showMarket)
+  .catch((error) => {
+    document.getElementById('market-intro').textContent = `The market cannot be shown: ${error.message}`
+  })
 followStream()
 if (network.dashboardPanel) {
   try {

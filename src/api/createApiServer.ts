@@ -323,6 +323,10 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     if (!query.success) return invalidQuery(reply, query.error)
     const device = getAddress(request.params.device)
     const { receipts, unverifiable } = receiptProver.proveDevice(device, query.data.limit, query.data.before)
+    const usage = rewards.usageOf(
+      device,
+      receipts.map((r) => r.receipt.epoch),
+    )
     // each receipt is a leaf of OpenZeppelin's StandardMerkleTree over leafTypes, proven against
     // the receipts root its epoch's ReportAccepted event carries (quorum-signed with the report)
     return toJson({
@@ -337,6 +341,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         rejectedByReason: rejectedByReason(receipt, receiptNames),
         units: unitsByName(receipt, receiptNames),
         explanation: describeReceipt(receipt, receiptNames),
+        // consumers' fees the epoch credited to the owner through this device (not in the leaf)
+        usageFee: usage.get(receipt.epoch) ?? 0n,
         receiptsRoot,
         proof,
       })),
@@ -369,6 +375,25 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     return toJson({ from, to, ...proven })
   })
   paywall?.register(server)
+  // what a consumer paid, from the chain alone (its redemptions, as this API's indexer saw them)
+  server.get<{ Params: { consumer: string } }>('/v1/market/consumers/:consumer', async (request, reply) => {
+    if (!isAddress(request.params.consumer)) {
+      return reply
+        .status(400)
+        .send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
+    }
+    const consumer = getAddress(request.params.consumer)
+    const redemptions = indexer.redemptions(consumer)
+    return toJson({
+      consumer,
+      market: deployment.contracts.dataMarket,
+      spent: redemptions.reduce((sum, r) => sum + r.amount, 0n),
+      // per provider, its latest redemption's count: what the consumer paid it for in all
+      readingsPaidFor: Object.fromEntries(redemptions.map((r) => [r.provider, r.servedCount])),
+      redemptions: redemptions.slice(-500),
+    })
+  })
+
   // free, even where /v1/readings is paid: a device's newest few settled readings (the
   // dashboard's device panel), each with its proof
   server.get<{ Params: { device: string } }>('/v1/devices/:device/latest', async (request, reply) => {

@@ -69,6 +69,12 @@ export const API_ROUTES: readonly RouteDoc[] = [
     query: streamQuerySchema,
     produces: 'text/event-stream',
   },
+  {
+    path: '/v1/market/consumers/{consumer}',
+    summary:
+      'What a data-market consumer paid: its redemptions on the DataMarket (provider, amount, cumulative amount, readings paid for, block), newest 500, and their sum',
+    params: { consumer: 'a 0x address' },
+  },
   { path: '/v1/map', summary: "The dashboard's map: land outline (Natural Earth) and device positions" },
   { path: '/v1/openapi.json', summary: 'This document' },
 ]

@@ -544,6 +544,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         .filter((j) => j.verdict.type === 'accepted')
         .map((j) => ({ reading: j.reading, digest: bytesToHex(j.digest) })),
       receipts,
+      fees.byDevice,
     )
     await step('saved', epoch)
     await publishOwn('report', epoch, () =>

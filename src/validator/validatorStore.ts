@@ -104,6 +104,14 @@ export function createValidatorStore(path: string) {
     CREATE INDEX IF NOT EXISTS accepted_by_time ON accepted_readings (time);
     -- usage fees: which device a served reading's digest belongs to, in the epoch that accepted it
     CREATE INDEX IF NOT EXISTS accepted_by_digest ON accepted_readings (epoch, digest);
+    -- usage fees each epoch credited through each device (src/market/splitFees.ts), to its owner;
+    -- not in the receipt leaf: recomputable by anyone from the providers' served bundles
+    CREATE TABLE IF NOT EXISTS usage_fees (
+      epoch INTEGER NOT NULL,
+      device TEXT NOT NULL,
+      amount TEXT NOT NULL,
+      PRIMARY KEY (device, epoch)
+    ) WITHOUT ROWID;
     -- every scored device's receipt of each epoch judged: the leaves of its receipts tree
     CREATE TABLE IF NOT EXISTS receipts (
       epoch INTEGER NOT NULL,
@@ -157,6 +165,7 @@ export function createValidatorStore(path: string) {
       verdicts: StoredVerdict[],
       accepted: AcceptedReading[],
       receipts: readonly Receipt[],
+      usage: ReadonlyMap<string, bigint>,
     ) => {
       insertResult.run(
         result.epoch,
@@ -185,7 +194,15 @@ export function createValidatorStore(path: string) {
       deleteReceipts.run(result.epoch)
       for (const receipt of receipts)
         insertReceipt.run(result.epoch, receipt.device.toLowerCase(), JSON.stringify(receiptToJson(receipt)))
+      deleteUsage.run(result.epoch)
+      for (const [device, amount] of usage)
+        insertUsage.run(result.epoch, device.toLowerCase(), amount.toString())
     },
+  )
+  const deleteUsage = db.prepare('DELETE FROM usage_fees WHERE epoch = ?')
+  const insertUsage = db.prepare('INSERT INTO usage_fees (epoch, device, amount) VALUES (?, ?, ?)')
+  const selectUsage = db.prepare<[string, string], { epoch: number; amount: string }>(
+    'SELECT epoch, amount FROM usage_fees WHERE device = ? AND epoch IN (SELECT value FROM json_each(?))',
   )
   const insertAdopted = db.prepare(
     'INSERT OR REPLACE INTO adopted_cumulative (epoch, cumulative) VALUES (?, ?)',
@@ -239,8 +256,14 @@ export function createValidatorStore(path: string) {
       verdicts: StoredVerdict[],
       accepted: AcceptedReading[] = [],
       receipts: readonly Receipt[] = [],
+      usage: ReadonlyMap<string, bigint> = new Map(),
     ): void {
-      saveResult(result, verdicts, accepted, receipts)
+      saveResult(result, verdicts, accepted, receipts, usage)
+    },
+    /** The usage fees credited through `device` in each of `epochs` that credited any, by epoch. */
+    usageOf(device: string, epochs: readonly bigint[]): Map<bigint, bigint> {
+      const rows = selectUsage.all(device.toLowerCase(), JSON.stringify(epochs.map(Number)))
+      return new Map(rows.map((r) => [BigInt(r.epoch), BigInt(r.amount)]))
     },
     /** An epoch's receipts: the leaves of its receipts tree, by device address ascending. */
     receipts(epoch: bigint): Receipt[] {

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { latLngToCell } from 'h3-js'
-import { type Address, getAddress, type Hex, parseEther, parseUnits } from 'viem'
+import { type Address, formatUnits, getAddress, type Hex, parseEther, parseUnits } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { ProvenReadingJson } from '../../src/api/verifyProvenReadings.ts'
@@ -37,6 +37,7 @@ import { extendServed, NOTHING_SERVED } from '../../src/market/voucher.ts'
 import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/startEmbeddedNetwork.ts'
 import { createFleet } from '../../src/usecases/environment/simulator/createFleet.ts'
 import type { EnvironmentSimulationOptions } from '../../src/usecases/environment/simulator/stationOptions.ts'
+import { launchChromium } from '../helpers/launchChromium.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
 const { blueprint } = shortEpochBlueprint()
@@ -54,6 +55,9 @@ let client: MarketClient
 const received = new Map<string, number>()
 let owed = 0n
 let depositBefore = 0n
+/** The epoch that credited the redemption, and what it credited through each device. */
+let creditingEpoch = -1n
+const usageByDevice = new Map<string, bigint>()
 
 const admin = () => createChainClients({ rpcUrl: network.rpcUrl, privateKey: anvilAccounts[0] })
 
@@ -320,8 +324,10 @@ describe('the data market on the embedded network', () => {
     const ownerOf = (device: string) => network.indexer.store.getDevice(getAddress(device))?.owner as Address
     const usageOf = new Map<string, bigint>()
     let given = providerShare
+    creditingEpoch = crediting.epoch
     for (const [device, c] of received) {
       const share = (devicesPool * BigInt(c)) / n
+      usageByDevice.set(device, share)
       const owner = ownerOf(device).toLowerCase()
       usageOf.set(owner, (usageOf.get(owner) ?? 0n) + share)
       given += share
@@ -370,6 +376,59 @@ describe('the data market on the embedded network', () => {
       expect(await depinToken.read.balanceOf([account])).toBe(held + BigInt(answer.claimable))
       // the provider earns from usage only: what it claimed is its share, exactly
       if (account === provider.address) expect(BigInt(answer.claimable)).toBe(providerShare)
+    }
+  })
+
+  it("shows a consumer's deposit and spending, and a device's emission and usage, on the dashboard", async () => {
+    const store = network.validators[0]?.store as NonNullable<EmbeddedNetwork['validators'][0]>['store']
+    const [device, usage] = [...usageByDevice.entries()].sort((a, b) => (a[1] > b[1] ? -1 : 1))[0] as [
+      string,
+      bigint,
+    ]
+    expect(store.usageOf(device, [creditingEpoch]).get(creditingEpoch)).toBe(usage)
+    const browser = await launchChromium()
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      page.on('console', (message) => {
+        // the device panel's first ask for readings is refused (401: they are paid), as it expects
+        if (message.type() === 'error' && !/status of 401/.test(message.text())) errors.push(message.text())
+      })
+      await page.goto(`${network.apiUrl}/`)
+      await page.waitForSelector('#market[data-ready="true"]')
+      expect(await page.locator('#market-intro').textContent()).toContain(
+        `This API sells readings as provider ${network.provider?.address.slice(0, 8)}`,
+      )
+      // a device's readings: the free preview, each proof checked in the browser
+      await page.selectOption('#device-select', getAddress(device))
+      await page.waitForSelector('#verified[data-done="true"]')
+      expect(await page.locator('#device').textContent()).toContain(
+        'This API sells its readings on the data market',
+      )
+      const shown = await page.locator('#readings tbody tr').count()
+      expect(shown).toBeGreaterThan(0)
+      expect(await page.locator('td.verdict[data-verified="true"]').count()).toBe(shown)
+      // its earnings per epoch: emission and usage, the usage exactly what the epoch credited
+      await page.waitForSelector('#receipts-verified[data-done="true"]')
+      const usageBar = page.locator(`#earnings rect.usage[data-epoch="${creditingEpoch}"]`)
+      expect(Number(await usageBar.getAttribute('height'))).toBeGreaterThan(0)
+      const row = page.locator('#receipts tbody tr').filter({
+        has: page.locator('td:first-child', { hasText: new RegExp(`^${creditingEpoch}$`) }),
+      })
+      expect(await row.locator('td').nth(6).textContent()).toBe(formatUnits(usage, 18))
+      // a consumer's deposit (read from the chain by the browser) and spending
+      await page.fill('#consumer', consumer)
+      await page.click('#consumer-form button')
+      await page.waitForSelector('#consumer-view[data-done="true"]')
+      expect(await page.locator('#consumer-spent').getAttribute('data-spent')).toBe(owed.toString())
+      expect(await page.locator('#consumer-deposit').getAttribute('data-balance')).toBe(
+        (depositBefore - owed).toString(),
+      )
+      expect(await page.locator('#consumer-redemptions tbody tr').count()).toBe(1)
+      expect(errors).toEqual([])
+    } finally {
+      await browser.close()
     }
   })
 
