@@ -348,7 +348,7 @@ export function createPaywall(options: CreatePaywallOptions) {
       )
       return false
     }
-    const recorded = record(ticket.channel, ticket.voucher, owed, answer)
+    const recorded = await record(ticket.channel, ticket.voucher, owed, answer)
     if (!recorded) {
       refuse(
         request,
@@ -386,18 +386,18 @@ export function createPaywall(options: CreatePaywallOptions) {
    * Records the voucher that settled `channel` and the answer's readings as served, in one
    * transaction; the channel as it now stands, or undefined when another answer moved it on.
    */
-  function record(
+  async function record(
     channel: ChannelState,
     voucher: SignedVoucher,
     owed: bigint,
     answer: PaidAnswer,
-  ): { owed: bigint; served: Hex; servedCount: bigint } | undefined {
+  ): Promise<{ owed: bigint; served: Hex; servedCount: bigint } | undefined> {
     const served = extendServed(
       keccak,
       channel.served,
       answer.readings.map((r) => r.digest),
     )
-    const ok = store.recordServed(
+    const ok = await store.recordServedSoon(
       { owed: channel.owed, servedCount: channel.servedCount },
       {
         voucher,
@@ -464,7 +464,7 @@ export function createPaywall(options: CreatePaywallOptions) {
         code: 'DEPOSIT_INSUFFICIENT',
         message: 'the deposit on the DataMarket does not cover the next readings: deposit more',
       }
-    const recorded = record(channel, v, owed, answer)
+    const recorded = await record(channel, v, owed, answer)
     if (!recorded) return { type: 'unpaid', voucher: voucherToSign(store.channel(consumer)) }
     return {
       type: 'charged',

@@ -159,9 +159,52 @@ export function openProviderStore(path: string) {
     )
   }
 
+  /**
+   * recordServed calls made within one turn of the event loop, committed together in one
+   * transaction: one fsync for the answers of many consumers (group commit). Each keeps its own
+   * outcome; one that throws leaves the others recorded.
+   */
+  let queued: {
+    args: Parameters<typeof recordServed>
+    resolve: (recorded: boolean) => void
+    reject: (error: unknown) => void
+  }[] = []
+  const commitQueued = db.transaction((items: typeof queued) =>
+    items.map((item) => {
+      try {
+        return { ok: true as const, recorded: recordServed(...item.args) }
+      } catch (error) {
+        return { ok: false as const, error }
+      }
+    }),
+  )
+  const flush = () => {
+    const items = queued
+    queued = []
+    try {
+      const outcomes = commitQueued.immediate(items)
+      for (const [i, outcome] of outcomes.entries()) {
+        const item = items[i] as (typeof items)[number]
+        if (outcome.ok) item.resolve(outcome.recorded)
+        else item.reject(outcome.error)
+      }
+    } catch (error) {
+      for (const item of items) item.reject(error)
+    }
+  }
+
   return {
     channel,
     recordServed: (...args: Parameters<typeof recordServed>) => recordServed.immediate(...args),
+    /**
+     * recordServed, committed with the other calls of this turn of the event loop (one fsync for
+     * them all); resolves once it is on disk. What an API answers with must wait for it.
+     */
+    recordServedSoon: (...args: Parameters<typeof recordServed>): Promise<boolean> =>
+      new Promise((resolve, reject) => {
+        queued.push({ args, resolve, reject })
+        if (queued.length === 1) setImmediate(flush)
+      }),
     recordVoucher,
     /** The readings served to `consumer` at positions [from, to), in order. */
     served(consumer: Address, from: bigint, to: bigint): ServedReading[] {
