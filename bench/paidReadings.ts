@@ -275,7 +275,13 @@ export async function benchPaidReadings(
     })
     // the rate limits' cost is in both, their limits out of the way
     const rateLimit = { perIp: 1e9, perConsumer: 1e9 }
-    const common = { deployment: net.deployment, blueprint, indexer: indexer.store, rewards: store, rateLimit }
+    const common = {
+      deployment: net.deployment,
+      blueprint,
+      indexer: indexer.store,
+      rewards: store,
+      rateLimit,
+    }
     const free = await createApiServer(common)
     const paid = await createApiServer({ ...common, paywall })
     servers.push(free, paid)
