@@ -8,7 +8,7 @@ import { createContext, installProcessHandlers, untilAborted } from '../protocol
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import type { DigestSigner } from '../readings/signGatewayVerdict.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
-import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
+import { advertisedUrlOf, indexerFollowingSchema, openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one gateway process; relative paths are relative to the file. */
 export const gatewayConfigSchema = z.object({
@@ -37,6 +37,8 @@ export const gatewayConfigSchema = z.object({
   advertiseUrl: z.string().url().optional(),
   /** Worker threads checking signatures (default: one per core; 0 checks on the main thread). */
   signatureThreads: z.number().int().min(0).optional(),
+  /** How its indexer follows the chain: { confirmations | blockTag: 'safe' | 'finalized', finality } (reorg safety). */
+  indexer: indexerFollowingSchema,
 })
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>
 

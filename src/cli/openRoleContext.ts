@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { z } from 'zod'
 import { loadBlueprint } from '../blueprint/loadBlueprint.ts'
 import { checkRules } from '../chain/checkRules.ts'
 import { readOperatorKey } from '../chain/connectChain.ts'
@@ -22,6 +23,8 @@ export async function openRoleContext(
     rpcUrl: string
     dataDir: string
     keyFile?: string | undefined
+    /** How the role's indexer follows the chain (reorg safety; see createIndexer). */
+    indexer?: IndexerFollowing | undefined
   },
   context: Context,
 ) {
@@ -45,6 +48,14 @@ export async function openRoleContext(
     deployment,
     dbPath: join(config.dataDir, 'indexer.db'),
     pollIntervalMs: 500,
+    ...followingOptions(config.indexer),
+    onReorg: (reorg) =>
+      context.log('indexer_reorg', {
+        depth: reorg.depth,
+        from: reorg.from.block,
+        to: reorg.to.block,
+        dropped: reorg.dropped,
+      }),
     // an RPC hiccup is retried (said once per 30 s); anything else (a reorg) halts the indexer,
     // and a role whose view of the chain stopped cannot work: it stops, loudly
     onError: (error) => {
@@ -57,6 +68,22 @@ export async function openRoleContext(
   await indexer.start()
   return { blueprint, deployment, clients, indexer }
 }
+
+/** A role config's `indexer` section: confirmations or a block tag, and the finality window. */
+export const indexerFollowingSchema = z
+  .strictObject({
+    confirmations: z.number().int().min(0).optional(),
+    blockTag: z.enum(['safe', 'finalized']).optional(),
+    finality: z.number().int().min(0).optional(),
+  })
+  .optional()
+export type IndexerFollowing = z.output<typeof indexerFollowingSchema>
+
+const followingOptions = (following: IndexerFollowing) => ({
+  ...(following?.confirmations !== undefined ? { confirmations: following.confirmations } : {}),
+  ...(following?.blockTag !== undefined ? { blockTag: following.blockTag } : {}),
+  ...(following?.finality !== undefined ? { finality: following.finality } : {}),
+})
 
 /**
  * Where others reach a role process: its configured `advertiseUrl`, else the URL it listens on,

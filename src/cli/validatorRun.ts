@@ -11,7 +11,7 @@ import { createHttpReportExchange } from '../validator/createHttpReportExchange.
 import { type CreateValidatorOptions, createValidator } from '../validator/createValidator.ts'
 import { createExchangeAdmission } from '../validator/exchangeAdmission.ts'
 import type { ReportExchange } from '../validator/reportExchange.ts'
-import { advertisedUrlOf, openRoleContext } from './openRoleContext.ts'
+import { advertisedUrlOf, indexerFollowingSchema, openRoleContext } from './openRoleContext.ts'
 
 /** The config file of one validator process; relative paths are relative to the file. */
 export const validatorConfigSchema = z.object({
@@ -44,6 +44,8 @@ export const validatorConfigSchema = z.object({
   signatureThreads: z.number().int().min(0).optional(),
   /** Readings from which an epoch's signatures are checked on those threads. */
   parallelJudgeFrom: z.number().int().min(0).default(20_000),
+  /** How its indexer follows the chain: { confirmations | blockTag: 'safe' | 'finalized', finality } (reorg safety). */
+  indexer: indexerFollowingSchema,
 })
 export type ValidatorConfig = z.output<typeof validatorConfigSchema>
 

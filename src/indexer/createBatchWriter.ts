@@ -2,6 +2,7 @@ import type { Address } from 'viem'
 import { DepinError } from '../errors.ts'
 import type { IndexerCursor, IndexerDatabase } from './openIndexerDatabase.ts'
 import type { ProtocolEvent } from './readProtocolEvents.ts'
+import { createUndoLog, DEFAULT_FINALITY } from './rollBack.ts'
 
 export type Batch = {
   /** The range's events in chain order. */
@@ -25,7 +26,19 @@ type DeviceState = {
  * they do not, events were missed and the writer throws (INDEXER_INCONSISTENT) instead of
  * storing a state the chain never had.
  */
-export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
+export function createBatchWriter(
+  db: IndexerDatabase,
+  options: {
+    /** Blocks below the cursor whose state a rollback can still restore (block hashes and undo rows kept). */
+    finality?: bigint
+  } = {},
+): (batch: Batch) => void {
+  const finality = options.finality ?? DEFAULT_FINALITY
+  const undo = createUndoLog(db)
+  const insertBlockHash = db.prepare(
+    'INSERT OR REPLACE INTO block_hashes (block, hash, timestamp) VALUES (@block, @hash, @timestamp)',
+  )
+  const pruneBlockHashes = db.prepare('DELETE FROM block_hashes WHERE block < ?')
   const deviceState = db.prepare<[string], DeviceState>(
     'SELECT owner, class, cell, status, registered_at FROM devices WHERE device = ?',
   )
@@ -121,6 +134,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
   ) => {
     // the bond stays slashable while unbonding; withdrawn and slashed validators have none left
     const bond = status === 'unbonding' ? undefined : '0'
+    undo.remember('validators', event.validator, event.block)
     const result =
       bond === undefined
         ? setValidatorStatus.run({ validator: event.validator, status, block: event.block })
@@ -142,6 +156,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
           cell: event.h3Cell,
           registeredAt: event.blockTimestamp,
         }
+        undo.remember('devices', event.device, event.block)
         insertDevice.run({ ...state, maker: event.maker, block: event.block })
         insertDeviceEvent.run({
           ...position,
@@ -172,6 +187,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
           deviceRelocated: 'relocated',
           deviceRetired: 'retired',
         }[event.type]
+        undo.remember('devices', event.device, event.block)
         updateDevice.run({
           device: event.device,
           owner: after.owner,
@@ -242,6 +258,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
         })
         return
       case 'validatorJoined':
+        undo.remember('validators', event.validator, event.block)
         joinValidator.run({
           validator: event.validator,
           bond: event.bond.toString(),
@@ -251,6 +268,7 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
         validatorEvent(event, 'joined')
         return
       case 'validatorEndpointSet':
+        undo.remember('validator_endpoints', event.validator, event.block)
         setEndpoint.run({ validator: event.validator, url: event.url, block: event.block })
         return
       case 'validatorLeft':
@@ -309,7 +327,12 @@ export function createBatchWriter(db: IndexerDatabase): (batch: Batch) => void {
 
   return db.transaction((batch: Batch) => {
     for (const event of batch.events) apply(event)
-    writeCursor.run({ block: batch.cursor.block, hash: batch.cursor.hash, timestamp: batch.cursor.timestamp })
+    const { block, hash, timestamp } = batch.cursor
+    writeCursor.run({ block, hash, timestamp })
+    // what a rollback needs, kept for the finality window only
+    insertBlockHash.run({ block, hash, timestamp })
+    pruneBlockHashes.run(block - finality)
+    undo.prune(block - finality)
   })
 }
 

@@ -14,12 +14,24 @@ import {
   writeMeta,
 } from './openIndexerDatabase.ts'
 import { type BlockStamp, readProtocolEvents } from './readProtocolEvents.ts'
+import { DEFAULT_FINALITY, findCommonAncestor, rollBackTo } from './rollBack.ts'
 
 export type IndexerProgress = {
   /** The last block of the range just committed. */
   block: bigint
   /** Protocol events stored from that range. */
   events: number
+}
+
+export type IndexerReorg = {
+  /** The cursor that was no longer on the chain. */
+  from: IndexerCursor
+  /** The common ancestor the database was rolled back to. */
+  to: IndexerCursor
+  /** Blocks rolled back (from.block − to.block). */
+  depth: bigint
+  /** Events dropped with them. */
+  dropped: number
 }
 
 export type CreateIndexerOptions = {
@@ -35,8 +47,21 @@ export type CreateIndexerOptions = {
   /** Called after each range of blocks is committed. */
   onProgress?: (progress: IndexerProgress) => void
   /**
+   * Index only blocks this many below the head (default 0: the head itself), so that shallower
+   * reorgs never reach what was indexed; or follow the chain's `safe` or `finalized` block instead.
+   */
+  confirmations?: number
+  blockTag?: 'safe' | 'finalized'
+  /**
+   * How deep below the cursor a reorg may reach and still be rolled back and replayed (default 64
+   * blocks); a deeper one halts the indexer with INDEXER_REORG_TOO_DEEP, changing nothing.
+   */
+  finality?: number
+  /** Called after a reorg was rolled back (before the blocks after the ancestor are replayed). */
+  onReorg?: (reorg: IndexerReorg) => void
+  /**
    * Called when a background poll fails. Failures a retry can help with (the RPC node is
-   * unreachable) are retried at the next poll; others (INDEXER_REORG) stop the polling, and
+   * unreachable) are retried at the next poll; others (INDEXER_REORG_TOO_DEEP) stop the polling, and
    * `waitForTime` rejects with them.
    */
   onError?: (error: unknown) => void
@@ -51,8 +76,8 @@ export type Indexer = {
   stop(): Promise<void>
   /**
    * Processes blocks up to the current head once, in ranges of `blockRange` blocks, each range
-   * committed with the cursor in one transaction. Throws INDEXER_REORG when the stored cursor's
-   * block is no longer on the chain.
+   * committed with the cursor in one transaction. A reorg is rolled back first (to the common
+   * ancestor); one deeper than `finality` throws INDEXER_REORG_TOO_DEEP.
    * @returns the last processed block
    */
   syncOnce(): Promise<bigint>
@@ -94,8 +119,14 @@ export function createIndexer(options: CreateIndexerOptions): Indexer {
     db.close()
     throw error
   }
+  const confirmations = BigInt(options.confirmations ?? 0)
+  const finality = BigInt(options.finality ?? Number(DEFAULT_FINALITY))
+  if (confirmations < 0n || finality < 0n)
+    throw new ConfigError('INDEXER_INVALID_OPTIONS', 'confirmations and finality must not be negative')
+  /** Near the head, ranges of at most this many blocks: a kept hash is never far below a reorg. */
+  const nearHeadStep = finality / 8n > 1n ? finality / 8n : 1n
   const store = createIndexerStore(db)
-  const writeBatch = createBatchWriter(db)
+  const writeBatch = createBatchWriter(db, { finality })
 
   let running = false
   let stopping: Promise<void> | undefined
@@ -109,13 +140,26 @@ export function createIndexer(options: CreateIndexerOptions): Indexer {
 
   async function sync(): Promise<bigint> {
     const head = stamp(await publicClient.getBlock({ blockTag: 'latest' }))
-    const cursor = readCursor(db)
-    if (cursor) await checkCursor(cursor, head)
+    const target = await targetOf(head)
+    let cursor = readCursor(db)
+    if (cursor) cursor = await checkCursor(cursor, head)
     let last = cursor?.block ?? deployment.startBlock - 1n
-    while (last < head.number && !stopping) {
+    const nearHead = target.number - finality
+    while (last < target.number && !stopping) {
       const fromBlock = last + 1n
-      const toBlock = last + blockRange < head.number ? last + blockRange : head.number
-      const blocks = new Map<bigint, BlockStamp>([[head.number, head]])
+      let toBlock = last + blockRange < target.number ? last + blockRange : target.number
+      // within the finality window of the head, short ranges: each end's hash is kept
+      if (toBlock > nearHead)
+        toBlock =
+          fromBlock <= nearHead
+            ? nearHead
+            : fromBlock + nearHeadStep - 1n < toBlock
+              ? fromBlock + nearHeadStep - 1n
+              : toBlock
+      const blocks = new Map<bigint, BlockStamp>([
+        [head.number, head],
+        [target.number, target],
+      ])
       const end = blocks.get(toBlock) ?? stamp(await publicClient.getBlock({ blockNumber: toBlock }))
       blocks.set(toBlock, end)
       const events = await readProtocolEvents({ publicClient, deployment, fromBlock, toBlock, blocks })
@@ -126,23 +170,43 @@ export function createIndexer(options: CreateIndexerOptions): Indexer {
     return last
   }
 
-  /** The stored cursor's block must still be the chain's block at that height. */
-  async function checkCursor(cursor: IndexerCursor, head: BlockStamp): Promise<void> {
-    if (head.number < cursor.block) {
+  /** The block indexing goes up to: the head less the confirmations, or the chain's safe/finalized block. */
+  async function targetOf(head: BlockStamp): Promise<BlockStamp> {
+    if (options.blockTag) return stamp(await publicClient.getBlock({ blockTag: options.blockTag }))
+    if (confirmations === 0n) return head
+    const number = head.number > confirmations ? head.number - confirmations : 0n
+    return stamp(await publicClient.getBlock({ blockNumber: number }))
+  }
+
+  /** The chain's hash at a height, undefined above its head. */
+  async function hashAt(block: bigint, head: BlockStamp): Promise<Hex | undefined> {
+    if (block > head.number) return undefined
+    if (block === head.number) return head.hash
+    return stamp(await publicClient.getBlock({ blockNumber: block })).hash
+  }
+
+  /**
+   * The stored cursor's block must still be the chain's block at that height; when it is not (a
+   * reorg), the database is rolled back to the common ancestor (src/indexer/rollBack.ts), which
+   * becomes the cursor. A reorg beyond the finality window halts: INDEXER_REORG_TOO_DEEP.
+   */
+  async function checkCursor(cursor: IndexerCursor, head: BlockStamp): Promise<IndexerCursor> {
+    const onChain = await hashAt(cursor.block, head)
+    if (onChain === cursor.hash) return cursor
+    const ancestor = await findCommonAncestor(db, (block) => hashAt(block, head))
+    if (!ancestor || cursor.block - ancestor.block > finality) {
       throw reorgError(
-        `the chain's head (block ${head.number}) is below the last processed block ${cursor.block}`,
+        onChain === undefined
+          ? `the chain's head (block ${head.number}) is below the last processed block ${cursor.block}`
+          : `block ${cursor.block} is ${onChain} on the chain, not the processed ${cursor.hash}`,
         cursor,
+        finality,
+        onChain,
       )
     }
-    const onChain =
-      head.number === cursor.block ? head : stamp(await publicClient.getBlock({ blockNumber: cursor.block }))
-    if (onChain.hash !== cursor.hash) {
-      throw reorgError(
-        `block ${cursor.block} is ${onChain.hash} on the chain, not the processed ${cursor.hash}`,
-        cursor,
-        onChain.hash,
-      )
-    }
+    const dropped = rollBackTo(db, ancestor)
+    options.onReorg?.({ from: cursor, to: ancestor, depth: cursor.block - ancestor.block, dropped })
+    return ancestor
   }
 
   function syncOnce(): Promise<bigint> {
@@ -266,12 +330,22 @@ function isRetryable(error: unknown): boolean {
   return error instanceof DepinError ? error.retryable : true
 }
 
-function reorgError(message: string, cursor: IndexerCursor, chainHash?: string): DepinError {
-  return new DepinError('INDEXER_REORG', `${message}: the chain reorganized under the indexer; stopping`, {
-    details: {
-      block: cursor.block.toString(),
-      storedHash: cursor.hash,
-      ...(chainHash === undefined ? {} : { chainHash }),
+function reorgError(
+  message: string,
+  cursor: IndexerCursor,
+  finality: bigint,
+  chainHash?: string,
+): DepinError {
+  return new DepinError(
+    'INDEXER_REORG_TOO_DEEP',
+    `${message}: the chain reorganized deeper than the indexer's finality (${finality} blocks), or onto blocks it never processed; stopping, nothing changed (index again from a new database, or raise finality)`,
+    {
+      details: {
+        block: cursor.block.toString(),
+        storedHash: cursor.hash,
+        finality: finality.toString(),
+        ...(chainHash === undefined ? {} : { chainHash }),
+      },
     },
-  })
+  )
 }

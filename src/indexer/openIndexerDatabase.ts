@@ -3,7 +3,7 @@ import type { Hex } from 'viem'
 import { DepinError } from '../errors.ts'
 
 /** Bumped whenever a table changes; a database of a newer version is refused, an older one migrated. */
-export const INDEXER_SCHEMA_VERSION = 5
+export const INDEXER_SCHEMA_VERSION = 6
 
 export type IndexerDatabase = Database.Database
 
@@ -165,6 +165,49 @@ CREATE INDEX IF NOT EXISTS redemptions_by_time ON redemptions (block_timestamp);
 CREATE INDEX IF NOT EXISTS redemptions_by_pair ON redemptions (consumer, provider, block);
 `
 
+/**
+ * Schema v6: what a reorg's rollback needs (src/indexer/rollBack.ts): the hashes of blocks the
+ * indexer processed, within the finality window, and each state row as it was before a change.
+ */
+const schemaV6 = `
+-- processed blocks' hashes (range ends; dense near the head): a reorg's common ancestor is the
+-- newest of them still on the chain
+CREATE TABLE IF NOT EXISTS block_hashes (
+  block INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL,
+  timestamp INTEGER NOT NULL
+);
+-- a state table's row as it was before the change an event at \`block\` made (NULL: it did not exist)
+CREATE TABLE IF NOT EXISTS undo_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  block INTEGER NOT NULL,
+  tbl TEXT NOT NULL,
+  key TEXT NOT NULL,
+  prior TEXT
+);
+CREATE INDEX IF NOT EXISTS undo_log_by_block ON undo_log (block);
+`
+
+/** Tables of events, each row at a block: a rollback deletes those past the common ancestor. */
+export const EVENT_TABLES = [
+  'device_events',
+  'gateway_events',
+  'validator_events',
+  'provider_events',
+  'redemptions',
+  'epochs',
+  'epoch_funding',
+  'equivocations',
+  'claims',
+] as const
+
+/** Tables of current state (one row per key), with the key column: a rollback restores their rows. */
+export const STATE_TABLES = {
+  devices: 'device',
+  validators: 'validator',
+  validator_endpoints: 'validator',
+} as const
+
 /** Every table filled from the chain: a migration that needs history not kept so far empties them. */
 const INDEXED_TABLES = [
   'cursor',
@@ -180,6 +223,8 @@ const INDEXED_TABLES = [
   'validator_events',
   'provider_events',
   'redemptions',
+  'block_hashes',
+  'undo_log',
 ]
 
 export type OpenIndexerDatabaseOptions = {
@@ -230,6 +275,8 @@ function migrate(db: IndexerDatabase): void {
     db.exec(schemaV2)
     db.exec(schemaV3)
     db.exec(schemaV5)
+    // v6 only adds tables: a reorg before this version's first blocks is refused as too deep
+    db.exec(schemaV6)
     // v4: an epoch's receipts root (ReportAccepted carries it)
     const epochColumns = db.prepare<[], { name: string }>('PRAGMA table_info(epochs)').all()
     if (!epochColumns.some((column) => column.name === 'receipts_root'))

@@ -121,8 +121,11 @@ export async function readProtocolEvents({
     if (block.hash !== log.blockHash) {
       throw new DepinError(
         'INDEXER_REORG',
-        `block ${log.blockNumber} changed while indexing (log in ${log.blockHash}, block is ${block.hash}); the chain reorganized`,
-        { details: { block: String(log.blockNumber), logBlockHash: log.blockHash, blockHash: block.hash } },
+        `block ${log.blockNumber} changed while indexing (log in ${log.blockHash}, block is ${block.hash}); the chain reorganized: nothing of the range was stored, it is read again`,
+        {
+          details: { block: String(log.blockNumber), logBlockHash: log.blockHash, blockHash: block.hash },
+          retryable: true,
+        },
       )
     }
     const position: EventPosition = {

@@ -132,6 +132,10 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
         deployment,
         dbPath,
         pollIntervalMs: 500,
+        onReorg: (reorg) =>
+          log(
+            `indexer ${dbPath}: the chain reorganized: ${reorg.depth} blocks rolled back to block ${reorg.to.block} (${reorg.dropped} events dropped), replaying`,
+          ),
         // an RPC hiccup is retried (said once per 30 s); a halt (a reorg) stops the network loudly
         onError: (error) => {
           const code = error instanceof DepinError ? error.code : 'INDEXER_RETRYING'

@@ -12,6 +12,7 @@ import {
   createIndexer,
   type Indexer,
   type IndexerProgress,
+  type IndexerReorg,
 } from '../../src/indexer/createIndexer.ts'
 import { openIndexerStore } from '../../src/indexer/indexerStore.ts'
 import {
@@ -466,58 +467,63 @@ describe('createIndexer', () => {
     )
   })
 
-  it('stops with INDEXER_REORG when the stored cursor is not on the chain', async () => {
+  it('halts with INDEXER_REORG_TOO_DEEP when no processed block it kept is on the chain, changing nothing', async () => {
     const dbPath = newDbPath()
     const first = indexer({ dbPath })
     await first.syncOnce()
+    const before = first.store.lastProcessed()
     await first.stop()
     const db = new Database(dbPath)
     db.prepare('UPDATE cursor SET hash = ?').run(`0x${'ab'.repeat(32)}`)
+    db.prepare('UPDATE block_hashes SET hash = ?').run(`0x${'ab'.repeat(32)}`)
     db.close()
 
     const again = indexer({ dbPath })
-    await expect(again.start()).rejects.toMatchObject({ code: 'INDEXER_REORG' })
+    await expect(again.start()).rejects.toMatchObject({ code: 'INDEXER_REORG_TOO_DEEP', retryable: false })
     await net.warp(1)
-    await expect(again.syncOnce()).rejects.toMatchObject({ code: 'INDEXER_REORG' })
+    await expect(again.syncOnce()).rejects.toMatchObject({ code: 'INDEXER_REORG_TOO_DEEP' })
+    expect(again.store.lastProcessed()).toEqual(before)
   })
 
-  it('stops with INDEXER_REORG when the chain is rewound and another block takes the cursor height', async () => {
+  it('rolls back a reorg that replaced its cursor block with another one, and indexes the new branch', async () => {
     const owner = await net.actor()
     const fork = await net.snapshot()
-    await registerDevice(owner, BERLIN)
-    const ix = indexer()
+    const berlin = await registerDevice(owner, BERLIN)
+    const reorgs: IndexerReorg[] = []
+    const ix = indexer({ onReorg: (r) => reorgs.push(r) })
     await ix.syncOnce()
     const cursor = ix.store.lastProcessed()
     if (!cursor) throw new Error('nothing processed')
+    expect(ix.store.getDevice(berlin.device)).toBeDefined()
 
     await net.revert(fork)
-    await registerDevice(owner, LISBON)
+    const lisbon = await registerDevice(owner, LISBON)
     expect(await net.admin.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(cursor.block)
 
-    const error = await ix.syncOnce().catch((e: unknown) => e)
-    expect(error).toMatchObject({ code: 'INDEXER_REORG', details: { block: String(cursor.block) } })
-    expect((error as DepinError).details.chainHash).toMatch(/^0x[0-9a-f]{64}$/)
-    // nothing of the other branch was stored
-    expect(ix.store.lastProcessed()).toEqual(cursor)
+    await ix.syncOnce()
+    expect(reorgs).toMatchObject([{ from: cursor, depth: 1n, dropped: 1 }])
+    expect(ix.store.getDevice(berlin.device)).toBeUndefined()
+    expect(ix.store.getDevice(lisbon.device)).toMatchObject({ h3Cell: LISBON })
     expect(ix.store.deviceCount()).toBe(1)
   })
 
-  it('stops polling in the background on a reorg, reports it, and waitForTime rejects with it', async () => {
+  it('with finality 0, halts on any reorg in the background, reports it, and waitForTime rejects with it', async () => {
     const fork = await net.snapshot()
     await net.warp(10)
     const errors: unknown[] = []
-    const ix = indexer({ onError: (error) => errors.push(error) })
+    const ix = indexer({ onError: (error) => errors.push(error), finality: 0 })
     await ix.start()
     const cursor = ix.store.lastProcessed()
     if (!cursor) throw new Error('nothing processed')
     await net.revert(fork) // the head is now below the cursor
 
     await until(() => errors.length > 0)
-    expect(errors.map(code)).toEqual(['INDEXER_REORG'])
+    expect(errors.map(code)).toEqual(['INDEXER_REORG_TOO_DEEP'])
     await expect(ix.waitForTime(cursor.timestamp + 3_600n, 5_000)).rejects.toMatchObject({
-      code: 'INDEXER_REORG',
+      code: 'INDEXER_REORG_TOO_DEEP',
     })
-    await expect(ix.syncOnce()).rejects.toMatchObject({ code: 'INDEXER_REORG' })
+    await expect(ix.syncOnce()).rejects.toMatchObject({ code: 'INDEXER_REORG_TOO_DEEP' })
+    expect(ix.store.lastProcessed()).toEqual(cursor)
   })
 
   it('waitForTime resolves once a block at that time is processed, even without events', async () => {
