@@ -210,7 +210,7 @@ async function showDevice(device, dot) {
   const count = document.createElement('p')
   count.className = 'note'
   count.textContent = preview
-    ? `This API sells its readings on the data market: the device's newest ${answer.readings.length} settled readings are free here, each proven against its epoch's on-chain readings root; more with \`depin readings --consumer-key-file\`.`
+    ? `This API sells its readings on the data market: readings older than ${Number(answer.delaySeconds) < 120 ? `${answer.delaySeconds} seconds` : `${Math.round(Number(answer.delaySeconds) / 60)} minutes`} are free here (the device's newest ${answer.readings.length} of them, each proven against its epoch's on-chain readings root); live ones with \`depin readings --consumer-key-file\`.`
     : answer.readings.length
       ? `${answer.readings.length} readings settled in the last 6 hours, each proven against its epoch's on-chain readings root (latest 20 shown).`
       : 'No settled readings in the last 6 hours.'

@@ -68,6 +68,11 @@ export type CreateApiServerOptions = {
    * anyone else by IP (`perIp`, default 200); an SSE stream counts once.
    */
   rateLimit?: { perIp?: number; perConsumer?: number }
+  /**
+   * Where readings are paid, how old a reading must be for the free preview
+   * (`/v1/devices/:device/latest`, the dashboard's) to show it, s (default 3,600).
+   */
+  previewDelaySeconds?: number
 }
 
 export type ApiServer = {
@@ -108,30 +113,43 @@ const toJson = (value: unknown) =>
 export async function createApiServer(options: CreateApiServerOptions): Promise<ApiServer> {
   const { deployment, indexer, rewards, blueprint, paywall } = options
   const server = createJsonServer(64 * 1024)
-  // per IP, or per consumer where a market session names one (new wallets need a sign-in, which
-  // is limited per IP)
+  // every request counts against its IP; a signed-in consumer's also against the consumer (many
+  // wallets behind one IP share the IP's budget, one wallet over many IPs its own)
   const perIp = options.rateLimit?.perIp ?? 200
   const perConsumer = options.rateLimit?.perConsumer ?? 50
   const consumerOf = (request: FastifyRequest) =>
     request.headers.authorization ? paywall?.consumerOf(request.headers.authorization) : undefined
+  const rateLimited = (what: string) => (_request: FastifyRequest, context: { max: number; after: string }) =>
+    Object.assign(
+      new DepinError(
+        'RATE_LIMITED',
+        `more than ${context.max} requests a second from this ${what}; retry in ${context.after}`,
+        { details: { max: context.max }, retryable: true },
+      ),
+      { statusCode: 429 },
+    )
   await server.register(rateLimit, {
     global: true,
     timeWindow: 1000,
-    keyGenerator: (request) => {
-      const consumer = consumerOf(request)
-      return consumer ? `consumer ${consumer.toLowerCase()}` : `ip ${request.ip}`
-    },
-    max: (request) => (consumerOf(request) ? perConsumer : perIp),
-    errorResponseBuilder: (request, context) =>
-      Object.assign(
-        new DepinError(
-          'RATE_LIMITED',
-          `more than ${context.max} requests a second from this ${consumerOf(request) ? 'consumer' : 'address'}; retry in ${context.after}`,
-          { details: { max: context.max }, retryable: true },
-        ),
-        { statusCode: 429 },
-      ),
+    max: perIp,
+    keyGenerator: (request) => `ip ${request.ip}`,
+    errorResponseBuilder: rateLimited('address'),
   })
+  if (paywall) {
+    // createRateLimit, not rateLimit: the plugin runs one of its handlers per request, and the
+    // IP's must run for every request
+    const consumerLimit = server.createRateLimit({
+      timeWindow: 1000,
+      max: perConsumer,
+      keyGenerator: (request) => `consumer ${consumerOf(request)?.toLowerCase()}`,
+    })
+    server.addHook('onRequest', async (request) => {
+      if (consumerOf(request) === undefined) return
+      const limit = await consumerLimit(request)
+      if (!limit.isAllowed && limit.isExceeded)
+        throw rateLimited('consumer')(request, { max: limit.max, after: `${limit.ttlInSeconds} seconds` })
+    })
+  }
   const routes: string[] = []
   server.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && route.method === 'GET') routes.push(route.url)
@@ -394,29 +412,37 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     })
   })
 
-  // free, even where /v1/readings is paid: a device's newest few settled readings (the
-  // dashboard's device panel), each with its proof
-  server.get<{ Params: { device: string } }>('/v1/devices/:device/latest', async (request, reply) => {
-    if (!isAddress(request.params.device)) {
-      return reply
-        .status(400)
-        .send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
-    }
-    const query = previewQuerySchema.safeParse(request.query)
-    if (!query.success) return invalidQuery(reply, query.error)
-    const found = rewards.acceptedReadings({
-      from: 0n,
-      to: 1n << 40n,
-      limit: query.data.limit,
-      devices: [request.params.device.toLowerCase()],
-      newest: true,
-    })
-    return toJson({
-      device: getAddress(request.params.device),
-      paid: paywall !== undefined,
-      ...prover.prove(found),
-    })
-  })
+  // free, even where /v1/readings is paid: a device's newest few readings settled at least
+  // `previewDelaySeconds` ago (the dashboard's device panel), each with its proof; live data is
+  // what the market sells, so where it is priced the preview is delayed, and limited apart
+  const previewDelay = BigInt(paywall ? (options.previewDelaySeconds ?? 3_600) : 0)
+  server.get<{ Params: { device: string } }>(
+    '/v1/devices/:device/latest',
+    { config: { rateLimit: { max: Math.max(1, Math.floor(perIp / 20)), timeWindow: 1000 } } },
+    async (request, reply) => {
+      if (!isAddress(request.params.device)) {
+        return reply
+          .status(400)
+          .send({ error: { code: 'INVALID_ADDRESS', message: 'not an address', details: {} } })
+      }
+      const query = previewQuerySchema.safeParse(request.query)
+      if (!query.success) return invalidQuery(reply, query.error)
+      const before = BigInt(Math.floor(Date.now() / 1000)) - previewDelay
+      const found = rewards.acceptedReadings({
+        from: 0n,
+        to: before + 1n,
+        limit: query.data.limit,
+        devices: [request.params.device.toLowerCase()],
+        newest: true,
+      })
+      return toJson({
+        device: getAddress(request.params.device),
+        paid: paywall !== undefined,
+        delaySeconds: previewDelay,
+        ...prover.prove(found),
+      })
+    },
+  )
 
   // the use case's own delivery routes (the environment: /v1/aggregate)
   const useCaseApi: UseCaseApi = {

@@ -59,6 +59,8 @@ export type StartEmbeddedNetworkOptions = {
    */
   market?: boolean
   redeemIntervalMs?: number
+  /** Where readings are paid, how old a reading must be for the free preview (default 3,600 s). */
+  previewDelaySeconds?: number
   /** Progress lines, one per step and one per settled epoch. */
   log?: (line: string) => void
   /** Something the network cannot work on from (an indexer halted on a reorg); already logged. */
@@ -280,6 +282,9 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       rewards: rewardsStore,
       port: options.apiPort ?? 0,
       ...(provider ? { paywall: provider.paywall } : {}),
+      ...(options.previewDelaySeconds !== undefined
+        ? { previewDelaySeconds: options.previewDelaySeconds }
+        : {}),
       onError: ({ code, error }) =>
         log(`api: error ${code}: ${error instanceof Error ? error.message : String(error)}`),
     })

@@ -69,6 +69,8 @@ beforeAll(async () => {
     validators: 3,
     // the test redeems when it has paid for everything (one redemption to follow)
     redeemIntervalMs: 3_600_000,
+    // the free preview shows readings older than this (an hour by default)
+    previewDelaySeconds: 20,
     simulation: { fleet, intervalSeconds: 2 } satisfies EnvironmentSimulationOptions,
   })
   // readings settled: something to buy
@@ -140,6 +142,9 @@ describe('the data market on the embedded network', () => {
     expect(preview.readings.length).toBeGreaterThan(0)
     expect(preview.readings.length).toBeLessThanOrEqual(20)
     expect(preview.readings.every((r) => r.reading.device.toLowerCase() === device.toLowerCase())).toBe(true)
+    // delayed: the live readings are what the market sells
+    const now = BigInt(Math.floor(Date.now() / 1000))
+    expect(preview.readings.every((r) => BigInt(r.reading.time) <= now - 20n + 1n)).toBe(true)
     const tooMany = await fetch(`${network.apiUrl}/v1/devices/${device}/latest?limit=21`)
     expect(tooMany.status).toBe(400)
     // the OpenAPI document names the market's routes where the API is a provider

@@ -129,10 +129,7 @@ async function playFollowed(ix: Indexer) {
     owner.clients,
   )
   await ix.syncOnce()
-  await net.send(
-    owner.contracts.deviceRegistry.write.retire([devices[1] as Address]),
-    owner.clients,
-  )
+  await net.send(owner.contracts.deviceRegistry.write.retire([devices[1] as Address]), owner.clients)
   await ix.syncOnce()
   await net.send(net.contracts.deviceRegistry.write.addGateway([other.address, 'http://127.0.0.1:9/']))
   await ix.syncOnce()
