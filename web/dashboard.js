@@ -395,7 +395,12 @@ async function showConsumer(address, market) {
         params: [{ to: market, data }, 'latest'],
       }),
     }).then((r) => r.json())
-    if (typeof result.result !== 'string') throw new Error(result.error?.message ?? 'no result')
+    // three words: (balance, withdrawal, dueAt); anything shorter is not the DataMarket answering
+    if (typeof result.result !== 'string' || !/^0x[0-9a-fA-F]{192}$/.test(result.result))
+      throw new Error(
+        result.error?.message ??
+          `the chain gave no deposit for ${answer.consumer} (${String(result.result)})`,
+      )
     const word = (i) => BigInt(`0x${result.result.slice(2 + 64 * i, 2 + 64 * (i + 1))}`)
     const withdrawal = word(1)
     deposit.textContent = `Deposit ${exact(word(0))}${withdrawal > 0n ? `, of which ${exact(withdrawal)} announced for withdrawal` : ''} (read from the chain here).`

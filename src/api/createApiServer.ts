@@ -95,6 +95,10 @@ const DASHBOARD_FILES = [
 /** Settled epochs a stream sends at most per second (a client resuming far back catches up). */
 const STREAM_EPOCHS_PER_TICK = 50
 
+/** Streams one IP, and one paying consumer, may hold open at once. */
+const MAX_STREAMS_PER_IP = 32
+const MAX_STREAMS_PER_CONSUMER = 4
+
 /** How long a paid stream waits for the voucher of the readings it sent before it closes, ms. */
 const STREAM_PAYMENT_WAIT_MS = 60_000
 
@@ -523,6 +527,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   // a live stream (server-sent events) of settled epochs, and of the readings they accepted from
   // a device or an area, each with its proof; resumes after `since` or the Last-Event-ID
   const streams = new Set<() => void>()
+  /** Open streams per holder (`ip …`, `consumer …`). */
+  const openStreams = new Map<string, number>()
   server.get('/v1/stream', async (request, reply) => {
     const lastEventId = request.headers['last-event-id']
     const query = streamQuerySchema.safeParse({
@@ -545,6 +551,22 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         ? paywall.guard(request, reply, { item: 'streamedReading', maxReadings: MAX_STREAM_READINGS })
         : undefined
     if (paywall && devicesOf() !== undefined && !ticket) return reply
+    // open streams hold a connection and a poll each: a few per consumer, more per IP
+    const holders = [`ip ${request.ip}`, ...(ticket ? [`consumer ${ticket.consumer.toLowerCase()}`] : [])]
+    const full = holders.find(
+      (h) =>
+        (openStreams.get(h) ?? 0) >= (h.startsWith('ip') ? MAX_STREAMS_PER_IP : MAX_STREAMS_PER_CONSUMER),
+    )
+    if (full) {
+      return reply.status(429).send({
+        error: {
+          code: 'STREAMS_LIMIT',
+          message: `too many open streams for this ${full.startsWith('ip') ? 'address' : 'consumer'}: close one first`,
+          details: { max: full.startsWith('ip') ? MAX_STREAMS_PER_IP : MAX_STREAMS_PER_CONSUMER },
+        },
+      })
+    }
+    for (const h of holders) openStreams.set(h, (openStreams.get(h) ?? 0) + 1)
     if (ticket) paywall?.openStream(ticket)
 
     reply.hijack()
@@ -561,8 +583,24 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     out.write('retry: 2000\n\n')
     let closed = false
     let next = since !== undefined ? since + 1n : (indexer.epochs(1)[0]?.epoch ?? -1n) + 1n
-    /** Since when a paid stream waits for the voucher of its last part (ms), if it does. */
-    let unpaidSince: number | undefined
+    /** When this stream's last part was charged, while its voucher is not in (ms). */
+    let chargedAt: number | undefined
+    let askedForVoucher = false
+    /** A part charged and not paid for within STREAM_PAYMENT_WAIT_MS closes the stream. */
+    const paymentOverdue = (): boolean => {
+      if (!ticket || !paywall || chargedAt === undefined) return false
+      if (paywall.settles(ticket.consumer)) {
+        chargedAt = undefined
+        return false
+      }
+      if (Date.now() - chargedAt <= STREAM_PAYMENT_WAIT_MS) return false
+      send('error', {
+        code: 'PAYMENT_TIMEOUT',
+        message: 'no voucher for the last readings sent: stream closed',
+      })
+      close()
+      return true
+    }
     /**
      * Charges a paid stream's next part; false when it must wait (the voucher of the last part is
      * not in yet: asked for once with a `payment-required` event) or ends (its deposit is spent).
@@ -572,7 +610,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       const charged = await paywall.chargeStream(ticket.consumer, readings)
       if (closed) return false
       if (charged.type === 'charged') {
-        unpaidSince = undefined
+        chargedAt = Date.now()
+        askedForVoucher = false
         send('payment', charged.payment)
         return true
       }
@@ -581,22 +620,17 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         close()
         return false
       }
-      if (unpaidSince === undefined) {
-        unpaidSince = Date.now()
+      if (!askedForVoucher) {
+        askedForVoucher = true
         send('payment-required', {
           message: 'sign the voucher for what this stream sent, and POST it to /v1/market/vouchers',
           voucher: charged.voucher,
         })
-      } else if (Date.now() - unpaidSince > STREAM_PAYMENT_WAIT_MS) {
-        send('error', {
-          code: 'PAYMENT_TIMEOUT',
-          message: 'no voucher for the last readings sent: stream closed',
-        })
-        close()
       }
       return false
     }
     const tick = async () => {
+      if (paymentOverdue()) return
       const newest = indexer.epochs(1)[0]?.epoch
       if (newest === undefined || newest < next) return
       // newest first: the epochs at or after `next` are among the newest (newest − next + 1)
@@ -651,6 +685,11 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const close = () => {
       if (closed) return
       closed = true
+      for (const h of holders) {
+        const left = (openStreams.get(h) ?? 1) - 1
+        if (left > 0) openStreams.set(h, left)
+        else openStreams.delete(h)
+      }
       clearInterval(polling)
       clearInterval(keepAlive)
       streams.delete(close)

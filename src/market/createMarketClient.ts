@@ -13,6 +13,7 @@
 import { EventSourceParserStream } from 'eventsource-parser/stream'
 import { type Address, getAddress, type Hex, type LocalAccount, type PublicClient } from 'viem'
 import { createSiweMessage } from 'viem/siwe'
+import { MAX_STREAM_READINGS } from '../api/apiQueries.ts'
 import { type ProvenReadingJson, verifyProvenReadings } from '../api/verifyProvenReadings.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
@@ -307,66 +308,131 @@ export function createMarketClient(options: CreateMarketClientOptions) {
   async function stream(
     path: string,
     onPart: (part: StreamPart) => void | Promise<void>,
-    streamOptions: { signal?: AbortSignal } = {},
+    streamOptions: { signal?: AbortSignal; idleTimeoutMs?: number } = {},
   ): Promise<void> {
     if (!token) await signIn()
-    const answer = await doFetch(`${base}${path}`, {
-      headers: {
-        authorization: `Bearer ${token}`,
-        'x-payment': await voucherHeader(channel as ConsumerChannel),
-        accept: 'text/event-stream',
-      },
-      ...(streamOptions.signal ? { signal: streamOptions.signal } : {}),
-    })
-    if (answer.status !== 200) {
-      const body = await json(answer)
-      const error = body.error as { code: string; message: string } | undefined
-      return fail(error?.code ?? 'API_ERROR', `${path}: ${answer.status} ${error?.message ?? ''}`, {
-        status: answer.status,
-        body,
+    // what was asked for: a part's readings must be of it (a device's, when one was named)
+    const asked = new URL(path, base).searchParams.get('device')?.toLowerCase()
+    // the caller's abort ends the stream between parts: a part being checked is settled first,
+    // so that the provider holds the voucher of everything that arrived
+    const connection = new AbortController()
+    let inPart = false
+    const stop = () => {
+      if (!inPart) connection.abort()
+    }
+    streamOptions.signal?.addEventListener('abort', stop, { once: true })
+    const idleMs = streamOptions.idleTimeoutMs ?? 60_000
+    let idle: NodeJS.Timeout | undefined
+    let idleExpired = false
+    const touch = () => {
+      clearTimeout(idle)
+      idle = setTimeout(() => {
+        idleExpired = true
+        connection.abort()
+      }, idleMs)
+    }
+    try {
+      touch()
+      const answer = await doFetch(`${base}${path}`, {
+        headers: {
+          authorization: `Bearer ${token}`,
+          'x-payment': await voucherHeader(channel as ConsumerChannel),
+          accept: 'text/event-stream',
+        },
+        signal: connection.signal,
       })
+      if (answer.status !== 200) {
+        const body = await json(answer)
+        const error = body.error as { code: string; message: string } | undefined
+        return fail(error?.code ?? 'API_ERROR', `${path}: ${answer.status} ${error?.message ?? ''}`, {
+          status: answer.status,
+          body,
+        })
+      }
+      let pending: { payment: PaymentResponse & { count: number }; readings: ProvenReadingJson[] } | undefined
+      let epoch: Record<string, unknown> | undefined
+      let lastEpoch = -1n
+      /** Readings received on this stream, by device and sequence number: none is sold twice. */
+      const readingsSeen = new Set<string>()
+      const identity = (r: ProvenReadingJson) => `${r.reading.device.toLowerCase()}#${r.reading.seq}`
+      /** Why a part's readings are not what this stream asked for, if they are not. */
+      const notAsked = (partEpoch: bigint, readings: readonly ProvenReadingJson[]) => {
+        const inThisPart = new Set<string>()
+        for (const r of readings) {
+          if (BigInt(r.epoch) !== partEpoch)
+            return `a reading of epoch ${r.epoch} in the part of epoch ${partEpoch}`
+          if (asked && r.reading.device.toLowerCase() !== asked)
+            return `a reading of ${r.reading.device}, not ${asked}`
+          if (readingsSeen.has(identity(r)) || inThisPart.has(identity(r)))
+            return `reading ${identity(r)} sent twice`
+          inThisPart.add(identity(r))
+        }
+        return undefined
+      }
+      const onEvent = async (event: string, data: unknown) => {
+        touch()
+        if (event === 'error') {
+          const e = data as { code: string; message: string }
+          return fail(e.code, `${path}: ${e.message}`)
+        }
+        if (event === 'payment-required') {
+          // the provider waits for the voucher of the last part: (re)post it
+          await settle()
+          return
+        }
+        if (event === 'payment') {
+          const payment = data as PaymentResponse & { count: number }
+          if (
+            !Number.isSafeInteger(payment.count) ||
+            payment.count < 1 ||
+            payment.count > MAX_STREAM_READINGS
+          )
+            return fail('STREAM_INVALID', `${path}: a payment for ${String(payment.count)} readings`)
+          pending = { payment, readings: [] }
+          epoch = undefined
+          return
+        }
+        if (event === 'epoch') {
+          epoch = data as Record<string, unknown>
+          const number = BigInt(String(epoch.epoch))
+          // each epoch once, in order: nothing is sold twice
+          if (number <= lastEpoch)
+            return fail('STREAM_INVALID', `${path}: epoch ${number} after ${lastEpoch}`)
+          lastEpoch = number
+          if (!pending) await onPart({ epoch, readings: [] })
+          return
+        }
+        if (event === 'reading') {
+          if (!pending || !epoch) return fail('STREAM_INVALID', `${path}: a reading outside a paid part`)
+          pending.readings.push(data as ProvenReadingJson)
+          if (pending.readings.length < pending.payment.count) return
+          const part = pending
+          pending = undefined
+          inPart = true
+          try {
+            const partEpoch = lastEpoch
+            const paid = await check(
+              part.readings,
+              part.payment,
+              channel as ConsumerChannel,
+              'streamedReading',
+              () => notAsked(partEpoch, part.readings),
+            )
+            for (const r of part.readings) readingsSeen.add(identity(r))
+            await onPart({ epoch, readings: part.readings, paid })
+            await settle()
+          } finally {
+            inPart = false
+          }
+          if (streamOptions.signal?.aborted) connection.abort()
+        }
+      }
+      await readEventStream(answer, onEvent, connection.signal)
+      if (idleExpired) fail('STREAM_IDLE', `${path}: nothing from the provider for ${idleMs} ms`)
+    } finally {
+      clearTimeout(idle)
+      streamOptions.signal?.removeEventListener('abort', stop)
     }
-    let pending: { payment: PaymentResponse & { count: number }; readings: ProvenReadingJson[] } | undefined
-    let epoch: Record<string, unknown> | undefined
-    const onEvent = async (event: string, data: unknown) => {
-      if (event === 'error') {
-        const e = data as { code: string; message: string }
-        return fail(e.code, `${path}: ${e.message}`)
-      }
-      if (event === 'payment-required') {
-        // the provider waits for the voucher of the last part: (re)post it
-        await settle()
-        return
-      }
-      if (event === 'payment') {
-        pending = { payment: data as PaymentResponse & { count: number }, readings: [] }
-        epoch = undefined
-        return
-      }
-      if (event === 'epoch') {
-        epoch = data as Record<string, unknown>
-        if (!pending) await onPart({ epoch, readings: [] })
-        else if (pending.payment.count === 0) fail('PAYMENT_MISMATCH', 'a payment for no readings')
-        return
-      }
-      if (event === 'reading') {
-        if (!pending || !epoch) return fail('STREAM_INVALID', `${path}: a reading outside a paid part`)
-        pending.readings.push(data as ProvenReadingJson)
-        if (pending.readings.length < pending.payment.count) return
-        const part = pending
-        pending = undefined
-        const paid = await check(
-          part.readings,
-          part.payment,
-          channel as ConsumerChannel,
-          'streamedReading',
-          undefined,
-        )
-        await onPart({ epoch, readings: part.readings, paid })
-        await settle()
-      }
-    }
-    await readEventStream(answer, onEvent, streamOptions.signal)
   }
 
   return {

@@ -365,6 +365,18 @@ export function createPaywall(options: CreatePaywallOptions) {
     return true
   }
 
+  /** Whether the consumer's latest voucher settles everything served to it. */
+  const settles = (consumer: Address): boolean => {
+    const channel = store.channel(consumer)
+    const v = channel.voucher
+    return (
+      v !== undefined &&
+      v.cumulativeAmount === channel.owed &&
+      v.served === channel.served &&
+      v.servedCount === channel.servedCount
+    )
+  }
+
   /** A paid stream opened with `ticket`: its voucher (settling everything before) is the channel's latest. */
   const openStream = (ticket: PaymentTicket): void => store.recordVoucher(ticket.voucher)
 
@@ -448,13 +460,7 @@ export function createPaywall(options: CreatePaywallOptions) {
   > {
     const channel = store.channel(consumer)
     const v = channel.voucher
-    if (
-      !v ||
-      v.cumulativeAmount !== channel.owed ||
-      v.served !== channel.served ||
-      v.servedCount !== channel.servedCount
-    )
-      return { type: 'unpaid', voucher: voucherToSign(channel) }
+    if (!v || !settles(consumer)) return { type: 'unpaid', voucher: voucherToSign(channel) }
     const answer: PaidAnswer = { item: 'streamedReading', readings }
     const price = priceOf(answer)
     const owed = channel.owed + price
@@ -621,6 +627,7 @@ export function createPaywall(options: CreatePaywallOptions) {
     guard,
     charge,
     openStream,
+    settles,
     consumerOf: sessionConsumer,
     chargeStream,
     register,

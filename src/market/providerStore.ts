@@ -174,6 +174,9 @@ export function openProviderStore(path: string) {
       try {
         return { ok: true as const, recorded: recordServed(...item.args) }
       } catch (error) {
+        // SQLite rolled the whole transaction back itself (a full disk, an I/O error): nothing of
+        // the batch may be committed piecemeal after it, so the batch fails as one
+        if (!db.inTransaction) throw error
         return { ok: false as const, error }
       }
     }),
