@@ -8,10 +8,35 @@
  */
 import Database from 'better-sqlite3'
 import type { Address, Hex } from 'viem'
+import { DepinError } from '../errors.ts'
 import { NOTHING_SERVED, type SignedVoucher } from './voucher.ts'
 
-const SCHEMA_VERSION = 1
+/** 2: the readings of an answer in one row (`answers`), no longer a row per reading (`served`). */
+const SCHEMA_VERSION = 2
 
+/** Most readings one recorded answer holds (a stream's part is the largest: MAX_STREAM_READINGS). */
+export const MAX_ANSWER_READINGS = 10_000
+
+/** One served reading in an answer's row: epoch (uint64, big-endian), digest (32 bytes), device (20). */
+const ITEM_BYTES = 60
+
+function packItems(readings: readonly Omit<ServedReading, 'position'>[]): Buffer {
+  const bytes = Buffer.alloc(readings.length * ITEM_BYTES)
+  for (const [i, r] of readings.entries()) {
+    const at = i * ITEM_BYTES
+    bytes.writeBigUInt64BE(r.epoch, at)
+    if (
+      bytes.write(r.digest.slice(2), at + 8, 32, 'hex') !== 32 ||
+      r.digest.length !== 66 ||
+      bytes.write(r.device.slice(2), at + 40, 20, 'hex') !== 20 ||
+      r.device.length !== 42
+    )
+      throw new RangeError(
+        `a served reading must have a 32-byte digest and an address: ${r.digest}, ${r.device}`,
+      )
+  }
+  return bytes
+}
 /** Where a consumer's channel with this provider stands. */
 export type ChannelState = {
   consumer: Address
@@ -42,6 +67,7 @@ export function openProviderStore(path: string) {
       served_count INTEGER NOT NULL,
       voucher TEXT
     );
+    -- schema 1: one row per reading served
     CREATE TABLE IF NOT EXISTS served (
       consumer TEXT NOT NULL,
       position INTEGER NOT NULL,
@@ -50,12 +76,47 @@ export function openProviderStore(path: string) {
       device TEXT NOT NULL,
       PRIMARY KEY (consumer, position)
     ) WITHOUT ROWID;
+    -- schema 2: one row per answer, its readings packed (packItems), positions first … first+count−1
+    CREATE TABLE IF NOT EXISTS answers (
+      consumer TEXT NOT NULL,
+      first INTEGER NOT NULL,
+      count INTEGER NOT NULL,
+      items BLOB NOT NULL,
+      PRIMARY KEY (consumer, first)
+    ) WITHOUT ROWID;
   `)
-  db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
-    'schema_version',
-    String(SCHEMA_VERSION),
-  )
   db.defaultSafeIntegers(true)
+  const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as
+    | string
+    | undefined
+  if (version !== undefined && Number(version) > SCHEMA_VERSION) {
+    db.close()
+    throw new DepinError(
+      'STORE_SCHEMA_NEWER',
+      `${path} was written by a newer depin (provider store schema ${version}); this one reads ${SCHEMA_VERSION}`,
+    )
+  }
+  // schema 1 → 2: each reading row becomes an answer of one
+  db.transaction(() => {
+    const old = db
+      .prepare('SELECT consumer, position, epoch, digest, device FROM served ORDER BY consumer, position')
+      .all() as {
+      consumer: string
+      position: bigint
+      epoch: bigint
+      digest: Hex
+      device: Address
+    }[]
+    const insert = db.prepare(
+      'INSERT OR IGNORE INTO answers (consumer, first, count, items) VALUES (?, ?, 1, ?)',
+    )
+    for (const r of old) insert.run(r.consumer, r.position, packItems([r]))
+    db.exec('DELETE FROM served')
+    db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(
+      'schema_version',
+      String(SCHEMA_VERSION),
+    )
+  }).immediate()
 
   type ChannelRow = {
     consumer: string
@@ -72,11 +133,10 @@ export function openProviderStore(path: string) {
      ON CONFLICT (consumer) DO UPDATE SET owed = excluded.owed, served = excluded.served,
        served_count = excluded.served_count, voucher = excluded.voucher`,
   )
-  const insertServed = db.prepare(
-    'INSERT INTO served (consumer, position, epoch, digest, device) VALUES (?, ?, ?, ?, ?)',
-  )
-  const selectServed = db.prepare(
-    'SELECT position, epoch, digest, device FROM served WHERE consumer = ? AND position >= ? AND position < ? ORDER BY position',
+  const insertAnswer = db.prepare('INSERT INTO answers (consumer, first, count, items) VALUES (?, ?, ?, ?)')
+  // the answers overlapping [from, to): none starts more than MAX_ANSWER_READINGS before `from`
+  const selectAnswers = db.prepare(
+    'SELECT first, count, items FROM answers WHERE consumer = ? AND first > ? AND first < ? ORDER BY first',
   )
   const selectConsumers = db.prepare('SELECT consumer FROM channels ORDER BY consumer')
 
@@ -131,11 +191,16 @@ export function openProviderStore(path: string) {
       const consumer = next.voucher.consumer
       const current = channel(consumer)
       if (current.owed !== expected.owed || current.servedCount !== expected.servedCount) return false
-      let position = current.servedCount
-      for (const r of next.readings) {
-        insertServed.run(consumer.toLowerCase(), position, r.epoch, r.digest, r.device.toLowerCase())
-        position++
-      }
+      if (next.readings.length > MAX_ANSWER_READINGS)
+        throw new RangeError(`an answer of ${next.readings.length} readings: at most ${MAX_ANSWER_READINGS}`)
+      if (next.readings.length > 0)
+        insertAnswer.run(
+          consumer.toLowerCase(),
+          current.servedCount,
+          next.readings.length,
+          packItems(next.readings),
+        )
+      const position = current.servedCount + BigInt(next.readings.length)
       upsertChannel.run(
         consumer.toLowerCase(),
         next.owed.toString(),
@@ -211,19 +276,26 @@ export function openProviderStore(path: string) {
     recordVoucher,
     /** The readings served to `consumer` at positions [from, to), in order. */
     served(consumer: Address, from: bigint, to: bigint): ServedReading[] {
-      return (
-        selectServed.all(consumer.toLowerCase(), from, to) as {
-          position: bigint
-          epoch: bigint
-          digest: string
-          device: string
-        }[]
-      ).map((r) => ({
-        position: r.position,
-        epoch: r.epoch,
-        digest: r.digest as Hex,
-        device: r.device as Address,
-      }))
+      const rows = selectAnswers.all(consumer.toLowerCase(), from - BigInt(MAX_ANSWER_READINGS), to) as {
+        first: bigint
+        count: bigint
+        items: Buffer
+      }[]
+      const readings: ServedReading[] = []
+      for (const row of rows) {
+        for (let i = 0n; i < row.count; i++) {
+          const position = row.first + i
+          if (position < from || position >= to) continue
+          const at = Number(i) * ITEM_BYTES
+          readings.push({
+            position,
+            epoch: row.items.readBigUInt64BE(at),
+            digest: `0x${row.items.toString('hex', at + 8, at + 40)}`,
+            device: `0x${row.items.toString('hex', at + 40, at + 60)}`,
+          })
+        }
+      }
+      return readings
     },
     consumers: () => (selectConsumers.all() as { consumer: string }[]).map((r) => r.consumer as Address),
     close: () => db.close(),

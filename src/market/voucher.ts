@@ -69,9 +69,14 @@ export function extendServed(keccak: Keccak256, served: Hex, digests: readonly H
 
 /** Writes a 0x-prefixed 32-byte hex word at `offset`; anything else is a RangeError. */
 function writeWord(into: Buffer, offset: number, word: Hex): void {
-  if (word.length !== 66 || !/^0x[0-9a-fA-F]{64}$/.test(word))
+  // Buffer's hex decoding stops at the first character that is not hex: fewer than 32 bytes
+  if (
+    word.length !== 66 ||
+    word[0] !== '0' ||
+    word[1] !== 'x' ||
+    into.write(word.slice(2), offset, 32, 'hex') !== 32
+  )
     throw new RangeError(`not a 32-byte word: ${word}`)
-  into.write(word.slice(2), offset, 32, 'hex')
 }
 
 /** extendServed with viem's codecs: the reference the fast one is checked against. */
