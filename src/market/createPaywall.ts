@@ -95,6 +95,10 @@ const paymentHeaderSchema = z.strictObject({
 /** Longest X-PAYMENT header accepted, in characters. */
 const MAX_PAYMENT_HEADER = 2_048
 
+/** Whether a voucher settles a channel exactly: everything served so far, for what it cost. */
+const settlesChannel = (v: SignedVoucher, channel: ChannelState) =>
+  v.cumulativeAmount === channel.owed && v.served === channel.served && v.servedCount === channel.servedCount
+
 const encodeHeader = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64')
 
 export function createPaywall(options: CreatePaywallOptions) {
@@ -239,11 +243,7 @@ export function createPaywall(options: CreatePaywallOptions) {
       )
       return false
     }
-    if (
-      voucher.cumulativeAmount !== channel.owed ||
-      voucher.served !== channel.served ||
-      voucher.servedCount !== channel.servedCount
-    ) {
+    if (!settlesChannel(voucher, channel)) {
       refuse(
         request,
         reply,
@@ -368,13 +368,7 @@ export function createPaywall(options: CreatePaywallOptions) {
   /** Whether the consumer's latest voucher settles everything served to it. */
   const settles = (consumer: Address): boolean => {
     const channel = store.channel(consumer)
-    const v = channel.voucher
-    return (
-      v !== undefined &&
-      v.cumulativeAmount === channel.owed &&
-      v.served === channel.served &&
-      v.servedCount === channel.servedCount
-    )
+    return channel.voucher !== undefined && settlesChannel(channel.voucher, channel)
   }
 
   /** A paid stream opened with `ticket`: its voucher (settling everything before) is the channel's latest. */
