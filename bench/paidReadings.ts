@@ -260,7 +260,7 @@ export async function benchPaidReadings(
     const providerStore = openProviderStore(join(dir, 'provider.db'))
     closeStores = async () => {
       await indexer.stop()
-      providerStore.close()
+      await providerStore.close()
       store.close()
     }
     const paywall = createPaywall({

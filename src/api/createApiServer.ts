@@ -567,7 +567,17 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
       })
     }
     for (const h of holders) openStreams.set(h, (openStreams.get(h) ?? 0) + 1)
-    if (ticket) paywall?.openStream(ticket)
+    const release = () => {
+      for (const h of holders) {
+        const left = (openStreams.get(h) ?? 1) - 1
+        if (left > 0) openStreams.set(h, left)
+        else openStreams.delete(h)
+      }
+    }
+    if (ticket && paywall && !(await paywall.openStream(request, reply, ticket))) {
+      release()
+      return reply
+    }
 
     reply.hijack()
     const out = reply.raw
@@ -685,11 +695,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
     const close = () => {
       if (closed) return
       closed = true
-      for (const h of holders) {
-        const left = (openStreams.get(h) ?? 1) - 1
-        if (left > 0) openStreams.set(h, left)
-        else openStreams.delete(h)
-      }
+      release()
       clearInterval(polling)
       clearInterval(keepAlive)
       streams.delete(close)

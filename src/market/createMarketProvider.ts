@@ -58,7 +58,10 @@ export async function createMarketProvider(options: CreateMarketProviderOptions)
       `the blueprint "${blueprint.name}" has no market section: nothing is priced`,
     )
   const { genesisTime, epochLength, chainId } = deployment
-  const store = openProviderStore(options.dbPath)
+  const store = openProviderStore(options.dbPath, {
+    onFailure: (error) =>
+      options.context?.logger.error({ code: error.code, err: error.message }, 'provider_store_failed'),
+  })
   const paywall = createPaywall({
     store,
     sessions: createSiweSessions({ chainId }),
@@ -93,7 +96,7 @@ export async function createMarketProvider(options: CreateMarketProviderOptions)
     start: () => redeemer?.start(),
     async stop() {
       await redeemer?.stop()
-      store.close()
+      await store.close()
     },
   }
 }

@@ -31,7 +31,6 @@ import { MAX_SIWE_MESSAGE_LENGTH, type SiweSessions } from './siweSessions.ts'
 import {
   checkVoucherSignature,
   createVoucherHasher,
-  extendServed,
   type MarketDomain,
   type SignedVoucher,
   signedVoucherSchema,
@@ -371,8 +370,28 @@ export function createPaywall(options: CreatePaywallOptions) {
     return channel.voucher !== undefined && settlesChannel(channel.voucher, channel)
   }
 
-  /** A paid stream opened with `ticket`: its voucher (settling everything before) is the channel's latest. */
-  const openStream = (ticket: PaymentTicket): void => store.recordVoucher(ticket.voucher)
+  /**
+   * A paid stream opened with `ticket`: its voucher (settling everything before) becomes the
+   * channel's latest. False when another request moved the channel on meanwhile: then a 402
+   * VOUCHER_STALE was sent.
+   */
+  async function openStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    ticket: PaymentTicket,
+  ): Promise<boolean> {
+    if (await store.recordVoucher(ticket.voucher)) return true
+    refuse(
+      request,
+      reply,
+      ticket.quote,
+      402,
+      'VOUCHER_STALE',
+      'another request of this consumer was served meanwhile: sign extra.voucher',
+      store.channel(ticket.consumer),
+    )
+    return false
+  }
 
   /** What an answer costs: per reading, or per aggregate answer (with at least one reading). */
   const priceOf = (answer: PaidAnswer): bigint => {
@@ -398,17 +417,11 @@ export function createPaywall(options: CreatePaywallOptions) {
     owed: bigint,
     answer: PaidAnswer,
   ): Promise<{ owed: bigint; served: Hex; servedCount: bigint } | undefined> {
-    const served = extendServed(
-      keccak,
-      channel.served,
-      answer.readings.map((r) => r.digest),
-    )
-    const ok = await store.recordServedSoon(
+    const recorded = await store.recordAnswer(
       { owed: channel.owed, servedCount: channel.servedCount },
       {
         voucher,
         owed,
-        served,
         readings: answer.readings.map((r) => ({
           epoch: BigInt(r.epoch),
           digest: r.digest,
@@ -417,9 +430,7 @@ export function createPaywall(options: CreatePaywallOptions) {
         })),
       },
     )
-    return ok
-      ? { owed, served, servedCount: channel.servedCount + BigInt(answer.readings.length) }
-      : undefined
+    return recorded ? { owed, ...recorded } : undefined
   }
 
   /** X-PAYMENT-RESPONSE's content (and a paid stream's `payment` event's). */
@@ -602,7 +613,16 @@ export function createPaywall(options: CreatePaywallOptions) {
         )
       }
       if (!checkVoucher(request, reply, undefined, consumer, channel, voucher.data)) return reply
-      store.recordVoucher(voucher.data)
+      if (!(await store.recordVoucher(voucher.data)))
+        return refuse(
+          request,
+          reply,
+          undefined,
+          402,
+          'VOUCHER_STALE',
+          'another request of this consumer was served meanwhile: sign extra.voucher',
+          store.channel(consumer),
+        )
       return {
         settled: true,
         cumulativeAmount: channel.owed.toString(),

@@ -5,10 +5,17 @@
  * (what it publishes so that validators credit the fees: src/market/README.md). A paid answer is
  * sent only after the transaction recording it commits, so a provider never serves what it cannot
  * later show.
+ *
+ * Writes go through one worker thread (providerStoreWorker.ts) holding its own connection, so a
+ * paid answer's commit (its fsync, the served commitment's keccaks, the packing) never stalls the
+ * API's event loop; answers recorded while a commit is on its way share the next one (group
+ * commit). Reads (channels, served readings) are the calling thread's, on the committed state.
  */
 import Database from 'better-sqlite3'
 import type { Address, Hex } from 'viem'
+import type { Keccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
+import { spawnModuleWorker } from '../protocol/spawnModuleWorker.ts'
 import { NOTHING_SERVED, type SignedVoucher } from './voucher.ts'
 
 /** 2: the readings of an answer in one row (`answers`), no longer a row per reading (`served`). */
@@ -20,6 +27,7 @@ export const MAX_ANSWER_READINGS = 10_000
 /** One served reading in an answer's row: epoch (uint64, big-endian), digest (32 bytes), device (20). */
 const ITEM_BYTES = 60
 
+/** Packs readings into an answer's items (the schema 1 → 2 migration's; the writer packs its own). */
 function packItems(readings: readonly Omit<ServedReading, 'position'>[]): Buffer {
   const bytes = Buffer.alloc(readings.length * ITEM_BYTES)
   for (const [i, r] of readings.entries()) {
@@ -52,9 +60,11 @@ export type ChannelState = {
 /** One reading served to a consumer: its place in the consumer's served sequence. */
 export type ServedReading = { position: bigint; epoch: bigint; digest: Hex; device: Address }
 
-export type ProviderStore = ReturnType<typeof openProviderStore>
-
-export function openProviderStore(path: string) {
+/**
+ * Opens (creating or migrating) a provider store's database: WAL, synchronous FULL, schema
+ * SCHEMA_VERSION. The writer worker opens it again for its own connection.
+ */
+export function openProviderDatabase(path: string): Database.Database {
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
@@ -118,50 +128,45 @@ export function openProviderStore(path: string) {
     )
   }).immediate()
 
-  type ChannelRow = {
-    consumer: string
-    owed: string
-    served: string
-    served_count: bigint
-    voucher: string | null
+  return db
+}
+
+type ChannelRow = {
+  consumer: string
+  owed: string
+  served: string
+  served_count: bigint
+  voucher: string | null
+}
+
+const voucherFromJson = (json: string): SignedVoucher => {
+  const v = JSON.parse(json) as Record<string, string>
+  return {
+    consumer: v.consumer as Address,
+    provider: v.provider as Address,
+    cumulativeAmount: BigInt(v.cumulativeAmount as string),
+    served: v.served as Hex,
+    servedCount: BigInt(v.servedCount as string),
+    signature: v.signature as Hex,
   }
+}
+
+const voucherToJson = (v: SignedVoucher) =>
+  JSON.stringify({
+    consumer: v.consumer,
+    provider: v.provider,
+    cumulativeAmount: v.cumulativeAmount.toString(),
+    served: v.served,
+    servedCount: v.servedCount.toString(),
+    signature: v.signature,
+  })
+
+/** Reads a consumer's channel from a provider database. */
+function channelReader(db: Database.Database) {
   const selectChannel = db.prepare(
     'SELECT consumer, owed, served, served_count, voucher FROM channels WHERE consumer = ?',
   )
-  const upsertChannel = db.prepare(
-    `INSERT INTO channels (consumer, owed, served, served_count, voucher) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (consumer) DO UPDATE SET owed = excluded.owed, served = excluded.served,
-       served_count = excluded.served_count, voucher = excluded.voucher`,
-  )
-  const insertAnswer = db.prepare('INSERT INTO answers (consumer, first, count, items) VALUES (?, ?, ?, ?)')
-  // the answers overlapping [from, to): none starts more than MAX_ANSWER_READINGS before `from`
-  const selectAnswers = db.prepare(
-    'SELECT first, count, items FROM answers WHERE consumer = ? AND first > ? AND first < ? ORDER BY first',
-  )
-  const selectConsumers = db.prepare('SELECT consumer FROM channels ORDER BY consumer')
-
-  const voucherFromJson = (json: string): SignedVoucher => {
-    const v = JSON.parse(json) as Record<string, string>
-    return {
-      consumer: v.consumer as Address,
-      provider: v.provider as Address,
-      cumulativeAmount: BigInt(v.cumulativeAmount as string),
-      served: v.served as Hex,
-      servedCount: BigInt(v.servedCount as string),
-      signature: v.signature as Hex,
-    }
-  }
-  const voucherToJson = (v: SignedVoucher) =>
-    JSON.stringify({
-      consumer: v.consumer,
-      provider: v.provider,
-      cumulativeAmount: v.cumulativeAmount.toString(),
-      served: v.served,
-      servedCount: v.servedCount.toString(),
-      signature: v.signature,
-    })
-
-  const channel = (consumer: Address): ChannelState => {
+  return (consumer: Address): ChannelState => {
     const row = selectChannel.get(consumer.toLowerCase()) as ChannelRow | undefined
     if (!row) return { consumer, owed: 0n, served: NOTHING_SERVED, servedCount: 0n, voucher: undefined }
     return {
@@ -172,49 +177,94 @@ export function openProviderStore(path: string) {
       voucher: row.voucher ? voucherFromJson(row.voucher) : undefined,
     }
   }
+}
 
-  /**
-   * Records, in one transaction, the voucher that settled everything served before and what was
-   * served now. `expected` is the channel as the caller last saw it: if another request moved it on
-   * meanwhile, nothing is written and false is returned (the caller serves nothing).
-   */
-  const recordServed = db.transaction(
-    (
-      expected: { owed: bigint; servedCount: bigint },
-      next: {
-        voucher: SignedVoucher
-        owed: bigint
-        served: Hex
-        readings: readonly Omit<ServedReading, 'position'>[]
-      },
-    ): boolean => {
-      const consumer = next.voucher.consumer
-      const current = channel(consumer)
-      if (current.owed !== expected.owed || current.servedCount !== expected.servedCount) return false
-      if (next.readings.length > MAX_ANSWER_READINGS)
-        throw new RangeError(`an answer of ${next.readings.length} readings: at most ${MAX_ANSWER_READINGS}`)
-      if (next.readings.length > 0)
-        insertAnswer.run(
-          consumer.toLowerCase(),
-          current.servedCount,
-          next.readings.length,
-          packItems(next.readings),
-        )
-      const position = current.servedCount + BigInt(next.readings.length)
-      upsertChannel.run(
-        consumer.toLowerCase(),
-        next.owed.toString(),
-        next.served,
-        position,
-        voucherToJson(next.voucher),
-      )
-      return true
-    },
+/**
+ * A paid answer to record, as it travels to the writer: the answer's readings packed into hex
+ * strings (a digest 64 characters, a device 40, in order) and their epochs, so that the copy to
+ * the worker is a few flat values, not hundreds of objects.
+ */
+export type AnswerWrite = {
+  /** The channel as the caller last saw it: if it moved on meanwhile, nothing is written. */
+  expected: { owed: bigint; servedCount: bigint }
+  /** The voucher that settled everything served before. */
+  voucher: SignedVoucher
+  /** Everything owed once this answer is served. */
+  owed: bigint
+  epochs: BigUint64Array
+  digests: string
+  devices: string
+}
+
+/** Where an answer left the channel: the new commitment and its count. */
+export type AnswerRecorded = { served: Hex; servedCount: bigint }
+
+/**
+ * The writes of a provider database (its writer worker's), each synchronous; the caller commits.
+ * `recordAnswer` checks the channel is as expected, extends its commitment with the answer's
+ * digests, stores the readings and the voucher; `recordVoucher` stores a voucher that settles the
+ * channel exactly as it stands. Either returns false, writing nothing, when the channel moved on.
+ */
+export function createProviderWrites(db: Database.Database, keccak: Keccak256) {
+  const channel = channelReader(db)
+  const upsertChannel = db.prepare(
+    `INSERT INTO channels (consumer, owed, served, served_count, voucher) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (consumer) DO UPDATE SET owed = excluded.owed, served = excluded.served,
+       served_count = excluded.served_count, voucher = excluded.voucher`,
   )
+  const insertAnswer = db.prepare('INSERT INTO answers (consumer, first, count, items) VALUES (?, ?, ?, ?)')
+  const pair = Buffer.alloc(64)
 
-  /** Records a voucher that settles the channel as it stands (nothing new served). */
-  const recordVoucher = (voucher: SignedVoucher): void => {
+  function recordAnswer(write: AnswerWrite): AnswerRecorded | false {
+    const count = write.epochs.length
+    if (count > MAX_ANSWER_READINGS)
+      throw new RangeError(`an answer of ${count} readings: at most ${MAX_ANSWER_READINGS}`)
+    const digests = Buffer.from(write.digests, 'hex')
+    const devices = Buffer.from(write.devices, 'hex')
+    // Buffer's hex decoding stops at the first character that is not hex: fewer bytes
+    if (
+      write.digests.length !== 64 * count ||
+      digests.length !== 32 * count ||
+      write.devices.length !== 40 * count ||
+      devices.length !== 20 * count
+    )
+      throw new RangeError('a served reading must have a 32-byte digest and a 20-byte device address')
+    const consumer = write.voucher.consumer
+    const current = channel(consumer)
+    if (current.owed !== write.expected.owed || current.servedCount !== write.expected.servedCount)
+      return false
+    const items = Buffer.alloc(count * ITEM_BYTES)
+    pair.write(current.served.slice(2), 0, 32, 'hex')
+    for (let i = 0; i < count; i++) {
+      const at = i * ITEM_BYTES
+      items.writeBigUInt64BE(write.epochs[i] as bigint, at)
+      digests.copy(items, at + 8, 32 * i, 32 * i + 32)
+      devices.copy(items, at + 40, 20 * i, 20 * i + 20)
+      // the served commitment, as extendServed (src/market/voucher.ts) folds it: the tests cross-check
+      digests.copy(pair, 32, 32 * i, 32 * i + 32)
+      pair.set(keccak(pair), 0)
+    }
+    const served: Hex = `0x${pair.toString('hex', 0, 32)}`
+    if (count > 0) insertAnswer.run(consumer.toLowerCase(), current.servedCount, count, items)
+    const servedCount = current.servedCount + BigInt(count)
+    upsertChannel.run(
+      consumer.toLowerCase(),
+      write.owed.toString(),
+      served,
+      servedCount,
+      voucherToJson(write.voucher),
+    )
+    return { served, servedCount }
+  }
+
+  function recordVoucher(voucher: SignedVoucher): boolean {
     const current = channel(voucher.consumer)
+    if (
+      voucher.cumulativeAmount !== current.owed ||
+      voucher.servedCount !== current.servedCount ||
+      voucher.served !== current.served
+    )
+      return false
     upsertChannel.run(
       voucher.consumer.toLowerCase(),
       current.owed.toString(),
@@ -222,58 +272,123 @@ export function openProviderStore(path: string) {
       current.servedCount,
       voucherToJson(voucher),
     )
+    return true
   }
 
-  /**
-   * recordServed calls made within one turn of the event loop, committed together in one
-   * transaction: one fsync for the answers of many consumers (group commit). Each keeps its own
-   * outcome; one that throws leaves the others recorded.
-   */
-  let queued: {
-    args: Parameters<typeof recordServed>
-    resolve: (recorded: boolean) => void
-    reject: (error: unknown) => void
-  }[] = []
-  const commitQueued = db.transaction((items: typeof queued) =>
-    items.map((item) => {
-      try {
-        return { ok: true as const, recorded: recordServed(...item.args) }
-      } catch (error) {
-        // SQLite rolled the whole transaction back itself (a full disk, an I/O error): nothing of
-        // the batch may be committed piecemeal after it, so the batch fails as one
-        if (!db.inTransaction) throw error
-        return { ok: false as const, error }
-      }
-    }),
+  return { recordAnswer, recordVoucher }
+}
+
+/** A write for the worker (or 'close'), and what it answers. */
+export type WriterRequest =
+  | { id: number; type: 'answer'; write: AnswerWrite }
+  | { id: number; type: 'voucher'; voucher: SignedVoucher }
+export type WriterResponse =
+  | { id: number; ok: true; result: AnswerRecorded | boolean }
+  | { id: number; ok: false; error: { name: string; message: string } }
+export type WriterData = { path: string }
+
+/** How long a closing writer may take to commit what it holds before it is terminated, ms. */
+const CLOSE_GRACE_MS = 10_000
+
+export type OpenProviderStoreOptions = {
+  /** Called once if the writer fails; every write then rejects with PROVIDER_STORE_FAILED. */
+  onFailure?: (error: DepinError) => void
+}
+
+export type ProviderStore = ReturnType<typeof openProviderStore>
+
+export function openProviderStore(path: string, options: OpenProviderStoreOptions = {}) {
+  const db = openProviderDatabase(path)
+  const channel = channelReader(db)
+  // the answers overlapping [from, to): none starts more than MAX_ANSWER_READINGS before `from`
+  const selectAnswers = db.prepare(
+    'SELECT first, count, items FROM answers WHERE consumer = ? AND first > ? AND first < ? ORDER BY first',
   )
-  const flush = () => {
-    const items = queued
-    queued = []
-    try {
-      const outcomes = commitQueued.immediate(items)
-      for (const [i, outcome] of outcomes.entries()) {
-        const item = items[i] as (typeof items)[number]
-        if (outcome.ok) item.resolve(outcome.recorded)
-        else item.reject(outcome.error)
-      }
-    } catch (error) {
-      for (const item of items) item.reject(error)
-    }
+  const selectConsumers = db.prepare('SELECT consumer FROM channels ORDER BY consumer')
+
+  const worker = spawnModuleWorker(import.meta.url, 'providerStoreWorker', { path } satisfies WriterData)
+  type Pending = { resolve: (result: AnswerRecorded | boolean) => void; reject: (error: Error) => void }
+  const pending = new Map<number, Pending>()
+  let nextId = 0
+  let failure: DepinError | undefined
+  let closing = false
+  const fail = (error: DepinError, report: boolean) => {
+    if (failure) return
+    failure = error
+    for (const p of pending.values()) p.reject(error)
+    pending.clear()
+    if (report) options.onFailure?.(error)
   }
+  worker.on('message', (response: WriterResponse) => {
+    const p = pending.get(response.id)
+    if (!p) return
+    pending.delete(response.id)
+    if (response.ok) p.resolve(response.result)
+    else {
+      const { name, message } = response.error
+      p.reject(
+        name === 'RangeError'
+          ? new RangeError(message)
+          : new DepinError('PROVIDER_STORE_WRITE_FAILED', message),
+      )
+    }
+  })
+  worker.on('error', (error) =>
+    fail(
+      new DepinError('PROVIDER_STORE_FAILED', `the provider store's writer failed: ${error.message}`),
+      true,
+    ),
+  )
+  worker.on('exit', (code) => {
+    if (!closing)
+      fail(new DepinError('PROVIDER_STORE_FAILED', `the provider store's writer exited (code ${code})`), true)
+  })
+
+  const send = (request: WriterRequest): Promise<AnswerRecorded | boolean> =>
+    new Promise((resolve, reject) => {
+      if (failure) return reject(failure)
+      pending.set(request.id, { resolve, reject })
+      worker.postMessage(request)
+    })
 
   return {
     channel,
-    recordServed: (...args: Parameters<typeof recordServed>) => recordServed.immediate(...args),
     /**
-     * recordServed, committed with the other calls of this turn of the event loop (one fsync for
-     * them all); resolves once it is on disk. What an API answers with must wait for it.
+     * Records a paid answer (createProviderWrites' recordAnswer) and resolves once it is on disk
+     * with the channel's new commitment, or with undefined when another answer moved the channel
+     * on first (then nothing was written). What an API answers with must wait for it.
      */
-    recordServedSoon: (...args: Parameters<typeof recordServed>): Promise<boolean> =>
-      new Promise((resolve, reject) => {
-        queued.push({ args, resolve, reject })
-        if (queued.length === 1) setImmediate(flush)
-      }),
-    recordVoucher,
+    async recordAnswer(
+      expected: { owed: bigint; servedCount: bigint },
+      next: { voucher: SignedVoucher; owed: bigint; readings: readonly Omit<ServedReading, 'position'>[] },
+    ): Promise<AnswerRecorded | undefined> {
+      const { readings } = next
+      const epochs = new BigUint64Array(readings.length)
+      let digests = ''
+      let devices = ''
+      for (const [i, r] of readings.entries()) {
+        if (r.digest?.length !== 66 || r.device?.length !== 42)
+          throw new RangeError(
+            `a served reading must have a 32-byte digest and an address: ${r.digest}, ${r.device}`,
+          )
+        epochs[i] = r.epoch
+        digests += r.digest.slice(2)
+        devices += r.device.slice(2)
+      }
+      const write: AnswerWrite = {
+        expected,
+        voucher: next.voucher,
+        owed: next.owed,
+        epochs,
+        digests,
+        devices,
+      }
+      const result = await send({ id: nextId++, type: 'answer', write })
+      return result === false ? undefined : (result as AnswerRecorded)
+    },
+    /** Records a voucher settling the channel exactly as it stands; false if it no longer does. */
+    recordVoucher: async (voucher: SignedVoucher): Promise<boolean> =>
+      (await send({ id: nextId++, type: 'voucher', voucher })) === true,
     /** The readings served to `consumer` at positions [from, to), in order. */
     served(consumer: Address, from: bigint, to: bigint): ServedReading[] {
       const rows = selectAnswers.all(consumer.toLowerCase(), from - BigInt(MAX_ANSWER_READINGS), to) as {
@@ -298,6 +413,18 @@ export function openProviderStore(path: string) {
       return readings
     },
     consumers: () => (selectConsumers.all() as { consumer: string }[]).map((r) => r.consumer as Address),
-    close: () => db.close(),
+    /** Lets the writer commit what it was given, then closes both connections. */
+    async close(): Promise<void> {
+      if (closing) return
+      closing = true
+      const ended = new Promise<boolean>((resolve) => {
+        worker.once('exit', () => resolve(true))
+        setTimeout(() => resolve(false), CLOSE_GRACE_MS).unref()
+      })
+      worker.postMessage('close')
+      if (!(await ended)) await worker.terminate()
+      fail(new DepinError('PROVIDER_STORE_CLOSED', 'the provider store is closed'), false)
+      db.close()
+    },
   }
 }

@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { Address } from 'viem'
 import { DepinError } from '../../errors.ts'
+import { spawnModuleWorker } from '../../protocol/spawnModuleWorker.ts'
 import { createRecordWords } from '../../readings/createReadingHasher.ts'
 import type { SignedReading } from '../../readings/reading.ts'
 import type { RecordKind } from '../../readings/recordKinds.ts'
@@ -155,7 +156,10 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
     ...(options.kinds ? { kinds: [...options.kinds] } : {}),
   }
   for (let t = 0; t < threads; t++) {
-    const slot = { worker: spawnWorker(workerData), jobs: new Set<number>() }
+    const slot = {
+      worker: spawnModuleWorker(import.meta.url, 'signatureCheckWorker', workerData),
+      jobs: new Set<number>(),
+    }
     slot.worker.on('message', (reply: SignatureCheckReply) => {
       if (reply.id === -1) {
         if (++loaded === threads) markReady()
@@ -256,17 +260,4 @@ export function createSignatureCheckPool(options: CreateSignatureCheckPoolOption
       )
     },
   }
-}
-
-/**
- * Starts a worker on signatureCheckWorker. From TypeScript sources (tsx, vitest) the worker first
- * registers tsx's loader in its own thread: Node 20 workers do not inherit the parent's.
- */
-function spawnWorker(workerData: SignatureCheckWorkerData): Worker {
-  const source = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-  const entry = new URL(`./signatureCheckWorker${source}`, import.meta.url)
-  if (source === '.js') return new Worker(entry, { workerData })
-  const tsx = import.meta.resolve('tsx/esm/api')
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}) })`
-  return new Worker(bootstrap, { eval: true, workerData })
 }
