@@ -11,9 +11,11 @@ import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { hashEpochReport } from '../chain/signEpochReport.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
+import { registerIndexerMetrics } from '../indexer/indexerMetrics.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import type { Paywall } from '../market/createPaywall.ts'
 import type { Context } from '../protocol/context.ts'
+import { createMetrics, type Metrics } from '../protocol/metrics.ts'
 import { describeReceipt, rejectedByReason, unitsByName } from '../rewards/describeReceipt.ts'
 import { RECEIPT_LEAF_TYPES, receiptToJson } from '../rewards/receiptsTree.ts'
 import { buildRewardsTree, type RewardsTree } from '../rewards/rewardsTree.ts'
@@ -57,6 +59,8 @@ export type CreateApiServerOptions = {
   onError?: (failure: { code: string; error: unknown }) => void
   /** The process's context: without `onError`, such failures are reported through it. */
   context?: Context
+  /** Where its metrics go, served at GET /metrics (default: the context's, else its own). */
+  metrics?: Metrics
   /**
    * The data market, when this API is a provider: `/v1/readings` and the use case's priced routes
    * are paid (src/market/createPaywall.ts), and the market's routes are served. Omitted, all is free.
@@ -116,7 +120,9 @@ const toJson = (value: unknown) =>
  */
 export async function createApiServer(options: CreateApiServerOptions): Promise<ApiServer> {
   const { deployment, indexer, rewards, blueprint, paywall } = options
-  const server = createJsonServer(64 * 1024)
+  const metrics = options.metrics ?? options.context?.metrics ?? createMetrics('api')
+  const server = createJsonServer(64 * 1024, metrics)
+  registerIndexerMetrics(metrics, indexer, deployment)
   // every request counts against its IP; a signed-in consumer's also against the consumer (many
   // wallets behind one IP share the IP's budget, one wallet over many IPs its own)
   const perIp = options.rateLimit?.perIp ?? 200

@@ -1,12 +1,15 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import { DepinError } from '../errors.ts'
+import type { Metrics } from '../protocol/metrics.ts'
 
 /**
  * A fastify server for a JSON API of depin: JSON bodies only (anything else is a 415), and every
  * error turned, at the edge, into `{ error: { code, message, details } }` with a stable code.
+ * With `metrics`, it serves them at `GET /metrics` (Prometheus' text format) and times every
+ * request it answers by method, route pattern and status (`depin_http_request_duration_seconds`).
  * @param bodyLimit largest request body in bytes (a larger one is a 413 BODY_TOO_LARGE)
  */
-export function createJsonServer(bodyLimit: number): FastifyInstance {
+export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyInstance {
   const server = Fastify({
     bodyLimit,
     logger: false,
@@ -43,5 +46,27 @@ export function createJsonServer(bodyLimit: number): FastifyInstance {
       .status(status)
       .send({ error: { code, message: status < 500 ? error.message : 'internal error', details } })
   })
+  if (metrics) {
+    const latency = metrics.histogram(
+      'depin_http_request_duration_seconds',
+      'Time to answer an HTTP request, by method, route pattern and status',
+      ['method', 'route', 'status'],
+    )
+    server.addHook('onResponse', async (request, reply) => {
+      latency.observe(
+        {
+          method: request.method,
+          // the pattern, never the URL: one series per route, whatever attackers send
+          route: request.routeOptions.url ?? 'unmatched',
+          status: String(reply.statusCode),
+        },
+        reply.elapsedTime / 1000,
+      )
+    })
+    server.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await metrics.scrape()
+      return reply.header('content-type', contentType).send(body)
+    })
+  }
   return server
 }

@@ -114,6 +114,7 @@ export async function runValidator(
   const peerErrorLogged = new Map<string, number>()
   let lastError = { message: '', at: 0 }
   const exchange = createHttpReportExchange({
+    metrics: context.metrics,
     chainId: deployment.chainId,
     epochManager: deployment.contracts.epochManager,
     peers: config.peers,
@@ -162,6 +163,7 @@ export async function runValidator(
     }, 10_000)
   }
   const validator = await createValidator({
+    metrics: context.metrics,
     blueprint,
     deployment,
     clients,

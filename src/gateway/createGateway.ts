@@ -6,6 +6,7 @@ import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { Context } from '../protocol/context.ts'
+import { createMetrics, type Metrics } from '../protocol/metrics.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import { createVerdictHasher } from '../readings/createVerdictHasher.ts'
 import {
@@ -63,6 +64,8 @@ export type CreateGatewayOptions = {
   onError?: (event: GatewayErrorEvent) => void
   /** The process's context: without `onError`, failures are reported through it. */
   context?: Context
+  /** Where its metrics go, served at GET /metrics (default: the context's, else its own). */
+  metrics?: Metrics
 }
 
 /** A failure the gateway reported and carried on after. */
@@ -91,10 +94,13 @@ export type Gateway = {
    * bytes, and an `operator` key, the answer is signed over it (`request`, `gateway`,
    * `signature` in the body).
    */
-  ingest(body: unknown, options?: { request?: Hex | undefined }): Promise<IngestAnswer>
+  ingest(body: unknown, options?: { request?: Hex | undefined; transport?: Transport }): Promise<IngestAnswer>
   /** Readings accepted since start, and the running totals of rejections by reason. */
   stats(): { accepted: number; duplicates: number; rejected: Record<string, number> }
 }
+
+/** How a batch reached the gateway (a label of its metrics). */
+export type Transport = 'http' | 'mqtt'
 
 /** The signature fields of an answer, when the gateway signed it. */
 type MaybeSigned = Partial<VerdictSignature>
@@ -174,7 +180,26 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   }
   const stats = { accepted: 0, duplicates: 0, rejected: {} as Record<string, number> }
 
-  const server = createJsonServer(options.bodyLimit ?? 1024 * 1024) // readings are JSON only
+  const metrics = options.metrics ?? options.context?.metrics ?? createMetrics('gateway')
+  const server = createJsonServer(options.bodyLimit ?? 1024 * 1024, metrics) // readings are JSON only
+  const readingsAccepted = metrics.counter(
+    'depin_gateway_readings_accepted_total',
+    'Readings accepted and stored (duplicates of stored ones included), by transport',
+    ['transport'],
+  )
+  const readingsRejected = metrics.counter(
+    'depin_gateway_readings_rejected_total',
+    'Readings rejected, by transport and reason',
+    ['transport', 'reason'],
+  )
+  const batchesRefused = metrics.counter(
+    'depin_gateway_batches_refused_total',
+    'Whole batches refused (nothing of them checked or stored), by transport and code',
+    ['transport', 'code'],
+  )
+  metrics.gauge('depin_gateway_sealed_epoch', 'Last epoch the gateway sealed into a batch', [], (gauge) => {
+    if (sealedThrough !== undefined && sealedThrough >= 0n) gauge.set(Number(sealedThrough))
+  })
   // JSON as fastify parses it, and the keccak-256 of the bytes as received, which the answer's
   // signature covers (a signed answer holds for exactly the request it answers)
   const requestHashes = new WeakMap<FastifyRequest, Hex>()
@@ -201,10 +226,21 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
   }
 
-  /** Checks a batch of readings and stores the accepted ones: the body of `POST /v1/readings`. */
+  /** ingestBatch, counted in the metrics. */
   async function ingest(
     body: unknown,
-    { request }: { request?: Hex | undefined } = {},
+    { request, transport = 'http' }: { request?: Hex | undefined; transport?: Transport } = {},
+  ): Promise<IngestAnswer> {
+    const answer = await ingestBatch(body, request, transport)
+    if ('error' in answer.body) batchesRefused.inc({ transport, code: answer.body.error.code })
+    return answer
+  }
+
+  /** Checks a batch of readings and stores the accepted ones: the body of `POST /v1/readings`. */
+  async function ingestBatch(
+    body: unknown,
+    request: Hex | undefined,
+    transport: Transport,
   ): Promise<IngestAnswer> {
     const readingsJson = (body as { readings?: unknown } | null)?.readings
     if (typeof body !== 'object' || body === null || !Array.isArray(readingsJson)) {
@@ -257,8 +293,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       if (v.status === 'accepted') {
         acceptedCount++
         if (v.duplicate) stats.duplicates++
-      } else stats.rejected[v.reason] = (stats.rejected[v.reason] ?? 0) + 1
+      } else {
+        stats.rejected[v.reason] = (stats.rejected[v.reason] ?? 0) + 1
+        readingsRejected.inc({ transport, reason: v.reason })
+      }
     }
+    if (acceptedCount > 0) readingsAccepted.inc({ transport }, acceptedCount)
     stats.accepted += accepted.length
     const answer: IngestAnswer = {
       status: 200,
@@ -290,6 +330,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       answer = await ingest(request.body, { request: requestHashes.get(request) })
     } catch (error) {
       answer = ingestFailed(error)
+      batchesRefused.inc({ transport: 'http', code: 'INGEST_FAILED' })
     }
     return reply.status(answer.status).send(answer.body)
   })

@@ -119,7 +119,7 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
     }
     const requestHash = keccak ? bytesToHex(keccak(payload)) : undefined
     try {
-      return { id, ...(await gateway.ingest(request, { request: requestHash })) }
+      return { id, ...(await gateway.ingest(request, { request: requestHash, transport: 'mqtt' })) }
     } catch (error) {
       // the store (or the signature check) failed: said so, answered 503, the next message goes on
       const message = error instanceof Error ? error.message : String(error)

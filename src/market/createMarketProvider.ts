@@ -12,6 +12,7 @@ import { loadKeccak256 } from '../crypto/keccak.ts'
 import { ConfigError } from '../errors.ts'
 import type { IndexerStore } from '../indexer/indexerStore.ts'
 import type { Context } from '../protocol/context.ts'
+import type { Metrics } from '../protocol/metrics.ts'
 import { createPaywall, type Paywall } from './createPaywall.ts'
 import { type CreateRedeemerOptions, createRedeemer, type Redeemer } from './createRedeemer.ts'
 import { openProviderStore, type ProviderStore } from './providerStore.ts'
@@ -37,6 +38,8 @@ export type CreateMarketProviderOptions = {
   onRedeemed?: CreateRedeemerOptions['onRedeemed']
   onError?: CreateRedeemerOptions['onError']
   context?: Context
+  /** Where the paywall's metrics go (default: the context's, else none). */
+  metrics?: Metrics
 }
 
 export type MarketProvider = {
@@ -58,9 +61,9 @@ export async function createMarketProvider(options: CreateMarketProviderOptions)
       `the blueprint "${blueprint.name}" has no market section: nothing is priced`,
     )
   const { genesisTime, epochLength, chainId } = deployment
+  const metrics = options.metrics ?? options.context?.metrics
   const store = openProviderStore(options.dbPath, {
-    onFailure: (error) =>
-      options.context?.logger.error({ code: error.code, err: error.message }, 'provider_store_failed'),
+    onFailure: (error) => options.context?.report('PROVIDER_STORE_FAILED', error),
   })
   const paywall = createPaywall({
     store,
@@ -73,6 +76,7 @@ export async function createMarketProvider(options: CreateMarketProviderOptions)
     readFunds: readConsumerFunds(options.publicClient, deployment.contracts.dataMarket, provider),
     ...(options.fundsTtlMs !== undefined ? { fundsTtlMs: options.fundsTtlMs } : {}),
     indexer: options.indexer,
+    ...(metrics ? { metrics } : {}),
     windowOf: (epoch) => ({
       start: genesisTime + epoch * epochLength,
       end: genesisTime + (epoch + 1n) * epochLength,

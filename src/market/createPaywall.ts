@@ -25,6 +25,7 @@ import { z } from 'zod'
 import { depinDomain, eip712DomainTypes, voucherTypes } from '../chain/typedData.ts'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import type { IndexerStore, RedemptionRecord } from '../indexer/indexerStore.ts'
+import type { Metrics } from '../protocol/metrics.ts'
 import type { ChannelState, ProviderStore } from './providerStore.ts'
 import { encodeServedBundle, type ServedRedemption } from './servedBundle.ts'
 import { MAX_SIWE_MESSAGE_LENGTH, type SiweSessions } from './siweSessions.ts'
@@ -67,6 +68,8 @@ export type CreatePaywallOptions = {
   indexer?: IndexerStore
   /** An epoch's time window [start, end). */
   windowOf?: (epoch: bigint) => { start: bigint; end: bigint }
+  /** Where it counts its answers and refusals (depin_market_*). */
+  metrics?: Metrics
 }
 
 /** A paid request let through: the consumer and its channel as the voucher settled it. */
@@ -106,6 +109,16 @@ export function createPaywall(options: CreatePaywallOptions) {
   const fundsTtl = options.fundsTtlMs ?? 5_000
   const hashVoucher = createVoucherHasher(keccak, domain)
   const funds = new Map<string, { at: number; value: ConsumerFunds }>()
+  const refusals = options.metrics?.counter(
+    'depin_market_refusals_total',
+    'Paid requests refused (401/402), by code',
+    ['code'],
+  )
+  const served = options.metrics?.counter(
+    'depin_market_readings_charged_total',
+    'Readings charged for, by kind of item (reading, aggregate, streamedReading)',
+    ['item'],
+  )
 
   const fundsOf = async (consumer: Address, fresh: boolean): Promise<ConsumerFunds> => {
     const cached = funds.get(consumer)
@@ -175,12 +188,14 @@ export function createPaywall(options: CreatePaywallOptions) {
     message: string,
     channel?: ChannelState,
     details: Record<string, unknown> = {},
-  ) =>
-    reply.status(status).send({
+  ) => {
+    refusals?.inc({ code })
+    return reply.status(status).send({
       error: { code, message, details },
       x402Version: X402_VERSION,
       accepts: [requirements(request, quote, channel)],
     })
+  }
 
   /** The signed-in consumer of a request, or undefined once a 401 was sent. */
   const consumerOf = (request: FastifyRequest, reply: FastifyReply, quote?: Quote): Address | undefined => {
@@ -430,7 +445,9 @@ export function createPaywall(options: CreatePaywallOptions) {
         })),
       },
     )
-    return recorded ? { owed, ...recorded } : undefined
+    if (!recorded) return undefined
+    served?.inc({ item: answer.item }, answer.readings.length)
+    return { owed, ...recorded }
   }
 
   /** X-PAYMENT-RESPONSE's content (and a paid stream's `payment` event's). */

@@ -20,6 +20,7 @@ import { createMqttIngest } from '../gateway/createMqttIngest.ts'
 import { createIndexer, type Indexer } from '../indexer/createIndexer.ts'
 import { createMarketProvider, type MarketProvider } from '../market/createMarketProvider.ts'
 import { listProvider } from '../market/listProvider.ts'
+import { createMetrics } from '../protocol/metrics.ts'
 import { allReadingsTopics, DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import { useCaseOf } from '../usecases/registry.ts'
 import { createValidator, type Validator } from '../validator/createValidator.ts'
@@ -238,6 +239,8 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     }
 
     // the API as the data market's provider: its own key pays for redeeming the vouchers
+    // the API's metrics, the paywall's among them, at the API's GET /metrics
+    const apiMetrics = createMetrics('api')
     let provider: (MarketProvider & { address: Hex }) | undefined
     if (blueprint.market && options.market !== false) {
       const providerClients = await createChainClients({
@@ -255,6 +258,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       }
       const symbol = blueprint.token.symbol
       const market = await createMarketProvider({
+        metrics: apiMetrics,
         blueprint,
         deployment,
         publicClient: chain.publicClient,
@@ -275,6 +279,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
     }
 
     const api = await createApiServer({
+      metrics: apiMetrics,
       rpcUrl: chain.rpcUrl,
       deployment,
       blueprint,

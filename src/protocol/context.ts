@@ -1,15 +1,18 @@
 /**
  * The one context every depin process hands to its services: a pino logger writing structured
  * JSON lines (`{ level, time, role, event, …fields }`, bigints as decimal strings, never a key),
- * a shutdown signal aborted when the process is asked to stop, and `report`/`fail` for whatever
+ * its Prometheus metrics (src/protocol/metrics.ts), a shutdown signal aborted when the process is asked to stop, and `report`/`fail` for whatever
  * goes wrong where nobody awaits it (a timer, an event handler): `report` logs it with a stable
  * code and the process carries on; `fail` logs it and stops the process loudly (exit 1).
  */
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { DepinError } from '../errors.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
 
 export type Context = {
   readonly logger: Logger
+  /** The process's Prometheus metrics, served at GET /metrics by its servers. */
+  readonly metrics: Metrics
   /** Aborted when the process is asked to stop (SIGINT/SIGTERM) or fails. */
   readonly shutdown: AbortSignal
   /** Logs an event line: `{ event, ...fields }` at info level. */
@@ -69,6 +72,7 @@ export function createContext(options: CreateContextOptions): Context & { stop()
   const exit = options.exit ?? ((code: number) => process.exit(code))
   const context: Context & { stop(): void } = {
     logger,
+    metrics: createMetrics(options.role),
     shutdown: controller.signal,
     log(event, fields = {}) {
       logger.info({ event, ...fields })

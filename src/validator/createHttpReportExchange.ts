@@ -30,6 +30,7 @@ import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.t
 import { type EpochReport, type EpochReportJson, epochReportToJson } from '../chain/typedData.ts'
 import { signatureShapeProblem } from '../crypto/signatureShape.ts'
 import { DepinError } from '../errors.ts'
+import { createMetrics, type Metrics } from '../protocol/metrics.ts'
 import {
   type BatchSetAnnouncement,
   batchSetJsonSchema,
@@ -78,6 +79,8 @@ export type CreateHttpReportExchangeOptions = {
   admit?: (item: { epoch: bigint; signer: Address }) => Admission
   /** Requests per source IP and second (default 50 POSTs, 600 GETs: a peer with 30 others asks each for two lists 4 times a second while it agrees; bursts up to that many). */
   rateLimit?: { postsPerSecond?: number; getsPerSecond?: number; batchesPerSecond?: number }
+  /** Served at GET /metrics, with the peers reachable (default: metrics of its own). */
+  metrics?: Metrics
 }
 
 /** Whether the exchange may keep an item, before its signature is even looked at. */
@@ -263,9 +266,25 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   let batchSource: BatchSource = () => undefined
   let cumulativeSource: CumulativeSource = () => undefined
 
+  /** Whether each peer's last answer came (any status), or it was down or too slow. */
+  const reached = new Map<string, boolean>()
   const reportError = (peer: string, action: PeerAction, error: unknown) => {
+    if (!(error instanceof DepinError)) reached.set(peer, false) // down, slow, or not HTTP
     options.onPeerError?.({ peer, action, error })
   }
+  const metrics = options.metrics ?? createMetrics('validator')
+  metrics.gauge(
+    'depin_validator_peers',
+    'Peer validators known (configured and advertised on-chain)',
+    [],
+    (g) => g.set(currentPeers().length),
+  )
+  metrics.gauge(
+    'depin_validator_peers_reachable',
+    'Peer validators whose last request was answered (not down, not too slow)',
+    [],
+    (g) => g.set(currentPeers().filter((peer) => reached.get(peer) === true).length),
+  )
   const admit = options.admit ?? (() => ({ type: 'admitted' }) as const)
   /** Keeps an item that is admitted (its signature already checked); says why not otherwise. */
   const keepAdmitted = <T extends { epoch: bigint; signer: Address }>(
@@ -290,6 +309,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
         body,
         signal: AbortSignal.timeout(timeoutMs),
       })
+      reached.set(peer, true)
       let answer: { result?: string; error?: { code?: string; message?: string } } = {}
       try {
         answer = JSON.parse(await readCapped(response, 64 * 1024))
@@ -316,6 +336,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   ): Promise<T[]> {
     try {
       const response = await fetch(`${peer}${list.path}/${epoch}`, { signal: AbortSignal.timeout(timeoutMs) })
+      reached.set(peer, true)
       if (!response.ok) {
         await response.body?.cancel()
         throw new DepinError('PEER_REFUSED', `${peer} answered ${response.status}`)
@@ -372,7 +393,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     return [...merged.values()]
   }
 
-  const server = createJsonServer(64 * 1024) // reports and batch sets are JSON only
+  const server = createJsonServer(64 * 1024, metrics) // reports and batch sets are JSON only
   const limits = {
     posts: options.rateLimit?.postsPerSecond ?? 50,
     gets: options.rateLimit?.getsPerSecond ?? 600,

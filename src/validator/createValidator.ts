@@ -28,9 +28,11 @@ import {
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import type { Indexer } from '../indexer/createIndexer.ts'
+import { registerIndexerMetrics } from '../indexer/indexerMetrics.ts'
 import type { DeviceRecord, EpochRecord } from '../indexer/indexerStore.ts'
 import { type CheckedServedBundle, decodeServedBundle, isServedBundle } from '../market/servedBundle.ts'
 import type { Context } from '../protocol/context.ts'
+import { createMetrics, type Metrics } from '../protocol/metrics.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import type { SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
@@ -175,6 +177,8 @@ export type CreateValidatorOptions = {
   onError?: (error: unknown) => void
   /** The process's context: without `onError`, failures are reported through it (VALIDATOR_TICK_FAILED). */
   context?: Context
+  /** Where its metrics go (default: the context's, else its own). */
+  metrics?: Metrics
 }
 
 export type Validator = {
@@ -230,6 +234,21 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     throw new DepinError('VALIDATOR_KEY_MISSING', 'a validator needs its own key')
   const clock = options.clock ?? systemClock
   const keccak = await loadKeccak256()
+  const metrics = options.metrics ?? options.context?.metrics ?? createMetrics('validator')
+  const judgeSeconds = metrics.histogram(
+    'depin_validator_judge_seconds',
+    'Time to judge an epoch (rules and signatures)',
+  )
+  const judgedReadings = metrics.counter(
+    'depin_validator_readings_judged_total',
+    'Readings judged, by verdict (accepted or the rejection reason)',
+    ['verdict'],
+  )
+  const reportsSubmitted = metrics.counter(
+    'depin_validator_reports_submitted_total',
+    'Epoch reports this validator submitted on-chain',
+  )
+  registerIndexerMetrics(metrics, indexer.store, deployment, clock)
   const { recordKinds, countsLateRecords = false } = useCaseOf(blueprint)
   const digest = await createReadingHasher(
     deployment.chainId,
@@ -456,6 +475,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
         unshown: fees.unshown,
         abstained: false,
       })
+    const stopTimer = judgeSeconds.startTimer()
     const judged = await judge({
       blueprint,
       epoch,
@@ -470,6 +490,10 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       digest,
       keccak,
     })
+    stopTimer()
+    judgedReadings.inc({ verdict: 'accepted' }, judged.accepted)
+    for (const [reason, count] of Object.entries(judged.rejectedByReason))
+      if (count > 0) judgedReadings.inc({ verdict: reason }, count)
     const rewards = computeEpochRewards({
       blueprint,
       epoch,
@@ -1114,6 +1138,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
       if (receipt.status !== 'success')
         throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
+      reportsSubmitted.inc()
       options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length, active: active.length })
     } catch (error) {
       // another submitter won (in the last chance, everyone holding a quorum submits): nothing to do

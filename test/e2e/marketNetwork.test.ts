@@ -38,6 +38,7 @@ import { type EmbeddedNetwork, startEmbeddedNetwork } from '../../src/network/st
 import { createFleet } from '../../src/usecases/environment/simulator/createFleet.ts'
 import type { EnvironmentSimulationOptions } from '../../src/usecases/environment/simulator/stationOptions.ts'
 import { launchChromium } from '../helpers/launchChromium.ts'
+import { type Scrape, scrapeMetrics } from '../helpers/scrapeMetrics.ts'
 import { shortEpochBlueprint, waitFor } from '../helpers/testBlueprint.ts'
 
 const { blueprint } = shortEpochBlueprint()
@@ -134,12 +135,15 @@ describe('the data market on the embedded network', () => {
     const unpaid = await fetch(`${network.apiUrl}/v1/readings?device=${device}&from=0`)
     expect(unpaid.status).toBe(401)
     expect(((await unpaid.json()) as { error: { code: string } }).error.code).toBe('SESSION_REQUIRED')
-    const preview = (await (await fetch(`${network.apiUrl}/v1/devices/${device}/latest`)).json()) as {
-      paid: boolean
-      readings: ProvenReadingJson[]
-    }
+    // the settled readings become a preview once older than previewDelaySeconds
+    const preview = await waitFor('settled readings older than the preview delay', async () => {
+      const answer = (await (await fetch(`${network.apiUrl}/v1/devices/${device}/latest`)).json()) as {
+        paid: boolean
+        readings: ProvenReadingJson[]
+      }
+      return answer.readings.length > 0 ? answer : undefined
+    })
     expect(preview.paid).toBe(true)
-    expect(preview.readings.length).toBeGreaterThan(0)
     expect(preview.readings.length).toBeLessThanOrEqual(20)
     expect(preview.readings.every((r) => r.reading.device.toLowerCase() === device.toLowerCase())).toBe(true)
     // delayed: the live readings are what the market sells
@@ -471,5 +475,27 @@ describe('the data market on the embedded network', () => {
       response.payer,
     ])
     expect(balance).toBe(parseUnits('5', 18) - 3n * market.prices.reading)
+  })
+
+  it("counts the market's charges and refusals, and times every route, at the API's /metrics", async () => {
+    const device = fleet.stations[0]?.account.address as Address
+    const before = await scrapeMetrics(network.apiUrl)
+    const unpaid = await fetch(`${network.apiUrl}/v1/readings?device=${device}&from=0`)
+    expect(unpaid.status).toBe(401)
+    const after = await scrapeMetrics(network.apiUrl)
+    const refused = (m: Scrape) => m.value('depin_market_refusals_total', { code: 'SESSION_REQUIRED' }) ?? 0
+    expect(refused(after) - refused(before)).toBe(1)
+    const timed = (m: Scrape) =>
+      m.count('depin_http_request_duration_seconds', { method: 'GET', route: '/v1/readings', status: '401' })
+    expect(timed(after) - timed(before)).toBe(1)
+    // what the tests above paid for: readings, an aggregate, a stream's readings
+    for (const item of ['reading', 'aggregate', 'streamedReading'])
+      expect(after.value('depin_market_readings_charged_total', { item }), item).toBeGreaterThan(0)
+    expect(
+      after.count('depin_http_request_duration_seconds', { route: '/v1/readings', status: '200' }),
+    ).toBeGreaterThan(0)
+    expect(after.value('depin_settled_epoch')).toBeGreaterThan(0)
+    expect(after.value('depin_epoch_lag')).toBeGreaterThanOrEqual(0)
+    expect(after.families.get('depin_epoch_lag')?.metrics[0]?.labels?.role).toBe('api')
   })
 })

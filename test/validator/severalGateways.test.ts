@@ -1,7 +1,8 @@
 /**
  * Two gateways on the registry's list, each with stations of its own: every validator fetches
  * both sealed batches (it finds the gateways on-chain, not in its config), and the settled report
- * covers their union. Three validator processes on real anvil, loopback.
+ * covers their union. Three validator processes on real anvil, loopback. Every role serves its
+ * Prometheus metrics at GET /metrics: scraped and parsed with a text-format parser of its own.
  */
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -9,6 +10,7 @@ import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { decodeBatch } from '../../src/gateway/batchFormat.ts'
 import { createValidatorStore } from '../../src/validator/validatorStore.ts'
 import { type ProcessNetwork, startProcessNetwork } from '../helpers/processNetwork.ts'
+import { scrapeMetrics } from '../helpers/scrapeMetrics.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
 
 let net: ProcessNetwork
@@ -54,5 +56,65 @@ describe('several gateways', () => {
         store.close()
       }
     }
+  })
+
+  it('serves Prometheus metrics on every role: judging, peers and epoch lag; ingest and refusals by reason', async () => {
+    const settled = await waitFor('an epoch to settle', () => net.indexer.store.epochs(1)[0])
+    for (const [i, p] of net.processes.entries()) {
+      const url = `http://127.0.0.1:${net.ports[i]}`
+      const store = createValidatorStore(join(dirname(p.config), 'validator.db'))
+      await waitFor(`validator ${p.address} to judge epoch ${settled.epoch}`, () =>
+        store.result(settled.epoch),
+      )
+      const acceptedThere = store.verdicts(settled.epoch).filter((v) => v.status === 'accepted').length
+      store.close()
+      // its own indexer sees the settlement within a poll or so
+      const metrics = await waitFor(
+        `validator ${p.address}'s indexer to see epoch ${settled.epoch} settled`,
+        async () => {
+          const scraped = await scrapeMetrics(url)
+          return (scraped.value('depin_settled_epoch') ?? -1) >= Number(settled.epoch) ? scraped : undefined
+        },
+      )
+      expect(metrics.contentType).toMatch(/^text\/plain; version=0\.0\.4/)
+      expect(metrics.families.get('depin_validator_judge_seconds')?.type).toBe('HISTOGRAM')
+      expect(metrics.families.get('depin_validator_peers')?.metrics[0]?.labels?.role).toBe('validator')
+      expect(metrics.count('depin_validator_judge_seconds')).toBeGreaterThanOrEqual(1)
+      // every epoch it judged counts: at least the settled one's verdicts
+      expect(
+        metrics.value('depin_validator_readings_judged_total', { verdict: 'accepted' }),
+      ).toBeGreaterThanOrEqual(acceptedThere)
+      expect(metrics.value('depin_validator_peers')).toBe(2)
+      expect(metrics.value('depin_validator_peers_reachable')).toBe(2)
+      expect(metrics.value('depin_epoch_lag')).toBeGreaterThanOrEqual(0)
+      // its peers' posts were answered and timed, by route pattern
+      expect(
+        metrics.count('depin_http_request_duration_seconds', { route: '/v1/reports', method: 'POST' }),
+      ).toBeGreaterThan(0)
+      expect(metrics.value('depin_process_cpu_seconds_total')).toBeGreaterThan(0)
+    }
+
+    const gateway = net.gateways[0] as (typeof net.gateways)[number]
+    const before = await scrapeMetrics(gateway.url)
+    expect(before.sum('depin_gateway_readings_accepted_total', { transport: 'http' })).toBeGreaterThan(0)
+    const post = (body: string) =>
+      fetch(`${gateway.url}/v1/readings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      })
+    expect((await post('{"readings": []}')).status).toBe(400)
+    expect((await post('{"readings": [{"device": "0x12"}]}')).status).toBe(200)
+    const after = await scrapeMetrics(gateway.url)
+    const refused = (m: typeof before) =>
+      m.value('depin_gateway_batches_refused_total', { transport: 'http', code: 'BATCH_EMPTY' }) ?? 0
+    expect(refused(after) - refused(before)).toBe(1)
+    const rejected = (m: typeof before) =>
+      m.sum('depin_gateway_readings_rejected_total', { transport: 'http' })
+    expect(rejected(after) - rejected(before)).toBe(1)
+    expect(
+      after.families.get('depin_gateway_readings_rejected_total')?.metrics.map((m) => m.labels?.reason),
+    ).toContain('SCHEMA_INVALID')
+    expect(after.value('depin_gateway_sealed_epoch')).toBeGreaterThanOrEqual(Number(settled.epoch))
   })
 })

@@ -1,0 +1,66 @@
+/**
+ * A process's Prometheus metrics (prom-client): one registry per context, labelled with the
+ * process's role, with Node's default process metrics (`depin_process_*`, `depin_nodejs_*`). Each
+ * service declares its own metrics through `counter`/`gauge`/`histogram`, which return the one
+ * already registered under that name, so services sharing a context share their metrics. Every
+ * JSON server of depin serves them at `GET /metrics` (createJsonServer), and times its requests
+ * (`depin_http_request_duration_seconds`).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+
+export type Metrics = {
+  readonly registry: Registry
+  counter<L extends string>(name: string, help: string, labelNames?: readonly L[]): Counter<L>
+  /** A gauge; `collect` sets its value(s) at each scrape. */
+  gauge<L extends string>(
+    name: string,
+    help: string,
+    labelNames?: readonly L[],
+    collect?: (gauge: Gauge<L>) => void,
+  ): Gauge<L>
+  histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames?: readonly L[],
+    buckets?: number[],
+  ): Histogram<L>
+  /** The text exposition format, and its content type. */
+  scrape(): Promise<{ contentType: string; body: string }>
+}
+
+/** Seconds, from a millisecond to two minutes: request latencies and judging times alike. */
+export const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+
+/**
+ * @example const metrics = createMetrics('gateway')
+ * metrics.counter('depin_gateway_readings_accepted_total', 'readings accepted', ['transport']).inc({ transport: 'http' })
+ */
+export function createMetrics(role: string): Metrics {
+  const registry = new Registry()
+  registry.setDefaultLabels({ role })
+  collectDefaultMetrics({ register: registry, prefix: 'depin_' })
+  const existing = <M>(name: string) => registry.getSingleMetric(name) as M | undefined
+  return {
+    registry,
+    counter: (name, help, labelNames = []) =>
+      existing(name) ?? new Counter({ name, help, labelNames, registers: [registry] }),
+    gauge: (name, help, labelNames = [], collect) =>
+      existing(name) ??
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        ...(collect
+          ? {
+              collect() {
+                collect(this)
+              },
+            }
+          : {}),
+      }),
+    histogram: (name, help, labelNames = [], buckets = SECONDS_BUCKETS) =>
+      existing(name) ?? new Histogram({ name, help, labelNames, buckets, registers: [registry] }),
+    scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+  }
+}
