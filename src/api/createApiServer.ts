@@ -77,6 +77,8 @@ export type CreateApiServerOptions = {
    * (`/v1/devices/:device/latest`, the dashboard's) to show it, s (default 3,600).
    */
   previewDelaySeconds?: number
+  /** How long a paid stream waits for the voucher of a part it sent before it closes, ms (default 60 s). */
+  streamPaymentTimeoutMs?: number
 }
 
 export type ApiServer = {
@@ -103,7 +105,7 @@ const STREAM_EPOCHS_PER_TICK = 50
 const MAX_STREAMS_PER_IP = 32
 const MAX_STREAMS_PER_CONSUMER = 4
 
-/** How long a paid stream waits for the voucher of the readings it sent before it closes, ms. */
+/** How long a paid stream waits for the voucher of the readings it sent before it closes, ms (default). */
 const STREAM_PAYMENT_WAIT_MS = 60_000
 
 /** Settled epochs looked at for each validator's agreement with the quorum. */
@@ -609,7 +611,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         chargedAt = undefined
         return false
       }
-      if (Date.now() - chargedAt <= STREAM_PAYMENT_WAIT_MS) return false
+      if (Date.now() - chargedAt <= (options.streamPaymentTimeoutMs ?? STREAM_PAYMENT_WAIT_MS)) return false
       send('error', {
         code: 'PAYMENT_TIMEOUT',
         message: 'no voucher for the last readings sent: stream closed',

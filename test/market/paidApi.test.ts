@@ -12,7 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
-import { type ConsumerChannel, createMarketClient } from '../../src/market/createMarketClient.ts'
+import {
+  type ConsumerChannel,
+  createMarketClient,
+  readEventStream,
+} from '../../src/market/createMarketClient.ts'
 import { VOUCHER_SCHEME, X402_VERSION } from '../../src/market/createPaywall.ts'
 import { createRedeemer } from '../../src/market/createRedeemer.ts'
 import type { ProviderStore } from '../../src/market/providerStore.ts'
@@ -20,6 +24,7 @@ import { decodeServedBundle, servedBundleProblem } from '../../src/market/served
 import { extendServed, NOTHING_SERVED, signedVoucherToJson, signVoucher } from '../../src/market/voucher.ts'
 import { type PaidApi, startPaidApi } from '../helpers/paidApi.ts'
 import { type SettledReadings, settleReadings } from '../helpers/settledReadings.ts'
+import { waitFor } from '../helpers/testBlueprint.ts'
 import { startTestNetwork, type TestNetwork, WAD } from '../helpers/testNetwork.ts'
 
 type Actor = Awaited<ReturnType<TestNetwork['actor']>>
@@ -428,6 +433,79 @@ describe('a stranger with a loop', () => {
       authorization: `Bearer ${body.token}`,
     })
     expect(malformed).toMatchObject({ status: 402, body: { error: { code: 'PAYMENT_INVALID' } } })
+  })
+
+  it('holds at most 4 paid streams per consumer (429 STREAMS_LIMIT), and closes one whose part goes unpaid (PAYMENT_TIMEOUT)', async () => {
+    const streaming = await createApiServer({
+      deployment: net.deployment,
+      blueprint,
+      indexer: settled.indexer.store,
+      rewards: settled.store,
+      paywall: paid.paywall,
+      streamPaymentTimeoutMs: 1_500,
+    })
+    await streaming.start()
+    const streamer = await net.actor()
+    await net.send(net.contracts.depinToken.write.transfer([streamer.address, WAD]))
+    await net.send(
+      streamer.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, WAD]),
+      streamer.clients,
+    )
+    await net.send(streamer.contracts.dataMarket.write.deposit([WAD]), streamer.clients)
+    const opened = new AbortController()
+    try {
+      const { body } = await signIn(streamer)
+      const domain = { chainId: net.chainId, market: net.deployment.contracts.dataMarket }
+      const nothing = await signVoucher(streamer.account, domain, {
+        consumer: streamer.address,
+        provider: provider.address,
+        cumulativeAmount: 0n,
+        served: NOTHING_SERVED,
+        servedCount: 0n,
+      })
+      const device = settled.devices[0]?.address as string
+      const newest = settled.indexer.store.epochs(1)[0]?.epoch as bigint
+      const open = (since: bigint, signal: AbortSignal) =>
+        fetch(`${streaming.url}/v1/stream?device=${device}&since=${since}`, {
+          headers: { authorization: `Bearer ${body.token}`, 'x-payment': payment(nothing) },
+          signal,
+        })
+      // from the newest settled epoch on: nothing to charge yet, so the same voucher opens each
+      for (let i = 0; i < 4; i++) expect((await open(newest, opened.signal)).status).toBe(200)
+      const fifth = await open(newest, opened.signal)
+      expect(fifth.status).toBe(429)
+      expect(await fifth.json()).toMatchObject({ error: { code: 'STREAMS_LIMIT', details: { max: 4 } } })
+      opened.abort()
+
+      // once they are closed, a stream from the start: its first part is charged and sent, the
+      // second waits for a voucher that never comes, and the stream closes
+      const reading = new AbortController()
+      const stream = await waitFor('the closed streams to be let go', async () => {
+        const answer = await open(0n, reading.signal)
+        if (answer.status === 200) return answer
+        await answer.body?.cancel()
+        return undefined
+      })
+      const events: { event: string; data: Record<string, unknown> }[] = []
+      const timeout = setTimeout(() => reading.abort(), 20_000)
+      await readEventStream(
+        stream,
+        (event, data) => {
+          events.push({ event, data: data as Record<string, unknown> })
+        },
+        reading.signal,
+      )
+      clearTimeout(timeout)
+      const names = events.map((e) => e.event)
+      expect(names).toEqual(['payment', 'epoch', 'reading', 'reading', 'payment-required', 'error'])
+      expect(events.at(-1)?.data).toMatchObject({ code: 'PAYMENT_TIMEOUT' })
+      expect(events[1]?.data).toMatchObject({ epoch: '1' })
+      // charged for the part it sent, exactly
+      expect(providerStore.channel(streamer.address)).toMatchObject({ owed: 2n * PRICE, servedCount: 2n })
+    } finally {
+      opened.abort()
+      await streaming.stop()
+    }
   })
 
   it('is rate-limited per IP, and a signed-in consumer per consumer on top, with a typed 429', async () => {
