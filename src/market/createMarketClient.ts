@@ -16,6 +16,7 @@ import { createSiweMessage } from 'viem/siwe'
 import { MAX_STREAM_READINGS } from '../api/apiQueries.ts'
 import { type ProvenReadingJson, verifyProvenReadings } from '../api/verifyProvenReadings.ts'
 import type { Deployment } from '../chain/deployment.ts'
+import { dataMarketAbi } from '../chain/generated/contracts.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import type { RecordKind } from '../readings/recordKinds.ts'
@@ -46,6 +47,12 @@ export type CreateMarketClientOptions = {
    * lost, e.g. a crash after it arrived): pays at most that answer unverified. Default false.
    */
   acceptProviderChannel?: boolean
+  /**
+   * The prices the consumer's own copy of the blueprint names: given, a provider asking other
+   * prices is refused at sign-in (PRICE_MISMATCH), before anything is paid. Omitted, the prices
+   * the provider advertises are taken, and every answer is still checked against them.
+   */
+  prices?: MarketPrices
   fetch?: typeof fetch
 }
 
@@ -97,6 +104,28 @@ export function createMarketClient(options: CreateMarketClientOptions) {
         streamedReading: BigInt(found.prices.streamedReading),
       },
     }
+    const expected = options.prices
+    if (expected) {
+      const asked = market.prices
+      if (
+        asked.reading !== expected.reading ||
+        asked.aggregate !== expected.aggregate ||
+        asked.streamedReading !== expected.streamedReading
+      )
+        fail(
+          'PRICE_MISMATCH',
+          `${base} asks ${asked.reading}/${asked.aggregate}/${asked.streamedReading} (reading/aggregate/streamed reading), the blueprint ${expected.reading}/${expected.aggregate}/${expected.streamedReading}`,
+        )
+    }
+    // only a provider on the DataMarket's list can redeem a voucher: a stranger is refused before a signature
+    const listed = await options.publicClient.readContract({
+      address: domain.market,
+      abi: dataMarketAbi,
+      functionName: 'isProvider',
+      args: [market.provider],
+    })
+    if (!listed)
+      fail('PROVIDER_NOT_LISTED', `${base} names provider ${market.provider}, not on the DataMarket's list`)
     const stored = options.state?.load()
     channel =
       stored && getAddress(stored.provider) === market.provider

@@ -368,6 +368,32 @@ describe('a priced route', () => {
     })
   })
 
+  it('signs nothing for a provider asking other prices than its blueprint, or not on the market list', async () => {
+    const stranger = await net.actor()
+    const prices = { reading: PRICE, aggregate: AGGREGATE_PRICE, streamedReading: PRICE }
+    // the blueprint's own prices: signs in and pays
+    const honest = clientOf(stranger, { prices })
+    await honest.signIn()
+    expect(honest.market()?.prices).toEqual(prices)
+    await expect(
+      clientOf(stranger, { prices: { ...prices, reading: PRICE / 2n } }).signIn(),
+    ).rejects.toMatchObject({
+      code: 'PRICE_MISMATCH',
+    })
+    // a status naming a provider the DataMarket does not list
+    const impostor = (async (input: string | URL | Request, init?: RequestInit) => {
+      const answer = await fetch(input, init)
+      if (!String(input).endsWith('/v1/status')) return answer
+      const body = (await answer.json()) as { market: { provider: string } }
+      body.market.provider = stranger.address
+      return new Response(JSON.stringify(body), { status: answer.status, headers: answer.headers })
+    }) as typeof fetch
+    await expect(clientOf(stranger, { fetch: impostor }).signIn()).rejects.toMatchObject({
+      code: 'PROVIDER_NOT_LISTED',
+    })
+    expect(channels.get(stranger.address)).toBeUndefined()
+  })
+
   it('records nothing as received when the caller refuses an answer whose proofs and price hold', async () => {
     const client = clientOf(picky)
     const path = `/v1/aggregate?field=temperature&cell=${settled.devices[0]?.cell}&ring=3&from=${settled.from}&to=${settled.to}`
@@ -506,6 +532,94 @@ describe('a stranger with a loop', () => {
       opened.abort()
       await streaming.stop()
     }
+  })
+
+  it('stops following a provider that sends a reading twice in a paid stream, though it charged for it consistently', async () => {
+    const keccak = await loadKeccak256()
+    const duped = await net.actor()
+    await net.send(net.contracts.depinToken.write.transfer([duped.address, WAD]))
+    await net.send(
+      duped.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, WAD]),
+      duped.clients,
+    )
+    await net.send(duped.contracts.dataMarket.write.deposit([WAD]), duped.clients)
+    type Event = { event: string; data: Record<string, unknown>; id?: string }
+    const parse = (block: string): Event => {
+      const field = (name: string) =>
+        block
+          .split('\n')
+          .find((l) => l.startsWith(`${name}: `))
+          ?.slice(name.length + 2)
+      const id = field('id')
+      return {
+        event: field('event') ?? 'message',
+        data: JSON.parse(field('data') ?? 'null'),
+        ...(id ? { id } : {}),
+      }
+    }
+    const serialize = (e: Event) =>
+      `${e.id ? `id: ${e.id}\n` : ''}event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`
+    // the provider's first paid part, rewritten: its second reading replaced by the first, and the
+    // payment's commitment made to match (a provider charging twice for one reading, consistently)
+    const resending = (async (input: string | URL | Request, init?: RequestInit) => {
+      const answer = await fetch(input, init)
+      if (!String(input).includes('/v1/stream') || answer.status !== 200 || !answer.body) return answer
+      let text = ''
+      let held: Event[] | undefined
+      let done = false
+      const body = answer.body.pipeThrough(new TextDecoderStream()).pipeThrough(
+        new TransformStream<string, string>({
+          transform(chunk, out) {
+            text += chunk
+            for (let at = text.indexOf('\n\n'); at >= 0; at = text.indexOf('\n\n')) {
+              const block = text.slice(0, at + 2)
+              text = text.slice(at + 2)
+              if (done || !block.includes('data: ')) {
+                out.enqueue(block)
+                continue
+              }
+              const event = parse(block)
+              if (event.event === 'payment') held = [event]
+              else if (held) held.push(event)
+              else {
+                out.enqueue(block)
+                continue
+              }
+              const readings = held.filter((e) => e.event === 'reading')
+              if (readings.length < Number(held[0]?.data.count) || readings.length < 2) continue
+              ;(readings[1] as Event).data = (readings[0] as Event).data
+              ;(held[0] as Event).data.served = extendServed(
+                keccak,
+                NOTHING_SERVED,
+                readings.map((r) => r.data.digest as Hex),
+              )
+              for (const e of held) out.enqueue(serialize(e))
+              done = true
+            }
+          },
+        }),
+      )
+      return new Response(body.pipeThrough(new TextEncoderStream()), {
+        status: answer.status,
+        headers: answer.headers,
+      })
+    }) as typeof fetch
+    const client = clientOf(duped, { fetch: resending })
+    const parts: unknown[] = []
+    const device = settled.devices[1]?.address as string
+    await expect(
+      client.stream(`/v1/stream?device=${device}&since=0`, (part) => {
+        parts.push(part)
+      }),
+    ).rejects.toMatchObject({ code: 'ANSWER_REFUSED', message: expect.stringMatching(/sent twice/) })
+    // nothing counted as received, nothing signed for it: the provider holds the part unpaid
+    expect(parts).toEqual([])
+    expect(channels.get(duped.address)).toBeUndefined()
+    expect(providerStore.channel(duped.address)).toMatchObject({
+      owed: 2n * PRICE,
+      servedCount: 2n,
+      voucher: { cumulativeAmount: 0n, servedCount: 0n },
+    })
   })
 
   it('is rate-limited per IP, and a signed-in consumer per consumer on top, with a typed 429', async () => {
