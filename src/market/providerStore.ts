@@ -16,7 +16,7 @@ import type { Address, Hex } from 'viem'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import { spawnModuleWorker } from '../protocol/spawnModuleWorker.ts'
-import { NOTHING_SERVED, type SignedVoucher } from './voucher.ts'
+import { NOTHING_SERVED, type SignedVoucher, signedVoucherToJson } from './voucher.ts'
 
 /** 2: the readings of an answer in one row (`answers`), no longer a row per reading (`served`). */
 const SCHEMA_VERSION = 2
@@ -151,15 +151,7 @@ const voucherFromJson = (json: string): SignedVoucher => {
   }
 }
 
-const voucherToJson = (v: SignedVoucher) =>
-  JSON.stringify({
-    consumer: v.consumer,
-    provider: v.provider,
-    cumulativeAmount: v.cumulativeAmount.toString(),
-    served: v.served,
-    servedCount: v.servedCount.toString(),
-    signature: v.signature,
-  })
+const voucherToJson = (v: SignedVoucher) => JSON.stringify(signedVoucherToJson(v))
 
 /** Reads a consumer's channel from a provider database. */
 function channelReader(db: Database.Database) {

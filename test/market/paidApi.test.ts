@@ -45,6 +45,27 @@ let providerStore: ProviderStore
 let paid: PaidApi
 let api: ApiServer
 
+/** A second API over the same stores and paywall (its sessions shared), with options of its own. */
+const anotherApi = (extra: Partial<Parameters<typeof createApiServer>[0]>) =>
+  createApiServer({
+    deployment: net.deployment,
+    blueprint,
+    indexer: settled.indexer.store,
+    rewards: settled.store,
+    paywall: paid.paywall,
+    ...extra,
+  })
+
+/** Gives `who` tokens from the genesis supply and deposits them on the DataMarket. */
+async function deposit(who: Actor, amount: bigint) {
+  await net.send(net.contracts.depinToken.write.transfer([who.address, amount]))
+  await net.send(
+    who.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, amount]),
+    who.clients,
+  )
+  await net.send(who.contracts.dataMarket.write.deposit([amount]), who.clients)
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-market-'))
   net = await startTestNetwork()
@@ -62,14 +83,8 @@ beforeAll(async () => {
     [poor, PRICE * 3n],
     [wary, WAD],
     [picky, WAD],
-  ] as const) {
-    await net.send(net.contracts.depinToken.write.transfer([who.address, amount]))
-    await net.send(
-      who.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, amount]),
-      who.clients,
-    )
-    await net.send(who.contracts.dataMarket.write.deposit([amount]), who.clients)
-  }
+  ] as const)
+    await deposit(who, amount)
   paid = await startPaidApi(net, settled, { dir, blueprint, provider })
   ;({ api, providerStore } = paid)
 }, 120_000)
@@ -462,22 +477,10 @@ describe('a stranger with a loop', () => {
   })
 
   it('holds at most 4 paid streams per consumer (429 STREAMS_LIMIT), and closes one whose part goes unpaid (PAYMENT_TIMEOUT)', async () => {
-    const streaming = await createApiServer({
-      deployment: net.deployment,
-      blueprint,
-      indexer: settled.indexer.store,
-      rewards: settled.store,
-      paywall: paid.paywall,
-      streamPaymentTimeoutMs: 1_500,
-    })
+    const streaming = await anotherApi({ streamPaymentTimeoutMs: 1_500 })
     await streaming.start()
     const streamer = await net.actor()
-    await net.send(net.contracts.depinToken.write.transfer([streamer.address, WAD]))
-    await net.send(
-      streamer.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, WAD]),
-      streamer.clients,
-    )
-    await net.send(streamer.contracts.dataMarket.write.deposit([WAD]), streamer.clients)
+    await deposit(streamer, WAD)
     const opened = new AbortController()
     try {
       const { body } = await signIn(streamer)
@@ -537,12 +540,7 @@ describe('a stranger with a loop', () => {
   it('stops following a provider that sends a reading twice in a paid stream, though it charged for it consistently', async () => {
     const keccak = await loadKeccak256()
     const duped = await net.actor()
-    await net.send(net.contracts.depinToken.write.transfer([duped.address, WAD]))
-    await net.send(
-      duped.contracts.depinToken.write.approve([net.deployment.contracts.dataMarket, WAD]),
-      duped.clients,
-    )
-    await net.send(duped.contracts.dataMarket.write.deposit([WAD]), duped.clients)
+    await deposit(duped, WAD)
     type Event = { event: string; data: Record<string, unknown>; id?: string }
     const parse = (block: string): Event => {
       const field = (name: string) =>
@@ -623,14 +621,7 @@ describe('a stranger with a loop', () => {
   })
 
   it('is rate-limited per IP, and a signed-in consumer per consumer on top, with a typed 429', async () => {
-    const limited = await createApiServer({
-      deployment: net.deployment,
-      blueprint,
-      indexer: settled.indexer.store,
-      rewards: settled.store,
-      paywall: paid.paywall,
-      rateLimit: { perIp: 6, perConsumer: 3 },
-    })
+    const limited = await anotherApi({ rateLimit: { perIp: 6, perConsumer: 3 } })
     await limited.start()
     try {
       const statuses = async (n: number, headers: Record<string, string> = {}) => {
