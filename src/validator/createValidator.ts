@@ -5,6 +5,7 @@ import {
   BaseError,
   bytesToHex,
   ContractFunctionRevertedError,
+  encodeFunctionData,
   type Hex,
 } from 'viem'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
@@ -12,6 +13,7 @@ import { checkRules } from '../chain/checkRules.ts'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import { type Deployment, runningEpoch } from '../chain/deployment.ts'
 import { type EpochRandomness, epochRandomness } from '../chain/epochRandomness.ts'
+import { epochManagerAbi } from '../chain/generated/contracts.ts'
 import { getContracts } from '../chain/getContracts.ts'
 import {
   hashEpochReport,
@@ -19,6 +21,7 @@ import {
   recoverReportSigner,
   signEpochReport,
 } from '../chain/signEpochReport.ts'
+import { openTxJournal } from '../chain/txJournal.ts'
 import {
   type EpochReport,
   type EpochReportJson,
@@ -78,6 +81,8 @@ export type ValidatorStep =
   | 'judged'
   | 'recorded'
   | 'signed'
+  /** A leader's report transaction sent, its receipt not yet read. */
+  | 'submissionSent'
   | 'saved'
   | 'published'
 
@@ -175,6 +180,10 @@ export type CreateValidatorOptions = {
   /** Called after this validator proved an equivocation on-chain. */
   onEquivocationProven?: (event: { validator: Address; epoch: bigint; txHash: Hex }) => void
   onError?: (error: unknown) => void
+  /** A report transaction recorded before a restart went out again (the same bytes). */
+  onResent?: (event: { key: string; hash: Hex }) => void
+  /** The highest max fee per gas its transactions pay, wei (default: none). */
+  maxFeePerGas?: bigint
   /** The process's context: without `onError`, failures are reported through it (VALIDATOR_TICK_FAILED). */
   context?: Context
   /** Where its metrics go (default: the context's, else its own). */
@@ -264,11 +273,18 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
   })
   const step = async (name: ValidatorStep, epoch: bigint) => options.onStep?.(name, epoch)
   const contracts = getContracts(clients, deployment)
+  // reports go out through the pending-transaction journal (a table of its own in the same file):
+  // signed and recorded before they are sent, so a crash never loses nor doubles a submission
+  const journal = openTxJournal(options.dbPath, clients as Parameters<typeof openTxJournal>[1], {
+    ...(options.maxFeePerGas !== undefined ? { maxFeePerGas: options.maxFeePerGas } : {}),
+    onResent: (entry) => options.onResent?.({ key: entry.key, hash: entry.hash }),
+  })
   // rules pinned on-chain: a validator running other rules stops here, naming both hashes, instead
   // of signing reports nobody else signs (and the EpochManager would refuse)
   await checkRules(clients, deployment, blueprint).catch((error: unknown) => {
     store.close()
     protection.close()
+    journal.close()
     throw error
   })
   const { genesisTime, epochLength } = deployment
@@ -1134,15 +1150,28 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (!lastChance && reported.size < signers.length && clock() < turnStart + leaderGrace) return
     submitted.add(epoch)
     try {
-      const hash = await contracts.epochManager.write.submitReport([own.report, orderSignatures(agreeing)])
-      const receipt = await clients.publicClient.waitForTransactionReceipt({ hash })
-      if (receipt.status !== 'success')
-        throw new DepinError('REPORT_REVERTED', `report for epoch ${epoch} reverted`)
+      const key = `report:${epoch}`
+      const args = [own.report, orderSignatures(agreeing)] as const
+      // a first submission is simulated first (a revert named, e.g. another leader won); one
+      // recorded before a restart goes out as it was recorded
+      if (!journal.entry(key)) await contracts.epochManager.simulate.submitReport(args)
+      const receipt = await journal.send(
+        key,
+        {
+          to: deployment.contracts.epochManager,
+          data: encodeFunctionData({ abi: epochManagerAbi, functionName: 'submitReport', args }),
+        },
+        `the report for epoch ${epoch}`,
+        () => step('submissionSent', epoch),
+      )
+      const hash = receipt.transactionHash
       reportsSubmitted.inc()
       options.onSubmitted?.({ epoch, txHash: hash, signers: agreeing.length, active: active.length })
     } catch (error) {
       // another submitter won (in the last chance, everyone holding a quorum submits): nothing to do
       if (revertName(error) === 'EpochNotIncreasing') return
+      // mined and reverted (another submitter came first): its key holds that receipt, done
+      if ((error as { code?: string }).code === 'TRANSACTION_REVERTED') return
       // or the node hiccupped: try again next tick
       submitted.delete(epoch)
       throw error
@@ -1216,6 +1245,7 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
       await pool?.close()
       store.close()
       protection.close()
+      journal.close()
     },
   }
 }
