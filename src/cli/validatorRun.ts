@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import type { Account } from 'viem'
+import { type Account, parseGwei } from 'viem'
 import { z } from 'zod'
 import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
@@ -46,6 +46,8 @@ export const validatorConfigSchema = z.object({
   parallelJudgeFrom: z.number().int().min(0).default(20_000),
   /** How its indexer follows the chain: { confirmations | blockTag: 'safe' | 'finalized', finality } (reorg safety). */
   indexer: indexerFollowingSchema,
+  /** The highest max fee per gas its report transactions pay, in gwei (default: no cap). */
+  maxFeePerGasGwei: z.number().positive().optional(),
 })
 export type ValidatorConfig = z.output<typeof validatorConfigSchema>
 
@@ -175,6 +177,10 @@ export async function runValidator(
     agreementTimeoutMs: config.agreementTimeoutMs,
     ...(config.gatewayWaitMs === undefined ? {} : { gatewayWaitMs: config.gatewayWaitMs }),
     parallelJudgeFrom: config.parallelJudgeFrom,
+    ...(config.maxFeePerGasGwei !== undefined
+      ? { maxFeePerGas: parseGwei(String(config.maxFeePerGasGwei)) }
+      : {}),
+    onResent: (r) => logLine('transaction_resent', { key: r.key, hash: r.hash }),
     ...(config.signatureThreads === undefined ? {} : { signatureThreads: config.signatureThreads }),
     onJudged: (r) =>
       logLine('epoch_judged', {
