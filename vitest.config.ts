@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // on PostgreSQL (TEST_DATABASE_URL) the schemas tests made are dropped around the run
+    globalSetup: ['test/globalSetup.ts'],
     // CI also writes a JSON report, from which .ci/run prints its closing "N passed, N failed" line.
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
     outputFile: { json: '.ci/results/vitest.json' },

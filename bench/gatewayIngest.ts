@@ -93,7 +93,7 @@ export async function benchGatewayIngest(
     devices: {
       getDevice: (d) => (registered.has(d.toLowerCase()) ? { deviceClass: 1, status: 'active' } : undefined),
     },
-    dbPath: join(dir, 'gateway.db'),
+    database: join(dir, 'gateway.db'),
     clock: () => NOW,
     // as in production: every answer signed with the gateway's operator key
     operator: privateKeyToAccount(generatePrivateKey()),

@@ -200,7 +200,7 @@ const chain = await readSettlements(admin.publicClient, deployment, network.vali
 await fleet.close()
 await network.stop()
 
-const figures = checkSoak({
+const figures = await checkSoak({
   dir,
   deployment,
   sealDelaySeconds: blueprint.epochs.sealDelaySeconds,

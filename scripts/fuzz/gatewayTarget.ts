@@ -132,7 +132,7 @@ export async function startGatewayFixture(options: StartGatewayFixtureOptions): 
     blueprint,
     deployment,
     devices,
-    dbPath,
+    database: dbPath,
     bodyLimit: BODY_LIMIT,
     maxBatch: MAX_BATCH,
     signatureThreads: 1,

@@ -14,7 +14,7 @@ import { type Address, bytesToHex, numberToHex } from 'viem'
 import { type Blueprint, loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import type { Keccak256 } from '../../src/crypto/keccak.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { openGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
 import { recordJsonSchema, type SignedReading, toRecordJson } from '../../src/readings/reading.ts'
 import { connectivity } from '../../src/usecases/connectivity/index.ts'
@@ -70,7 +70,7 @@ export async function startRecordsFixture(options: {
     blueprint,
     deployment,
     devices: { getDevice: (d: Address) => registry.get(d.toLowerCase()) },
-    dbPath,
+    database: dbPath,
     signatureThreads: 1,
     operator: digestSigner(key('operator')),
     onError: (event) =>
@@ -280,12 +280,12 @@ export async function startRecordsFixture(options: {
   }
 
   async function finish(): Promise<void> {
-    const store = createGatewayStore(dbPath)
+    const store = await openGatewayStore(dbPath)
     try {
       const seen = new Set<string>()
       const last = (now() - genesis) / EPOCH_LENGTH + 1n
       for (let epoch = 0n; epoch <= last; epoch++)
-        for (const r of store.epochReadings(epoch)) {
+        for (const r of await store.epochReadings(epoch)) {
           const id = identity(r)
           if (!signedHere.has(id))
             tally.flag('acceptedForged', TARGET, 'stored', id, 'stored, never signed here')
@@ -294,7 +294,7 @@ export async function startRecordsFixture(options: {
         }
       tally.note(TARGET, `stored ${seen.size}`)
     } finally {
-      store.close()
+      await store.close()
     }
   }
 

@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Deployment } from '../../src/chain/deployment.ts'
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { openGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { createValidatorStore } from '../../src/validator/validatorStore.ts'
 import type { ReadSettlementsReturnType } from './readSettlements.ts'
 import type { UpSpan } from './roleProcess.ts'
@@ -50,7 +50,7 @@ const LATE_COUNT_EPOCHS = 3n
 const EXAMPLES = 10
 
 /** Runs every check; each figure named `…Lost`, `…Twice`, `…Failed` must be 0. */
-export function checkSoak(parameters: CheckSoakParameters) {
+export async function checkSoak(parameters: CheckSoakParameters) {
   const { dir, deployment, chain } = parameters
   const { genesisTime, epochLength } = deployment
   const seconds = (ms: number) => Math.ceil(ms / 1000)
@@ -119,13 +119,13 @@ export function checkSoak(parameters: CheckSoakParameters) {
   )
 
   // 3. the gateway's store: every acknowledged reading, once
-  const gatewayStore = createGatewayStore(join(dir, 'gateway', 'gateway.db'))
+  const gatewayStore = await openGatewayStore(join(dir, 'gateway', 'gateway.db'))
   const stored = new Map<string, { epoch: bigint; count: number }>()
   let storedRows = 0
   try {
     const newest = epochAt(Date.now()) + 1n
     for (let epoch = 0n; epoch <= newest; epoch++) {
-      for (const r of gatewayStore.epochReadings(epoch)) {
+      for (const r of await gatewayStore.epochReadings(epoch)) {
         const key = readingKey(r.device, r.seq)
         const seen = stored.get(key)
         stored.set(key, { epoch, count: (seen?.count ?? 0) + 1 })
@@ -133,10 +133,10 @@ export function checkSoak(parameters: CheckSoakParameters) {
       }
     }
     // rows outside every epoch read above would hide from the count: the store's own total must match
-    if (gatewayStore.readingCount() !== storedRows)
-      throw new Error(`gateway store holds ${gatewayStore.readingCount()} rows, ${storedRows} read by epoch`)
+    const rows = await gatewayStore.readingCount()
+    if (rows !== storedRows) throw new Error(`gateway store holds ${rows} rows, ${storedRows} read by epoch`)
   } finally {
-    gatewayStore.close()
+    await gatewayStore.close()
   }
   const storedTwice = [...stored].filter(([, s]) => s.count > 1).map(([key]) => key)
 
@@ -264,7 +264,7 @@ export function checkSoak(parameters: CheckSoakParameters) {
     inactive: chain.inactive,
   }
 }
-export type SoakFigures = ReturnType<typeof checkSoak>
+export type SoakFigures = Awaited<ReturnType<typeof checkSoak>>
 
 /** Every SQLite file under `dir` (the WAL and shm files go with theirs). */
 function databaseFiles(dir: string): string[] {

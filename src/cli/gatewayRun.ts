@@ -5,6 +5,7 @@ import { listGateway } from '../chain/listGateway.ts'
 import { createGateway } from '../gateway/createGateway.ts'
 import { createMqttIngest, type MqttIngest } from '../gateway/createMqttIngest.ts'
 import { createContext, installProcessHandlers, untilAborted } from '../protocol/context.ts'
+import { roleDatabase } from '../protocol/sqlDatabase.ts'
 import { DEFAULT_TOPIC_PREFIX } from '../readings/readingTopics.ts'
 import type { DigestSigner } from '../readings/signGatewayVerdict.ts'
 import { readJsonFile, resolveConfigPaths } from '../readJsonFile.ts'
@@ -37,6 +38,14 @@ export const gatewayConfigSchema = z.object({
   advertiseUrl: z.string().url().optional(),
   /** Worker threads checking signatures (default: one per core; 0 checks on the main thread). */
   signatureThreads: z.number().int().min(0).optional(),
+  /**
+   * Its store in PostgreSQL (postgres://…, `?schema=` default `gateway`); default the
+   * environment's DATABASE_URL, else dataDir/gateway.db (SQLite).
+   */
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+    .optional(),
   /** How its indexer follows the chain: { confirmations | blockTag: 'safe' | 'finalized', finality } (reorg safety). */
   indexer: indexerFollowingSchema,
 })
@@ -56,8 +65,8 @@ export function readGatewayConfig(path: string): GatewayConfig {
  * the MQTT ingest when `mqttUrl` is set, sealed batches for the validators, an indexer for the
  * registry it checks devices against; its verdicts signed with the operator's key. Logs one
  * JSON line per event (never the key; `error` with a code for each failure it carries on
- * after); stops cleanly on SIGINT/SIGTERM. Readings it acknowledged are in its SQLite file before the
- * acknowledgement, so a crash loses none of them.
+ * after); stops cleanly on SIGINT/SIGTERM. Readings it acknowledged are in its store (SQLite or
+ * PostgreSQL) before the acknowledgement, so a crash loses none of them.
  */
 export async function runGatewayProcess(options: { config: string }): Promise<void> {
   const config = readGatewayConfig(options.config)
@@ -73,7 +82,7 @@ export async function runGatewayProcess(options: { config: string }): Promise<vo
     blueprint,
     deployment,
     devices: indexer.store,
-    dbPath: join(config.dataDir, 'gateway.db'),
+    database: roleDatabase(config.databaseUrl, join(config.dataDir, 'gateway.db'), 'gateway'),
     host: config.host,
     port: config.port,
     onSealed: (batch) =>

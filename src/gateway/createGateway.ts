@@ -6,6 +6,7 @@ import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
 import type { Context } from '../protocol/context.ts'
+import { createSerialLane } from '../protocol/createSerialLane.ts'
 import { createMetrics, type Metrics } from '../protocol/metrics.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
 import { createVerdictHasher } from '../readings/createVerdictHasher.ts'
@@ -26,14 +27,14 @@ import {
 import { createSignatureCheckPool } from '../validator/judge/createSignatureCheckPool.ts'
 import { encodeBatch } from './batchFormat.ts'
 import { checkReadings, type DeviceLookup, parseReadings, type ReadingVerdict } from './checkReadings.ts'
-import { createGatewayStore } from './gatewayStore.ts'
+import { openGatewayStore } from './gatewayStore.ts'
 
 export type CreateGatewayOptions = {
   blueprint: Blueprint
   deployment: Deployment
   devices: DeviceLookup
-  /** SQLite file of this gateway. */
-  dbPath: string
+  /** Its store: a SQLite file, or a `postgres://…?schema=…` URL (see `parseDatabaseTarget`). */
+  database: string
   host?: string
   /** 0 (default) takes a free port. */
   port?: number
@@ -85,8 +86,8 @@ export type Gateway = {
   /** Base URL once started, e.g. http://127.0.0.1:43121 */
   readonly url: string
   readonly server: FastifyInstance
-  /** Seals every closed epoch not sealed yet (also runs on a timer). Returns the epochs sealed. */
-  sealClosedEpochs(): bigint[]
+  /** Seals every closed epoch not sealed yet (also runs on a timer). Resolves to the epochs sealed. */
+  sealClosedEpochs(): Promise<bigint[]>
   /**
    * Checks a batch `{ readings: [...] }` and stores the accepted readings, durably, before it
    * returns: what `POST /v1/readings` and the MQTT ingest both answer with. Never throws for bad
@@ -155,7 +156,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       ? (event: GatewayErrorEvent) =>
           options.context?.logger.error({ event: 'error', code: event.code, message: event.message })
       : logGatewayError)
-  const store = createGatewayStore(options.dbPath)
+  const store = await openGatewayStore(options.database)
   const threads = options.signatureThreads ?? availableParallelism()
   const pool =
     threads > 0
@@ -166,18 +167,19 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
           threads,
         })
       : undefined
-  const lastAccepted = store.lastAccepted()
+  const lastAccepted = await store.lastAccepted()
   const { genesisTime, epochLength } = deployment
   const sealDelay = BigInt(blueprint.epochs.sealDelaySeconds)
   const epochOf = (time: bigint) => (time < genesisTime ? -1n : (time - genesisTime) / epochLength)
 
   // Epochs before the first start of this gateway are sealed (as nothing) from the outset.
-  let sealedThrough = store.lastSealedEpoch()
+  let sealedThrough = await store.lastSealedEpoch()
   if (sealedThrough === undefined) {
-    const firstEpoch = BigInt(store.getMeta('first_epoch') ?? epochOf(clock()).toString())
-    store.setMeta('first_epoch', firstEpoch.toString())
+    const firstEpoch = BigInt((await store.getMeta('first_epoch')) ?? epochOf(clock()).toString())
+    await store.setMeta('first_epoch', firstEpoch.toString())
     sealedThrough = firstEpoch - 1n
   }
+  const inLane = createSerialLane()
   const stats = { accepted: 0, duplicates: 0, rejected: {} as Record<string, number> }
 
   const metrics = options.metrics ?? options.context?.metrics ?? createMetrics('gateway')
@@ -262,17 +264,29 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const batch = parseReadings(readingsJson, recordKinds)
     const readings = batch.parsed.map((p) => p.reading)
-    // signatures in parallel on the worker threads; everything after runs without yielding, so
-    // two requests (HTTP or MQTT) never interleave between the replay check and the write
+    // signatures in parallel on the worker threads; everything after runs in the store's lane, so
+    // two requests (HTTP or MQTT) never interleave between the replay check and the write, and
+    // no epoch is sealed between them
     const checks = pool ? await pool.check(readings) : checkReadingSignatures(readings, digest, keccak)
+    return inLane(() => judgeAndStore(batch, readingsJson.length, checks.outcomes, request, transport))
+  }
+
+  /** The replay and epoch checks, the durable write and the answer: always run in the lane. */
+  async function judgeAndStore(
+    batch: ReturnType<typeof parseReadings>,
+    size: number,
+    outcomes: ArrayLike<number>,
+    request: Hex | undefined,
+    transport: Transport,
+  ): Promise<IngestAnswer> {
     const signatures = new Map(
       batch.parsed.map(({ index }, i) => [
         index,
-        SIGNATURE_OUTCOMES[checks.outcomes[i] as number] as SignatureOutcome,
+        SIGNATURE_OUTCOMES[outcomes[i] as number] as SignatureOutcome,
       ]),
     )
     const { verdicts, accepted } = checkReadings(
-      { ...batch, size: readingsJson.length },
+      { ...batch, size },
       {
         blueprint,
         devices,
@@ -284,7 +298,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         sealedThrough,
       },
     )
-    if (accepted.length > 0) store.append(accepted) // durable before we answer
+    if (accepted.length > 0) await store.append(accepted) // durable before we answer
     for (const { reading } of accepted) {
       lastAccepted.set(reading.device.toLowerCase(), { seq: reading.seq, signature: reading.signature })
     }
@@ -336,12 +350,14 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   })
 
   server.get('/v1/batches', async () => ({
-    batches: store
-      .batches()
-      .map((b) => ({ ...b, epoch: b.epoch.toString(), sealedAt: b.sealedAt.toString() })),
+    batches: (await store.batches()).map((b) => ({
+      ...b,
+      epoch: b.epoch.toString(),
+      sealedAt: b.sealedAt.toString(),
+    })),
   }))
   const sendBatch = (
-    batch: ReturnType<typeof store.batch>,
+    batch: Awaited<ReturnType<typeof store.batch>>,
     reply: import('fastify').FastifyReply,
     what: string,
   ) => {
@@ -364,7 +380,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const epoch = BigInt(request.params.epoch)
     // past SQLite's integers no epoch is ever sealed (and the store could not be asked): none here
-    const batch = epoch <= INT64_MAX ? store.batch(epoch) : undefined
+    const batch = epoch <= INT64_MAX ? await store.batch(epoch) : undefined
     return sendBatch(batch, reply, `for epoch ${request.params.epoch}`)
   })
   server.get<{ Params: { hash: string } }>('/v1/batches/by-hash/:hash', async (request, reply) => {
@@ -373,17 +389,23 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         .status(400)
         .send({ error: { code: 'INVALID_HASH', message: 'hash must be 0x + 64 hex', details: {} } })
     }
-    return sendBatch(store.batchByHash(request.params.hash as Hex), reply, `with hash ${request.params.hash}`)
+    return sendBatch(
+      await store.batchByHash(request.params.hash as Hex),
+      reply,
+      `with hash ${request.params.hash}`,
+    )
   })
   server.get('/v1/health', async () => ({ ok: true, sealedThrough: sealedThrough?.toString() ?? null }))
 
-  function sealClosedEpochs(): bigint[] {
+  /** Seals every closed epoch, in the lane: no ingest is between its check and its write meanwhile. */
+  const sealClosedEpochs = () => inLane(sealClosed)
+  async function sealClosed(): Promise<bigint[]> {
     const sealable = epochOf(clock() - sealDelay) - 1n // the last epoch whose end + delay has passed
     const sealed: bigint[] = []
     while (sealedThrough === undefined || sealedThrough < sealable) {
       const epoch = (sealedThrough ?? -1n) + 1n
-      const batch = encodeBatch(keccak, epoch, store.epochReadings(epoch))
-      store.saveBatch(batch, clock())
+      const batch = encodeBatch(keccak, epoch, await store.epochReadings(epoch))
+      await store.saveBatch(batch, clock())
       sealedThrough = epoch
       sealed.push(epoch)
       options.onSealed?.({ epoch, hash: batch.hash, count: batch.count })
@@ -401,9 +423,10 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
   // the sealing timer never throws: a failure is reported (at most every 30 s while it lasts)
   // and the epoch is sealed on a later tick
   let lastSealFailure = 0
-  const sealOnTimer = () => {
+  let sealing: Promise<void> | undefined
+  const sealOnTimer = async () => {
     try {
-      sealClosedEpochs()
+      await sealClosedEpochs()
       lastSealFailure = 0
     } catch (error) {
       if (Date.now() - lastSealFailure < 30_000) return
@@ -425,13 +448,20 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
     async start() {
       url = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })
-      timer = setInterval(sealOnTimer, options.sealIntervalMs ?? 250)
+      // a tick while the last one still seals (a slow store) is skipped, not queued
+      timer = setInterval(() => {
+        sealing ??= sealOnTimer().finally(() => {
+          sealing = undefined
+        })
+      }, options.sealIntervalMs ?? 250)
     },
     async stop() {
       if (timer) clearInterval(timer)
       await server.close()
+      await sealing
+      await inLane(() => {}) // the last ingest's write
       await pool?.close()
-      store.close()
+      await store.close()
     },
   }
 }

@@ -161,7 +161,7 @@ export async function startEmbeddedNetwork(options: StartEmbeddedNetworkOptions)
       blueprint,
       deployment,
       devices: gatewayIndexer.store,
-      dbPath: join(dataDir, 'gateway', 'gateway.db'),
+      database: join(dataDir, 'gateway', 'gateway.db'),
       port: options.gatewayPort ?? 0,
       operator: gatewayOperator,
     })

@@ -18,6 +18,7 @@ import { createMqttIngest, type MqttIngest } from '../../src/gateway/createMqttI
 import { createIndexer, type Indexer } from '../../src/indexer/createIndexer.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
+import { testDatabase } from '../helpers/testDatabase.ts'
 import { startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
 
 const run = promisify(execFile)
@@ -47,7 +48,7 @@ beforeAll(async () => {
     blueprint: loadBlueprint('blueprints/environment.yaml'),
     deployment: net.deployment,
     devices: indexer.store,
-    dbPath: join(dataDir, 'gateway.db'),
+    database: testDatabase(dataDir, 'gateway'),
     signatureThreads: 0,
     operator,
   })

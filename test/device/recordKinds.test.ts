@@ -17,8 +17,9 @@ import { listGateway } from '../../src/chain/listGateway.ts'
 import { createDevice, type Device } from '../../src/device/createDevice.ts'
 import { openGatewayList } from '../../src/device/openGatewayList.ts'
 import { createGateway, type Gateway } from '../../src/gateway/createGateway.ts'
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { openGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { beaconValues } from '../../src/usecases/connectivity/index.ts'
+import { testDatabase } from '../helpers/testDatabase.ts'
 import { startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
 
 const blueprint = loadBlueprint('blueprints/connectivity.yaml')
@@ -27,17 +28,18 @@ const devices = { getDevice: (d: Address) => registered.get(d.toLowerCase()) }
 
 let net: TestNetwork
 let dir: string
+let database: string
 let now: bigint
 const operator = privateKeyToAccount(generatePrivateKey())
 let gateway: Gateway | undefined
 
-/** The connectivity gateway on `port` (0: any), its store in `dir`, kept across restarts. */
+/** The connectivity gateway on `port` (0: any), its store `database`, kept across restarts. */
 const startGateway = async (port = 0) => {
   gateway = await createGateway({
     blueprint,
     deployment: net.deployment,
     devices,
-    dbPath: join(dir, 'gateway.db'),
+    database,
     clock: () => now,
     signatureThreads: 0,
     operator,
@@ -50,6 +52,7 @@ const startGateway = async (port = 0) => {
 beforeAll(async () => {
   net = await startTestNetwork()
   dir = mkdtempSync(join(tmpdir(), 'depin-record-kinds-'))
+  database = testDatabase(dir, 'gateway')
   now = net.deployment.genesisTime + 5n
   const started = await startGateway()
   await listGateway({
@@ -83,15 +86,14 @@ const hotspotAgent = (account: PrivateKeyAccount, gatewayUrl: string, stateDir: 
   })
 
 /** (kind, seq) of each record the gateway stored for a device. */
-function stored(device: Address): string[] {
-  const store = createGatewayStore(join(dir, 'gateway.db'))
+async function stored(device: Address): Promise<string[]> {
+  const store = await openGatewayStore(database)
   try {
-    return store
-      .epochReadings(0n)
+    return (await store.epochReadings(0n))
       .filter((r) => r.device.toLowerCase() === device.toLowerCase())
       .map((r) => `${r.kind ?? 0}:${r.seq}`)
   } finally {
-    store.close()
+    await store.close()
   }
 }
 
@@ -139,6 +141,6 @@ describe('the device SDK with a use case of several record kinds', () => {
     await startGateway(Number(new URL(url).port))
     const delivered = await restarted.send([])
     expect(delivered).toMatchObject({ accepted: 2, rejected: 0, queued: 0 })
-    expect(stored(hotspot.address)).toEqual(['0:1', '1:2'])
+    expect(await stored(hotspot.address)).toEqual(['0:1', '1:2'])
   })
 })

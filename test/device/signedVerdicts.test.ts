@@ -33,6 +33,7 @@ import { type SignedReading, signedReadingJsonSchema, toReadingJson } from '../.
 import { signGatewayVerdict } from '../../src/readings/signGatewayVerdict.ts'
 import { storedReadingCount } from '../helpers/storedReadingCount.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
+import { testDatabase } from '../helpers/testDatabase.ts'
 import { startTestNetwork, type TestNetwork } from '../helpers/testNetwork.ts'
 
 const blueprint = loadBlueprint('blueprints/environment.yaml')
@@ -43,6 +44,7 @@ const devices = { getDevice: (d: Address) => registered.get(d.toLowerCase()) }
 
 let net: TestNetwork
 let dir: string
+let database: string
 let now: bigint
 /** The gateway operator's key: listed on the registry, it signs the gateway's verdicts. */
 const operator = privateKeyToAccount(generatePrivateKey())
@@ -56,12 +58,13 @@ let hashVerdict: Awaited<ReturnType<typeof createVerdictHasher>>
 beforeAll(async () => {
   net = await startTestNetwork()
   dir = mkdtempSync(join(tmpdir(), 'depin-signed-verdicts-'))
+  database = testDatabase(dir, 'gateway')
   now = net.deployment.genesisTime + 5n
   gateway = await createGateway({
     blueprint,
     deployment: net.deployment,
     devices,
-    dbPath: join(dir, 'gateway.db'),
+    database,
     clock: () => now,
     signatureThreads: 0,
     operator,
@@ -84,7 +87,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-const storedCount = () => storedReadingCount(join(dir, 'gateway.db'))
+const storedCount = () => storedReadingCount(database)
 /** The registry's gateway list, over RPC from the chain. */
 const chainGatewayList = (minRefreshIntervalMs?: number): GatewayList =>
   openGatewayList({
@@ -265,7 +268,7 @@ describe.each(brokers)('MQTT verdicts through %s', (_name, brokerUrl) => {
     const station = newStation()
     // the forgery claims to be the listed gateway, signed with another key
     forge = async (payload) => [JSON.stringify(await forgedAcceptance(payload, attacker, operator.address))]
-    const before = storedCount()
+    const before = await storedCount()
 
     // the gateway is away: the forged acceptance is the only answer, and the device ignores it
     await stopIngest()
@@ -279,7 +282,7 @@ describe.each(brokers)('MQTT verdicts through %s', (_name, brokerUrl) => {
       message: expect.stringContaining('VERDICT_FORGED'),
     })
     expect(queueFile(stateDir, device)).toEqual(['1'])
-    expect(storedCount()).toBe(before)
+    expect(await storedCount()).toBe(before)
 
     // the device sends its queue again (and waits past the attacker, who answers first again);
     // the gateway comes back, stores it, and its signed verdict empties the queue
@@ -288,7 +291,7 @@ describe.each(brokers)('MQTT verdicts through %s', (_name, brokerUrl) => {
     const delivered = await sendBeforeTheGateway(again, [], forgedBefore + 1)
     expect(delivered).toMatchObject({ accepted: 1, queued: 0 })
     expect(queueFile(stateDir, again)).toEqual([])
-    expect(storedCount()).toBe(before + 1)
+    expect(await storedCount()).toBe(before + 1)
   })
 
   it('ignores a verdict signed by an unlisted key, reading the list again at most once however many come', async () => {
@@ -421,7 +424,7 @@ describe('HTTP verdicts through something in between', () => {
     mode = 'pass'
     const first = await device.send([await device.sign({ values })])
     expect(first).toMatchObject({ accepted: 1, queued: 0 })
-    const before = storedCount()
+    const before = await storedCount()
 
     const reading = await device.sign({ values })
     const cases: Array<[Mode, string]> = [
@@ -437,19 +440,19 @@ describe('HTTP verdicts through something in between', () => {
       expect(events.at(-1), which).toMatchObject({ type: 'verdict_ignored', code })
       expect(queueFile(stateDir, device), which).toEqual(['2'])
     }
-    expect(storedCount()).toBe(before) // none of these reached the gateway
+    expect(await storedCount()).toBe(before) // none of these reached the gateway
 
     // the gateway stores it, but the answer loses its signature on the way: still queued
     mode = 'strip'
     expect(await device.send([])).toMatchObject({ accepted: 0, queued: 1 })
     expect(events.at(-1)).toMatchObject({ code: 'VERDICT_UNSIGNED' })
-    expect(storedCount()).toBe(before + 1)
+    expect(await storedCount()).toBe(before + 1)
 
     // the gateway's own answer, signed: acknowledged (a duplicate now), and the queue is empty
     mode = 'pass'
     expect(await device.send([])).toMatchObject({ accepted: 1, queued: 0 })
     expect(queueFile(stateDir, device)).toEqual([])
-    expect(storedCount()).toBe(before + 1)
+    expect(await storedCount()).toBe(before + 1)
     rmSync(stateDir, { recursive: true, force: true })
   })
 })

@@ -15,6 +15,7 @@ import { toReadingJson } from '../../src/readings/reading.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import { offChainDeployment } from '../helpers/offChainDeployment.ts'
 import { storedReadingCount } from '../helpers/storedReadingCount.ts'
+import { testDatabase } from '../helpers/testDatabase.ts'
 
 const blueprint: Blueprint = loadBlueprint('blueprints/environment.yaml')
 const GENESIS = 1_800_000_000n
@@ -25,6 +26,8 @@ const registry = new Map<string, { deviceClass: number; status: 'active' | 'reti
 const devices = { getDevice: (d: Address) => registry.get(d.toLowerCase()) }
 
 let dir: string
+/** The gateway's store (a SQLite file in dir, or a PostgreSQL schema): kept across its restarts in a test. */
+let database: string
 let now: bigint
 let gateway: Gateway
 const stations: PrivateKeyAccount[] = []
@@ -40,7 +43,7 @@ async function startGateway() {
     blueprint,
     deployment,
     devices,
-    dbPath: join(dir, 'gateway.db'),
+    database,
     clock: () => {
       if (clockFailure) throw clockFailure
       return now
@@ -54,6 +57,7 @@ async function startGateway() {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'depin-gw-'))
+  database = testDatabase(dir, 'gateway')
   now = GENESIS + 10n * 30n + 5n // 5 s into epoch 10
   errors = []
   clockFailure = undefined
@@ -110,7 +114,7 @@ async function postSigned(text: string) {
   }
 }
 
-const storedCount = () => storedReadingCount(join(dir, 'gateway.db'))
+const storedCount = () => storedReadingCount(database)
 
 /** Polls `condition` until it holds, or fails after `timeoutMs`. */
 async function waitForCondition(
@@ -135,7 +139,7 @@ describe('POST /v1/readings', () => {
       accepted: 3,
       rejected: 0,
     })
-    expect(storedCount()).toBe(3)
+    expect(await storedCount()).toBe(3)
   })
 
   it("signs every verdict with the operator's key, over the request's bytes and each reading", async () => {
@@ -208,7 +212,7 @@ describe('POST /v1/readings', () => {
     expect(json).toMatchObject({ error: { code: 'INGEST_FAILED' } })
     expect(json.signature).toBeUndefined() // it drops nothing: no device needs to believe it
     expect(errors.map((e) => e.code)).toContain('INGEST_FAILED')
-    expect(storedCount()).toBe(0)
+    expect(await storedCount()).toBe(0)
   })
 
   it('rejects each bad reading with its reason and keeps the good ones of the same batch', async () => {
@@ -249,7 +253,7 @@ describe('POST /v1/readings', () => {
       'READING_REPLAYED',
     ])
     expect(json).toMatchObject({ accepted: 2, rejected: 9 })
-    expect(storedCount()).toBe(1)
+    expect(await storedCount()).toBe(1)
   })
 
   it('accepts a reading signed by another EIP-712 implementation (ethers), from the documented typed data', async () => {
@@ -282,7 +286,7 @@ describe('POST /v1/readings', () => {
     }
     const { json } = await post({ readings: [reading] })
     expect(json).toMatchObject({ accepted: 1, rejected: 0 })
-    expect(storedCount()).toBe(1)
+    expect(await storedCount()).toBe(1)
   })
 
   it('remembers the last sequence across a restart', async () => {
@@ -293,7 +297,7 @@ describe('POST /v1/readings', () => {
     const replay = await post({ readings: [toReadingJson(await sign(a, 7n, now + 1n))] })
     expect(replay.json.results).toEqual([expect.objectContaining({ reason: 'READING_REPLAYED' })])
     expect((await post({ readings: [toReadingJson(await sign(a, 8n))] })).json.accepted).toBe(1)
-    expect(storedCount()).toBe(2)
+    expect(await storedCount()).toBe(2)
   })
 
   it('answers malformed, mistyped and oversized requests with a 4xx and changes nothing', async () => {
@@ -318,7 +322,7 @@ describe('POST /v1/readings', () => {
     })
     expect(wrongType.status).toBe(415)
     expect(await wrongType.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } })
-    expect(storedCount()).toBe(0)
+    expect(await storedCount()).toBe(0)
   })
 })
 
@@ -345,9 +349,9 @@ describe('sealing epochs', () => {
     for (const s of [...stations].reverse()) readings.push(await sign(s, 2n), await sign(s, 1n, now - 1n))
     expect((await post({ readings: readings.map(toReadingJson) })).json.accepted).toBe(3) // seq 1 after 2 is a replay
 
-    expect(gateway.sealClosedEpochs()).toEqual([]) // epoch 10 still open
+    expect(await gateway.sealClosedEpochs()).toEqual([]) // epoch 10 still open
     now = GENESIS + 11n * 30n + BigInt(blueprint.epochs.sealDelaySeconds)
-    expect(gateway.sealClosedEpochs()).toEqual([10n])
+    expect(await gateway.sealClosedEpochs()).toEqual([10n])
 
     const response = await fetch(`${gateway.url}/v1/batches/10`)
     expect(response.status).toBe(200)

@@ -22,7 +22,7 @@ import { createDevice, type Device } from '../../src/device/createDevice.ts'
 import { createMqttTransport, type MqttTransport } from '../../src/device/createMqttTransport.ts'
 import { createVerdictVerifier } from '../../src/device/createVerdictVerifier.ts'
 import { type GatewayList, openGatewayList } from '../../src/device/openGatewayList.ts'
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { openGatewayStore } from '../../src/gateway/gatewayStore.ts'
 import { freePort } from '../../src/network/spawnValidatorProcesses.ts'
 import { type EmbeddedBroker, startEmbeddedBroker } from '../../src/network/startEmbeddedBroker.ts'
 import { createFleet, type Fleet } from '../../src/usecases/environment/simulator/createFleet.ts'
@@ -196,7 +196,7 @@ describe('a gateway process killed mid-load', () => {
     await exited(gateway)
     expect(gateway.output.join('')).toContain('"gateway_stopped"')
 
-    const store = createGatewayStore(join(dir, 'gateway', 'gateway.db'))
+    const store = await openGatewayStore(join(dir, 'gateway', 'gateway.db'))
     try {
       const times = [...acknowledged.keys()].length
       expect(times).toBeGreaterThan(beforeCrash)
@@ -204,7 +204,7 @@ describe('a gateway process killed mid-load', () => {
       const nowEpoch = (BigInt(Math.floor(Date.now() / 1000)) - genesisTime) / epochLength
       const stored = new Map<string, number>()
       for (let epoch = 0n; epoch <= nowEpoch; epoch++) {
-        for (const r of store.epochReadings(epoch)) {
+        for (const r of await store.epochReadings(epoch)) {
           const key = `${r.device.toLowerCase()}:${r.seq}`
           stored.set(key, (stored.get(key) ?? 0) + 1)
         }
@@ -212,9 +212,9 @@ describe('a gateway process killed mid-load', () => {
       const lost = [...acknowledged.keys()].filter((key) => !stored.has(key))
       expect(lost).toEqual([])
       expect([...stored.values()].every((n) => n === 1)).toBe(true)
-      expect(store.readingCount()).toBe(stored.size)
+      expect(await store.readingCount()).toBe(stored.size)
     } finally {
-      store.close()
+      await store.close()
     }
   })
 })

@@ -24,6 +24,7 @@ import { createFleet } from '../../src/usecases/environment/simulator/createFlee
 import { registerFleet } from '../../src/usecases/environment/simulator/registerFleet.ts'
 import { runFleet } from '../../src/usecases/environment/simulator/runFleet.ts'
 import { shortEpochBlueprint, waitFor } from './testBlueprint.ts'
+import { testDatabase } from './testDatabase.ts'
 
 export type ValidatorProcess = {
   child: ChildProcess
@@ -99,7 +100,7 @@ async function buildProcessNetwork(
       blueprint,
       deployment,
       devices: indexer.store,
-      dbPath: join(dir, `gateway-${g}.db`),
+      database: testDatabase(dir, `gateway_${g}`),
       operator,
     })
     await gateway.start()

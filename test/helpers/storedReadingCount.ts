@@ -1,11 +1,11 @@
-import { createGatewayStore } from '../../src/gateway/gatewayStore.ts'
+import { openGatewayStore } from '../../src/gateway/gatewayStore.ts'
 
-/** How many readings the gateway store at `dbPath` holds, read through a store of its own. */
-export function storedReadingCount(dbPath: string): number {
-  const store = createGatewayStore(dbPath)
+/** How many readings the gateway store at `database` holds, read through a store of its own. */
+export async function storedReadingCount(database: string): Promise<number> {
+  const store = await openGatewayStore(database)
   try {
-    return store.readingCount()
+    return await store.readingCount()
   } finally {
-    store.close()
+    await store.close()
   }
 }
