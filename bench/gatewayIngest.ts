@@ -1,7 +1,8 @@
 /**
  * Gateway ingest end to end: batches of signed readings → every check → durable SQLite write →
  * acknowledgement, over HTTP or through an MQTT broker (the embedded aedes, in the gateway's
- * process, as `depin up` runs it). `npx tsx bench/gatewayIngest.ts [readings] [threads] [http|mqtt]`.
+ * process, as `depin up` runs it), into SQLite or PostgreSQL (`POSTGRES_URL`, a fresh schema).
+ * `npx tsx bench/gatewayIngest.ts [readings] [threads] [http|mqtt] [sqlite|postgres]`.
  * The load comes from a worker thread sending pre-serialised batches over loopback, so the
  * client costs the server as little as possible; the gateway runs in the main thread with its
  * usual options. Signatures are made with libsecp256k1 directly (viem would take minutes).
@@ -22,6 +23,7 @@ import { startEmbeddedBroker } from '../src/network/startEmbeddedBroker.ts'
 import { createReadingHasher } from '../src/readings/createReadingHasher.ts'
 import { toReadingJson } from '../src/readings/reading.ts'
 import { offChainDeployment } from '../test/helpers/offChainDeployment.ts'
+import { dropSchema, POSTGRES_URL, withSchema } from './benchDatabase.ts'
 
 type Secp256k1 = {
   ecdsaSign(message: Uint8Array, privateKey: Uint8Array): { signature: Uint8Array; recid: number }
@@ -42,6 +44,7 @@ export async function benchGatewayIngest(
   /** Signature worker threads of the gateway (default: its own default, one per core). */
   signatureThreads?: number,
   transport: 'http' | 'mqtt' = 'http',
+  store: 'sqlite' | 'postgres' = 'sqlite',
 ): Promise<GatewayIngestResult> {
   const keccak = await loadKeccak256()
   const digest = await createReadingHasher(deployment.chainId, deployment.contracts.deviceRegistry)
@@ -86,6 +89,7 @@ export async function benchGatewayIngest(
   const total = bodies.flat().reduce((n, body) => n + JSON.parse(body).readings.length, 0)
 
   const dir = mkdtempSync(join(tmpdir(), 'depin-bench-gw-'))
+  const schema = `bench_gateway_${process.pid}`
   const registered = new Set(devices.map((d) => d.toLowerCase()))
   const gateway = await createGateway({
     blueprint: loadBlueprint('blueprints/environment.yaml'),
@@ -93,7 +97,7 @@ export async function benchGatewayIngest(
     devices: {
       getDevice: (d) => (registered.has(d.toLowerCase()) ? { deviceClass: 1, status: 'active' } : undefined),
     },
-    database: join(dir, 'gateway.db'),
+    database: store === 'postgres' ? withSchema(POSTGRES_URL, schema) : join(dir, 'gateway.db'),
     clock: () => NOW,
     // as in production: every answer signed with the gateway's operator key
     operator: privateKeyToAccount(generatePrivateKey()),
@@ -175,14 +179,23 @@ export async function benchGatewayIngest(
     await broker?.close()
     await gateway.stop()
     rmSync(dir, { recursive: true, force: true })
+    if (store === 'postgres') await dropSchema(POSTGRES_URL, schema)
   }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const threads = process.argv[3] === undefined ? undefined : Number(process.argv[3])
   const transport = process.argv[4] === 'mqtt' ? 'mqtt' : 'http'
-  const result = await benchGatewayIngest(Number(process.argv[2] ?? 120_000), 500, 4, threads, transport)
+  const store = process.argv[5] === 'postgres' ? 'postgres' : 'sqlite'
+  const result = await benchGatewayIngest(
+    Number(process.argv[2] ?? 120_000),
+    500,
+    4,
+    threads,
+    transport,
+    store,
+  )
   console.log(
-    `gateway ingest over ${transport}: ${result.readings.toLocaleString('en-US')} readings in ${result.seconds.toFixed(2)} s = ${Math.round(result.perSecond).toLocaleString('en-US')} readings/s (${result.accepted} accepted)`,
+    `gateway ingest over ${transport} into ${store}: ${result.readings.toLocaleString('en-US')} readings in ${result.seconds.toFixed(2)} s = ${Math.round(result.perSecond).toLocaleString('en-US')} readings/s (${result.accepted} accepted)`,
   )
 }

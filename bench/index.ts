@@ -50,6 +50,8 @@ step(`gateway ingest of ${fmt(ingestReadings)} readings over HTTP`)
 const ingest = await part<GatewayIngestResult>('ingest', ingestReadings)
 step(`gateway ingest of ${fmt(ingestReadings)} readings through the embedded MQTT broker`)
 const ingestMqtt = await part<GatewayIngestResult>('ingestMqtt', ingestReadings)
+step(`gateway ingest of ${fmt(ingestReadings)} readings over HTTP into PostgreSQL (POSTGRES_URL)`)
+const ingestPostgres = await part<GatewayIngestResult>('ingestPostgres', ingestReadings)
 
 step(`validator judging ${fmt(judgeReadings)} readings (signing them first, cached in /tmp)`)
 const judge = await part<BenchJudgeResult>('judge', judgeReadings)
@@ -86,6 +88,11 @@ const rows = [
     `2b. the same through MQTT (embedded broker, QoS 1, one message at a time, answered once durable)`,
     `${fmt(ingestMqtt.perSecond)} /s`,
     (ingestMqtt.perSecond / limit).toFixed(2),
+  ],
+  [
+    `2c. the same as line 2 into PostgreSQL (one INSERT … unnest per batch, synchronous commit)`,
+    `${fmt(ingestPostgres.perSecond)} /s`,
+    `${(ingestPostgres.perSecond / limit).toFixed(2)} (${(ingestPostgres.perSecond / ingest.perSecond).toFixed(2)} of line 2)`,
   ],
   [
     `3. validator judging ${fmt(judge.readings)} readings: re-verify, rules, both roots, rewards`,

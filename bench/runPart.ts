@@ -1,7 +1,7 @@
 /**
  * Runs one benchmark in a process of its own and prints its result as JSON, so that one part's
  * heap (a million readings) does not weigh on the next part's speed or peak memory.
- * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|judge|coverage|trees|paidReadings [size]`
+ * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|ingestPostgres|judge|coverage|trees|paidReadings [size]`
  */
 import { benchCoverage } from './coverage.ts'
 import { benchGatewayIngest } from './gatewayIngest.ts'
@@ -15,6 +15,7 @@ const parts: Record<string, () => Promise<unknown>> = {
   recover: () => benchRecoverRate(Number(size ?? 3)),
   ingest: () => benchGatewayIngest(Number(size ?? 60_000)),
   ingestMqtt: () => benchGatewayIngest(Number(size ?? 60_000), 500, 4, undefined, 'mqtt'),
+  ingestPostgres: () => benchGatewayIngest(Number(size ?? 60_000), 500, 4, undefined, 'http', 'postgres'),
   judge: () => benchJudge(Number(size ?? 1_000_000)),
   coverage: () => benchCoverage(Number(size ?? 1_000_000)),
   trees: () => benchRewardsTree([Number(size ?? 1_000_000)]),
