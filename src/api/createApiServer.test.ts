@@ -112,3 +112,24 @@ describe('the API', () => {
     })
   })
 })
+
+describe("the API's metrics", () => {
+  it("sit behind the address's rate limit: a stranger flooding /metrics gets 429s", async () => {
+    const limited = await createApiServer({
+      deployment: offChainDeployment(1_800_000_000n, 30n),
+      blueprint: loadBlueprint('blueprints/environment.yaml'),
+      indexer,
+      rewards: validator,
+      rateLimit: { perIp: 5 },
+    })
+    try {
+      const statuses: number[] = []
+      for (let i = 0; i < 12; i++)
+        statuses.push((await limited.server.inject({ method: 'GET', url: '/metrics' })).statusCode)
+      expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200])
+      expect(statuses.slice(5)).toEqual(Array(7).fill(429))
+    } finally {
+      await limited.stop()
+    }
+  })
+})

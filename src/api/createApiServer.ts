@@ -33,7 +33,7 @@ import {
   streamQuerySchema,
   windowOf,
 } from './apiQueries.ts'
-import { createJsonServer } from './createJsonServer.ts'
+import { createJsonServer, serveMetrics } from './createJsonServer.ts'
 import { createReadingProver } from './createReadingProver.ts'
 import { createReceiptProver } from './createReceiptProver.ts'
 import { createDeviceLocator } from './locateDevices.ts'
@@ -162,6 +162,7 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         throw rateLimited('consumer')(request, { max: limit.max, after: `${limit.ttlInSeconds} seconds` })
     })
   }
+  serveMetrics(server, metrics) // behind the address's limit
   const routes: string[] = []
   server.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && route.method === 'GET') routes.push(route.url)

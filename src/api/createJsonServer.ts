@@ -5,8 +5,8 @@ import type { Metrics } from '../protocol/metrics.ts'
 /**
  * A fastify server for a JSON API of depin: JSON bodies only (anything else is a 415), and every
  * error turned, at the edge, into `{ error: { code, message, details } }` with a stable code.
- * With `metrics`, it serves them at `GET /metrics` (Prometheus' text format) and times every
- * request it answers by method, route pattern and status (`depin_http_request_duration_seconds`).
+ * With `metrics`, it times every request it answers by method, route pattern and status
+ * (`depin_http_request_duration_seconds`); `serveMetrics` serves them.
  * @param bodyLimit largest request body in bytes (a larger one is a 413 BODY_TOO_LARGE)
  */
 export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyInstance {
@@ -63,10 +63,17 @@ export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyI
         reply.elapsedTime / 1000,
       )
     })
-    server.get('/metrics', async (_request, reply) => {
-      const { contentType, body } = await metrics.scrape()
-      return reply.header('content-type', contentType).send(body)
-    })
   }
   return server
+}
+
+/**
+ * Serves `metrics` at `GET /metrics` (Prometheus' text format). Register it after the server's
+ * rate limit, so the limit covers it (@fastify/rate-limit covers routes added after it).
+ */
+export function serveMetrics(server: FastifyInstance, metrics: Metrics): void {
+  server.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await metrics.scrape()
+    return reply.header('content-type', contentType).send(body)
+  })
 }

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type Address, bytesToHex, type Hex } from 'viem'
-import { createJsonServer } from '../api/createJsonServer.ts'
+import { createJsonServer, serveMetrics } from '../api/createJsonServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
@@ -184,6 +184,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
   const metrics = options.metrics ?? options.context?.metrics ?? createMetrics('gateway')
   const server = createJsonServer(options.bodyLimit ?? 1024 * 1024, metrics) // readings are JSON only
+  serveMetrics(server, metrics)
   const readingsAccepted = metrics.counter(
     'depin_gateway_readings_accepted_total',
     'Readings accepted and stored (duplicates of stored ones included), by transport',

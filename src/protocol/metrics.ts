@@ -3,8 +3,8 @@
  * process's role, with Node's default process metrics (`depin_process_*`, `depin_nodejs_*`). Each
  * service declares its own metrics through `counter`/`gauge`/`histogram`, which return the one
  * already registered under that name, so services sharing a context share their metrics. Every
- * JSON server of depin serves them at `GET /metrics` (createJsonServer), and times its requests
- * (`depin_http_request_duration_seconds`).
+ * JSON server of depin times its requests (`depin_http_request_duration_seconds`, createJsonServer)
+ * and serves them at `GET /metrics` (serveMetrics, behind the server's rate limit where it has one).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -24,9 +24,16 @@ export type Metrics = {
     labelNames?: readonly L[],
     buckets?: number[],
   ): Histogram<L>
-  /** The text exposition format, and its content type. */
+  /**
+   * The text exposition format, and its content type. Collected at most once a second (a scrape
+   * runs every metric's collect: store queries, the peer list), so a flood of scrapes costs
+   * little more than one; Prometheus scrapes every 15 s or so.
+   */
   scrape(): Promise<{ contentType: string; body: string }>
 }
+
+/** How long one collection answers scrapes for. */
+const SCRAPE_REUSE_MS = 1000
 
 /** Seconds, from a millisecond to two minutes: request latencies and judging times alike. */
 export const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -39,6 +46,7 @@ export function createMetrics(role: string): Metrics {
   const registry = new Registry()
   registry.setDefaultLabels({ role })
   collectDefaultMetrics({ register: registry, prefix: 'depin_' })
+  let lastScrape: { at: number; body: Promise<{ contentType: string; body: string }> } | undefined
   const existing = <M>(name: string) => registry.getSingleMetric(name) as M | undefined
   return {
     registry,
@@ -61,6 +69,17 @@ export function createMetrics(role: string): Metrics {
       }),
     histogram: (name, help, labelNames = [], buckets = SECONDS_BUCKETS) =>
       existing(name) ?? new Histogram({ name, help, labelNames, buckets, registers: [registry] }),
-    scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    scrape: () => {
+      const now = Date.now()
+      if (!lastScrape || now - lastScrape.at >= SCRAPE_REUSE_MS) {
+        const body = registry.metrics().then((text) => ({ contentType: registry.contentType, body: text }))
+        lastScrape = { at: now, body }
+        // a failed collection is not kept: the next scrape tries again
+        body.catch(() => {
+          if (lastScrape?.body === body) lastScrape = undefined
+        })
+      }
+      return lastScrape.body
+    },
   }
 }

@@ -575,6 +575,19 @@ describe('createHttpReportExchange', () => {
     expect((await fetch(`${exchange.url}/v1/reports/1`)).status).toBe(200)
   })
 
+  it("puts its metrics behind the GETs' limit: a stranger flooding /metrics gets 429s", async () => {
+    const exchange = await startExchange({ rateLimit: { getsPerSecond: 5 } })
+    const statuses: number[] = []
+    for (let i = 0; i < 12; i++) {
+      const response = await fetch(`${exchange.url}/metrics`)
+      await response.arrayBuffer()
+      statuses.push(response.status)
+    }
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0)
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5)
+    expect(statuses).toContain(429)
+  })
+
   it('serves batches by content address at most a few a second to one source', async () => {
     const exchange = await startExchange({ rateLimit: { batchesPerSecond: 3 } })
     const bytes = new TextEncoder().encode('a batch\n')

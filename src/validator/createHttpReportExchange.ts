@@ -25,7 +25,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Address, Hex } from 'viem'
 import { z } from 'zod'
-import { createJsonServer } from '../api/createJsonServer.ts'
+import { createJsonServer, serveMetrics } from '../api/createJsonServer.ts'
 import { hashEpochReport, recoverReportSigner } from '../chain/signEpochReport.ts'
 import { type EpochReport, type EpochReportJson, epochReportToJson } from '../chain/typedData.ts'
 import { signatureShapeProblem } from '../crypto/signatureShape.ts'
@@ -572,7 +572,10 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       }
     })
   }
-  server.register(routes)
+  server.register(async (app) => {
+    await routes(app)
+    serveMetrics(app, metrics) // behind the GETs' limit
+  })
 
   return {
     server,

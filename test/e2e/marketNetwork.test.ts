@@ -482,6 +482,7 @@ describe('the data market on the embedded network', () => {
     const before = await scrapeMetrics(network.apiUrl)
     const unpaid = await fetch(`${network.apiUrl}/v1/readings?device=${device}&from=0`)
     expect(unpaid.status).toBe(401)
+    await new Promise((resolve) => setTimeout(resolve, 1_100)) // one collection serves scrapes for 1 s
     const after = await scrapeMetrics(network.apiUrl)
     const refused = (m: Scrape) => m.value('depin_market_refusals_total', { code: 'SESSION_REQUIRED' }) ?? 0
     expect(refused(after) - refused(before)).toBe(1)

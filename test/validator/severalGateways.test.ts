@@ -105,6 +105,7 @@ describe('several gateways', () => {
       })
     expect((await post('{"readings": []}')).status).toBe(400)
     expect((await post('{"readings": [{"device": "0x12"}]}')).status).toBe(200)
+    await new Promise((resolve) => setTimeout(resolve, 1_100)) // one collection serves scrapes for 1 s
     const after = await scrapeMetrics(gateway.url)
     const refused = (m: typeof before) =>
       m.value('depin_gateway_batches_refused_total', { transport: 'http', code: 'BATCH_EMPTY' }) ?? 0
