@@ -583,9 +583,19 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
         else openStreams.delete(h)
       }
     }
-    if (ticket && paywall && !(await paywall.openStream(request, reply, ticket))) {
-      release()
-      return reply
+    if (ticket && paywall) {
+      let opened = false
+      try {
+        opened = await paywall.openStream(request, reply, ticket)
+      } finally {
+        if (!opened) release() // refused, or the store failed: the slot is free again
+      }
+      if (!opened) return reply
+      // the client hung up while the ticket was being recorded: nothing to stream to
+      if (request.raw.destroyed) {
+        release()
+        return reply
+      }
     }
 
     reply.hijack()

@@ -63,7 +63,13 @@ export async function createMarketProvider(options: CreateMarketProviderOptions)
   const { genesisTime, epochLength, chainId } = deployment
   const metrics = options.metrics ?? options.context?.metrics
   const store = openProviderStore(options.dbPath, {
-    onFailure: (error) => options.context?.report('PROVIDER_STORE_FAILED', error),
+    // a dead writer is said loudly: every paid answer fails until the provider restarts
+    onFailure: (error) =>
+      options.onError
+        ? options.onError('PROVIDER_STORE_FAILED', error)
+        : options.context
+          ? options.context.report('PROVIDER_STORE_FAILED', error)
+          : console.error(JSON.stringify({ event: 'error', code: error.code, message: error.message })),
   })
   const paywall = createPaywall({
     store,

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import { type Address, keccak256, toHex } from 'viem'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadKeccak256 } from '../crypto/keccak.ts'
-import { openProviderStore } from './providerStore.ts'
+import { createProviderWrites, openProviderDatabase, openProviderStore } from './providerStore.ts'
 import { extendServed, NOTHING_SERVED, type SignedVoucher } from './voucher.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'depin-provider-store-'))
@@ -98,6 +98,29 @@ describe('the provider store', () => {
     expect(reopened.channel(b)).toMatchObject({ owed: 1n, servedCount: 1n })
     expect(reopened.consumers().sort()).toEqual([a, b])
     await reopened.close()
+  })
+
+  it('leaves nothing of a write that fails halfway, inside a commit of others', async () => {
+    const db = openProviderDatabase(join(dir, 'halfway.db'))
+    const writes = createProviderWrites(db, await loadKeccak256())
+    const write = (voucher: SignedVoucher) => ({
+      expected: start,
+      voucher,
+      owed: 1n,
+      epochs: new BigUint64Array([3n]),
+      digests: reading(0).digest.slice(2),
+      devices: reading(0).device.slice(2),
+    })
+    // the voucher fails to serialise after the answer's row went in: that row must go too
+    const broken = { ...voucherOf(b), cumulativeAmount: undefined as unknown as bigint }
+    db.transaction(() => {
+      expect(writes.recordAnswer(write(voucherOf(a)))).toMatchObject({ servedCount: 1n })
+      expect(() => writes.recordAnswer(write(broken))).toThrow()
+    })()
+    const answers = db.prepare('SELECT consumer FROM answers ORDER BY consumer').all()
+    expect(answers).toEqual([{ consumer: a.toLowerCase() }])
+    expect(db.prepare('SELECT consumer FROM channels').all()).toEqual([{ consumer: a.toLowerCase() }])
+    db.close()
   })
 
   it('records a voucher only while it settles the channel exactly, and a closed store writes nothing', async () => {

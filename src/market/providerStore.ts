@@ -11,11 +11,12 @@
  * API's event loop; answers recorded while a commit is on its way share the next one (group
  * commit). Reads (channels, served readings) are the calling thread's, on the committed state.
  */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import type { Address, Hex } from 'viem'
 import type { Keccak256 } from '../crypto/keccak.ts'
 import { DepinError } from '../errors.ts'
 import { spawnModuleWorker } from '../protocol/spawnModuleWorker.ts'
+import { openSqlite } from '../protocol/sqlDatabase.ts'
 import { NOTHING_SERVED, type SignedVoucher, signedVoucherToJson } from './voucher.ts'
 
 /** 2: the readings of an answer in one row (`answers`), no longer a row per reading (`served`). */
@@ -65,9 +66,7 @@ export type ServedReading = { position: bigint; epoch: bigint; digest: Hex; devi
  * SCHEMA_VERSION. The writer worker opens it again for its own connection.
  */
 export function openProviderDatabase(path: string): Database.Database {
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
+  const db = openSqlite(path)
   db.exec(`
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS channels (
@@ -207,7 +206,9 @@ export function createProviderWrites(db: Database.Database, keccak: Keccak256) {
   const insertAnswer = db.prepare('INSERT INTO answers (consumer, first, count, items) VALUES (?, ?, ?, ?)')
   const pair = Buffer.alloc(64)
 
-  function recordAnswer(write: AnswerWrite): AnswerRecorded | false {
+  // each write a transaction of its own (a savepoint inside the worker's group commit): one that
+  // throws halfway leaves nothing of itself behind, the others' writes stand
+  const recordAnswer = db.transaction((write: AnswerWrite): AnswerRecorded | false => {
     const count = write.epochs.length
     if (count > MAX_ANSWER_READINGS)
       throw new RangeError(`an answer of ${count} readings: at most ${MAX_ANSWER_READINGS}`)
@@ -247,9 +248,9 @@ export function createProviderWrites(db: Database.Database, keccak: Keccak256) {
       voucherToJson(write.voucher),
     )
     return { served, servedCount }
-  }
+  })
 
-  function recordVoucher(voucher: SignedVoucher): boolean {
+  const recordVoucher = db.transaction((voucher: SignedVoucher): boolean => {
     const current = channel(voucher.consumer)
     if (
       voucher.cumulativeAmount !== current.owed ||
@@ -265,7 +266,7 @@ export function createProviderWrites(db: Database.Database, keccak: Keccak256) {
       voucherToJson(voucher),
     )
     return true
-  }
+  })
 
   return { recordAnswer, recordVoucher }
 }
@@ -331,7 +332,9 @@ export function openProviderStore(path: string, options: OpenProviderStoreOption
       true,
     ),
   )
+  let exited = false
   worker.on('exit', (code) => {
+    exited = true
     if (!closing)
       fail(new DepinError('PROVIDER_STORE_FAILED', `the provider store's writer exited (code ${code})`), true)
   })
@@ -409,7 +412,9 @@ export function openProviderStore(path: string, options: OpenProviderStoreOption
     async close(): Promise<void> {
       if (closing) return
       closing = true
+      // a writer that died already is not waited for
       const ended = new Promise<boolean>((resolve) => {
+        if (exited) return resolve(true)
         worker.once('exit', () => resolve(true))
         setTimeout(() => resolve(false), CLOSE_GRACE_MS).unref()
       })

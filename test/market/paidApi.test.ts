@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ApiServer, createApiServer } from '../../src/api/createApiServer.ts'
 import { loadBlueprint } from '../../src/blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
+import { DepinError } from '../../src/errors.ts'
 import {
   type ConsumerChannel,
   createMarketClient,
@@ -534,6 +535,48 @@ describe('a stranger with a loop', () => {
     } finally {
       opened.abort()
       await streaming.stop()
+    }
+  })
+
+  it('frees the stream slot of a paid stream whose ticket the store failed to record', async () => {
+    // a provider store that fails every write: each stream is refused, none holds a slot after
+    const failing = await anotherApi({
+      paywall: {
+        ...paid.paywall,
+        openStream: async () => {
+          throw new DepinError('PROVIDER_STORE_FAILED', 'the writer is gone')
+        },
+      },
+    })
+    await failing.start()
+    const streamer = await net.actor()
+    await deposit(streamer, WAD)
+    try {
+      const { body } = await signIn(streamer)
+      const nothing = await signVoucher(
+        streamer.account,
+        { chainId: net.chainId, market: net.deployment.contracts.dataMarket },
+        {
+          consumer: streamer.address,
+          provider: provider.address,
+          cumulativeAmount: 0n,
+          served: NOTHING_SERVED,
+          servedCount: 0n,
+        },
+      )
+      const device = settled.devices[0]?.address as string
+      const statuses: number[] = []
+      for (let i = 0; i < 6; i++) {
+        const answer = await fetch(`${failing.url}/v1/stream?device=${device}&since=0`, {
+          headers: { authorization: `Bearer ${body.token}`, 'x-payment': payment(nothing) },
+        })
+        await answer.arrayBuffer()
+        statuses.push(answer.status)
+      }
+      // past the 4 streams a consumer may hold: still the store's failure, never STREAMS_LIMIT
+      expect(statuses).toEqual(Array(6).fill(500))
+    } finally {
+      await failing.stop()
     }
   })
 
