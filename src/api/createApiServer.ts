@@ -538,7 +538,8 @@ export async function createApiServer(options: CreateApiServerOptions): Promise<
   const streams = new Set<() => void>()
   /** Open streams per holder (`ip …`, `consumer …`). */
   const openStreams = new Map<string, number>()
-  server.get('/v1/stream', async (request, reply) => {
+  // a stream answers for as long as it is open: its lifetime is no request latency, it is not timed
+  server.get('/v1/stream', { config: { timed: false } }, async (request, reply) => {
     const lastEventId = request.headers['last-event-id']
     const query = streamQuerySchema.safeParse({
       ...(request.query as object),

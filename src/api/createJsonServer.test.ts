@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createJsonServer } from './createJsonServer.ts'
+import { createMetrics } from '../protocol/metrics.ts'
+import { createJsonServer, serveMetrics } from './createJsonServer.ts'
 
 // every refusal, the router's own included, is { error: { code, message, details } } (found by npm run fuzz)
 const server = createJsonServer(1024)
@@ -47,5 +48,26 @@ describe('createJsonServer', () => {
     })
     expect(text.statusCode).toBe(415)
     expect(text.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } })
+  })
+})
+
+describe('the request latency histogram', () => {
+  it('times every route by its pattern, except those configured not to be (streams)', async () => {
+    const metrics = createMetrics('test')
+    const timed = createJsonServer(1024, metrics)
+    timed.get('/v1/items/:id', async () => ({ ok: true }))
+    timed.get('/v1/stream', { config: { timed: false } }, async () => ({ ok: true }))
+    serveMetrics(timed, metrics)
+    try {
+      for (const url of ['/v1/items/1', '/v1/items/2', '/v1/stream'])
+        expect((await timed.inject({ method: 'GET', url })).statusCode).toBe(200)
+      const text = (await timed.inject({ method: 'GET', url: '/metrics' })).body
+      expect(text).toMatch(
+        /depin_http_request_duration_seconds_count\{[^}]*route="\/v1\/items\/:id"[^}]*\} 2/,
+      )
+      expect(text).not.toContain('route="/v1/stream"')
+    } finally {
+      await timed.close()
+    }
   })
 })

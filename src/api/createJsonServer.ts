@@ -6,7 +6,8 @@ import type { Metrics } from '../protocol/metrics.ts'
  * A fastify server for a JSON API of depin: JSON bodies only (anything else is a 415), and every
  * error turned, at the edge, into `{ error: { code, message, details } }` with a stable code.
  * With `metrics`, it times every request it answers by method, route pattern and status
- * (`depin_http_request_duration_seconds`); `serveMetrics` serves them.
+ * (`depin_http_request_duration_seconds`), except on routes with `config: { timed: false }`
+ * (streams); `serveMetrics` serves them.
  * @param bodyLimit largest request body in bytes (a larger one is a 413 BODY_TOO_LARGE)
  */
 export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyInstance {
@@ -29,18 +30,8 @@ export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyI
       error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
     })
   })
-  server.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
-    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
-    const code =
-      error instanceof DepinError
-        ? error.code
-        : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-          ? 'BODY_TOO_LARGE'
-          : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-            ? 'UNSUPPORTED_MEDIA_TYPE'
-            : status < 500
-              ? 'INVALID_BODY'
-              : 'INTERNAL'
+  server.setErrorHandler((error: ServerError, _request, reply) => {
+    const { status, code } = errorAnswerOf(error)
     const details = error instanceof DepinError && status < 500 ? error.details : {}
     reply
       .status(status)
@@ -53,6 +44,8 @@ export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyI
       ['method', 'route', 'status'],
     )
     server.addHook('onResponse', async (request, reply) => {
+      // a route with `config: { timed: false }` (a stream, open for minutes) is not timed
+      if ((request.routeOptions.config as { timed?: boolean }).timed === false) return
       latency.observe(
         {
           method: request.method,
@@ -65,6 +58,24 @@ export function createJsonServer(bodyLimit: number, metrics?: Metrics): FastifyI
     })
   }
   return server
+}
+
+type ServerError = Error & { statusCode?: number; code?: string }
+
+/** The status and stable code a request's error is answered with (the error handler's). */
+export function errorAnswerOf(error: ServerError): { status: number; code: string } {
+  const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
+  const code =
+    error instanceof DepinError
+      ? error.code
+      : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'BODY_TOO_LARGE'
+        : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'UNSUPPORTED_MEDIA_TYPE'
+          : status < 500
+            ? 'INVALID_BODY'
+            : 'INTERNAL'
+  return { status, code }
 }
 
 /**

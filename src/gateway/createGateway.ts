@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type Address, bytesToHex, type Hex } from 'viem'
-import { createJsonServer, serveMetrics } from '../api/createJsonServer.ts'
+import { createJsonServer, errorAnswerOf, serveMetrics } from '../api/createJsonServer.ts'
 import type { Blueprint } from '../blueprint/loadBlueprint.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { loadKeccak256 } from '../crypto/keccak.ts'
@@ -96,6 +96,8 @@ export type Gateway = {
    * `signature` in the body).
    */
   ingest(body: unknown, options?: { request?: Hex | undefined; transport?: Transport }): Promise<IngestAnswer>
+  /** Counts a batch a transport refused before it reached `ingest` (too large, not JSON, no id). */
+  countRefused(transport: Transport, code: string): void
   /** Readings accepted since start, and the running totals of rejections by reason. */
   stats(): { accepted: number; duplicates: number; rejected: Record<string, number> }
 }
@@ -234,7 +236,13 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     body: unknown,
     { request, transport = 'http' }: { request?: Hex | undefined; transport?: Transport } = {},
   ): Promise<IngestAnswer> {
-    const answer = await ingestBatch(body, request, transport)
+    let answer: IngestAnswer
+    try {
+      answer = await ingestBatch(body, request, transport)
+    } catch (error) {
+      batchesRefused.inc({ transport, code: 'INGEST_FAILED' }) // the caller answers 503
+      throw error
+    }
     if ('error' in answer.body) batchesRefused.inc({ transport, code: answer.body.error.code })
     return answer
   }
@@ -339,16 +347,23 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     })
   }
 
-  server.post('/v1/readings', async (request, reply) => {
-    let answer: IngestAnswer
-    try {
-      answer = await ingest(request.body, { request: requestHashes.get(request) })
-    } catch (error) {
-      answer = ingestFailed(error)
-      batchesRefused.inc({ transport: 'http', code: 'INGEST_FAILED' })
-    }
-    return reply.status(answer.status).send(answer.body)
-  })
+  server.post(
+    '/v1/readings',
+    // a body fastify refuses before the handler (too large, not JSON, another media type) is counted too
+    {
+      onError: async (_request, _reply, error) =>
+        batchesRefused.inc({ transport: 'http', code: errorAnswerOf(error).code }),
+    },
+    async (request, reply) => {
+      let answer: IngestAnswer
+      try {
+        answer = await ingest(request.body, { request: requestHashes.get(request) })
+      } catch (error) {
+        answer = ingestFailed(error)
+      }
+      return reply.status(answer.status).send(answer.body)
+    },
+  )
 
   server.get('/v1/batches', async () => ({
     batches: (await store.batches()).map((b) => ({
@@ -446,6 +461,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     },
     sealClosedEpochs,
     ingest,
+    countRefused: (transport, code) => batchesRefused.inc({ transport, code }),
     stats: () => ({ ...stats, rejected: { ...stats.rejected } }),
     async start() {
       url = await server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 })

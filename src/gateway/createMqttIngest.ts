@@ -12,7 +12,7 @@ import { type Gateway, type IngestAnswer, logGatewayError, refusal } from './cre
 
 export type CreateMqttIngestOptions = {
   /** The gateway whose checks and store the readings go through. */
-  gateway: Pick<Gateway, 'ingest'>
+  gateway: Pick<Gateway, 'ingest'> & Partial<Pick<Gateway, 'countRefused'>>
   /** e.g. `mqtt://127.0.0.1:1883` */
   brokerUrl: string
   /**
@@ -84,10 +84,12 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
   let client: MqttClient | undefined
   let keccak: Keccak256 | undefined
 
-  async function answerOf(payload: Buffer): Promise<{ id: unknown } & IngestAnswer> {
+  /** The answer to a message; `early` when it was refused before the gateway's ingest saw it. */
+  async function answerOf(payload: Buffer): Promise<{ id: unknown; early?: true } & IngestAnswer> {
     if (payload.length > bodyLimit) {
       return {
         id: null,
+        early: true,
         ...refusal(
           413,
           'BODY_TOO_LARGE',
@@ -104,12 +106,13 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
       request = JSON.parse(payload.toString('utf8'))
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause)
-      return { id: null, ...refusal(400, 'INVALID_JSON', `the message is not JSON: ${message}`) }
+      return { id: null, early: true, ...refusal(400, 'INVALID_JSON', `the message is not JSON: ${message}`) }
     }
     const id = (request as { id?: unknown } | null)?.id
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
       return {
         id: null,
+        early: true,
         ...refusal(
           400,
           'INVALID_BODY',
@@ -138,9 +141,10 @@ export function createMqttIngest(options: CreateMqttIngestOptions): MqttIngest {
       return
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    const { id, status, body } = await answerOf(payload)
+    const { id, status, body, early } = await answerOf(payload)
     if (status === 200) stats.answered++
     else stats.refused++
+    if (early && 'error' in body) gateway.countRefused?.('mqtt', body.error.code)
     // not awaited: its PUBACK is read only after this message is done, which would wait on it
     via.publish(
       verdictsTopic(prefix, replyId),

@@ -32,6 +32,7 @@ import { gatewayVerdictTypedData } from '../../src/readings/gatewayVerdict.ts'
 import { toReadingJson } from '../../src/readings/reading.ts'
 import { signReading } from '../../src/readings/signReading.ts'
 import { offChainDeployment } from '../helpers/offChainDeployment.ts'
+import { scrapeMetrics } from '../helpers/scrapeMetrics.ts'
 import { storedReadingCount } from '../helpers/storedReadingCount.ts'
 import { waitFor } from '../helpers/testBlueprint.ts'
 import { testDatabase } from '../helpers/testDatabase.ts'
@@ -229,6 +230,13 @@ describe.each(brokers)('readings over MQTT through %s', (_name, brokerUrl) => {
     expect(answer).toMatchObject({ id: 'd', status: 200, accepted: 0, rejected: 1 })
     expect(await storedCount()).toBe(0)
     expect(ingest.stats()).toMatchObject({ refused: 5 })
+    // each refused message is counted at /metrics, those refused before the gateway's ingest too
+    const metrics = await scrapeMetrics(gateway.url)
+    const refused = (code: string) =>
+      metrics.value('depin_gateway_batches_refused_total', { transport: 'mqtt', code })
+    expect(['INVALID_JSON', 'INVALID_BODY', 'BATCH_EMPTY', 'BODY_TOO_LARGE'].map(refused)).toEqual([
+      1, 2, 1, 1,
+    ])
   })
 
   it('reports a store that fails with a code, answers 503 (the device keeps its readings) and takes the next message', async () => {

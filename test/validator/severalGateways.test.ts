@@ -104,12 +104,16 @@ describe('several gateways', () => {
         body,
       })
     expect((await post('{"readings": []}')).status).toBe(400)
+    expect((await post('{"readings": [')).status).toBe(400) // refused by fastify's parser, counted too
     expect((await post('{"readings": [{"device": "0x12"}]}')).status).toBe(200)
     await new Promise((resolve) => setTimeout(resolve, 1_100)) // one collection serves scrapes for 1 s
     const after = await scrapeMetrics(gateway.url)
     const refused = (m: typeof before) =>
       m.value('depin_gateway_batches_refused_total', { transport: 'http', code: 'BATCH_EMPTY' }) ?? 0
     expect(refused(after) - refused(before)).toBe(1)
+    const unparsed = (m: typeof before) =>
+      m.value('depin_gateway_batches_refused_total', { transport: 'http', code: 'INVALID_BODY' }) ?? 0
+    expect(unparsed(after) - unparsed(before)).toBe(1)
     const rejected = (m: typeof before) =>
       m.sum('depin_gateway_readings_rejected_total', { transport: 'http' })
     expect(rejected(after) - rejected(before)).toBe(1)
