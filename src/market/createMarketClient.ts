@@ -71,7 +71,8 @@ export function createMarketClient(options: CreateMarketClientOptions) {
   const base = options.apiUrl.replace(/\/$/, '')
   const domain = { chainId: deployment.chainId, market: deployment.contracts.dataMarket }
   let token: string | undefined
-  let market: (Omit<MarketStatus, 'prices'> & { prices: MarketPrices }) | undefined
+  type OfferedMarket = Omit<MarketStatus, 'prices'> & { prices: MarketPrices }
+  let market: OfferedMarket | undefined
   let channel: ConsumerChannel | undefined
 
   const fail = (code: string, message: string, details: Record<string, unknown> = {}): never => {
@@ -95,7 +96,8 @@ export function createMarketClient(options: CreateMarketClientOptions) {
     if (getAddress(found.market) !== getAddress(domain.market)) {
       fail('MARKET_MISMATCH', `${base} names market ${found.market}, the deployment ${domain.market}`)
     }
-    market = {
+    // kept only once every check below passed: a refused provider is never this client's market
+    const offered: OfferedMarket = {
       market: getAddress(found.market),
       provider: getAddress(found.provider),
       prices: {
@@ -106,7 +108,7 @@ export function createMarketClient(options: CreateMarketClientOptions) {
     }
     const expected = options.prices
     if (expected) {
-      const asked = market.prices
+      const asked = offered.prices
       if (
         asked.reading !== expected.reading ||
         asked.aggregate !== expected.aggregate ||
@@ -122,10 +124,11 @@ export function createMarketClient(options: CreateMarketClientOptions) {
       address: domain.market,
       abi: dataMarketAbi,
       functionName: 'isProvider',
-      args: [market.provider],
+      args: [offered.provider],
     })
     if (!listed)
-      fail('PROVIDER_NOT_LISTED', `${base} names provider ${market.provider}, not on the DataMarket's list`)
+      fail('PROVIDER_NOT_LISTED', `${base} names provider ${offered.provider}, not on the DataMarket's list`)
+    market = offered
     const stored = options.state?.load()
     channel =
       stored && getAddress(stored.provider) === market.provider

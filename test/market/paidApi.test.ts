@@ -391,11 +391,9 @@ describe('a priced route', () => {
     const honest = clientOf(stranger, { prices })
     await honest.signIn()
     expect(honest.market()?.prices).toEqual(prices)
-    await expect(
-      clientOf(stranger, { prices: { ...prices, reading: PRICE / 2n } }).signIn(),
-    ).rejects.toMatchObject({
-      code: 'PRICE_MISMATCH',
-    })
+    const cheap = clientOf(stranger, { prices: { ...prices, reading: PRICE / 2n } })
+    await expect(cheap.signIn()).rejects.toMatchObject({ code: 'PRICE_MISMATCH' })
+    expect(cheap.market()).toBeUndefined() // a refused provider is not the client's market
     // a status naming a provider the DataMarket does not list
     const impostor = (async (input: string | URL | Request, init?: RequestInit) => {
       const answer = await fetch(input, init)
@@ -404,9 +402,9 @@ describe('a priced route', () => {
       body.market.provider = stranger.address
       return new Response(JSON.stringify(body), { status: answer.status, headers: answer.headers })
     }) as typeof fetch
-    await expect(clientOf(stranger, { fetch: impostor }).signIn()).rejects.toMatchObject({
-      code: 'PROVIDER_NOT_LISTED',
-    })
+    const fooled = clientOf(stranger, { fetch: impostor })
+    await expect(fooled.signIn()).rejects.toMatchObject({ code: 'PROVIDER_NOT_LISTED' })
+    expect(fooled.market()).toBeUndefined()
     expect(channels.get(stranger.address)).toBeUndefined()
   })
 
