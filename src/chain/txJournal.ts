@@ -5,8 +5,11 @@
  * and sends the same bytes again (same nonce, same hash) or waits for their receipt: a write is
  * never lost and never submitted twice. Fees are EIP-1559, with the max fee capped (`maxFeePerGas`):
  * when the chain asks more, nothing is sent (FEE_CAP_EXCEEDED) and the caller tries again later.
+ *
+ * A key's record ends `mined` (its receipt says success), `reverted` (mined, failed) or `replaced`
+ * (another transaction took its nonce: it can never be mined). A key whose record reverted or was
+ * replaced may be sent again: a new transaction is signed and recorded in its place.
  */
-import Database from 'better-sqlite3'
 import {
   type Account,
   type Address,
@@ -15,10 +18,12 @@ import {
   keccak256,
   type PublicClient,
   type TransactionReceipt,
+  TransactionReceiptNotFoundError,
   type Transport,
   type WalletClient,
 } from 'viem'
 import { ChainError } from '../errors.ts'
+import { openSqlite } from '../protocol/sqlDatabase.ts'
 
 export type JournaledCall = { to: Address; data: Hex; gas?: bigint }
 
@@ -27,8 +32,11 @@ export type JournalEntry = {
   hash: Hex
   raw: Hex
   nonce: bigint
-  status: 'pending' | 'mined' | 'replaced'
+  status: 'pending' | 'mined' | 'reverted' | 'replaced'
 }
+
+/** A record that ended without its write taking effect: the key may be sent anew. */
+const isFailed = (entry: JournalEntry) => entry.status === 'reverted' || entry.status === 'replaced'
 
 export type TxJournalOptions = {
   /** The highest max fee per gas this process pays, wei (default: none). */
@@ -48,9 +56,7 @@ export function openTxJournal(
   },
   options: TxJournalOptions = {},
 ) {
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
+  const db = openSqlite(path)
   db.exec(`CREATE TABLE IF NOT EXISTS tx_journal (
     key TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
@@ -64,10 +70,14 @@ export function openTxJournal(
   type Row = { key: string; hash: Hex; raw: Hex; nonce: string; status: JournalEntry['status'] }
   const toEntry = (row: Row): JournalEntry => ({ ...row, nonce: BigInt(row.nonce) })
   const select = db.prepare('SELECT key, hash, raw, nonce, status FROM tx_journal WHERE key = ?')
+  // a key is recorded once, and again only in place of a record that reverted or was replaced
   const insert = db.prepare(
-    "INSERT INTO tx_journal (key, hash, raw, nonce, status, recorded_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+    `INSERT INTO tx_journal (key, hash, raw, nonce, status, recorded_at) VALUES (?, ?, ?, ?, 'pending', ?)
+     ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, raw = excluded.raw, nonce = excluded.nonce,
+       status = 'pending', recorded_at = excluded.recorded_at
+     WHERE tx_journal.status IN ('reverted', 'replaced')`,
   )
-  const markMined = db.prepare("UPDATE tx_journal SET status = 'mined' WHERE key = ?")
+  const markStatus = db.prepare('UPDATE tx_journal SET status = ? WHERE key = ? AND hash = ?')
   const pendingRows = db.prepare(
     "SELECT key, hash, raw, nonce, status FROM tx_journal WHERE status = 'pending'",
   )
@@ -76,12 +86,19 @@ export function openTxJournal(
     try {
       return await publicClient.getTransactionReceipt({ hash })
     } catch (error) {
-      if ((error as { name?: string }).name === 'TransactionReceiptNotFoundError') return undefined
+      if (error instanceof TransactionReceiptNotFoundError) return undefined
       throw error
     }
   }
+  const replaced = (entry: JournalEntry, cause?: unknown) => {
+    markStatus.run('replaced', entry.key, entry.hash)
+    return new ChainError(
+      'TRANSACTION_REPLACED',
+      `the recorded transaction ${entry.key} (${entry.hash}) lost its nonce ${entry.nonce} to another one`,
+      { details: { hash: entry.hash }, cause },
+    )
+  }
 
-  const markReplaced = db.prepare("UPDATE tx_journal SET status = 'replaced' WHERE key = ?")
   /** Sends recorded bytes (again); a node that already has them, or mined them, is fine. */
   const broadcast = async (entry: JournalEntry): Promise<void> => {
     try {
@@ -90,25 +107,32 @@ export function openTxJournal(
       const message = String((error as Error).message ?? error).toLowerCase()
       if (/already known|known transaction|already imported/.test(message)) return
       if (/nonce too low|nonce has already been used/.test(message)) {
-        // spent by this very transaction, once mined; else another one took its nonce
+        // spent by this very transaction, once mined; else another one took its nonce. Replaced
+        // only when a mined block holds the nonce and still no receipt of ours (a node whose
+        // receipts lag its pool must not make us sign the write again)
         if (await receiptOf(entry.hash)) return
-        markReplaced.run(entry.key)
-        throw new ChainError(
-          'TRANSACTION_REPLACED',
-          `the recorded transaction ${entry.key} (${entry.hash}) lost its nonce ${entry.nonce} to another one`,
-          { details: { hash: entry.hash }, cause: error },
+        const mined = BigInt(
+          await publicClient.getTransactionCount({ address: account.address, blockTag: 'latest' }),
         )
+        if (mined > entry.nonce && !(await receiptOf(entry.hash))) throw replaced(entry, error)
       }
       throw error
     }
   }
 
-  /** Waits for a recorded transaction's receipt and marks it mined; a revert is a ChainError. */
+  /**
+   * Waits for a recorded transaction's receipt and marks how it ended: a revert is a ChainError
+   * TRANSACTION_REVERTED, another transaction mined with its nonce TRANSACTION_REPLACED.
+   */
   const settle = async (entry: JournalEntry, what: string): Promise<TransactionReceipt> => {
+    // viem answers with the receipt of a transaction that replaced ours (same sender and nonce)
     const receipt = await publicClient.waitForTransactionReceipt({ hash: entry.hash })
-    markMined.run(entry.key)
-    if (receipt.status !== 'success')
+    if (receipt.transactionHash !== entry.hash) throw replaced(entry)
+    if (receipt.status !== 'success') {
+      markStatus.run('reverted', entry.key, entry.hash)
       throw new ChainError('TRANSACTION_REVERTED', `${what} reverted`, { details: { hash: entry.hash } })
+    }
+    markStatus.run('mined', entry.key, entry.hash)
     return receipt
   }
 
@@ -119,7 +143,8 @@ export function openTxJournal(
       chain: walletClient.chain,
       to: call.to,
       data: call.data,
-      type: 'eip1559',
+      // a cap is a max fee per gas: EIP-1559; without one, viem takes what the chain supports
+      ...(options.maxFeePerGas !== undefined ? { type: 'eip1559' as const } : {}),
       ...(call.gas !== undefined ? { gas: call.gas } : {}),
     })
     const cap = options.maxFeePerGas
@@ -144,24 +169,48 @@ export function openTxJournal(
       nonce: BigInt(request.nonce as number),
       status: 'pending',
     }
-    insert.run(key, entry.hash, raw, entry.nonce.toString(), Date.now())
+    if (insert.run(key, entry.hash, raw, entry.nonce.toString(), Date.now()).changes === 0)
+      throw new ChainError(
+        'TRANSACTION_RECORDED',
+        `${key} is recorded already: send it, do not record it again`,
+        {
+          details: { key },
+        },
+      )
     return entry
   }
 
-  /** Sends every recorded transaction not known mined again, once per journal, before anything new. */
-  async function resume(): Promise<JournalEntry[]> {
-    const pending = (pendingRows.all() as Row[]).map(toEntry)
-    for (const entry of pending) {
-      if (await receiptOf(entry.hash)) {
-        markMined.run(entry.key)
-        continue
+  /**
+   * Sends every recorded transaction not known mined again, once per journal, before anything new
+   * (a new one must not take a nonce one of them holds). One that lost its nonce is marked so and
+   * the others go on; anything else (the node down) stops it, to be tried again.
+   */
+  async function resume(): Promise<Set<string>> {
+    const handled = new Set<string>()
+    for (const entry of (pendingRows.all() as Row[]).map(toEntry)) {
+      if (!(await receiptOf(entry.hash))) {
+        options.onResent?.(entry)
+        try {
+          await broadcast(entry)
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'TRANSACTION_REPLACED') throw error
+          continue
+        }
       }
-      options.onResent?.(entry)
-      await broadcast(entry)
+      handled.add(entry.key)
     }
-    return pending
+    return handled
   }
-  let resumed: Promise<JournalEntry[]> | undefined
+  let resumed: Promise<Set<string>> | undefined
+
+  /** resume(), once per journal; tried again at the next call after a failure. */
+  const resumeOnce = (): Promise<Set<string>> => {
+    resumed ??= resume().catch((error) => {
+      resumed = undefined
+      throw error
+    })
+    return resumed
+  }
 
   return {
     /** What is recorded under `key`, if anything. */
@@ -173,7 +222,8 @@ export function openTxJournal(
     /**
      * Sends `call` once under `key` and waits for its receipt: the first time it is signed,
      * recorded, then sent; when `key` is already recorded (a restart) the same bytes are sent again
-     * or their receipt is read. Reverts are ChainError TRANSACTION_REVERTED.
+     * or their receipt is read. Reverts are ChainError TRANSACTION_REVERTED; after one (or
+     * TRANSACTION_REPLACED), sending `key` again signs a new transaction.
      */
     async send(
       key: string,
@@ -181,24 +231,13 @@ export function openTxJournal(
       what = key,
       onSent?: () => unknown,
     ): Promise<TransactionReceipt> {
-      // earlier recorded transactions first: a new one must not take a nonce one of them holds
-      resumed ??= resume()
-      try {
-        await resumed
-      } catch (error) {
-        resumed = undefined
-        // one that lost its nonce is marked so and left: anything else (the node down) stops here
-        if ((error as { code?: string }).code !== 'TRANSACTION_REPLACED') throw error
-      }
+      const handled = await resumeOnce()
       const row = select.get(key) as Row | undefined
-      if (row) {
+      if (row && !isFailed(toEntry(row))) {
         const entry = toEntry(row)
-        if (entry.status === 'replaced')
-          throw new ChainError('TRANSACTION_REPLACED', `the recorded transaction ${key} lost its nonce`, {
-            details: { hash: entry.hash },
-          })
-        const mined = await receiptOf(entry.hash)
-        if (mined) return settle(entry, what)
+        // resumed just now (sent again, or found mined), or mined before: its receipt is all that is left
+        if (entry.status === 'mined' || handled.has(key) || (await receiptOf(entry.hash)))
+          return settle(entry, what)
         options.onResent?.(entry)
         await broadcast(entry)
         return settle(entry, what)
@@ -209,9 +248,8 @@ export function openTxJournal(
       return settle(entry, what)
     },
     /** Sends every recorded transaction not known mined again (also done before the first send). */
-    resume: () => {
-      resumed ??= resume()
-      return resumed
+    resume: async (): Promise<void> => {
+      await resumeOnce()
     },
     close: () => db.close(),
   }

@@ -1152,14 +1152,19 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     try {
       const key = `report:${epoch}`
       const args = [own.report, orderSignatures(agreeing)] as const
-      // a first submission is simulated first (a revert named, e.g. another leader won); one
-      // recorded before a restart goes out as it was recorded
-      if (!journal.entry(key)) await contracts.epochManager.simulate.submitReport(args)
+      // a new submission's gas is estimated first, which names a revert (another leader won);
+      // one recorded before a restart goes out as it was recorded
+      const recorded = journal.entry(key)
+      const gas =
+        recorded?.status === 'pending' || recorded?.status === 'mined'
+          ? undefined
+          : await contracts.epochManager.estimateGas.submitReport(args, { account: clients.account })
       const receipt = await journal.send(
         key,
         {
           to: deployment.contracts.epochManager,
           data: encodeFunctionData({ abi: epochManagerAbi, functionName: 'submitReport', args }),
+          ...(gas === undefined ? {} : { gas }),
         },
         `the report for epoch ${epoch}`,
         () => step('submissionSent', epoch),
@@ -1170,8 +1175,13 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     } catch (error) {
       // another submitter won (in the last chance, everyone holding a quorum submits): nothing to do
       if (revertName(error) === 'EpochNotIncreasing') return
-      // mined and reverted (another submitter came first): its key holds that receipt, done
-      if ((error as { code?: string }).code === 'TRANSACTION_REVERTED') return
+      // mined and reverted: fine when another submitter came first (the epoch settled); any other
+      // revert is reported, and the next tick signs a new submission
+      if (
+        (error as { code?: string }).code === 'TRANSACTION_REVERTED' &&
+        (await contracts.epochManager.read.nextEpoch().catch(() => 0n)) > epoch
+      )
+        return
       // or the node hiccupped: try again next tick
       submitted.delete(epoch)
       throw error

@@ -1,8 +1,9 @@
 /**
  * The pending-transaction journal on real anvil: a write recorded and then lost to a crash before
  * it was sent, or sent and then lost before its receipt was read, lands exactly once when the
- * process starts again; a recorded transaction whose nonce another one took is said so; a chain
- * asking more than the fee cap gets nothing.
+ * process starts again; a recorded transaction whose nonce another one took is marked replaced, one
+ * that reverted reverted, and either key sent again signs anew; a chain asking more than the fee
+ * cap gets nothing.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -94,12 +95,43 @@ describe('the pending-transaction journal', () => {
     const wallet = sender.walletClient as NonNullable<ChainClients['walletClient']>
     const other = await wallet.sendTransaction({ to, value: parseEther('0.001') })
     await sender.publicClient.waitForTransactionReceipt({ hash: other })
+    const before = await nonce()
     const restarted = open()
-    await expect(restarted.send('write:5', call(5))).rejects.toMatchObject({ code: 'TRANSACTION_REPLACED' })
+    // the restart finds it replaced (it can never be mined) and goes on: the next write is not held up
+    await restarted.resume()
     expect(restarted.entry('write:5')?.status).toBe('replaced')
-    // and it does not stand in the way of the next write
     expect((await restarted.send('write:6', call(6))).status).toBe('success')
+    // and sending its key again signs a new transaction, which lands once
+    const resent = await restarted.send('write:5', call(5))
+    expect(resent.status).toBe('success')
+    expect(restarted.entry('write:5')).toMatchObject({ status: 'mined', hash: resent.transactionHash })
+    expect(await restarted.send('write:5', call(5))).toMatchObject({
+      transactionHash: resent.transactionHash,
+    })
+    expect(await nonce()).toBe(before + 2)
     restarted.close()
+  })
+
+  it('marks a write that reverted so, and signs a new one when its key is sent again', async () => {
+    // a contract whose every call reverts (runtime code PUSH1 0 PUSH1 0 REVERT)
+    const wallet = sender.walletClient as NonNullable<ChainClients['walletClient']>
+    const deployed = await sender.publicClient.waitForTransactionReceipt({
+      hash: await wallet.sendTransaction({ data: '0x6005600c60003960056000f360006000fd' }),
+    })
+    const reverter = deployed.contractAddress as Address
+    const journal = open()
+    const before = await nonce()
+    const failing = { to: reverter, data: '0x01' as Hex, gas: 50_000n } // estimating would fail
+    await expect(journal.send('write:8', failing)).rejects.toMatchObject({ code: 'TRANSACTION_REVERTED' })
+    const first = journal.entry('write:8')
+    expect(first?.status).toBe('reverted')
+    await expect(journal.send('write:8', failing)).rejects.toMatchObject({ code: 'TRANSACTION_REVERTED' })
+    expect(journal.entry('write:8')?.hash).not.toBe(first?.hash)
+    expect(await nonce()).toBe(before + 2)
+    // a key that is recorded and not failed cannot be recorded over
+    await journal.send('write:9', call(9))
+    await expect(journal.record('write:9', call(9))).rejects.toMatchObject({ code: 'TRANSACTION_RECORDED' })
+    journal.close()
   })
 
   it('sends nothing when the chain asks more than the fee cap', async () => {
