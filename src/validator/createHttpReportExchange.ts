@@ -627,6 +627,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
           const response = await fetch(`${peer}/v1/batches/by-hash/${hash}`, {
             signal: AbortSignal.timeout(batchTimeoutMs),
           })
+          reached.set(peer, true) // it answered, whatever it said
           if (!response.ok) {
             await response.body?.cancel()
             if (response.status !== 404)
@@ -659,6 +660,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
           const response = await fetch(`${peer}/v1/cumulative/${epoch}`, {
             signal: AbortSignal.timeout(batchTimeoutMs),
           })
+          reached.set(peer, true) // it answered, whatever it said
           if (!response.ok) {
             await response.body?.cancel()
             continue
