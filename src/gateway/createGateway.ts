@@ -312,14 +312,17 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       lastAccepted.set(reading.device.toLowerCase(), { seq: reading.seq, signature: reading.signature })
     }
     let acceptedCount = 0
+    const rejectedBy = new Map<string, number>()
     for (const v of verdicts) {
       if (v.status === 'accepted') {
         acceptedCount++
         if (v.duplicate) stats.duplicates++
-      } else {
-        stats.rejected[v.reason] = (stats.rejected[v.reason] ?? 0) + 1
-        readingsRejected.inc({ transport, reason: v.reason })
-      }
+      } else rejectedBy.set(v.reason, (rejectedBy.get(v.reason) ?? 0) + 1)
+    }
+    // the metrics once per reason and batch, not once per reading
+    for (const [reason, n] of rejectedBy) {
+      stats.rejected[reason] = (stats.rejected[reason] ?? 0) + n
+      readingsRejected.inc({ transport, reason }, n)
     }
     if (acceptedCount > 0) readingsAccepted.inc({ transport }, acceptedCount)
     stats.accepted += accepted.length
