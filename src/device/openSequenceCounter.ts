@@ -17,9 +17,12 @@ export type SequenceCounter = {
  * right after signing never hands the same number out twice. Without one it lives in memory and
  * starts at 1 on every start.
  * @param path the `<address>.seq` file; a missing file starts the count, a corrupt one is an error
+ * @param options.atLeast the last number handed out elsewhere: the count goes on above it
  */
-export function openSequenceCounter(path?: string): SequenceCounter {
-  let last = path === undefined ? 0n : readLast(path)
+export function openSequenceCounter(path?: string, options: { atLeast?: bigint } = {}): SequenceCounter {
+  const stored = path === undefined ? 0n : readLast(path)
+  // a floor (numbers another counter handed out before) is never handed out again
+  let last = options.atLeast !== undefined && options.atLeast > stored ? options.atLeast : stored
   return {
     last: () => last,
     // Synchronous on purpose: concurrent `sign` calls each get their own number, in call order.

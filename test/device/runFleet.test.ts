@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -114,5 +114,16 @@ describe('runFleet', () => {
     const seqs = (batches: FleetBatch[]) => batches.flatMap((b) => b.readings.map((r) => r.seq))
     expect(Math.min(...seqs(again).map(Number))).toBeGreaterThan(Math.max(...seqs(first).map(Number)))
     expect(again[0]?.accepted).toBe(4)
+  })
+
+  it("numbers its readings above what the stations' own counters of an older depin handed out", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'fleet-legacy-'))
+    const fleet = createFleet({ size: 3, blueprint, seed: 14, startTime: START })
+    // an older depin kept one counter per station; the fleet-wide one must start above them all
+    writeFileSync(join(stateDir, `${fleet.stations[1]?.account.address}.seq`), '41\n')
+    writeFileSync(join(stateDir, `${fleet.stations[2]?.account.address}.seq`), '17\n')
+    const [batch] = await run(fleet, 1, stateDir)
+    expect(batch?.readings.map((r) => r.seq)).toEqual([42n, 42n, 42n])
+    expect(readFileSync(join(stateDir, 'fleet.seq'), 'utf8').trim()).toBe('42')
   })
 })

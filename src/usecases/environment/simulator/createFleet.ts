@@ -34,8 +34,11 @@ export type Station = {
   h3Cell: bigint
   /** The station's key, derived from the seed: anyone who knows the seed can sign as it. */
   account: PrivateKeyAccount
+  /** That key itself (0x + 64 hex), for signing many stations' readings at once off the main thread. */
+  privateKey: Hex
   /** Another key, that signs this station's readings when it has the `forged` fault. */
   impostor: PrivateKeyAccount | undefined
+  impostorKey: Hex | undefined
   faults: readonly FaultSpec[]
 }
 
@@ -121,16 +124,20 @@ export function createFleet(parameters: CreateFleetParameters): Fleet {
 
   const stations: Station[] = places.map((p) => {
     const own = faults.filter((f) => f.station === p.index)
+    const privateKey = simulatorKey(seed, `station:${p.index}`)
+    const impostorKey = own.some((f) => f.kind === 'forged')
+      ? simulatorKey(seed, `impostor:${p.index}`)
+      : undefined
     return {
       index: p.index,
       city: p.city,
       lat: p.lat,
       lng: p.lng,
       h3Cell: BigInt(`0x${latLngToCell(p.lat, p.lng, H3_RESOLUTION)}`),
-      account: privateKeyToAccount(simulatorKey(seed, `station:${p.index}`)),
-      impostor: own.some((f) => f.kind === 'forged')
-        ? privateKeyToAccount(simulatorKey(seed, `impostor:${p.index}`))
-        : undefined,
+      account: privateKeyToAccount(privateKey),
+      privateKey,
+      impostor: impostorKey ? privateKeyToAccount(impostorKey) : undefined,
+      impostorKey,
       faults: own,
     }
   })

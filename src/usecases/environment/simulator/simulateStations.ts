@@ -11,7 +11,7 @@ import type { EnvironmentSimulationOptions } from './stationOptions.ts'
 
 /**
  * The environment's simulated weather stations for `depin up`: deterministic from the seed, so a
- * restart brings back the same stations (their sequences and offline queues under stateDir).
+ * restart brings back the same stations (their sequence counter under stateDir/fleet).
  */
 export async function simulateStations(context: SimulationContext): Promise<{ stop(): Promise<void> }> {
   const { blueprint, deployment, log } = context
