@@ -5,7 +5,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { type Address, createWalletClient, type Hex, http, keccak256, toHex } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { depinTokenAbi } from '../src/chain/generated/contracts.ts'
+import { depinDomain, deviceRegistrationTypes } from '../src/chain/typedData.ts'
 import { loadKeccak256 } from '../src/crypto/keccak.ts'
 import { extendServed, NOTHING_SERVED, redeemArgs, signVoucher } from '../src/market/voucher.ts'
 import { buildRewardsTree } from '../src/rewards/rewardsTree.ts'
@@ -111,6 +113,26 @@ async function main() {
     const buyer = await net.actor()
     const first = await registerNewDevice(net, owner, BERLIN)
     record('register (device, proof of possession)', first.receipt.gasUsed)
+    // a fleet's onboarding: 100 devices, each with its own proof of possession, in one transaction
+    const batch = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const key = generatePrivateKey()
+        return {
+          device: privateKeyToAccount(key).address,
+          deviceClass: 1,
+          h3Cell: BERLIN,
+          deviceSignature: await privateKeyToAccount(key).signTypedData({
+            domain: depinDomain(net.chainId, net.deployment.contracts.deviceRegistry),
+            types: deviceRegistrationTypes,
+            primaryType: 'DeviceRegistration',
+            message: { owner: owner.address, deviceClass: 1 },
+          }),
+          makerSignature: '0x' as Hex,
+        }
+      }),
+    )
+    const many = await net.send(owner.contracts.deviceRegistry.write.registerMany([batch]), owner.clients)
+    record('registerMany, 100 devices (each its own proof of possession), per device', many.gasUsed / 100n)
     const { device } = await registerNewDevice(net, owner, BERLIN)
     record(
       'transfer device',

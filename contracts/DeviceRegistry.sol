@@ -35,6 +35,15 @@ contract DeviceRegistry is Ownable, EIP712 {
         bool requiresMaker;
     }
 
+    /// @notice One device of a registerMany call: register's arguments.
+    struct Registration {
+        address device;
+        uint32 deviceClass;
+        uint64 h3Cell;
+        bytes deviceSignature;
+        bytes makerSignature;
+    }
+
     bytes32 private constant _REGISTRATION_TYPEHASH =
         keccak256("DeviceRegistration(address owner,uint32 deviceClass)");
     bytes32 private constant _ATTESTATION_TYPEHASH = keccak256("MakerAttestation(address device,uint32 deviceClass)");
@@ -168,6 +177,27 @@ contract DeviceRegistry is Ownable, EIP712 {
         bytes calldata deviceSignature,
         bytes calldata makerSignature
     ) external {
+        _register(device, deviceClass, h3Cell, deviceSignature, makerSignature);
+    }
+
+    /// @notice Registers every device of `registrations` to the caller, each exactly as `register`
+    /// would (its own proof of possession, its maker's attestation where its class needs one), in
+    /// one transaction: a fleet onboards at hundreds of devices a second. One that cannot be
+    /// registered reverts the whole call, with that device's error.
+    function registerMany(Registration[] calldata registrations) external {
+        for (uint256 i = 0; i < registrations.length; i++) {
+            Registration calldata r = registrations[i];
+            _register(r.device, r.deviceClass, r.h3Cell, r.deviceSignature, r.makerSignature);
+        }
+    }
+
+    function _register(
+        address device,
+        uint32 deviceClass,
+        uint64 h3Cell,
+        bytes calldata deviceSignature,
+        bytes calldata makerSignature
+    ) private {
         DeviceClass memory cls = _classes[deviceClass];
         if (!cls.exists) revert RegistryUnknownClass(deviceClass);
         DeviceStatus status = _devices[device].status;
@@ -226,6 +256,15 @@ contract DeviceRegistry is Ownable, EIP712 {
     /// @notice The record of `device` (status None when never registered).
     function getDevice(address device) external view returns (Device memory) {
         return _devices[device];
+    }
+
+    /// @notice The status of each of `devices` (None when never registered): what a fleet checks,
+    /// in one call, before it registers.
+    function statusesOf(address[] calldata devices) external view returns (DeviceStatus[] memory statuses) {
+        statuses = new DeviceStatus[](devices.length);
+        for (uint256 i = 0; i < devices.length; i++) {
+            statuses[i] = _devices[devices[i]].status;
+        }
     }
 
     /// @notice True when `device` is registered and not retired.

@@ -136,6 +136,44 @@ describe('DeviceRegistry', () => {
     )
   })
 
+  it('registers many devices in one call, each with its own proof, or none when one of them fails', async () => {
+    const owner = await net.actor()
+    const keys = Array.from({ length: 3 }, () => generatePrivateKey())
+    const devices = keys.map((key) => privateKeyToAccount(key).address)
+    const registrations = await Promise.all(
+      keys.map(async (key, i) => ({
+        device: devices[i] as Address,
+        deviceClass: 1,
+        h3Cell: i === 2 ? LISBON : BERLIN,
+        deviceSignature: await possession(key, owner.address, 1),
+        makerSignature: '0x' as Hex,
+      })),
+    )
+    expect(await net.contracts.deviceRegistry.read.statusesOf([devices])).toEqual([0, 0, 0])
+    // one forged proof among them (signed by another key): the whole call reverts, nothing registered
+    const forged = { ...(registrations[1] as (typeof registrations)[number]) }
+    forged.deviceSignature = await possession(keys[0] as Hex, owner.address, 1)
+    const args = await expectRevert(
+      owner.contracts.deviceRegistry.write.registerMany([
+        [registrations[0], forged, registrations[2]] as never,
+      ]),
+      'RegistryInvalidDeviceSignature',
+    )
+    expect(args[0]).toBe(devices[1])
+    expect(await net.contracts.deviceRegistry.read.statusesOf([devices])).toEqual([0, 0, 0])
+    await net.send(owner.contracts.deviceRegistry.write.registerMany([registrations]), owner.clients)
+    expect(await net.contracts.deviceRegistry.read.statusesOf([devices])).toEqual([1, 1, 1])
+    expect(await net.contracts.deviceRegistry.read.activeDevices()).toBe(3n)
+    expect((await net.contracts.deviceRegistry.read.getDevice([devices[2] as Address])).h3Cell).toBe(LISBON)
+    const events = await net.contracts.deviceRegistry.getEvents.DeviceRegistered()
+    expect(events.map((e) => e.args.device)).toEqual(devices)
+    // registering one of them again, in a batch, is a replay as with register
+    await expectRevert(
+      owner.contracts.deviceRegistry.write.registerMany([[registrations[0]] as never]),
+      'RegistryDeviceExists',
+    )
+  })
+
   it('requires a registered maker attestation where the class says so', async () => {
     const owner = await net.actor()
     const maker = privateKeyToAccount(generatePrivateKey())

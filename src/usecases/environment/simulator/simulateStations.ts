@@ -24,10 +24,29 @@ export async function simulateStations(context: SimulationContext): Promise<{ st
       seed: context.seed ?? 1,
       ...(options.faults ? { faults: options.faults } : {}),
     })
-  const registered = await registerFleet({ fleet, ownerClients: context.ownerClients, deployment })
-  const newlyRegistered = registered.filter((o) => o.type === 'registered').length
+  // a progress line at most every 2 s while a big fleet registers, and its rate at the end
+  const started = Date.now()
+  let done = 0
+  let newly = 0
+  let said = started
+  const total = fleet.stations.length
+  const perSecond = () => Math.round((newly * 1000) / Math.max(1, Date.now() - started))
+  await registerFleet({
+    fleet,
+    ownerClients: context.ownerClients,
+    deployment,
+    onProgress: (outcome) => {
+      done++
+      if (outcome.type === 'registered') newly++
+      if (Date.now() - said < 2_000 || done === total) return
+      said = Date.now()
+      log(
+        `fleet: registering: ${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} stations (${perSecond()}/s)`,
+      )
+    },
+  })
   log(
-    `fleet: ${fleet.stations.length} stations (${newlyRegistered} newly registered) owned by ${context.ownerClients.length} accounts`,
+    `fleet: ${total.toLocaleString('en-US')} stations (${newly.toLocaleString('en-US')} newly registered${newly > 0 ? `, ${perSecond()}/s` : ''}) owned by ${context.ownerClients.length} accounts`,
   )
   await context.syncRegistry()
   // the fleet believes the verdicts of this network's gateway, whose address it knows
