@@ -1,4 +1,4 @@
-import { type Hex, keccak256, toBytes } from 'viem'
+import { getAddress, type Hex, keccak256, toBytes } from 'viem'
 import { type Keccak256, loadKeccak256 } from '../crypto/keccak.ts'
 import { buildMerkleTree } from './merkleTree.ts'
 import { compareBytes, sortByteKeys } from './sortByteKeys.ts'
@@ -114,6 +114,25 @@ export async function buildRewardsTree(leaves: readonly RewardLeaf[]): Promise<R
     throw new Error('Cannot build a rewards tree from 0 leaves: expected at least one leaf')
   return buildRewardsTreeWith(leaves, await loadKeccak256())
 }
+
+/**
+ * The claim tree over every account with a positive cumulative amount (accounts in any case,
+ * sorted, checksummed); undefined when there is none.
+ */
+export function cumulativeRewardsTree(
+  cumulative: ReadonlyMap<string, bigint>,
+  keccak: Keccak256,
+): RewardsTree | undefined {
+  const leaves = [...cumulative]
+    .filter(([, amount]) => amount > 0n)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([account, cumulativeAmount]) => ({ account: getAddress(account), cumulativeAmount }))
+  return leaves.length === 0 ? undefined : buildRewardsTreeWith(leaves, keccak)
+}
+
+/** The root of cumulativeRewardsTree, EMPTY_REWARDS_ROOT when no account is owed anything. */
+export const cumulativeRewardsRoot = (cumulative: ReadonlyMap<string, bigint>, keccak: Keccak256): Hex =>
+  cumulativeRewardsTree(cumulative, keccak)?.root ?? EMPTY_REWARDS_ROOT
 
 /** buildRewardsTree with a keccak already loaded (loadKeccak256), synchronously. */
 export function buildRewardsTreeWith(leaves: readonly RewardLeaf[], keccak: Keccak256): RewardsTree {

@@ -1,8 +1,13 @@
-import { type Address, getAddress, type Hex } from 'viem'
+import type { Address, Hex } from 'viem'
 import type { Blueprint } from '../../blueprint/loadBlueprint.ts'
 import { loadKeccak256 } from '../../crypto/keccak.ts'
 import { DepinError } from '../../errors.ts'
-import { buildRewardsTreeWith, EMPTY_REWARDS_ROOT, type RewardsTree } from '../../rewards/rewardsTree.ts'
+import {
+  cumulativeRewardsRoot,
+  cumulativeRewardsTree,
+  EMPTY_REWARDS_ROOT,
+  type RewardsTree,
+} from '../../rewards/rewardsTree.ts'
 import { epochEmission } from './epochEmission.ts'
 import type { DeviceScore } from './judgement.ts'
 
@@ -117,7 +122,7 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
     for (const [account, amount] of credits) credit(cumulative, account, amount)
   }
 
-  const tree = cumulativeTree(cumulative)
+  const tree = cumulativeRewardsTree(cumulative, keccak)
   return {
     emission,
     total,
@@ -133,22 +138,12 @@ export function computeEpochRewards(input: ComputeEpochRewardsInput): EpochRewar
   }
 }
 
-/** The claim tree over every account with a positive cumulative amount; undefined when there is none. */
-function cumulativeTree(cumulative: ReadonlyMap<string, bigint>): RewardsTree | undefined {
-  const leaves = [...cumulative]
-    .filter(([, amount]) => amount > 0n)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([account, cumulativeAmount]) => ({ account: getAddress(account), cumulativeAmount }))
-  return leaves.length === 0 ? undefined : buildRewardsTreeWith(leaves, keccak)
-}
-
 /**
  * The rewards root of cumulative amounts (by account, any case), as computeEpochRewards makes
  * it: what a validator checks amounts from a peer against before building on them.
  */
-export function rewardsRootOf(cumulative: ReadonlyMap<string, bigint>): Hex {
-  return cumulativeTree(cumulative)?.root ?? EMPTY_REWARDS_ROOT
-}
+export const rewardsRootOf = (cumulative: ReadonlyMap<string, bigint>): Hex =>
+  cumulativeRewardsRoot(cumulative, keccak)
 
 /** Adds a positive amount to an account's entry (accounts compared in lower case). */
 function credit(credits: Map<string, bigint>, account: string, amount: bigint): void {
