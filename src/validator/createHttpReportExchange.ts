@@ -112,6 +112,11 @@ export type HttpReportExchange = ReportExchange & {
   readonly server: FastifyInstance
   /** Pairs of different reports by one signer for the epoch, among those held locally. */
   equivocations(epoch: bigint): ReportEquivocation[]
+  /**
+   * Serves settled epochs' records (src/rewards/epochRecord.ts: their canonical bytes) at
+   * `GET /v1/epoch-records/:epoch`, for roles that serve epochs without this validator's store.
+   */
+  serveEpochRecords(source: (epoch: bigint) => Uint8Array | undefined): void
 }
 
 /** The JSON wire form of a signed report: bigints as decimal strings. */
@@ -265,6 +270,7 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
   const heldBatchSets = (epoch: bigint) => batchSets.bySigner(epoch).flat().sort(compareBatchSets)
   let batchSource: BatchSource = () => undefined
   let cumulativeSource: CumulativeSource = () => undefined
+  let epochRecordSource: (epoch: bigint) => Uint8Array | undefined = () => undefined
 
   /** Whether each peer's last answer came (any status), or it was down or too slow. */
   const reached = new Map<string, boolean>()
@@ -553,6 +559,29 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
       },
     )
 
+    // an epoch's record may be megabytes: as few a second as batches
+    app.get<{ Params: { epoch: string } }>(
+      '/v1/epoch-records/:epoch',
+      { config: { rateLimit: { max: limits.batches, timeWindow: 1000 } } },
+      async (request, reply) => {
+        const epoch = epochParam(reply, request.params.epoch)
+        if (epoch === undefined) return reply
+        const bytes = epochRecordSource(epoch)
+        if (!bytes) {
+          return reply.status(404).send({
+            error: {
+              code: 'EPOCH_RECORD_NOT_FOUND',
+              message: `no record of settled epoch ${epoch} here (not settled, or judged otherwise)`,
+              details: {},
+            },
+          })
+        }
+        return reply
+          .header('content-type', 'application/json')
+          .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+      },
+    )
+
     app.get<{ Params: { epoch: string } }>('/v1/cumulative/:epoch', async (request, reply) => {
       const epoch = epochParam(reply, request.params.epoch)
       if (epoch === undefined) return reply
@@ -653,6 +682,9 @@ export function createHttpReportExchange(options: CreateHttpReportExchangeOption
     },
     serveCumulative(source) {
       cumulativeSource = source
+    },
+    serveEpochRecords(source) {
+      epochRecordSource = source
     },
     async fetchCumulative(epoch, check) {
       for (const peer of currentPeers()) {

@@ -37,8 +37,9 @@ import { type CheckedServedBundle, decodeServedBundle, isServedBundle } from '..
 import type { Context } from '../protocol/context.ts'
 import { createMetrics, type Metrics } from '../protocol/metrics.ts'
 import { createReadingHasher } from '../readings/createReadingHasher.ts'
-import type { SignedReading } from '../readings/reading.ts'
+import { INT64_MAX, type SignedReading } from '../readings/reading.ts'
 import { recoverSigner } from '../readings/recoverReadingSigner.ts'
+import { encodeEpochRecord } from '../rewards/epochRecord.ts'
 import { useCaseOf } from '../usecases/registry.ts'
 import {
   agreedBatches,
@@ -312,6 +313,43 @@ export async function createValidator(options: CreateValidatorOptions): Promise<
     if (own && (!settled || settled.rewardsRoot === own.report.rewardsRoot)) return own.cumulative
     return store.adoptedCumulative(epoch)
   })
+  // a settled epoch's record, for roles serving epochs without this store: only an epoch this
+  // validator judged as the chain settled it (all three roots), the last few kept encoded
+  const records = new Map<bigint, Uint8Array>()
+  if ('serveEpochRecords' in exchange && typeof exchange.serveEpochRecords === 'function') {
+    ;(
+      exchange as { serveEpochRecords(source: (epoch: bigint) => Uint8Array | undefined): void }
+    ).serveEpochRecords((epoch) => {
+      const cached = records.get(epoch)
+      if (cached) return cached
+      const own = store.result(epoch)
+      const settled = indexer.store.getEpoch(epoch)
+      if (
+        !own ||
+        !settled ||
+        settled.readingsRoot !== own.report.readingsRoot ||
+        settled.receiptsRoot !== own.report.receiptsRoot ||
+        settled.rewardsRoot !== own.report.rewardsRoot
+      )
+        return undefined
+      const readings = store
+        .acceptedReadings({ from: 0n, to: INT64_MAX, epoch, limit: Number.MAX_SAFE_INTEGER })
+        .map((a) => a.reading)
+      const bytes = encodeEpochRecord(
+        {
+          epoch,
+          readings,
+          receipts: store.receipts(epoch),
+          cumulative: own.cumulative,
+          usageFees: store.usageFeesOf(epoch),
+        },
+        recordKinds,
+      )
+      records.set(epoch, bytes)
+      for (const old of records.keys()) if (records.size > 4) records.delete(old)
+      return bytes
+    })
+  }
   const isAuthentic = (reading: SignedReading) => {
     const signer = recoverSigner(keccak, digest(reading), reading.signature)
     return signer.type === 'recovered' && signer.address === reading.device.toLowerCase()

@@ -265,6 +265,14 @@ export function createValidatorStore(path: string) {
       const rows = selectUsage.all(device.toLowerCase(), JSON.stringify(epochs.map(Number)))
       return new Map(rows.map((r) => [BigInt(r.epoch), BigInt(r.amount)]))
     },
+    /** The usage fees an epoch credited, by device (lower-case). */
+    usageFeesOf(epoch: bigint): Map<string, bigint> {
+      const rows = db.prepare('SELECT device, amount FROM usage_fees WHERE epoch = ?').all(epoch) as {
+        device: string
+        amount: string
+      }[]
+      return new Map(rows.map((r) => [r.device, BigInt(r.amount)]))
+    },
     /** An epoch's receipts: the leaves of its receipts tree, by device address ascending. */
     receipts(epoch: bigint): Receipt[] {
       return (

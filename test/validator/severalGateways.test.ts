@@ -3,11 +3,16 @@
  * both sealed batches (it finds the gateways on-chain, not in its config), and the settled report
  * covers their union. Three validator processes on real anvil, loopback. Every role serves its
  * Prometheus metrics at GET /metrics: scraped and parsed with a text-format parser of its own.
+ * Every validator publishes each settled epoch's record, checked against the chain's roots.
  */
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadKeccak256 } from '../../src/crypto/keccak.ts'
 import { decodeBatch } from '../../src/gateway/batchFormat.ts'
+import { createReadingHasher } from '../../src/readings/createReadingHasher.ts'
+import type { SignedReading } from '../../src/readings/reading.ts'
+import { decodeEpochRecord, type EpochRecord, verifyEpochRecord } from '../../src/rewards/epochRecord.ts'
+import { useCaseOf } from '../../src/usecases/registry.ts'
 import { createValidatorStore } from '../../src/validator/validatorStore.ts'
 import { type ProcessNetwork, startProcessNetwork } from '../helpers/processNetwork.ts'
 import { scrapeMetrics } from '../helpers/scrapeMetrics.ts'
@@ -121,5 +126,70 @@ describe('several gateways', () => {
       after.families.get('depin_gateway_readings_rejected_total')?.metrics.map((m) => m.labels?.reason),
     ).toContain('SCHEMA_INVALID')
     expect(after.value('depin_gateway_sealed_epoch')).toBeGreaterThanOrEqual(Number(settled.epoch))
+  })
+
+  it("publishes each settled epoch's record: the same bytes at every validator, holding to the chain's three roots", async () => {
+    const settled = await waitFor('an epoch with readings to settle', () =>
+      net.indexer.store.epochs().find((e) => e.accepted > 0),
+    )
+    const { recordKinds } = useCaseOf(net.blueprint)
+    const keccak = await loadKeccak256()
+    const hash = await createReadingHasher(
+      net.deployment.chainId,
+      net.deployment.contracts.deviceRegistry,
+      recordKinds,
+    )
+    const served = await Promise.all(
+      net.ports.map((port) =>
+        waitFor(`validator on ${port} to serve epoch ${settled.epoch}'s record`, async () => {
+          const response = await fetch(`http://127.0.0.1:${port}/v1/epoch-records/${settled.epoch}`)
+          if (response.status === 404) return undefined
+          expect(response.status).toBe(200)
+          return new Uint8Array(await response.arrayBuffer())
+        }),
+      ),
+    )
+    // canonical bytes: every validator that judged as the chain settled serves the same
+    for (const bytes of served)
+      expect(Buffer.from(bytes).equals(Buffer.from(served[0] as Uint8Array))).toBe(true)
+    const record = decodeEpochRecord(served[0] as Uint8Array, recordKinds)
+    expect(record.epoch).toBe(settled.epoch)
+    expect(record.readings).toHaveLength(settled.accepted)
+    expect(record.receipts.length).toBeGreaterThan(0)
+    const roots = {
+      readingsRoot: settled.readingsRoot,
+      receiptsRoot: settled.receiptsRoot,
+      rewardsRoot: settled.rewardsRoot,
+    }
+    expect(verifyEpochRecord(record, roots, { hash, keccak })).toEqual({ type: 'valid' })
+    // a record altered anywhere fails the chain's roots (or its devices' signatures)
+    const [first, ...rest] = record.readings as [SignedReading, ...SignedReading[]]
+    const altered = (change: Partial<EpochRecord>) =>
+      verifyEpochRecord({ ...record, ...change }, roots, { hash, keccak })
+    expect(altered({ readings: rest })).toMatchObject({
+      type: 'invalid',
+      problem: expect.stringMatching(/readings make root/),
+    })
+    expect(
+      altered({ readings: [{ ...first, values: first.values.map((v) => v + 1n) }, ...rest] }),
+    ).toMatchObject({
+      type: 'invalid',
+      problem: expect.stringMatching(/not signed by its device/),
+    })
+    expect(altered({ receipts: record.receipts.slice(1) })).toMatchObject({
+      problem: expect.stringMatching(/receipts make root/),
+    })
+    const [account, amount] = [...record.cumulative][0] as [string, bigint]
+    expect(altered({ cumulative: new Map([...record.cumulative, [account, amount + 1n]]) })).toMatchObject({
+      problem: expect.stringMatching(/amounts make root/),
+    })
+    // and bytes that are no record are refused as such
+    expect(() => decodeEpochRecord(new TextEncoder().encode('{"version":2}'), recordKinds)).toThrow(
+      RangeError,
+    )
+    // an epoch not settled has no record
+    const unsettled = await fetch(`http://127.0.0.1:${net.ports[0]}/v1/epoch-records/999999`)
+    expect(unsettled.status).toBe(404)
+    expect(await unsettled.json()).toMatchObject({ error: { code: 'EPOCH_RECORD_NOT_FOUND' } })
   })
 })
