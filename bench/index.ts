@@ -4,12 +4,14 @@
  * absolute rates). With --write-readme it replaces the table between the bench markers in
  * README.md. Sizes can be lowered for a quick look: BENCH_JUDGE_READINGS, BENCH_INGEST_READINGS,
  * BENCH_COVERAGE_WITNESSES, BENCH_PAID_REQUESTS (timed requests of each mode of line 5; the store's
- * epochs hold BENCH_PAID_EPOCH_READINGS readings each).
+ * epochs hold BENCH_PAID_EPOCH_READINGS readings each), BENCH_BIG_STATIONS and BENCH_BIG_EPOCHS
+ * (line 6: the embedded network's fleet and the epochs watched; 0 stations leaves it out).
  */
 import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { promisify } from 'node:util'
+import type { BigNetworkResult } from './bigNetwork.ts'
 import type { BenchCoverageResult } from './coverage.ts'
 import type { GatewayIngestResult } from './gatewayIngest.ts'
 import type { BenchJudgeResult } from './judge.ts'
@@ -73,6 +75,13 @@ for (const size of [10_000, 100_000, 1_000_000]) trees.push(...(await part<TreeR
 step(`the API's readings, paid and free: ${fmt(paidRequests)} requests of each, interleaved`)
 const paid = await part<BenchPaidReadingsResult>('paidReadings', paidRequests)
 
+const bigStations = Number(process.env.BENCH_BIG_STATIONS ?? 10_000)
+let big: BigNetworkResult | undefined
+if (bigStations > 0) {
+  step(`the embedded network (depin up) with ${fmt(bigStations)} stations: registration, then ten epochs`)
+  big = await part<BigNetworkResult>('bigNetwork', bigStations)
+}
+
 const rows = [
   [
     '1. signature recovery, libsecp256k1, all cores (the limit; mean of 3 measurements over the run)',
@@ -119,6 +128,20 @@ const rows = [
     `${fmt(paid.paid.perSecond)} /s`,
     `${paid.ratio.toFixed(2)} of line 5`,
   ],
+  ...(big
+    ? [
+        [
+          `6. depin up with ${fmt(big.stations)} stations: the fleet registered (registerMany, 100 a transaction, proofs signed on worker threads)`,
+          `${fmt(big.registrationPerSecond)} devices/s`,
+          '',
+        ],
+        [
+          `6b. the same: share of the honest stations' readings accepted, each of ${big.epochs.length} epochs (${fmt(Math.min(...big.epochs.map((e) => e.sent)))}–${fmt(Math.max(...big.epochs.map((e) => e.sent)))} sent an epoch)`,
+          `${(100 * big.worstShare).toFixed(2)} % at worst`,
+          '',
+        ],
+      ]
+    : []),
 ]
 const table = [
   '| measurement | figure | ratio to line 1 |',

@@ -1,8 +1,9 @@
 /**
  * Runs one benchmark in a process of its own and prints its result as JSON, so that one part's
  * heap (a million readings) does not weigh on the next part's speed or peak memory.
- * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|ingestPostgres|judge|coverage|trees|paidReadings [size]`
+ * `npx tsx bench/runPart.ts recover|ingest|ingestMqtt|ingestPostgres|judge|coverage|trees|paidReadings|bigNetwork [size]`
  */
+import { benchBigNetwork } from './bigNetwork.ts'
 import { benchCoverage } from './coverage.ts'
 import { benchGatewayIngest } from './gatewayIngest.ts'
 import { benchJudge, benchRecoverRate } from './judge.ts'
@@ -20,6 +21,7 @@ const parts: Record<string, () => Promise<unknown>> = {
   coverage: () => benchCoverage(Number(size ?? 1_000_000)),
   trees: () => benchRewardsTree([Number(size ?? 1_000_000)]),
   paidReadings: () => benchPaidReadings(Number(size ?? 3_000)),
+  bigNetwork: () => benchBigNetwork(Number(size ?? 10_000), Number(process.env.BENCH_BIG_EPOCHS ?? 10)),
 }
 const run = parts[part ?? '']
 if (!run) {

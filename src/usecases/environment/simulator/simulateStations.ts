@@ -30,6 +30,7 @@ export async function simulateStations(context: SimulationContext): Promise<{ st
   let newly = 0
   let said = started
   const total = fleet.stations.length
+  if (total >= 1_000) log(`fleet: registering ${total.toLocaleString('en-US')} stations in batches…`)
   const perSecond = () => Math.round((newly * 1000) / Math.max(1, Date.now() - started))
   await registerFleet({
     fleet,
@@ -38,6 +39,7 @@ export async function simulateStations(context: SimulationContext): Promise<{ st
     onProgress: (outcome) => {
       done++
       if (outcome.type === 'registered') newly++
+      if (done === 1) said = Date.now() // the first line once some have been mined a while
       if (Date.now() - said < 2_000 || done === total) return
       said = Date.now()
       log(
