@@ -57,6 +57,20 @@ const anotherApi = (extra: Partial<Parameters<typeof createApiServer>[0]>) =>
     ...extra,
   })
 
+/** The voucher a consumer signs before anything was served to it: nothing owed. */
+const emptyVoucher = (who: Actor) =>
+  signVoucher(
+    who.account,
+    { chainId: net.chainId, market: net.deployment.contracts.dataMarket },
+    {
+      consumer: who.address,
+      provider: provider.address,
+      cumulativeAmount: 0n,
+      served: NOTHING_SERVED,
+      servedCount: 0n,
+    },
+  )
+
 /** Gives `who` tokens from the genesis supply and deposits them on the DataMarket. */
 async function deposit(who: Actor, amount: bigint) {
   await net.send(net.contracts.depinToken.write.transfer([who.address, amount]))
@@ -483,14 +497,7 @@ describe('a stranger with a loop', () => {
     const opened = new AbortController()
     try {
       const { body } = await signIn(streamer)
-      const domain = { chainId: net.chainId, market: net.deployment.contracts.dataMarket }
-      const nothing = await signVoucher(streamer.account, domain, {
-        consumer: streamer.address,
-        provider: provider.address,
-        cumulativeAmount: 0n,
-        served: NOTHING_SERVED,
-        servedCount: 0n,
-      })
+      const nothing = await emptyVoucher(streamer)
       const device = settled.devices[0]?.address as string
       const newest = settled.indexer.store.epochs(1)[0]?.epoch as bigint
       const open = (since: bigint, signal: AbortSignal) =>
@@ -551,17 +558,7 @@ describe('a stranger with a loop', () => {
     await deposit(streamer, WAD)
     try {
       const { body } = await signIn(streamer)
-      const nothing = await signVoucher(
-        streamer.account,
-        { chainId: net.chainId, market: net.deployment.contracts.dataMarket },
-        {
-          consumer: streamer.address,
-          provider: provider.address,
-          cumulativeAmount: 0n,
-          served: NOTHING_SERVED,
-          servedCount: 0n,
-        },
-      )
+      const nothing = await emptyVoucher(streamer)
       const device = settled.devices[0]?.address as string
       const statuses: number[] = []
       for (let i = 0; i < 6; i++) {
