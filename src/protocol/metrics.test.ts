@@ -28,4 +28,16 @@ describe('a scrape of the metrics', () => {
     fail = false
     expect((await metrics.scrape()).body).toContain('depin_test_flaky{role="test"} 7')
   })
+
+  it('hands out the metric registered under a name again, and refuses it as another kind or with other labels', () => {
+    const metrics = createMetrics('test')
+    const counter = metrics.counter('depin_test_things_total', 'things', ['kind'])
+    expect(metrics.counter('depin_test_things_total', 'things', ['kind'])).toBe(counter)
+    expect(() => metrics.gauge('depin_test_things_total', 'things', ['kind'])).toThrow(
+      /another kind or with other labels/,
+    )
+    expect(() => metrics.counter('depin_test_things_total', 'things', ['other'])).toThrow(
+      /other labels \(kind\)/,
+    )
+  })
 })

@@ -47,13 +47,27 @@ export function createMetrics(role: string): Metrics {
   registry.setDefaultLabels({ role })
   collectDefaultMetrics({ register: registry, prefix: 'depin_' })
   let lastScrape: { at: number; body: Promise<{ contentType: string; body: string }> } | undefined
-  const existing = <M>(name: string) => registry.getSingleMetric(name) as M | undefined
+  /** The metric already registered under `name`: of the same kind and labels, or a mistake said loudly. */
+  const existing = <M>(
+    name: string,
+    kind: typeof Counter | typeof Gauge | typeof Histogram,
+    labelNames: readonly string[],
+  ): M | undefined => {
+    const metric = registry.getSingleMetric(name)
+    if (metric === undefined) return undefined
+    const labels = (metric as unknown as { labelNames?: readonly string[] }).labelNames ?? []
+    if (!(metric instanceof kind) || labels.join(',') !== labelNames.join(','))
+      throw new Error(
+        `metric ${name} is registered already as another kind or with other labels (${labels.join(', ')})`,
+      )
+    return metric as M
+  }
   return {
     registry,
     counter: (name, help, labelNames = []) =>
-      existing(name) ?? new Counter({ name, help, labelNames, registers: [registry] }),
+      existing(name, Counter, labelNames) ?? new Counter({ name, help, labelNames, registers: [registry] }),
     gauge: (name, help, labelNames = [], collect) =>
-      existing(name) ??
+      existing(name, Gauge, labelNames) ??
       new Gauge({
         name,
         help,
@@ -68,7 +82,8 @@ export function createMetrics(role: string): Metrics {
           : {}),
       }),
     histogram: (name, help, labelNames = [], buckets = SECONDS_BUCKETS) =>
-      existing(name) ?? new Histogram({ name, help, labelNames, buckets, registers: [registry] }),
+      existing(name, Histogram, labelNames) ??
+      new Histogram({ name, help, labelNames, buckets, registers: [registry] }),
     scrape: () => {
       const now = Date.now()
       if (!lastScrape || now - lastScrape.at >= SCRAPE_REUSE_MS) {
