@@ -588,6 +588,34 @@ describe('createHttpReportExchange', () => {
     expect(statuses).toContain(429)
   })
 
+  it('serves epoch records to a stranger as few a second as batches, and refuses bad or far epochs with a typed error', async () => {
+    const exchange = await startExchange({ rateLimit: { batchesPerSecond: 3 } })
+    const asked: bigint[] = []
+    exchange.serveEpochRecords((epoch) => {
+      asked.push(epoch)
+      return epoch === 5n ? new TextEncoder().encode('{"version":1}') : undefined
+    })
+    const get = (epoch: string) => fetch(`${exchange.url}/v1/epoch-records/${epoch}`)
+    const first = await get('5')
+    expect(first.status).toBe(200)
+    expect(await first.text()).toBe('{"version":1}')
+    const far = await get('18446744073709551615')
+    expect(far.status).toBe(404)
+    expect(await far.json()).toMatchObject({ error: { code: 'EPOCH_RECORD_NOT_FOUND' } })
+    const malformed = await get('-1')
+    expect(malformed.status).toBe(400)
+    await malformed.arrayBuffer()
+    // a loop of requests: past the budget every answer is a 429, and the source is not asked
+    const statuses: number[] = []
+    for (let i = 0; i < 6; i++) {
+      const response = await get('5')
+      await response.arrayBuffer()
+      statuses.push(response.status)
+    }
+    expect(statuses).toContain(429)
+    expect(asked.length).toBeLessThanOrEqual(3)
+  })
+
   it('serves batches by content address at most a few a second to one source', async () => {
     const exchange = await startExchange({ rateLimit: { batchesPerSecond: 3 } })
     const bytes = new TextEncoder().encode('a batch\n')
