@@ -13,10 +13,11 @@
  * signed for an epoch at or below the imported watermark unless a record says exactly that digest.
  * The signature is recorded too once made, so a restarted validator re-publishes what it signed.
  */
-import Database from 'better-sqlite3'
+
 import type { Address, Hex } from 'viem'
 import { z } from 'zod'
 import { DepinError } from '../errors.ts'
+import { openSqlite } from '../protocol/sqlDatabase.ts'
 import { addressHex, bytes32, decimal } from './wireSchemas.ts'
 
 /** Epochs are stored as SQLite's signed 64-bit integers (no real network comes near). */
@@ -68,10 +69,8 @@ export function openSlashingProtection(
   path: string,
   network: { chainId: number; epochManager: Address; validator: Address },
 ) {
-  const db = new Database(path)
+  const db = openSqlite(path) // WAL, every commit fsynced before it returns (synchronous FULL)
   db.defaultSafeIntegers(true)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL') // every commit is fsynced before it returns
   db.exec(`
     CREATE TABLE IF NOT EXISTS signing_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS signing_records (

@@ -1,7 +1,7 @@
-import Database from 'better-sqlite3'
 import type { Hex } from 'viem'
 import type { EpochReport } from '../chain/typedData.ts'
 import { DepinError } from '../errors.ts'
+import { openSqlite } from '../protocol/sqlDatabase.ts'
 import {
   fromReadingJson,
   type SignedReading,
@@ -42,9 +42,7 @@ const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === '
  * serves to its peers by content address.
  */
 export function createValidatorStore(path: string) {
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
+  const db = openSqlite(path)
   db.exec(`
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS epoch_results (
