@@ -36,16 +36,7 @@ export async function registerDevice(
   parameters: RegisterDeviceParameters,
 ): Promise<RegisterDeviceReturnType> {
   const { clients, deployment, deviceAccount, deviceClass } = parameters
-  const owner = clients.account
-  if (!owner || !clients.walletClient) {
-    throw new ConfigError('SIGNER_MISSING', 'registering a device needs the owner’s private key')
-  }
-  if (deployment.chainId !== clients.chain.id) {
-    throw new ConfigError(
-      'CHAIN_MISMATCH',
-      `the deployment is on chain ${deployment.chainId}, the clients on chain ${clients.chain.id}`,
-    )
-  }
+  const owner = ownerOf(clients, deployment, 'registering a device')
   if (!deviceAccount.signTypedData) {
     throw new ConfigError(
       'ACCOUNT_CANNOT_SIGN',
@@ -72,6 +63,23 @@ export async function registerDevice(
     `registering device ${deviceAccount.address}`,
   )
   return receipt.transactionHash
+}
+
+/**
+ * The owner whose wallet sends a registration, once the clients can sign (`SIGNER_MISSING`) and
+ * are on the deployment's chain (`CHAIN_MISMATCH`).
+ */
+export function ownerOf(clients: ChainClients, deployment: Deployment, what: string): Account {
+  const owner = clients.account
+  if (!owner || !clients.walletClient)
+    throw new ConfigError('SIGNER_MISSING', `${what} needs the owner’s private key`)
+  if (deployment.chainId !== clients.chain.id) {
+    throw new ConfigError(
+      'CHAIN_MISMATCH',
+      `the deployment is on chain ${deployment.chainId}, the clients on chain ${clients.chain.id}`,
+    )
+  }
+  return owner
 }
 
 /** An H3 cell index as the registry stores it (uint64), checked before any transaction. */

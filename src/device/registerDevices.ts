@@ -2,8 +2,8 @@ import { type Address, BaseError, ContractFunctionRevertedError, type Hash, type
 import type { ChainClients } from '../chain/createChainClients.ts'
 import type { Deployment } from '../chain/deployment.ts'
 import { getContracts } from '../chain/getContracts.ts'
-import { ChainError, ConfigError } from '../errors.ts'
-import { toCellIndex } from './registerDevice.ts'
+import { ChainError } from '../errors.ts'
+import { ownerOf, toCellIndex } from './registerDevice.ts'
 
 /** One device of a batch: register's arguments, its proof of possession signed already. */
 export type DeviceRegistration = {
@@ -44,13 +44,7 @@ export async function registerDevices(
   const perTransaction = parameters.perTransaction ?? 100
   if (!Number.isInteger(perTransaction) || perTransaction < 1)
     throw new RangeError(`perTransaction must be a positive integer: ${perTransaction}`)
-  if (!clients.account || !clients.walletClient)
-    throw new ConfigError('SIGNER_MISSING', 'registering devices needs the owner’s private key')
-  if (deployment.chainId !== clients.chain.id)
-    throw new ConfigError(
-      'CHAIN_MISMATCH',
-      `the deployment is on chain ${deployment.chainId}, the clients on chain ${clients.chain.id}`,
-    )
+  const account = ownerOf(clients, deployment, 'registering devices').address
   // every cell checked before anything is sent
   const all = registrations.map((r) => ({
     device: r.device,
@@ -74,7 +68,6 @@ export async function registerDevices(
       { details, cause },
     )
   }
-  const account = clients.account.address
   let nonce = await clients.publicClient.getTransactionCount({ address: account, blockTag: 'pending' })
   for (let start = 0; start < all.length; start += perTransaction) {
     const batch = all.slice(start, start + perTransaction)
